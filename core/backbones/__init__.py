@@ -1,0 +1,64 @@
+"""Backbones: registry of specs and loading any of them into a common Backbone interface."""
+
+from __future__ import annotations
+
+from core.backbones.registry import DEFAULT_BACKBONE, BackboneSpec, get_spec, list_specs
+
+__all__ = ["DEFAULT_BACKBONE", "BackboneSpec", "available_offline", "architecture_summary", "get_spec", "list_specs",
+           "load_backbone"]
+
+
+def load_backbone(name: str, input_size: int | None = None):
+    """Load a backbone by registry name. input_size overrides the spec's (layered models only)."""
+    from core.backbones import bundled, hub, keras_apps
+    from core.backbones.base import Backbone
+    from core.backbones.tf import tf_keras
+
+    spec = get_spec(name)
+    size = input_size or spec.input_size
+    if spec.source == "bundled":
+        blocks, top, _, _ = bundled.load(size)
+        return Backbone(spec, size, blocks=blocks, imagenet_top=top)
+    if spec.source == "random":
+        blocks, _, _, _ = bundled.build(size)
+        return Backbone(spec, size, blocks=blocks)
+    if spec.source == "bundled_hub":
+        return Backbone(spec, spec.input_size, layer=hub.keras_layer(str(bundled.hub_path()), trainable=True))
+    if spec.source == "tfhub":
+        return Backbone(spec, spec.input_size, layer=hub.keras_layer(spec.handle, trainable=True))
+    if spec.source == "keras":
+        model = keras_apps.base_model(spec.handle, spec.input_size)
+        inputs = tf_keras.Input((spec.input_size, spec.input_size, 3))
+        wrapped = tf_keras.Model(inputs, model(keras_apps.preprocess(spec.handle, inputs)), name=spec.name)
+        return Backbone(spec, spec.input_size, layer=wrapped)
+    raise ValueError(f"unknown source {spec.source!r} for {name}")
+
+
+def available_offline(spec: BackboneSpec) -> bool:
+    """True when loading needs no network: bundled, or already in the TF Hub / Keras cache."""
+    from core import paths
+    from core.backbones import hub
+
+    if not spec.needs_download:
+        return True
+    if spec.source == "tfhub":
+        return (hub.cache_folder(spec.handle) / "saved_model.pb").is_file()
+    if spec.source == "keras":
+        from core.backbones.keras_apps import WEIGHT_FILES
+
+        return (paths.keras_cache_dir() / "models" / WEIGHT_FILES[spec.handle]).is_file()
+    return False
+
+
+def architecture_summary(spec: BackboneSpec) -> tuple[int, int] | None:
+    """(blocks, parameters) without any download, or None where only the download would tell."""
+    from core.backbones import bundled
+
+    if spec.source in ("bundled", "random", "bundled_hub"):
+        blocks, _, features, _ = bundled.build(spec.input_size)
+        return len(blocks), int(features.count_params())
+    if spec.source == "keras":
+        from core.backbones.keras_apps import base_model
+
+        return 1, int(base_model(spec.handle, spec.input_size, weights=None).count_params())
+    return None

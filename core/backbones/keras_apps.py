@@ -1,0 +1,61 @@
+"""keras.applications backbones with ImageNet weights, wrapped to take [0, 1] images.
+
+The weights are downloaded once by Keras into KERAS_HOME (the project sets it to a folder in
+the studio home unless already set); offline and uncached, loading fails fast with a message.
+"""
+
+from __future__ import annotations
+
+import os
+
+from core import paths
+from core.backbones.hub import _host_reachable
+from core.backbones.tf import tf, tf_keras
+from core.errors import BackboneUnavailable
+
+WEIGHTS_HOST = "https://storage.googleapis.com/tensorflow/keras-applications/"
+# File names Keras caches the no-top ImageNet weights under (keras.applications sources).
+WEIGHT_FILES = {
+    "VGG16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "MobileNetV2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+    "ResNet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "EfficientNetB0": "efficientnetb0_notop.h5",
+    "InceptionV3": "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+}
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def preprocess(function_name: str, x):
+    """Map [0, 1] RGB images to what the named keras.applications model expects."""
+    if function_name in ("VGG16", "ResNet50"):
+        bgr = x[..., ::-1] * 255.0
+        return bgr - tf.constant(_CAFFE_MEAN_BGR, dtype=x.dtype)
+    if function_name in ("MobileNetV2", "InceptionV3"):
+        return x * 2.0 - 1.0
+    if function_name == "EfficientNetB0":
+        return x * 255.0
+    raise BackboneUnavailable(f"No preprocessing known for keras.applications.{function_name}")
+
+
+def _ensure_weights_available(function_name: str) -> None:
+    os.environ.setdefault("KERAS_HOME", str(paths.keras_cache_dir()))
+    cached = paths.keras_cache_dir() / "models" / WEIGHT_FILES[function_name]
+    if not cached.is_file() and not _host_reachable(WEIGHTS_HOST):
+        raise BackboneUnavailable(
+            f"keras.applications.{function_name} needs its ImageNet weights downloaded once "
+            f"({WEIGHT_FILES[function_name]}) and the network cannot be reached. Connect once, or copy the "
+            f"file to {cached.parent}. Offline, use efficientnet_lite0."
+        )
+
+
+def base_model(function_name: str, input_size: int, weights: str | None = "imagenet") -> tf_keras.Model:
+    """The convolutional base (no top, global average pooling); weights=None for random init."""
+    if function_name not in WEIGHT_FILES:
+        raise BackboneUnavailable(f"keras.applications.{function_name} is not in the catalog")
+    if weights == "imagenet":
+        _ensure_weights_available(function_name)
+    constructor = getattr(tf_keras.applications, function_name)
+    try:
+        return constructor(include_top=False, weights=weights, input_shape=(input_size, input_size, 3), pooling="avg")
+    except Exception as exc:  # download errors surface from urllib inside get_file
+        raise BackboneUnavailable(f"Loading keras.applications.{function_name} failed: {exc}") from exc

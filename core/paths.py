@@ -1,0 +1,38 @@
+"""Where the studio keeps its files. Everything lives under one home folder.
+
+STUDIO_HOME (default: `.studio` in the project folder) holds `models/` (converted bundled
+weights and the TF Hub-format export), `runs/`, `datasets/` (materialised demo data and
+uploads) and `tfhub_cache/` (TFHUB_CACHE_DIR, unless that is set already).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+ASSETS_DIR = PROJECT_DIR / "assets"
+
+
+def studio_home() -> Path:
+    return Path(os.environ.get("STUDIO_HOME", PROJECT_DIR / ".studio")).expanduser()
+
+
+def models_dir() -> Path:
+    return studio_home() / "models"
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("STUDIO_RUNS_DIR", studio_home() / "runs")).expanduser()
+
+
+def datasets_dir() -> Path:
+    return studio_home() / "datasets"
+
+
+def tfhub_cache_dir() -> Path:
+    return Path(os.environ.get("TFHUB_CACHE_DIR", studio_home() / "tfhub_cache")).expanduser()
+
+
+def keras_cache_dir() -> Path:
+    return Path(os.environ.get("KERAS_HOME", studio_home() / "keras")).expanduser()
