@@ -1,0 +1,32 @@
+# Two commands do all the set-up: `make run` (the app) and `make test` (the tests).
+# Each creates .venv if missing and installs only when a requirements file changed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+
+.PHONY: run test prepare benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.runtime-installed $@
+
+prepare: $(VENV)/.runtime-installed
+	$(BIN)/python -m core prepare
+
+run: prepare
+	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
+
+test: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -q tests
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,48 @@
+"""What the studio runs on: TensorFlow version, devices, bundled model readiness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Environment:
+    tensorflow: str
+    tf_keras: str
+    tensorflow_hub: str
+    device: str  # "GPU (n)" or "CPU"
+    gpus: tuple[str, ...]
+    bundled_model: str  # ready / not prepared / damaged: ...
+    hub_export: str
+
+
+def configure_devices() -> tuple[str, ...]:
+    """Turn on memory growth on every GPU (so TensorFlow does not grab all of it); return their names."""
+    from core.backbones.tf import tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised in this process: growth was set before or cannot be now
+            pass
+    return tuple(gpu.name for gpu in gpus)
+
+
+def describe() -> Environment:
+    import tensorflow_hub
+
+    from core.backbones import bundled
+    from core.backbones.tf import tf, tf_keras
+
+    gpus = configure_devices()
+    status = bundled.status()
+    return Environment(
+        tensorflow=tf.__version__,
+        tf_keras=tf_keras.__version__,
+        tensorflow_hub=tensorflow_hub.__version__,
+        device=f"GPU ({len(gpus)})" if gpus else "CPU",
+        gpus=gpus,
+        bundled_model=status["keras"],
+        hub_export=status["hub"],
+    )
