@@ -51,12 +51,23 @@ def cmd_imagenet(args) -> None:
             print(f"  {p:6.3f}  {index:4d}  {name}")
 
 
+def cmd_datasets(args) -> None:
+    from core.data.sources import DEMOS, demo_folder
+
+    rows = []
+    for demo in DEMOS.values():
+        folder = demo_folder(demo.name)
+        rows.append([demo.name, demo.classes, f"{demo.images:,}", demo.source, demo.description, str(folder)])
+    print(_table(rows, ["name", "classes", "images", "source", "description", "folder"]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Transfer Learning Studio core")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("models", help="list the backbone registry").set_defaults(func=cmd_models)
     sub.add_parser("prepare", help="convert the bundled weights and export the TF Hub copy").set_defaults(
         func=cmd_prepare)
+    sub.add_parser("datasets", help="list the bundled demo datasets").set_defaults(func=cmd_datasets)
     p = sub.add_parser("imagenet", help="top-k ImageNet labels from the bundled classifier")
     p.add_argument("images", nargs="+")
     p.add_argument("--top", type=int, default=5)

@@ -55,8 +55,12 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def open_image(data: bytes, name: str = "image") -> Image.Image:
-    """Decode `data` into an RGB PIL image, or raise ImageDecodeError naming the file and cause."""
+def open_image(data: bytes, name: str = "image", draft: bool = False) -> Image.Image:
+    """Decode `data` into an RGB PIL image, or raise ImageDecodeError naming the file and cause.
+
+    draft=True lets JPEGs decode at reduced scale: every byte is still read (so truncation is
+    caught) at a fraction of the cost; for validation, not for pixels used in training.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -72,13 +76,16 @@ def open_image(data: bytes, name: str = "image") -> Image.Image:
             if width == 0 or height == 0:
                 raise ImageDecodeError(name, "corrupt", "image has no pixels")
             img.seek(0)  # animated images: first frame
+            if draft and img.format == "JPEG":
+                img.draft("RGB", (256, 256))
             img.load()
             img = ImageOps.exif_transpose(img)
             return _to_rgb(img)
     except ImageDecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(name, "too many pixels", str(exc)) from exc
+        raise ImageDecodeError(name, "too many pixels", f"image is over the {MAX_PIXELS // 1_000_000} megapixel limit "
+                                                        f"({exc}); downscale it first") from exc
     except Image.UnidentifiedImageError as exc:
         raise ImageDecodeError(name, "not an image", "not a recognised image file") from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error) as exc:

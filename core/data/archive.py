@@ -1,0 +1,128 @@
+"""Reading an uploaded zip of class folders safely, in memory, into a dataset folder.
+
+Limits are checked against the central directory first (entry count, declared sizes,
+compression ratio) and again while reading (a member may lie about its size). Absolute
+paths, '..', symbolic links and encrypted members are skipped with a reason. Only members
+with an image extension are written, under the destination folder and nowhere else.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from core.data.dataset import Dataset, Skipped
+from core.data.decode import IMAGE_EXTENSIONS
+from core.data.scan import is_junk, normalise, scan_folder
+from core.errors import DataError
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    max_entries: int = 20_000
+    max_total_bytes: int = 2 * 1024**3
+    max_member_bytes: int = 200 * 1024**2
+    max_ratio: float = 200.0  # uncompressed / compressed, for members over ratio_floor_bytes
+    ratio_floor_bytes: int = 1024**2
+    max_depth: int = 16
+
+
+def _unsafe_reason(info: zipfile.ZipInfo, limits: ZipLimits) -> str | None:
+    name = info.filename.replace("\\", "/")
+    path = PurePosixPath(name)
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in path.parts:
+        return "unsafe path"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "symbolic link"
+    if info.flag_bits & 0x1:
+        return "encrypted"
+    if len(path.parts) > limits.max_depth:
+        return "nested too deep"
+    if info.file_size > limits.max_member_bytes:
+        return "too large"
+    if info.file_size > limits.ratio_floor_bytes and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+        return "suspicious compression ratio"
+    return None
+
+
+def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    with archive.open(info) as member:
+        data = member.read(limit + 1)
+    if len(data) > limit:
+        raise DataError(f"{info.filename}: expands beyond its declared size; the archive is damaged or hostile")
+    return data
+
+
+def import_zip(data: bytes, dest: str | Path, name: str | None = None, limits: ZipLimits = ZipLimits()) -> Dataset:
+    """Unpack the images of a zip (given as bytes) into `dest` and return its scanned Dataset.
+
+    `dest` must not exist yet; on any error nothing is left behind.
+    """
+    dest = Path(dest)
+    label = name or dest.name
+    if dest.exists():
+        raise DataError(f"{dest} already exists; choose another dataset name.")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise DataError(f"{label}: not a readable zip archive ({exc}).") from exc
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > limits.max_entries:
+            raise DataError(f"{label}: the archive has {len(infos):,} entries; the limit is {limits.max_entries:,}. "
+                            f"Split it into smaller archives.")
+        declared = sum(i.file_size for i in infos)
+        if declared > limits.max_total_bytes:
+            raise DataError(f"{label}: the archive expands to {declared / 1024**3:.1f} GB; the limit is "
+                            f"{limits.max_total_bytes / 1024**3:.1f} GB.")
+        skipped: list[Skipped] = []
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}-"))
+        try:
+            written = 0
+            for info in infos:
+                parts = [normalise(p) for p in PurePosixPath(info.filename.replace("\\", "/")).parts]
+                if info.is_dir() or not parts:
+                    continue
+                member = "/".join(parts).replace("//", "/")
+                reason = _unsafe_reason(info, limits)  # before the junk test: '..' looks hidden
+                if reason:
+                    skipped.append(Skipped(member, reason, "archive member not extracted"))
+                    continue
+                if is_junk(parts):
+                    continue
+                if PurePosixPath(member).suffix.lower() not in IMAGE_EXTENSIONS:
+                    skipped.append(Skipped(member, "not an image", "extension is not an image type"))
+                    continue
+                try:
+                    content = _read_bounded(archive, info, info.file_size)
+                except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as exc:
+                    skipped.append(Skipped(member, "corrupt", f"cannot read archive member ({exc})"))
+                    continue
+                except RuntimeError as exc:  # zipfile raises RuntimeError for encrypted members
+                    skipped.append(Skipped(member, "encrypted", str(exc)))
+                    continue
+                written += len(content)
+                if written > limits.max_total_bytes:
+                    raise DataError(f"{label}: the archive expands beyond {limits.max_total_bytes / 1024**3:.1f} GB.")
+                target = tmp.joinpath(*parts)
+                if tmp.resolve() not in target.resolve().parents:  # belt and braces against path tricks
+                    skipped.append(Skipped(member, "unsafe path", "would be written outside the dataset folder"))
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.exists():
+                    skipped.append(Skipped(member, "duplicate name", "another member has the same name"))
+                    continue
+                target.write_bytes(content)
+            if not any(tmp.iterdir()):
+                raise DataError(f"{label}: no images found in the archive; expected one folder of images per class"
+                                + (f" ({len(skipped)} member(s) skipped)" if skipped else "") + ".")
+            tmp.rename(dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return scan_folder(dest, name=label, extra_skipped=tuple(skipped))

@@ -1,0 +1,45 @@
+"""A scanned dataset: the images it holds, what was skipped and why, and warnings."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    path: str  # absolute path on disk
+    relpath: str  # path inside the dataset folder, '/'-separated: the image's name in reports
+    label: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    name: str  # the file or archive member, as the user knows it
+    reason: str  # short cause: not an image, corrupt, too many pixels, exact duplicate, ...
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    root: str
+    classes: tuple[str, ...]
+    items: tuple[ImageItem, ...]
+    skipped: tuple[Skipped, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    def counts(self) -> dict[str, int]:
+        counter = Counter(item.label for item in self.items)
+        return {c: counter.get(c, 0) for c in self.classes}
+
+    def skipped_by_reason(self) -> dict[str, int]:
+        return dict(Counter(s.reason for s in self.skipped))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def summary(self) -> dict:
+        return {"name": self.name, "root": self.root, "classes": list(self.classes), "images": len(self.items),
+                "counts": self.counts(), "skipped": self.skipped_by_reason(), "warnings": list(self.warnings)}

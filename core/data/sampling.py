@@ -1,0 +1,119 @@
+"""Stratified, seeded sampling and train / validation / test splits."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.data.dataset import Dataset, ImageItem
+from core.errors import DataError
+
+
+@dataclass(frozen=True)
+class Sample:
+    items: tuple[ImageItem, ...]
+    per_class: dict  # class -> images taken
+    total_available: int
+
+    @property
+    def share(self) -> float:
+        """Fraction of the full dataset this sample is (the seeds' '300 - 7%')."""
+        return len(self.items) / self.total_available if self.total_available else 0.0
+
+    def describe(self) -> str:
+        return f"{len(self.items):,} images - {self.share:.0%} of {self.total_available:,}"
+
+
+@dataclass(frozen=True)
+class Split:
+    train: tuple[ImageItem, ...]
+    val: tuple[ImageItem, ...]
+    test: tuple[ImageItem, ...]
+    classes: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        def rows(items):
+            return [{"relpath": i.relpath, "label": i.label, "sha256": i.sha256} for i in items]
+
+        return {"classes": list(self.classes), "train": rows(self.train), "val": rows(self.val),
+                "test": rows(self.test)}
+
+    @staticmethod
+    def from_json(obj: dict, root: str) -> "Split":
+        def items(rows):
+            return tuple(ImageItem(f"{root}/{r['relpath']}", r["relpath"], r["label"], r["sha256"]) for r in rows)
+
+        return Split(items(obj["train"]), items(obj["val"]), items(obj["test"]), tuple(obj["classes"]))
+
+
+def _by_class(items) -> dict[str, list[ImageItem]]:
+    groups: dict[str, list[ImageItem]] = defaultdict(list)
+    for item in sorted(items, key=lambda i: i.relpath):
+        groups[item.label].append(item)
+    return groups
+
+
+def sample(dataset: Dataset, per_class: int | None = None, fraction: float | None = None, seed: int = 0) -> Sample:
+    """Take `per_class` images of every class (all of a smaller class), or `fraction` of each class."""
+    if per_class is not None and fraction is not None:
+        raise DataError("Give images per class or a fraction of the dataset, not both.")
+    if per_class is not None and per_class < 1:
+        raise DataError(f"Images per class must be at least 1, got {per_class}.")
+    if fraction is not None and not 0 < fraction <= 1:
+        raise DataError(f"The fraction of the dataset must be in (0, 1], got {fraction}.")
+    rng = np.random.default_rng(seed)
+    taken: list[ImageItem] = []
+    per: dict[str, int] = {}
+    for label, group in sorted(_by_class(dataset.items).items()):
+        if per_class is not None:
+            n = min(per_class, len(group))
+        elif fraction is not None:
+            n = max(1, int(round(len(group) * fraction)))
+        else:
+            n = len(group)
+        chosen = rng.permutation(len(group))[:n]
+        taken.extend(group[i] for i in sorted(chosen))
+        per[label] = n
+    return Sample(tuple(taken), per, len(dataset.items))
+
+
+def split(items, val: float = 0.2, test: float = 0.1, seed: int = 0) -> Split:
+    """Stratified split; every class keeps at least one training image and, when it has 2+ images
+    and val > 0, at least one validation image. Duplicate bytes never cross splits."""
+    if val < 0 or test < 0 or val + test >= 1:
+        raise DataError(f"Validation ({val}) and test ({test}) fractions must be >= 0 and sum to less than 1.")
+    groups = _by_class(items)
+    small = {label: len(g) for label, g in groups.items() if len(g) < 2}
+    if small:
+        label, n = next(iter(small.items()))
+        raise DataError(f"class {label!r} has {n} image; each class needs at least 2 (one to train on, one to "
+                        f"validate). Add images or remove the class.")
+    if len(groups) < 2:
+        raise DataError(f"Found {len(groups)} class; a classifier needs at least 2 classes.")
+    rng = np.random.default_rng(seed)
+    train, val_items, test_items = [], [], []
+    for label in sorted(groups):
+        # Group identical bytes so a duplicate can only ever go one way.
+        by_hash: dict[str, list[ImageItem]] = defaultdict(list)
+        for item in groups[label]:
+            by_hash[item.sha256].append(item)
+        units = [by_hash[h] for h in sorted(by_hash)]
+        order = rng.permutation(len(units))
+        n = len(units)
+        n_val = int(round(n * val)) if val > 0 else 0
+        n_test = int(round(n * test)) if test > 0 else 0
+        if val > 0 and n >= 2:
+            n_val = max(1, n_val)
+        while n_val + n_test > n - 1:  # keep one unit for training
+            if n_test > 0:
+                n_test -= 1
+            else:
+                n_val -= 1
+        for rank, index in enumerate(order):
+            target = val_items if rank < n_val else test_items if rank < n_val + n_test else train
+            target.extend(units[index])
+    key = lambda i: i.relpath  # noqa: E731
+    return Split(tuple(sorted(train, key=key)), tuple(sorted(val_items, key=key)), tuple(sorted(test_items, key=key)),
+                 tuple(sorted(groups)))
