@@ -6,7 +6,12 @@ import argparse
 import json
 import sys
 
+from pathlib import Path
+
+from core.config import TrainConfig
 from core.errors import StudioError
+
+TRAIN_DEFAULTS = TrainConfig()
 
 
 def _table(rows: list[list], header: list[str]) -> str:
@@ -61,6 +66,99 @@ def cmd_datasets(args) -> None:
     print(_table(rows, ["name", "classes", "images", "source", "description", "folder"]))
 
 
+def _config_from_args(args):
+    from pathlib import Path
+
+    from core.config import ALL, TrainConfig
+    from core.data.augment import AugmentConfig
+    from core.data.sources import DEMOS
+
+    data = args.data if args.data in DEMOS else str(Path(args.data).expanduser().resolve())
+    frozen = ALL if args.frozen_blocks == "all" else int(args.frozen_blocks)
+    return TrainConfig(dataset=data, backbone=args.model, frozen_blocks=frozen,
+                       per_class=None if args.fraction else args.per_class, fraction=args.fraction,
+                       val_fraction=args.val, test_fraction=args.test,
+                       augment=AugmentConfig.standard() if args.augment else AugmentConfig(), head=args.head,
+                       epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                       fine_tune_lr_factor=args.fine_tune_factor, two_phase=not args.one_phase,
+                       early_stopping=args.patience, seed=args.seed, image_size=args.image_size,
+                       cache_features=not args.no_cache)
+
+
+def _set_runs_dir(args) -> None:
+    import os
+
+    if getattr(args, "runs_dir", None):
+        os.environ["STUDIO_RUNS_DIR"] = str(args.runs_dir)
+
+
+def _progress_line(status: dict) -> str | None:
+    p = status.get("progress") or {}
+    if status.get("state") == "queued":
+        return "queued"
+    if not p:
+        return None
+    phase = p.get("phase", "")
+    if phase in ("head", "fine-tune") and p.get("epochs"):
+        metrics = " ".join(f"{k} {v:.3f}" for k, v in sorted((p.get("metrics") or {}).items()))
+        return f"{phase} epoch {p['epoch']}/{p['epochs']} batch {p['batch']}/{p['batches']} {metrics}".rstrip()
+    return phase
+
+
+def cmd_train(args) -> None:
+    from core import jobs
+    from core.runs import load_run
+
+    _set_runs_dir(args)
+    config = _config_from_args(args).validate()
+    run_id = jobs.submit(config)
+    print(f"run {run_id} queued", flush=True)
+    last = [None]
+
+    def show(status):
+        line = _progress_line(status)
+        if line and line != last[0]:
+            print(line, flush=True)
+            last[0] = line
+
+    status = jobs.wait(run_id, on_status=show)
+    run = load_run(run_id)
+    metrics = run.metrics()
+    result = {"run_id": run_id, "dir": str(run.dir), "state": run.state, "message": status.get("message", ""),
+              **{k: metrics.get(k) for k in ("train_accuracy", "val_accuracy", "test_accuracy", "seconds")}}
+    print(json.dumps(result))
+    if run.state != "completed":
+        raise SystemExit(1)
+
+
+def cmd_runs(args) -> None:
+    from core.runs import list_runs
+
+    _set_runs_dir(args)
+    rows = []
+    for run in list_runs():
+        m = run.metrics() if run.state == "completed" else {}
+        acc = lambda k: f"{m[k]:.3f}" if m.get(k) is not None else "-"  # noqa: E731
+        c = run.config
+        rows.append([run.id, run.state, Path(c.dataset).name, c.backbone, "all" if c.frozen_blocks < 0 else
+                     c.frozen_blocks, c.head, acc("train_accuracy"), acc("val_accuracy"), acc("test_accuracy")])
+    print(_table(rows, ["run", "state", "data", "backbone", "frozen", "head", "train", "val", "test"]))
+
+
+def cmd_predict(args) -> None:
+    from core.predict import predict_sources
+
+    _set_runs_dir(args)
+    for result in predict_sources(args.run, [(p, p) for p in args.images], k=args.top):
+        print(json.dumps(result))
+
+
+def cmd_worker(args) -> None:
+    from core.jobs import worker_main
+
+    raise SystemExit(worker_main())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Transfer Learning Studio core")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +170,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--top", type=int, default=5)
     p.set_defaults(func=cmd_imagenet)
+    p = sub.add_parser("train", help="train a run (in a worker process) and print its metrics as JSON")
+    p.add_argument("--data", default="digits", help="demo name (digits, faces), folder of class folders, or .zip")
+    p.add_argument("--model", default="efficientnet_lite0")
+    p.add_argument("--frozen-blocks", default="all", help="number of blocks frozen from the input side, or 'all'")
+    p.add_argument("--per-class", type=int, default=20)
+    p.add_argument("--fraction", type=float, default=None, help="use this fraction of every class instead")
+    p.add_argument("--val", type=float, default=0.2)
+    p.add_argument("--test", type=float, default=0.1)
+    p.add_argument("--augment", action="store_true")
+    p.add_argument("--head", choices=["dense", "logreg", "svm"], default="dense")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=TRAIN_DEFAULTS.learning_rate)
+    p.add_argument("--fine-tune-factor", type=float, default=0.1)
+    p.add_argument("--one-phase", action="store_true", help="skip the head-only first phase")
+    p.add_argument("--patience", type=int, default=0, help="early stopping patience (epochs), 0 = off")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--no-cache", action="store_true", help="do not cache features at the cut")
+    p.add_argument("--runs-dir", default=None)
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("runs", help="list runs")
+    p.add_argument("--runs-dir", default=None)
+    p.set_defaults(func=cmd_runs)
+    p = sub.add_parser("predict", help="predict images with a completed run; one JSON line per image")
+    p.add_argument("run")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top", type=int, default=3)
+    p.add_argument("--runs-dir", default=None)
+    p.set_defaults(func=cmd_predict)
+    sub.add_parser("worker", help="(internal) train the oldest queued run, then exit").set_defaults(func=cmd_worker)
     return parser
 
 

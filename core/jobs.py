@@ -1,0 +1,190 @@
+"""Training in worker processes: a queue on disk, one training at a time, cancel, crash detection.
+
+submit() writes a queued run and makes sure a worker exists for it. Each worker process
+(`python -m core worker`) waits for the queue lock, trains the oldest queued run, and
+exits, so TensorFlow's memory goes back to the system after every run. Workers register
+a pid file; a run whose worker died is marked failed by runs.load_run, and queued runs
+without enough live workers get new ones from ensure_workers().
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from core import paths
+from core.config import TrainConfig
+from core.errors import RunError, StudioError
+from core.fileio import atomic_write_json
+from core.runs import (FINAL_STATES, create_run, list_runs, load_run, pid_alive, run_dir, update_status,
+                       write_history, write_manifest, write_predictions, write_weights)
+
+STATUS_INTERVAL_S = 0.5
+
+
+def _workers_dir() -> Path:
+    return paths.runs_dir() / ".workers"
+
+
+def _lock_path() -> Path:
+    return paths.runs_dir() / ".queue.lock"
+
+
+def live_workers() -> list[int]:
+    folder = _workers_dir()
+    if not folder.is_dir():
+        return []
+    alive = []
+    for f in folder.iterdir():
+        pid = int(f.name) if f.name.isdigit() else 0
+        if pid_alive(pid):
+            alive.append(pid)
+        else:
+            f.unlink(missing_ok=True)
+    return alive
+
+
+def queued_runs():
+    """Queued runs, oldest first (the order they will train in)."""
+    return sorted((r for r in list_runs() if r.state == "queued"), key=lambda r: r.status.get("created", 0))
+
+
+def queue_position(run_id: str) -> int | None:
+    """1 for the next run to train, None if the run is not queued."""
+    ids = [r.id for r in queued_runs()]
+    return ids.index(run_id) + 1 if run_id in ids else None
+
+
+def spawn_worker() -> subprocess.Popen:
+    paths.runs_dir().mkdir(parents=True, exist_ok=True)
+    log = open(paths.runs_dir() / "worker.log", "ab")
+    try:
+        return subprocess.Popen([sys.executable, "-m", "core", "worker"], cwd=paths.PROJECT_DIR, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    finally:
+        log.close()
+
+
+def ensure_workers() -> int:
+    """Start workers until there is one per queued run; return how many were started."""
+    missing = len(queued_runs()) - len(live_workers())
+    for _ in range(max(0, missing)):
+        spawn_worker()
+    return max(0, missing)
+
+
+def submit(config: TrainConfig) -> str:
+    config.validate()
+    run = create_run(config)
+    ensure_workers()
+    return run.id
+
+
+def cancel(run_id: str) -> str:
+    """Cancel a queued run at once, a running one at its next batch; return the new state."""
+    folder = run_dir(run_id)
+    run = load_run(run_id)
+    if run.state in FINAL_STATES or run.state == "damaged":
+        return run.state
+    (folder / "cancel").write_text("requested\n")
+    if run.state == "queued":
+        update_status(run_id, state="cancelled", message="cancelled before it started")
+        return "cancelled"
+    return "cancelling"
+
+
+# ---------- the worker process ----------
+
+def worker_main() -> int:
+    """Entry of `python -m core worker`: train the oldest queued run, if any, then exit."""
+    _workers_dir().mkdir(parents=True, exist_ok=True)
+    me = _workers_dir() / str(os.getpid())
+    me.write_text("waiting\n")
+    try:
+        with open(_lock_path(), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            queue = queued_runs()
+            if not queue:
+                return 0
+            me.write_text(queue[0].id + "\n")
+            execute(queue[0].id)
+            return 0
+    finally:
+        me.unlink(missing_ok=True)
+
+
+def execute(run_id: str) -> None:
+    """Train one run in this process, writing everything into its folder."""
+    from core.data.sampling import sample, split
+    from core.data.sources import load_dataset
+    from core.environment import configure_devices
+    from core.training import Cancelled, train
+
+    folder = run_dir(run_id)
+    config = load_run(run_id).config
+    started = time.time()
+    update_status(run_id, state="running", pid=os.getpid(), started=started, message="loading data",
+                  progress={"phase": "decode"})
+    last = [0.0]
+
+    def progress(p):
+        now = time.monotonic()
+        if now - last[0] < STATUS_INTERVAL_S and p.phase not in ("features", "evaluate"):
+            return
+        last[0] = now
+        update_status(run_id, message=p.phase, progress={"phase": p.phase, "epoch": p.epoch, "epochs": p.epochs,
+                                                          "batch": p.batch, "batches": p.batches,
+                                                          "metrics": p.metrics, "eta_seconds": p.eta_seconds})
+
+    try:
+        devices = configure_devices()
+        dataset = load_dataset(config.dataset)
+        chosen = sample(dataset, config.per_class, config.fraction, config.seed)
+        parts = split(chosen.items, config.val_fraction, config.test_fraction, config.seed)
+        atomic_write_json(folder / "dataset.json", {**dataset.summary(), "skipped_files": [
+            {"name": s.name, "reason": s.reason, "detail": s.detail} for s in dataset.skipped],
+            "sample": chosen.describe(), "sample_share": chosen.share, "sample_size": len(chosen.items),
+            "sample_per_class": chosen.per_class, "split_sizes": {"train": len(parts.train), "val": len(parts.val),
+                                                                  "test": len(parts.test)}})
+        atomic_write_json(folder / "split.json", {**parts.to_json(), "root": dataset.root})
+        result = train(config, parts, progress=progress, should_stop=lambda: (folder / "cancel").exists(),
+                       on_epoch=lambda history: write_history(folder, history))
+        write_history(folder, result.history)
+        write_predictions(folder, result.predictions)
+        write_weights(folder, result.weights)
+        seconds = time.time() - started
+        atomic_write_json(folder / "metrics.json", {
+            **result.metrics, "seconds": seconds, "timings": result.timings, "cached_features": result.cached,
+            "trainable_params": result.trainable_params, "frozen_params": result.frozen_params,
+            "device": f"GPU ({len(devices)})" if devices else "CPU"})
+        write_manifest(folder)
+        update_status(run_id, state="completed", message="done", pid=None, finished=time.time(), progress={})
+    except Cancelled as exc:
+        update_status(run_id, state="cancelled", message=str(exc), pid=None, finished=time.time())
+    except StudioError as exc:
+        update_status(run_id, state="failed", message=str(exc), pid=None, finished=time.time())
+    except Exception as exc:  # anything unexpected: keep the traceback for the log, a sentence for the user
+        (folder / "error.log").write_text(traceback.format_exc())
+        update_status(run_id, state="failed", message=f"Unexpected error: {type(exc).__name__}: {exc} "
+                                                      f"(details in error.log)", pid=None, finished=time.time())
+
+
+def wait(run_id: str, timeout: float | None = None, poll: float = 0.5, on_status=None) -> dict:
+    """Block until the run reaches a final state; return its status."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        run = load_run(run_id)
+        if on_status:
+            on_status(run.status)
+        if run.state in FINAL_STATES or run.state == "damaged":
+            return run.status
+        if run.state == "queued":
+            ensure_workers()
+        if deadline is not None and time.monotonic() > deadline:
+            raise RunError(f"Run {run_id} did not finish within {timeout:.0f} s (state {run.state}).")
+        time.sleep(poll)

@@ -1,0 +1,319 @@
+"""Training: frozen blocks, feature caching at the cut, two phases, heads, evaluation.
+
+The backbone is cut after block K. The frozen part always runs in inference mode with no
+backward pass. When its input does not change between epochs (no augmentation) it runs
+once per image and the trainable part trains on the cached tensors. Every backbone block,
+trainable or not, runs with training=False so BatchNorm keeps its ImageNet statistics
+(the Keras fine-tuning guide's advice for small datasets); only the head's dropout trains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from core.backbones import load_backbone
+from core.backbones.tf import tf, tf_keras
+from core.config import TrainConfig
+from core.data.arrays import load_arrays
+from core.data.augment import build_augmenter
+from core.data.sampling import Split
+from core.errors import TrainingError
+from core.evaluation import Predictions, summarize
+
+CACHE_LIMIT_BYTES = 1536 * 1024**2  # above this the cut tensors are recomputed each epoch
+PROGRESS_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True)
+class Progress:
+    phase: str  # decode | features | head | fine-tune | fit | evaluate
+    epoch: int = 0
+    epochs: int = 0
+    batch: int = 0
+    batches: int = 0
+    metrics: dict = field(default_factory=dict)
+    eta_seconds: float | None = None
+
+
+class Cancelled(Exception):
+    """Training stopped because the user asked."""
+
+
+@dataclass
+class TrainResult:
+    history: list[dict]
+    predictions: dict[str, Predictions]
+    metrics: dict
+    timings: dict
+    weights: dict[str, np.ndarray]
+    trainable_params: int
+    frozen_params: int
+    cached: bool
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str  # head | fine-tune
+    epochs: int
+    learning_rate: float
+
+
+def plan_phases(config: TrainConfig, frozen: int, num_blocks: int) -> list[Phase]:
+    """Head only on a frozen backbone first, then fine-tune from block `frozen` at a lower rate."""
+    if frozen == num_blocks:
+        return [Phase("head", config.epochs, config.learning_rate)]
+    fine_lr = config.learning_rate * config.fine_tune_lr_factor
+    if not config.two_phase or config.epochs < 2:
+        return [Phase("fine-tune", config.epochs, fine_lr)]
+    head = config.head_epochs if config.head_epochs is not None else max(1, config.epochs // 2)
+    head = min(max(head, 1), config.epochs - 1)
+    return [Phase("head", head, config.learning_rate), Phase("fine-tune", config.epochs - head, fine_lr)]
+
+
+def parameter_counts(backbone, frozen: int) -> tuple[int, int]:
+    """(trainable, frozen) backbone parameters when the first `frozen` blocks are frozen."""
+    params = [b.params for b in backbone.block_infos]
+    return sum(params[frozen:]), sum(params[:frozen])
+
+
+def _chain(blocks, x):
+    for block in blocks:
+        x = block(x, training=False)
+    return x
+
+
+class _Monitor(tf_keras.callbacks.Callback):
+    """Progress, cancel, NaN detection and history rows, from inside model.fit."""
+
+    def __init__(self, phase: Phase, first_epoch: int, total_epochs: int, batches: int, progress, should_stop,
+                 on_epoch, history: list[dict]):
+        super().__init__()
+        self.phase, self.first_epoch, self.total_epochs, self.batches = phase, first_epoch, total_epochs, batches
+        self.progress, self.should_stop, self.on_epoch, self.history = progress, should_stop, on_epoch, history
+        self.cancelled = False
+        self._last = 0.0
+        self._epoch_start = time.monotonic()
+        self._fit_start = time.monotonic()
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._epoch_start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise TrainingError(f"The loss became {loss} in epoch {self.first_epoch + self._epoch}, batch {batch + 1} "
+                                f"({self.phase.name} phase); training diverged. Lower the learning rate "
+                                f"(now {self.phase.learning_rate:g}).")
+        if self.should_stop and self.should_stop():
+            self.cancelled = True
+            self.model.stop_training = True
+        now = time.monotonic()
+        if self.progress and (now - self._last >= PROGRESS_INTERVAL_S or batch + 1 == self.batches):
+            self._last = now
+            done = self._epoch * self.batches + batch + 1
+            total = self.phase.epochs * self.batches
+            eta = (now - self._fit_start) / done * (total - done) if done else None
+            self.progress(Progress(self.phase.name, self.first_epoch + self._epoch, self.total_epochs, batch + 1,
+                                   self.batches, {k: float(v) for k, v in logs.items()}, eta))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        row = {"epoch": self.first_epoch + epoch, "phase": self.phase.name,
+               "learning_rate": self.phase.learning_rate, "seconds": time.monotonic() - self._epoch_start}
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            row[key] = float(logs[key]) if key in logs else None
+        self.history.append(row)
+        if self.on_epoch:
+            self.on_epoch(list(self.history))
+
+
+def _labels(items, classes) -> np.ndarray:
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index[i.label] for i in items], dtype=np.int32)
+
+
+def _predict(model, x, batch_size) -> np.ndarray:
+    if len(x) == 0:
+        return np.zeros((0, model.output_shape[-1]), np.float32)
+    return model.predict(x, batch_size=batch_size, verbose=0)
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    z = scores - scores.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def build_head(num_classes: int, dropout: float) -> tf_keras.Sequential:
+    return tf_keras.Sequential([tf_keras.layers.Dropout(dropout, name="head_dropout"),
+                                tf_keras.layers.Dense(num_classes, activation="softmax", name="head_dense")],
+                               name="classifier")
+
+
+def fit_sklearn_head(kind: str, train_x, train_y, seed: int):
+    """Logistic regression or linear SVM on standardised feature vectors."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    model = LogisticRegression(max_iter=2000, random_state=seed) if kind == "logreg" else \
+        LinearSVC(C=1.0, max_iter=5000, random_state=seed)
+    pipeline = make_pipeline(StandardScaler(), model)
+    pipeline.fit(train_x, train_y)
+    return pipeline
+
+
+def sklearn_head_weights(pipeline, num_classes: int) -> dict[str, np.ndarray]:
+    scaler, model = pipeline[0], pipeline[1]
+    coef, intercept = model.coef_, model.intercept_
+    if coef.shape[0] == 1 and num_classes == 2:  # binary: one row of scores for class 1
+        coef, intercept = np.vstack([-coef, coef]) / 2, np.concatenate([-intercept, intercept]) / 2
+    return {"head/mean": scaler.mean_, "head/scale": scaler.scale_, "head/coef": coef, "head/intercept": intercept}
+
+
+def sklearn_head_probs(weights: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
+    """Class probabilities from saved linear-head weights: softmax of the decision scores.
+
+    For logistic regression this equals predict_proba (binary: the halved, mirrored rows make
+    the softmax a sigmoid); for the SVM it turns margins into scores that rank like its decisions."""
+    z = (features - weights["head/mean"]) / weights["head/scale"]
+    return _softmax(z @ weights["head/coef"].T + weights["head/intercept"])
+
+
+def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None] | None = None,
+          should_stop: Callable[[], bool] | None = None, on_epoch: Callable[[list[dict]], None] | None = None,
+          strategy: tf.distribute.Strategy | None = None) -> TrainResult:
+    config.validate()
+    tf_keras.utils.set_random_seed(config.seed)
+    timings: dict[str, float] = {}
+    classes = split.classes
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+    with scope:
+        backbone = load_backbone(config.backbone, config.image_size)
+    size = backbone.input_size
+    num_blocks = backbone.num_blocks
+    frozen = config.resolved_frozen(num_blocks)
+    if not backbone.layered and frozen != num_blocks:
+        raise TrainingError(f"{backbone.name} is an opaque TF Hub layer; fine-tuning part of it is not available "
+                            f"yet. Freeze every block (feature extraction) or choose a bundled backbone.")
+
+    t = time.monotonic()
+
+    def decode_progress(done, total):
+        if progress:
+            progress(Progress("decode", batch=done, batches=total))
+
+    parts = {name: getattr(split, name) for name in ("train", "val", "test")}
+    everything = [*parts["train"], *parts["val"], *parts["test"]]
+    all_images = load_arrays(everything, size, progress=decode_progress)
+    offsets = np.cumsum([0] + [len(parts[n]) for n in ("train", "val", "test")])
+    images = {n: all_images[offsets[i]:offsets[i + 1]] for i, n in enumerate(("train", "val", "test"))}
+    labels = {n: _labels(parts[n], classes) for n in parts}
+    timings["decode_seconds"] = time.monotonic() - t
+
+    phases = plan_phases(config, frozen, num_blocks)
+    trainable_params, frozen_params = parameter_counts(backbone, frozen)
+    augmenter = build_augmenter(config.augment, config.seed)
+
+    with scope:
+        blocks = backbone.blocks if backbone.layered else None
+        if blocks is not None:
+            for i, block in enumerate(blocks):
+                block.trainable = i >= frozen
+        image_in = tf_keras.Input(backbone.image_shape, dtype="uint8", name="image")
+        scaled = tf_keras.layers.Rescaling(1.0 / 255.0, name="to_unit_range")(image_in)
+        if blocks is not None:
+            frozen_model = tf_keras.Model(image_in, _chain(blocks[:frozen], scaled), name="frozen_part")
+        else:
+            frozen_model = tf_keras.Model(image_in, backbone.layer(scaled, training=False), name="frozen_part")
+        cut_shape = tuple(frozen_model.output_shape[1:])
+        trainable_blocks = blocks[frozen:] if blocks is not None else []
+
+    cache_bytes = len(all_images) * int(np.prod(cut_shape)) * 4
+    cached = config.cache_features and augmenter is None and cache_bytes <= CACHE_LIMIT_BYTES
+
+    t = time.monotonic()
+    if cached:
+        if progress:
+            progress(Progress("features", batches=len(all_images)))
+        cut_all = _predict(frozen_model, all_images, 64)
+        inputs = {n: cut_all[offsets[i]:offsets[i + 1]] for i, n in enumerate(("train", "val", "test"))}
+    else:
+        inputs = images
+    timings["features_seconds"] = time.monotonic() - t
+
+    history: list[dict] = []
+
+    if config.head != "dense":
+        t = time.monotonic()
+        if progress:
+            progress(Progress("fit", epoch=1, epochs=1))
+        pipeline = fit_sklearn_head(config.head, inputs["train"], labels["train"], config.seed)
+        weights = sklearn_head_weights(pipeline, len(classes))
+        probs = {n: sklearn_head_probs(weights, inputs[n]) if len(inputs[n]) else
+                 np.zeros((0, len(classes))) for n in inputs}
+        train_acc = float((probs["train"].argmax(1) == labels["train"]).mean())
+        val_acc = float((probs["val"].argmax(1) == labels["val"]).mean()) if len(labels["val"]) else None
+        history.append({"epoch": 1, "phase": "fit", "learning_rate": None, "seconds": time.monotonic() - t,
+                        "loss": None, "accuracy": train_acc, "val_loss": None, "val_accuracy": val_acc})
+        if on_epoch:
+            on_epoch(list(history))
+        timings["fit_seconds"] = time.monotonic() - t
+    else:
+        with scope:
+            head = build_head(len(classes), config.dropout)
+            cut_in = tf_keras.Input(cut_shape, name="cut")
+            vector = _chain(trainable_blocks, cut_in)
+            trainable_model = tf_keras.Model(cut_in, head(vector), name="trainable_part")
+            x = augmenter(scaled) if augmenter is not None else scaled
+            x = _chain(blocks[:frozen], x) if blocks is not None else backbone.layer(x, training=False)
+            full_model = tf_keras.Model(image_in, trainable_model(x), name="full_model")
+        fit_model = trainable_model if cached else full_model
+        epoch_offset = 1
+        for phase in phases:
+            for block in trainable_blocks:
+                block.trainable = phase.name == "fine-tune"
+            t = time.monotonic()
+            with scope:
+                fit_model.compile(optimizer=tf_keras.optimizers.Adam(phase.learning_rate),
+                                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            batches = max(1, math.ceil(len(labels["train"]) / config.batch_size))
+            monitor = _Monitor(phase, epoch_offset, config.epochs, batches, progress, should_stop, on_epoch, history)
+            callbacks = [monitor]
+            has_val = len(labels["val"]) > 0
+            if config.early_stopping > 0 and has_val:
+                callbacks.append(tf_keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping,
+                                                                  restore_best_weights=True))
+            fit_model.fit(inputs["train"], labels["train"], batch_size=config.batch_size, epochs=phase.epochs,
+                          validation_data=(inputs["val"], labels["val"]) if has_val else None, shuffle=True,
+                          callbacks=callbacks, verbose=0)
+            timings[f"{phase.name}_seconds"] = time.monotonic() - t
+            if monitor.cancelled:
+                raise Cancelled(f"cancelled during epoch {history[-1]['epoch'] + 1 if history else 1}")
+            epoch_offset += phase.epochs
+        t = time.monotonic()
+        if progress:
+            progress(Progress("evaluate"))
+        probs = {n: _predict(fit_model, inputs[n], 64) for n in inputs}
+        timings["evaluate_seconds"] = time.monotonic() - t
+        weights = {f"head/{i}": w for i, w in enumerate(head.get_weights())}
+        if any(p.name == "fine-tune" for p in phases):
+            for block in trainable_blocks:
+                for i, w in enumerate(block.get_weights()):
+                    weights[f"{block.name}/{i}"] = w
+
+    predictions = {n: Predictions(tuple(i.relpath for i in parts[n]), labels[n], probs[n], classes) for n in parts}
+    metrics = summarize(predictions)
+    return TrainResult(history, predictions, metrics, timings, weights,
+                       trainable_params if frozen < num_blocks else 0, frozen_params, cached)
