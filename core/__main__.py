@@ -71,8 +71,9 @@ def _config_from_args(args):
 
     from core.config import ALL, TrainConfig
     from core.data.augment import AugmentConfig
-    from core.data.sources import DEMOS
+    from core.data.sources import DEMOS, check_data_spec
 
+    check_data_spec(args.data)
     data = args.data if args.data in DEMOS else str(Path(args.data).expanduser().resolve())
     frozen = ALL if args.frozen_blocks == "all" else int(args.frozen_blocks)
     return TrainConfig(dataset=data, backbone=args.model, frozen_blocks=frozen,

@@ -47,10 +47,10 @@ class RunModel:
         if config.head == "dense":
             dense = tf_keras.layers.Dense(len(self.classes), activation="softmax", name="head_dense")
             self.model = tf_keras.Model(image_in, dense(features), name="run_classifier")
-            dense.set_weights([weights["head/0"], weights["head/1"]])
+            dense.set_weights([weights["classifier/0"], weights["classifier/1"]])
         else:
             self.model = None
-            self.head_weights = {k: v for k, v in weights.items() if k.startswith("head/")}
+            self.head_weights = {k: v for k, v in weights.items() if k.startswith("classifier/")}
 
     def predict_arrays(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
         if self.model is not None:

@@ -76,10 +76,13 @@ def plan_phases(config: TrainConfig, frozen: int, num_blocks: int) -> list[Phase
     return [Phase("head", head, config.learning_rate), Phase("fine-tune", config.epochs - head, fine_lr)]
 
 
-def parameter_counts(backbone, frozen: int) -> tuple[int, int]:
-    """(trainable, frozen) backbone parameters when the first `frozen` blocks are frozen."""
-    params = [b.params for b in backbone.block_infos]
-    return sum(params[frozen:]), sum(params[:frozen])
+def parameter_counts(backbone, frozen: int, num_classes: int) -> tuple[int, int]:
+    """(trainable, frozen) parameters when the first `frozen` blocks are frozen, the dense head
+    included; BatchNorm moving statistics never train, so they count as frozen."""
+    infos = backbone.block_infos
+    trainable = sum(b.trainable_params for b in infos[frozen:]) + backbone.feature_dim * num_classes + num_classes
+    total = sum(b.params for b in infos) + backbone.feature_dim * num_classes + num_classes
+    return trainable, total - trainable
 
 
 def _chain(blocks, x):
@@ -178,7 +181,7 @@ def sklearn_head_weights(pipeline, num_classes: int) -> dict[str, np.ndarray]:
     coef, intercept = model.coef_, model.intercept_
     if coef.shape[0] == 1 and num_classes == 2:  # binary: one row of scores for class 1
         coef, intercept = np.vstack([-coef, coef]) / 2, np.concatenate([-intercept, intercept]) / 2
-    return {"head/mean": scaler.mean_, "head/scale": scaler.scale_, "head/coef": coef, "head/intercept": intercept}
+    return {"classifier/mean": scaler.mean_, "classifier/scale": scaler.scale_, "classifier/coef": coef, "classifier/intercept": intercept}
 
 
 def sklearn_head_probs(weights: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
@@ -186,8 +189,8 @@ def sklearn_head_probs(weights: dict[str, np.ndarray], features: np.ndarray) -> 
 
     For logistic regression this equals predict_proba (binary: the halved, mirrored rows make
     the softmax a sigmoid); for the SVM it turns margins into scores that rank like its decisions."""
-    z = (features - weights["head/mean"]) / weights["head/scale"]
-    return _softmax(z @ weights["head/coef"].T + weights["head/intercept"])
+    z = (features - weights["classifier/mean"]) / weights["classifier/scale"]
+    return _softmax(z @ weights["classifier/coef"].T + weights["classifier/intercept"])
 
 
 def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None] | None = None,
@@ -197,9 +200,11 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
     tf_keras.utils.set_random_seed(config.seed)
     timings: dict[str, float] = {}
     classes = split.classes
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
 
-    with scope:
+    def scope():  # a fresh context each time: a strategy's scope object is single-use
+        return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+    with scope():
         backbone = load_backbone(config.backbone, config.image_size)
     size = backbone.input_size
     num_blocks = backbone.num_blocks
@@ -223,10 +228,10 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
     timings["decode_seconds"] = time.monotonic() - t
 
     phases = plan_phases(config, frozen, num_blocks)
-    trainable_params, frozen_params = parameter_counts(backbone, frozen)
+    trainable_params, frozen_params = parameter_counts(backbone, frozen, len(classes))
     augmenter = build_augmenter(config.augment, config.seed)
 
-    with scope:
+    with scope():
         blocks = backbone.blocks if backbone.layered else None
         if blocks is not None:
             for i, block in enumerate(blocks):
@@ -271,7 +276,7 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
             on_epoch(list(history))
         timings["fit_seconds"] = time.monotonic() - t
     else:
-        with scope:
+        with scope():
             head = build_head(len(classes), config.dropout)
             cut_in = tf_keras.Input(cut_shape, name="cut")
             vector = _chain(trainable_blocks, cut_in)
@@ -285,7 +290,7 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
             for block in trainable_blocks:
                 block.trainable = phase.name == "fine-tune"
             t = time.monotonic()
-            with scope:
+            with scope():
                 fit_model.compile(optimizer=tf_keras.optimizers.Adam(phase.learning_rate),
                                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
             batches = max(1, math.ceil(len(labels["train"]) / config.batch_size))
@@ -307,7 +312,7 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
             progress(Progress("evaluate"))
         probs = {n: _predict(fit_model, inputs[n], 64) for n in inputs}
         timings["evaluate_seconds"] = time.monotonic() - t
-        weights = {f"head/{i}": w for i, w in enumerate(head.get_weights())}
+        weights = {f"classifier/{i}": w for i, w in enumerate(head.get_weights())}
         if any(p.name == "fine-tune" for p in phases):
             for block in trainable_blocks:
                 for i, w in enumerate(block.get_weights()):
@@ -315,5 +320,4 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
 
     predictions = {n: Predictions(tuple(i.relpath for i in parts[n]), labels[n], probs[n], classes) for n in parts}
     metrics = summarize(predictions)
-    return TrainResult(history, predictions, metrics, timings, weights,
-                       trainable_params if frozen < num_blocks else 0, frozen_params, cached)
+    return TrainResult(history, predictions, metrics, timings, weights, trainable_params, frozen_params, cached)

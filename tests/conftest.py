@@ -12,6 +12,7 @@ os.environ.pop("KERAS_HOME", None)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ARTIFACTS_DIR = PROJECT_DIR / "test-artifacts"
@@ -44,5 +45,35 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
-def rgb(h, w, color):
-    return np.full((h, w, 3), color, dtype=np.uint8)
+COLORS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (40, 60, 220)}
+
+
+def make_color_folders(root: Path, per_class: int = 10, size: int = 24) -> Path:
+    """Solid-colour class folders (as TF Hub's own tests use), each image a slightly different shade
+    with a little noise, so there are no duplicates and the classes are easy but not identical."""
+    rng = np.random.default_rng(0)
+    for label, color in COLORS.items():
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            noise = rng.integers(-12, 13, (size, size, 3))
+            pixels = np.clip(np.array(color) + noise, 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / label / f"{label}_{i:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def color_folder(tmp_path_factory):
+    return make_color_folders(tmp_path_factory.mktemp("colors") / "colors")
+
+
+@pytest.fixture(scope="session")
+def trained_run(color_folder):
+    """One completed run trained by a real worker process, shared by many tests."""
+    from core import jobs
+    from core.config import TrainConfig
+
+    config = TrainConfig(dataset=str(color_folder), per_class=10, epochs=3, val_fraction=0.3, test_fraction=0.2)
+    run_id = jobs.submit(config)
+    status = jobs.wait(run_id, timeout=600)
+    assert status["state"] == "completed", status
+    return run_id

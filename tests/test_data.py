@@ -302,7 +302,7 @@ def test_demo_datasets_and_load_dataset_errors(tmp_path):
     faces = load_dataset("faces")
     assert faces.counts() == {"face": 100, "non-face": 100}
     assert (demo_folder("digits") / ".complete").is_file()
-    with pytest.raises(DataError, match="expected a demo name"):
+    with pytest.raises(DataError, match="not found: expected a demo name"):
         load_dataset(str(tmp_path / "nothing"))
 
 

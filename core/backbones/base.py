@@ -18,7 +18,8 @@ from core.backbones.tf import tf, tf_keras
 @dataclass(frozen=True)
 class BlockInfo:
     name: str
-    params: int
+    params: int  # all weights, BatchNorm moving statistics included
+    trainable_params: int  # what training can change when the block is unfrozen
     output_shape: tuple  # per image, without the batch axis; () where unknown
 
 
@@ -67,10 +68,15 @@ class Backbone:
             infos, shape = [], (None, *self.image_shape)
             for block in self.blocks:
                 shape = tuple(block.compute_output_shape(shape))
-                infos.append(BlockInfo(block.name, int(block.count_params()), tuple(shape[1:])))
+                learnable = sum(int(w.shape.num_elements()) for w in block.weights if "moving_" not in w.name)
+                infos.append(BlockInfo(block.name, int(block.count_params()), learnable, tuple(shape[1:])))
             return infos
-        return [BlockInfo(name, sum(int(v.shape.num_elements()) for v in vs), ())
-                for name, vs in self.variable_groups()]
+        infos = []
+        for name, variables in self.variable_groups():
+            total = sum(int(v.shape.num_elements()) for v in variables)
+            learnable = sum(int(v.shape.num_elements()) for v in variables if "moving_" not in v.name)
+            infos.append(BlockInfo(name, total, learnable, ()))
+        return infos
 
     @property
     def num_blocks(self) -> int:

@@ -91,17 +91,28 @@ def uploads_dir() -> Path:
     return paths.datasets_dir() / "uploads"
 
 
-def load_dataset(spec: str) -> Dataset:
-    """A bundled demo name, a folder path or a zip path (as the CLI's --data takes)."""
+def check_data_spec(spec: str) -> str:
+    """'demo', 'folder' or 'zip' for a usable --data value; DataError naming the choices otherwise."""
     if spec in DEMOS:
-        return scan_folder(demo_folder(spec), name=spec)
+        return "demo"
     path = Path(spec).expanduser()
     if path.is_dir():
-        return scan_folder(path)
+        return "folder"
     if path.is_file() and path.suffix.lower() == ".zip":
-        return import_zip_bytes(path.read_bytes(), path.name)
-    raise DataError(f"--data {spec!r}: expected a demo name ({', '.join(DEMOS)}), a folder of class folders, "
-                    f"or a .zip of class folders.")
+        return "zip"
+    raise DataError(f"Data {spec!r} not found: expected a demo name ({', '.join(DEMOS)}), a folder of class "
+                    f"folders, or a .zip of class folders.")
+
+
+def load_dataset(spec: str) -> Dataset:
+    """A bundled demo name, a folder path or a zip path (as the CLI's --data takes)."""
+    kind = check_data_spec(spec)
+    if kind == "demo":
+        return scan_folder(demo_folder(spec), name=spec)
+    path = Path(spec).expanduser()
+    if kind == "folder":
+        return scan_folder(path)
+    return import_zip_bytes(path.read_bytes(), path.name)
 
 
 def import_zip_bytes(data: bytes, filename: str, limits: ZipLimits = ZipLimits()) -> Dataset:

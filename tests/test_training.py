@@ -1,0 +1,253 @@
+"""Training engine: cut, caching, phases, heads, reproducibility, failure modes, the run store."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from core import jobs
+from core.backbones import load_backbone
+from core.backbones.efficientnet_lite import chain
+from core.config import ALL, TrainConfig
+from core.data.augment import AugmentConfig
+from core.data.sampling import sample, split
+from core.data.scan import scan_folder
+from core.errors import RunError, TrainingError
+from core.predict import predict_sources, run_model
+from core.runs import list_runs, load_run
+from core.training import parameter_counts, plan_phases, train
+from tests.conftest import PROJECT_DIR, make_color_folders
+
+
+@pytest.fixture(scope="module")
+def small_split(color_folder):
+    ds = scan_folder(color_folder)
+    return split(sample(ds, per_class=8, seed=0).items, 0.25, 0.0, seed=0)
+
+
+@pytest.mark.parametrize("k", [0, 1, 9, 17, 18])
+def test_cut_equivalence(lite0, k):
+    images = np.random.default_rng(k).random((2, 224, 224, 3), dtype=np.float32)
+    whole = lite0.feature_model(images).numpy()
+    shape = (224, 224, 3)
+    front = chain(lite0.blocks[:k], shape, "front")(images) if k else images
+    back = chain(lite0.blocks[k:], tuple(front.shape[1:]), "back")(front) if k < 18 else front
+    assert np.abs(np.asarray(back) - whole).max() < 1e-4
+
+
+def test_trainable_parameter_counts_per_k(lite0):
+    counts = [parameter_counts(lite0, k, 10) for k in range(19)]
+    totals = {t + f for t, f in counts}
+    assert len(totals) == 1 and totals.pop() == 3_413_024 + 12_810
+    trainable = [t for t, _ in counts]
+    assert trainable == sorted(trainable, reverse=True)
+    assert trainable[18] == 12_810  # only the dense head
+    assert trainable[17] == 12_810 + 409_600 + 2 * 1280  # head conv and its BatchNorm scale and offset
+    assert trainable[0] == sum(b.trainable_params for b in lite0.block_infos) + 12_810
+
+
+def test_phase_plan():
+    assert [p.name for p in plan_phases(TrainConfig(epochs=6), 18, 18)] == ["head"]
+    two = plan_phases(TrainConfig(epochs=6, learning_rate=0.01), 15, 18)
+    assert [(p.name, p.epochs) for p in two] == [("head", 3), ("fine-tune", 3)]
+    assert two[1].learning_rate == pytest.approx(0.001)
+    assert [p.name for p in plan_phases(TrainConfig(epochs=6, two_phase=False), 15, 18)] == ["fine-tune"]
+
+
+def _config(**changes):
+    base = TrainConfig(dataset="unused", epochs=2, batch_size=8, image_size=64, dropout=0.0, seed=3)
+    return base.with_(**changes)
+
+
+def test_cached_and_uncached_training_agree(small_split):
+    config = _config(frozen_blocks=16, epochs=3)
+    cached = train(config, small_split)
+    uncached = train(config.with_(cache_features=False), small_split)
+    assert cached.cached and not uncached.cached
+    for a, b in zip(cached.history, uncached.history):
+        assert a["phase"] == b["phase"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-3, abs=1e-4)
+    assert np.abs(cached.predictions["val"].probs - uncached.predictions["val"].probs).max() < 1e-3
+
+
+def test_same_seed_same_history(small_split):
+    config = _config(frozen_blocks=17, epochs=2, dropout=0.3)
+    first, second = train(config, small_split), train(config, small_split)
+    assert [h["loss"] for h in first.history] == [h["loss"] for h in second.history]
+    other = train(config.with_(seed=4), small_split)
+    assert [h["loss"] for h in first.history] != [h["loss"] for h in other.history]
+
+
+def test_two_phase_history_and_fine_tuned_weights(small_split):
+    result = train(_config(frozen_blocks=16, epochs=4), small_split)
+    assert [h["phase"] for h in result.history] == ["head", "head", "fine-tune", "fine-tune"]
+    # blocks 16 and 17 (block15 and the backbone's head block) were fine-tuned and are saved
+    assert {k.split("/")[0] for k in result.weights} == {"classifier", "block15", "head"}
+
+
+def test_augmentation_trains_without_cache(small_split):
+    result = train(_config(augment=AugmentConfig.standard()), small_split)
+    assert not result.cached and len(result.history) == 2
+
+
+@pytest.mark.parametrize("head", ["logreg", "svm"])
+def test_sklearn_heads(small_split, head):
+    result = train(_config(head=head), small_split)
+    assert result.history[0]["phase"] == "fit"
+    assert result.metrics["val_accuracy"] == 1.0  # colours are linearly separable
+    probs = result.predictions["val"].probs
+    assert np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_config_errors_name_the_fix():
+    with pytest.raises(TrainingError, match="svm head is fitted on fixed feature vectors"):
+        TrainConfig(head="svm", frozen_blocks=3).validate()
+    with pytest.raises(TrainingError, match="learning rate must be a positive number"):
+        TrainConfig(learning_rate=float("nan")).validate()
+    with pytest.raises(TrainingError, match="Epochs must be at least 1, got 0"):
+        TrainConfig(epochs=0).validate()
+
+
+def test_nan_loss_fails_with_a_message(small_split):
+    with pytest.raises(TrainingError, match="training diverged. Lower the learning rate"):
+        train(_config(learning_rate=1e38, epochs=3), small_split)
+
+
+def test_mirrored_strategy_on_two_logical_cpus(color_folder):
+    script = f"""
+import json, os
+import core
+from core.backbones.tf import tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from core.config import TrainConfig
+from core.data.sampling import sample, split
+from core.data.scan import scan_folder
+from core.training import train
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+parts = split(sample(scan_folder({str(color_folder)!r}), per_class=6).items, 0.34, 0.0)
+result = train(TrainConfig(epochs=3, batch_size=8, image_size=64), parts, strategy=strategy)
+print(json.dumps({{"replicas": strategy.num_replicas_in_sync, "val": result.metrics["val_accuracy"],
+                  "epochs": len(result.history)}}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2 and result["epochs"] == 3 and result["val"] >= 0.6
+
+
+# ---------- runs, worker, prediction ----------
+
+def test_trained_run_files_and_metrics(trained_run):
+    run = load_run(trained_run)
+    assert run.state == "completed" and not run.damaged
+    names = {p.name for p in run.dir.iterdir()}
+    assert {"config.json", "dataset.json", "split.json", "status.json", "history.csv", "metrics.json",
+            "predictions.csv", "weights.npz", "manifest.json"} <= names
+    metrics = run.metrics()
+    assert metrics["val_accuracy"] >= 0.9 and metrics["train_accuracy"] >= 0.9
+    assert len(metrics["per_class"]) == 3 and np.array(metrics["confusion"]).sum() == len(run.split().val)
+    assert [h["epoch"] for h in run.history()] == [1, 2, 3]
+    assert run.dataset()["sample"] == "30 images - 100% of 30"
+    assert not any(p.name.endswith(".tmp") for p in run.dir.iterdir())
+
+
+def test_prediction_of_a_saved_run_matches_its_evaluation(trained_run):
+    run = load_run(trained_run)
+    split_ = run.split()
+    saved = run.predictions()["val"]
+    results = predict_sources(trained_run, [(i.relpath, i.path) for i in split_.val], k=3)
+    for i, result in enumerate(results):
+        assert result["image"] == saved.names[i]
+        top = result["top"][0]
+        assert top["label"] == saved.classes[saved.predicted[i]]
+        assert top["probability"] == pytest.approx(saved.probs[i].max(), abs=1e-4)
+    bad = predict_sources(trained_run, [("notes.png", b"not an image")])
+    assert bad == [{"image": "notes.png", "error": "notes.png: not a recognised image file"}]
+
+
+def test_damaged_run_is_flagged_and_others_still_load(trained_run, color_folder):
+    other = jobs.submit(TrainConfig(dataset=str(color_folder), per_class=4, epochs=1, val_fraction=0.25,
+                                    test_fraction=0.0))
+    assert jobs.wait(other, timeout=600)["state"] == "completed"
+    weights = load_run(other).dir / "weights.npz"
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    runs = {r.id: r for r in list_runs()}
+    assert runs[other].state == "damaged" and "weights.npz does not match its SHA-256" in runs[other].damaged[0]
+    assert runs[trained_run].state == "completed"
+    with pytest.raises(RunError, match="is damaged"):
+        run_model(other)
+
+
+def _wait_for(predicate, timeout=300, poll=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return False
+
+
+def test_cancel_and_queue(color_folder):
+    slow = TrainConfig(dataset=str(color_folder), per_class=10, epochs=200, batch_size=2, val_fraction=0.3,
+                       test_fraction=0.0, augment=AugmentConfig(flip=True), image_size=64)
+    first = jobs.submit(slow)
+    second = jobs.submit(slow.with_(epochs=1))
+    assert _wait_for(lambda: load_run(first).state == "running")
+    assert jobs.queue_position(second) == 1
+    assert _wait_for(lambda: len(load_run(first).history()) >= 1)
+    assert jobs.cancel(first) == "cancelling"
+    assert _wait_for(lambda: load_run(first).state == "cancelled", timeout=60)
+    assert "cancelled during epoch" in load_run(first).status["message"]
+    assert _wait_for(lambda: load_run(second).state == "completed")
+    third = jobs.submit(slow)
+    assert jobs.cancel(third) in ("cancelled", "cancelling")
+    assert _wait_for(lambda: load_run(third).state == "cancelled", timeout=60)
+
+
+def test_sigkill_of_a_worker_marks_the_run_failed_and_keeps_history(color_folder, trained_run):
+    slow = TrainConfig(dataset=str(color_folder), per_class=10, epochs=200, batch_size=2, val_fraction=0.3,
+                       test_fraction=0.0, augment=AugmentConfig(flip=True), image_size=64)
+    victim = jobs.submit(slow)
+    assert _wait_for(lambda: len(load_run(victim).history()) >= 2)
+    os.kill(load_run(victim).status["pid"], signal.SIGKILL)
+    assert _wait_for(lambda: load_run(victim).state == "failed", timeout=30)
+    run = load_run(victim)
+    assert "stopped unexpectedly" in run.status["message"] and len(run.history()) >= 2
+    assert load_run(trained_run).state == "completed"
+    after = jobs.submit(slow.with_(epochs=1))
+    assert jobs.wait(after, timeout=300)["state"] == "completed"
+
+
+def test_worker_reports_bad_config_as_failed(color_folder):
+    run_id = jobs.submit(TrainConfig(dataset=str(color_folder), backbone="efficientnet_lite0", frozen_blocks=40))
+    status = jobs.wait(run_id, timeout=300)
+    assert status["state"] == "failed" and "has 18 blocks; cannot freeze 40" in status["message"]
+
+
+def test_cli_train_runs_predict(tmp_path):
+    folder = make_color_folders(tmp_path / "cli", per_class=6)
+    env = {**os.environ, "STUDIO_RUNS_DIR": str(tmp_path / "runs")}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "core", *args], cwd=PROJECT_DIR, env=env, capture_output=True,
+                              text=True, timeout=600)
+
+    out = cli("train", "--data", str(folder), "--per-class", "6", "--epochs", "2", "--frozen-blocks", "all")
+    assert out.returncode == 0, out.stderr[-2000:]
+    final = json.loads(out.stdout.strip().splitlines()[-1])
+    assert final["state"] == "completed"
+    assert {"run_id", "dir", "train_accuracy", "val_accuracy", "test_accuracy", "seconds"} <= set(final)
+    assert "head epoch" in out.stdout
+    listing = cli("runs")
+    assert final["run_id"] in listing.stdout and "completed" in listing.stdout
+    image = folder / "red" / "red_00.png"
+    pred = cli("predict", final["run_id"], str(image))
+    line = json.loads(pred.stdout.strip().splitlines()[-1])
+    assert line["image"] == str(image) and line["top"][0]["label"] == "red"
+    assert cli("train", "--data", str(tmp_path / "missing")).returncode == 2
