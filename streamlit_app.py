@@ -1,10 +1,21 @@
-"""Entry point: page config, shared sidebar and navigation over pages/."""
+"""Entry point: page config, session state, shared sidebar and navigation over pages/."""
 
 import streamlit as st
 
+from ui import state
+from ui.sidebar import sidebar
+
 st.set_page_config(page_title="Transfer Learning Studio", page_icon=":material/model_training:", layout="wide")
+state.init()
 
 pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/photo_library:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/results.py", title="Results", icon=":material/insights:"),
+    st.Page("pages/activations.py", title="Activations", icon=":material/visibility:"),
+    st.Page("pages/predict.py", title="Predict", icon=":material/image_search:"),
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+sidebar()
+page.run()

@@ -154,6 +154,14 @@ def cmd_predict(args) -> None:
         print(json.dumps(result))
 
 
+def cmd_views(args) -> None:
+    from core.views import render_all
+
+    _set_runs_dir(args)
+    for path in render_all(args.run, args.out):
+        print(path)
+
+
 def cmd_worker(args) -> None:
     from core.jobs import worker_main
 
@@ -201,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=3)
     p.add_argument("--runs-dir", default=None)
     p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("views", help="render every insight view of a run to PNG files")
+    p.add_argument("run")
+    p.add_argument("--out", required=True)
+    p.add_argument("--runs-dir", default=None)
+    p.set_defaults(func=cmd_views)
     sub.add_parser("worker", help="(internal) train the oldest queued run, then exit").set_defaults(func=cmd_worker)
     return parser
 

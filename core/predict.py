@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from core.backbones import load_backbone
-from core.backbones.tf import tf_keras
+from core.backbones.tf import tf, tf_keras
 from core.data.decode import ImageDecodeError, load_array
 from core.errors import RunError
 from core.runs import Run, load_run
@@ -45,12 +45,20 @@ class RunModel:
         features = self.backbone.feature_model(tf_keras.layers.Rescaling(1.0 / 255.0)(image_in))
         self.features = tf_keras.Model(image_in, features, name="run_features")
         if config.head == "dense":
-            dense = tf_keras.layers.Dense(len(self.classes), activation="softmax", name="head_dense")
-            self.model = tf_keras.Model(image_in, dense(features), name="run_classifier")
-            dense.set_weights([weights["classifier/0"], weights["classifier/1"]])
+            self.dense = tf_keras.layers.Dense(len(self.classes), activation="softmax", name="head_dense")
+            self.model = tf_keras.Model(image_in, self.dense(features), name="run_classifier")
+            self.dense.set_weights([weights["classifier/0"], weights["classifier/1"]])
         else:
             self.model = None
             self.head_weights = {k: v for k, v in weights.items() if k.startswith("classifier/")}
+
+    def head_probs(self, features):
+        """Class probabilities from feature vectors, as a differentiable TensorFlow computation."""
+        if self.model is not None:
+            return self.dense(features)
+        w = {k: tf.constant(v, tf.float32) for k, v in self.head_weights.items()}
+        z = (features - w["classifier/mean"]) / w["classifier/scale"]
+        return tf.nn.softmax(tf.matmul(z, w["classifier/coef"], transpose_b=True) + w["classifier/intercept"])
 
     def predict_arrays(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
         if self.model is not None:

@@ -1,14 +1,10 @@
-"""Home: what the tool does and what it runs on."""
+"""Home: what the tool does, how to start, what it runs on, the latest runs."""
 
 import streamlit as st
 
-from core.environment import describe
-
-
-@st.cache_resource(show_spinner="Checking TensorFlow and the bundled model...")
-def environment():
-    return describe()
-
+from core.runs import list_runs
+from ui import resources
+from ui.widgets import run_label
 
 st.title("Transfer Learning Studio")
 st.markdown(
@@ -17,7 +13,19 @@ st.markdown(
     "got wrong, what its layers respond to and which pixels drove each prediction."
 )
 
-env = environment()
+st.subheader("Start with the demo")
+st.markdown(
+    "1. **Data**: the handwritten-digits demo is already selected (or upload a zip of class folders).\n"
+    "2. **Train**: the defaults freeze the whole bundled EfficientNet-Lite0 and train a new head; "
+    "click *Train*, it takes under a minute on a laptop CPU.\n"
+    "3. **Results**, **Activations**, **Predict**: study the run and try it on new images."
+)
+c1, c2 = st.columns(2)
+c1.page_link("pages/data.py", label="Choose data", icon=":material/photo_library:")
+c2.page_link("pages/train.py", label="Train with the defaults", icon=":material/model_training:")
+
+env = resources.environment()
+st.subheader("Environment")
 cols = st.columns(4)
 cols[0].metric("TensorFlow", env.tensorflow)
 cols[1].metric("Device", env.device)
@@ -29,3 +37,9 @@ if env.bundled_model != "ready":
 with st.expander("Environment details"):
     st.write({"tf_keras": env.tf_keras, "tensorflow_hub": env.tensorflow_hub, "GPUs": list(env.gpus) or "none",
               "TF Hub export of the bundled model": env.hub_export})
+
+runs = list_runs()[:5]
+if runs:
+    st.subheader("Latest runs")
+    for run in runs:
+        st.markdown(f"- {run_label(run)}")

@@ -77,3 +77,31 @@ def trained_run(color_folder):
     status = jobs.wait(run_id, timeout=600)
     assert status["state"] == "completed", status
     return run_id
+
+
+def square_image(rng, size=224, square=56, at=None):
+    """Dark noisy background with one bright square; returns (image, (top, left))."""
+    img = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
+    top, left = at if at is not None else rng.integers(0, size - square, 2)
+    img[top:top + square, left:left + square] = 255
+    return img, (int(top), int(left))
+
+
+@pytest.fixture(scope="session")
+def square_run(tmp_path_factory):
+    """A run whose classes are decided by one bright square: 'square' vs 'plain'."""
+    from core import jobs
+    from core.config import TrainConfig
+
+    root = tmp_path_factory.mktemp("squares") / "squares"
+    rng = np.random.default_rng(1)
+    for label in ("square", "plain"):
+        (root / label).mkdir(parents=True)
+        for i in range(16):
+            img = square_image(rng)[0] if label == "square" else rng.integers(0, 60, (224, 224, 3)).astype(np.uint8)
+            Image.fromarray(img).save(root / label / f"{label}_{i:02d}.png")
+    run_id = jobs.submit(TrainConfig(dataset=str(root), per_class=16, epochs=8, frozen_blocks=16, val_fraction=0.25,
+                                     test_fraction=0.0))
+    status = jobs.wait(run_id, timeout=600)
+    assert status["state"] == "completed", status
+    return run_id

@@ -1,0 +1,174 @@
+"""Every insight view of one run, computed once and shared by the app, the CLI and the report."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from core import insight
+from core.data.decode import load_array
+from core.runs import Run, load_run
+from core.viz import figures
+from core.viz.images import grid, thumbnail
+
+
+class RunViews:
+    def __init__(self, run: Run | str):
+        self.run = load_run(run) if isinstance(run, str) else run
+
+    @cached_property
+    def model(self):
+        from core.predict import run_model
+
+        return run_model(self.run.id)
+
+    @cached_property
+    def predictions(self):
+        return self.run.predictions()
+
+    @cached_property
+    def split(self):
+        return self.run.split()
+
+    @cached_property
+    def _paths(self) -> dict[str, str]:
+        s = self.split
+        return {i.relpath: i.path for i in (*s.train, *s.val, *s.test)}
+
+    def image(self, relpath: str, size: int | None = None) -> np.ndarray:
+        """A dataset image of this run, decoded at the model's input size (or `size`)."""
+        return load_array(self._paths[relpath], size or self.model.size, name=relpath)
+
+    # ----- figures -----
+
+    def curves(self):
+        return figures.training_curves(self.run.history())
+
+    def confusion(self, normalise: bool = False):
+        return figures.confusion_matrix(self.predictions["val"], normalise)
+
+    def per_class(self):
+        return figures.per_class_bars(self.predictions["val"].per_class())
+
+    def embedding(self, split: str = "val", dims: int = 2, method: str = "pca"):
+        p = self.predictions[split]
+        images = np.stack([self.image(n) for n in p.names])
+        feats = insight.feature_vectors(self.model, images)
+        labels = [p.classes[i] for i in p.labels]
+        return figures.embedding(feats, labels, list(p.names), p.predicted != p.labels, dims, method,
+                                 title=f"Feature vectors of the {'validation' if split == 'val' else split} images "
+                                       f"({method.upper()}, {dims}-D)")
+
+    # ----- images -----
+
+    def misclassified(self, k: int = 12, saliency: bool = False, split: str = "val") -> list[dict]:
+        """Top losses among wrong predictions: rows with 'image' (PIL) and optionally 'saliency'."""
+        rows = self.predictions[split].misclassified()[:k]
+        for row in rows:
+            array = self.image(row["name"])
+            row["image"] = thumbnail(array, 112)
+            if saliency:
+                heat, _ = insight.gradcam(self.model, array) if self.model.backbone.layered else \
+                    insight.smoothgrad(self.model, array)
+                row["saliency"] = thumbnail(insight.saliency_overlay(array, heat), 112)
+        return rows
+
+    def misclassified_grid(self, k: int = 12, saliency: bool = True) -> Image.Image:
+        rows = self.misclassified(k, saliency)
+        tiles, labels = [], []
+        for r in rows:
+            tiles.append(r["saliency"] if saliency else r["image"])
+            labels.append(f"{r['true']}>{r['predicted']} {r['probability']:.2f}")
+        return grid(tiles, columns=6, labels=labels)
+
+    def saliency(self, array: np.ndarray, method: str = "gradcam", layer: str | None = None,
+                 class_index: int | None = None):
+        """(overlay image, heat map, class name) for one image."""
+        if method == "gradcam" and self.model.backbone.layered:
+            heat, index = insight.gradcam(self.model, array, class_index, layer)
+        else:
+            heat, index = insight.smoothgrad(self.model, array, class_index)
+        return insight.saliency_overlay(array, heat), heat, self.model.classes[index]
+
+    def activation_views(self, array: np.ndarray, layer: str, n: int = 16):
+        maps = insight.activations(self.model.backbone, array, layer)
+        tiles, channels = insight.activation_grid(maps, n)
+        return tiles, insight.channel_mean_overlay(array, maps), channels
+
+    def before_after(self, array: np.ndarray, layer: str, n: int = 8) -> tuple[Image.Image, Image.Image]:
+        """The same activation grid on the original pretrained backbone and on this run's backbone."""
+        from core.backbones import load_backbone
+
+        pretrained = load_backbone(self.run.config.backbone, self.run.config.image_size)
+        before, _ = insight.activation_grid(insight.activations(pretrained, array, layer), n)
+        after, _ = insight.activation_grid(insight.activations(self.model.backbone, array, layer), n)
+        return before, after
+
+    def filters(self) -> Image.Image:
+        from core.viz.images import filter_grid
+
+        return filter_grid(insight.first_layer_kernel(self.model.backbone))
+
+
+def render_all(run_id: str, out_dir: str | Path) -> list[Path]:
+    """Write every view of a run as PNG files (plotly figures through kaleido); return the paths."""
+    import os
+    import shutil
+
+    if "BROWSER_PATH" not in os.environ and shutil.which("chromium"):
+        os.environ["BROWSER_PATH"] = shutil.which("chromium")  # kaleido renders plotly with a browser
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    views = RunViews(run_id)
+    written: list[Path] = []
+
+    def save_fig(fig, name, width=1000):
+        path = out / f"{name}.png"
+        fig.write_image(str(path), width=width, height=fig.layout.height or 420, scale=1)
+        written.append(path)
+
+    def save_img(img: Image.Image, name):
+        path = out / f"{name}.png"
+        img.save(path)
+        written.append(path)
+
+    save_fig(views.curves(), "curves")
+    save_fig(views.confusion(), "confusion", 700)
+    save_fig(views.confusion(normalise=True), "confusion_normalised", 700)
+    save_fig(views.per_class(), "per_class")
+    save_fig(views.embedding(dims=2), "embedding_pca_2d", 800)
+    save_img(views.misclassified_grid(12, saliency=True), "misclassified_gradcam")
+    first = views.predictions["val"].names[0]
+    array = views.image(first)
+    overlay_img, _, cls = views.saliency(array, "gradcam")
+    save_img(overlay_img, "gradcam")
+    save_img(views.saliency(array, "smoothgrad")[0], "smoothgrad")
+    save_img(views.filters(), "first_layer_filters")
+    if views.model.backbone.layered:
+        layers = insight.activation_layers(views.model.backbone, inner=False)
+        for ref in (layers[1], layers[len(layers) // 2], layers[-1]):
+            tiles, mean_map, _ = views.activation_views(array, ref.name)
+            save_img(tiles, f"activations_{ref.name}")
+            save_img(mean_map, f"activation_mean_{ref.name}")
+        before, after = views.before_after(array, layers[-1].name)
+        save_img(grid([before, after], columns=2, labels=["pretrained", "this run"], label_height=16),
+                 "before_after")
+    return written
+
+
+def learning_curve_points(runs: list[Run]) -> list[dict]:
+    """Completed runs as learning-curve points: one series per frozen depth / augmentation / head."""
+    points = []
+    for run in runs:
+        if run.state != "completed":
+            continue
+        c, m, d = run.config, run.metrics(), run.dataset()
+        per_class = c.per_class or max(d.get("sample_per_class", {"": 0}).values())
+        frozen = "all frozen" if c.frozen_blocks < 0 else f"{c.frozen_blocks} frozen"
+        series = f"{c.backbone}, {frozen}, {'augmented' if c.augment.enabled else 'no augmentation'}, {c.head}"
+        points.append({"series": series, "per_class": per_class, "val_accuracy": m.get("val_accuracy"),
+                       "share": d.get("sample_share"), "run": run.id})
+    return points

@@ -1,0 +1,136 @@
+"""Data: choose a source, see the validation report, choose the sample, split and augmentation."""
+
+import time
+
+import streamlit as st
+
+from core.data.augment import AugmentConfig, previews
+from core.data.sampling import sample
+from core.data.sources import DEMOS, add_labelled_files, import_zip_bytes
+from core.errors import StudioError
+from core.viz.figures import class_counts
+from ui import resources
+from ui.widgets import show_error
+
+s = st.session_state
+st.title("Data")
+st.caption("Pick images, check what was found, choose how many to train on and how to split them.")
+
+SOURCES = ["Demo dataset", "Upload a zip of class folders", "Folder on this machine", "Upload images class by class"]
+source = st.radio("Source", SOURCES, horizontal=True, key="data_source")
+
+
+def use(spec: str, label: str) -> None:
+    s.dataset, s.dataset_label = spec, label
+    s.dataset_stamp = time.time()
+
+
+try:
+    if source == SOURCES[0]:
+        names = list(DEMOS)
+        current = s.dataset if s.dataset in DEMOS else names[0]
+        demo = st.selectbox("Demo dataset", names, index=names.index(current),
+                            format_func=lambda n: f"{n}: {DEMOS[n].description} ({DEMOS[n].images:,} images)")
+        if demo != s.dataset:
+            use(demo, f"{demo} (demo)")
+    elif source == SOURCES[1]:
+        upload = st.file_uploader("Zip with one folder per class (nested folders allowed)", type=["zip"])
+        if upload is not None:
+            with st.spinner(f"Unpacking {upload.name}..."):
+                ds = import_zip_bytes(upload.getvalue(), upload.name)
+            if s.dataset != ds.root:
+                use(ds.root, upload.name)
+    elif source == SOURCES[2]:
+        folder = st.text_input("Folder with one sub-folder per class", placeholder="/home/me/photos/pets")
+        if st.button("Use this folder", disabled=not folder):
+            resources.dataset(folder.strip())  # validates before switching
+            use(folder.strip(), folder.strip())
+    else:
+        s.setdefault("upload_set", f"session-{time.strftime('%Y%m%d-%H%M%S')}")
+        with st.form("class_upload", clear_on_submit=True):
+            label = st.text_input("Class name", placeholder="cat")
+            files = st.file_uploader("Images of this class", accept_multiple_files=True,
+                                     type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"])
+            if st.form_submit_button("Add images to this class") and label and files:
+                ds = add_labelled_files(s.upload_set, label, [(f.name, f.getvalue()) for f in files])
+                use(ds.root, "your uploads")
+except StudioError as exc:
+    show_error(exc)
+
+try:
+    ds = resources.dataset(s.dataset, s.get("dataset_stamp", 0.0))
+except StudioError as exc:
+    show_error(exc)
+    st.stop()
+
+st.subheader(f"Validation report: {s.dataset_label}")
+counts = ds.counts()
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Classes", len(ds.classes))
+c2.metric("Usable images", f"{len(ds):,}")
+c3.metric("Skipped files", len(ds.skipped))
+c4.metric("Smallest class", f"{min(counts.values()) if counts else 0}")
+for warning in ds.warnings:
+    st.warning(warning, icon=":material/warning:")
+left, right = st.columns([3, 2])
+left.plotly_chart(class_counts(counts), width="stretch")
+with right:
+    if ds.skipped:
+        st.markdown("**Skipped files and why**")
+        st.dataframe([{"file": x.name, "reason": x.reason, "detail": x.detail} for x in ds.skipped],
+                     hide_index=True, height=280)
+    else:
+        st.success("Every file was a usable image; no duplicates.", icon=":material/check_circle:")
+
+st.subheader("Sample and split")
+c1, c2 = st.columns(2)
+with c1:
+    mode = st.radio("Sample by", ["Images per class", "Share of the dataset"], horizontal=True,
+                    index=0 if s.fraction is None else 1)
+    biggest = max(counts.values()) if counts else 1
+    if mode == "Images per class":
+        s.per_class = st.slider("Images per class", 2, max(2, biggest), min(s.per_class or 20, max(2, biggest)))
+        s.fraction = None
+    else:
+        percent = st.slider("Share of every class (%)", 1, 100, int(round((s.fraction or 0.25) * 100)))
+        s.fraction, s.per_class = percent / 100, None
+    chosen = sample(ds, s.per_class, s.fraction, seed=0)
+    st.markdown(f"**{chosen.describe()}**")
+with c2:
+    s.val_fraction = st.slider("Validation share", 0.05, 0.5, s.val_fraction, 0.05)
+    s.test_fraction = st.slider("Test share", 0.0, 0.4, s.test_fraction, 0.05)
+    n = len(chosen.items)
+    st.caption(f"About {round(n * (1 - s.val_fraction - s.test_fraction))} train, {round(n * s.val_fraction)} "
+               f"validation, {round(n * s.test_fraction)} test images; stratified by class, seeded, exact "
+               f"duplicates never on both sides.")
+
+st.subheader("Examples")
+by_class: dict[str, list] = {}
+for item in ds.items:
+    by_class.setdefault(item.label, [])
+    if len(by_class[item.label]) < 8:
+        by_class[item.label].append(item)
+for label, items in list(by_class.items())[:12]:
+    st.image([resources.thumbnail(i.path, 80) for i in items], caption=[label] * len(items), width=80)
+
+st.subheader("Augmentation")
+aug = s.augment
+enabled = st.toggle("Augment training images (random changes each epoch)", value=aug.enabled)
+if enabled:
+    base = aug if aug.enabled else AugmentConfig.standard()
+    c1, c2, c3, c4, c5 = st.columns(5)
+    aug = AugmentConfig(flip=c1.checkbox("Horizontal flip", base.flip),
+                        rotation=c2.slider("Rotation (turns)", 0.0, 0.25, base.rotation, 0.01),
+                        zoom=c3.slider("Zoom", 0.0, 0.5, base.zoom, 0.05),
+                        translation=c4.slider("Shift", 0.0, 0.5, base.translation, 0.05),
+                        contrast=c5.slider("Contrast", 0.0, 0.5, base.contrast, 0.05))
+    s.augment = aug
+    example = ds.items[0]
+    with st.spinner("Drawing augmented previews..."):
+        shots = previews(resources.thumbnail(example.path, 160), aug, n=6, seed=int(time.time()) % 1000)
+    st.image(shots, caption=[f"{example.label}, variant {i + 1}" for i in range(6)], width=120)
+    st.caption("Augmentation turns feature caching off: the frozen blocks must run on every new variant.")
+else:
+    s.augment = AugmentConfig()
+
+st.page_link("pages/train.py", label="Next: choose the model and train", icon=":material/arrow_forward:")

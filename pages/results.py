@@ -1,0 +1,142 @@
+"""Results: every run in a table; for one run its metrics, curves, confusion, mistakes, features."""
+
+import csv
+import io
+
+import streamlit as st
+
+from core.errors import StudioError
+from core.runs import delete_run, list_runs
+from core.views import RunViews
+from ui.widgets import show_error
+
+s = st.session_state
+st.title("Results")
+
+runs = list_runs()
+if not runs:
+    st.info("No runs yet. Train one on the **Train** page; the defaults work.")
+    st.stop()
+
+
+def row(run):
+    c, m = run.config, (run.metrics() if run.state == "completed" else {})
+    acc = lambda k: round(m[k], 3) if m.get(k) is not None else None  # noqa: E731
+    return {"run": run.id, "state": run.state, "data": c.dataset.rsplit("/", 1)[-1],
+            "per class": c.per_class if c.per_class else (f"{c.fraction:.0%}" if c.fraction else "all"),
+            "backbone": c.backbone, "frozen": "all" if c.frozen_blocks < 0 else c.frozen_blocks,
+            "augment": "yes" if c.augment.enabled else "no", "head": c.head, "epochs": c.epochs,
+            "train acc": acc("train_accuracy"), "val acc": acc("val_accuracy"), "test acc": acc("test_accuracy"),
+            "seconds": round(m["seconds"]) if m.get("seconds") else None}
+
+
+st.caption("Select a row to open the run.")
+table = st.dataframe([row(r) for r in runs], hide_index=True, on_select="rerun", selection_mode="single-row",
+                     key="runs_table")
+picked = table.selection.rows if table and table.selection else []
+if picked:
+    s.run_id = runs[picked[0]].id
+ids = [r.id for r in runs]
+if s.run_id not in ids:
+    s.run_id = next((r.id for r in runs if r.state == "completed"), ids[0])
+run = runs[ids.index(s.run_id)]
+
+st.divider()
+st.subheader(f"Run {run.id}")
+if run.state != "completed":
+    (st.error if run.state in ("failed", "damaged") else st.info)(
+        f"{run.state.capitalize()}: " + ("; ".join(run.damaged) if run.damaged else run.status.get("message", "")))
+    if run.history():
+        from core.viz.figures import training_curves
+
+        st.plotly_chart(training_curves(run.history(), "Training curves so far"), width="stretch")
+    if run.state not in ("queued", "running") and st.button("Delete this run", icon=":material/delete:"):
+        delete_run(run.id)
+        s.run_id = None
+        st.rerun()
+    st.stop()
+
+try:
+    views = RunViews(run)
+    metrics = run.metrics()
+    dataset_info = run.dataset()
+except (StudioError, OSError, ValueError) as exc:
+    show_error(StudioError(f"Run {run.id} cannot be read: {exc}"))
+    st.stop()
+
+c = st.columns(5)
+c[0].metric("Train accuracy", f"{metrics['train_accuracy']:.1%}")
+c[1].metric("Validation accuracy", f"{metrics['val_accuracy']:.1%}")
+c[2].metric("Test accuracy", "-" if metrics.get("test_accuracy") is None else f"{metrics['test_accuracy']:.1%}")
+c[3].metric("Training time", f"{metrics['seconds']:.0f} s")
+c[4].metric("Trainable parameters", f"{metrics['trainable_params']:,}")
+st.caption(f"{dataset_info.get('sample', '')} of {dataset_info.get('name', '')}; "
+           f"{'features cached at the cut' if metrics.get('cached_features') else 'no feature cache'}; "
+           f"trained on {metrics.get('device', 'CPU')}.")
+
+st.plotly_chart(views.curves(), width="stretch")
+
+st.subheader("Confusion matrix (validation)")
+normalise = st.toggle("Row-normalised (recall per class)", False)
+val = views.predictions["val"]
+classes = list(val.classes)
+left, right = st.columns([3, 2])
+with left:
+    event = st.plotly_chart(views.confusion(normalise), on_select="rerun", selection_mode="points",
+                            key=f"confusion_{run.id}")
+    points = event.selection.points if event and event.selection else []
+    if points:
+        s.cell = (points[0]["y"], points[0]["x"])
+with right:
+    st.markdown("**Images in a cell** - click a cell or choose:")
+    true_default, pred_default = s.get("cell") or (classes[0], classes[0])
+    if true_default not in classes or pred_default not in classes:
+        true_default, pred_default = classes[0], classes[0]
+    true_cls = st.selectbox("True class", classes, index=classes.index(true_default))
+    pred_cls = st.selectbox("Predicted as", classes, index=classes.index(pred_default))
+    names = val.cell(classes.index(true_cls), classes.index(pred_cls))
+    st.caption(f"{len(names)} image(s)")
+    if names:
+        st.image([views.image(n, 96) for n in names[:24]], caption=[n.rsplit("/", 1)[-1] for n in names[:24]],
+                 width=96)
+    confused = val.most_confused()
+    if confused:
+        st.markdown("**Most confused:** " + "; ".join(f"{t} as {p} ({n})" for t, p, n in confused[:5]))
+
+st.subheader("Per-class scores (validation)")
+left, right = st.columns([2, 3])
+left.dataframe([{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in val.per_class()],
+               hide_index=True)
+right.plotly_chart(views.per_class(), width="stretch")
+
+st.subheader("Misclassified images, highest loss first")
+with_saliency = st.toggle("Show Grad-CAM saliency (what the model looked at)", False)
+wrong = views.misclassified(k=12, saliency=with_saliency)
+if not wrong:
+    st.success("Every validation image was classified correctly.")
+else:
+    cols = st.columns(6)
+    for i, r in enumerate(wrong):
+        cols[i % 6].image(r["saliency"] if with_saliency else r["image"],
+                          caption=f"{r['true']} → {r['predicted']} ({r['probability']:.0%})", width=112)
+
+st.subheader("Feature space")
+c1, c2, c3 = st.columns(3)
+dims = c1.radio("Dimensions", [2, 3], horizontal=True)
+method = c2.radio("Projection", ["pca", "tsne"], horizontal=True, format_func=str.upper)
+split_name = c3.radio("Images", ["val", "train"], horizontal=True,
+                      format_func={"val": "validation", "train": "training"}.get)
+if st.button("Show the feature vectors", icon=":material/scatter_plot:"):
+    with st.spinner("Computing feature vectors..."):
+        st.plotly_chart(views.embedding(split_name, dims, method), width="stretch")
+
+st.subheader("Downloads")
+buf = io.StringIO()
+writer = csv.DictWriter(buf, ["class", "precision", "recall", "f1", "support"])
+writer.writeheader()
+writer.writerows(val.per_class())
+summary = "".join(f"# {k},{metrics.get(k)}\n" for k in ("train_accuracy", "val_accuracy", "test_accuracy", "seconds"))
+c1, c2 = st.columns(2)
+c1.download_button("Metrics (CSV)", summary + buf.getvalue(), f"{run.id}-metrics.csv", "text/csv")
+c2.download_button("Predictions (CSV)", (run.dir / "predictions.csv").read_bytes(), f"{run.id}-predictions.csv",
+                   "text/csv")

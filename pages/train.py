@@ -1,0 +1,138 @@
+"""Train: choose the backbone and how much of it stays frozen, set the schedule, train, watch."""
+
+import streamlit as st
+
+from core import jobs
+from core.backbones import available_offline, get_spec, list_specs
+from core.config import ALL, HEADS
+from core.errors import StudioError
+from core.runs import list_runs, load_run
+from core.training import parameter_counts
+from core.viz.blocks import blocks_figure
+from core.viz.figures import training_curves
+from ui import resources, state
+from ui.widgets import show_error
+
+s = st.session_state
+st.title("Train")
+
+specs = list_specs()
+names = [sp.name for sp in specs]
+offline = {sp.name: available_offline(sp) for sp in specs}
+s.backbone = st.selectbox("Pretrained backbone", names, index=names.index(s.backbone),
+                          format_func=lambda n: get_spec(n).title + ("" if offline[n] else "  (needs a download)"))
+try:
+    backbone = resources.backbone(s.backbone)
+    dataset = resources.dataset(s.dataset, s.get("dataset_stamp", 0.0))
+except StudioError as exc:
+    show_error(exc)
+    st.stop()
+
+infos = backbone.block_infos
+n_blocks = len(infos)
+current = n_blocks if s.frozen_blocks == ALL else min(s.frozen_blocks, n_blocks)
+frozen = st.slider(f"Frozen blocks (of {n_blocks}, from the input side)", 0, n_blocks, current,
+                   help=f"{n_blocks} = feature extraction: only the new head trains. Fewer = fine-tune the last "
+                        f"blocks too (after a head-only first phase).")
+s.frozen_blocks = ALL if frozen == n_blocks else frozen
+if not backbone.layered and frozen < n_blocks:
+    st.warning("This backbone is an opaque TF Hub layer: only feature extraction (every block frozen) is "
+               "available for it yet.")
+trainable, frozen_params = parameter_counts(backbone, frozen, len(dataset.classes))
+c1, c2, c3 = st.columns(3)
+c1.metric("Trainable parameters", f"{trainable:,}")
+c2.metric("Frozen parameters", f"{frozen_params:,}")
+c3.metric("Trainable share", f"{trainable / (trainable + frozen_params):.1%}")
+st.plotly_chart(blocks_figure(infos, frozen), width="stretch")
+with st.expander("Blocks as a table"):
+    st.dataframe([{"block": b.name, "output": "x".join(map(str, b.output_shape)), "parameters": b.params,
+                   "status": "frozen" if i < frozen else "trainable"} for i, b in enumerate(infos)],
+                 hide_index=True)
+
+with st.form("train_form"):
+    st.markdown(f"**Data:** {s.dataset_label}, "
+                f"{f'{s.per_class} images per class' if s.per_class else f'{s.fraction:.0%} of each class'}"
+                f"{', augmented' if s.augment.enabled else ''} (change on the Data page)")
+    c1, c2, c3, c4 = st.columns(4)
+    head = c1.selectbox("Head", HEADS, format_func={"dense": "Dense softmax + dropout",
+                                                   "logreg": "Logistic regression (scikit-learn)",
+                                                   "svm": "Linear SVM (scikit-learn)"}.get)
+    epochs = c2.number_input("Epochs", 1, 500, state.DEFAULTS.epochs)
+    lr = c3.number_input("Learning rate", 1e-6, 1.0, state.DEFAULTS.learning_rate, format="%.5f")
+    batch = c4.number_input("Batch size", 1, 512, state.DEFAULTS.batch_size)
+    c1, c2, c3, c4 = st.columns(4)
+    two_phase = c1.checkbox("Head first, then fine-tune", True,
+                            help="Phase 1 trains only the head; phase 2 unfreezes down to the chosen depth.")
+    factor = c2.number_input("Fine-tune rate factor", 0.001, 1.0, 0.1, format="%.3f")
+    patience = c3.number_input("Early stopping patience (0 = off)", 0, 100, 0)
+    seed = c4.number_input("Seed", 0, 2**31 - 1, 0)
+    submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:")
+
+if submitted:
+    try:
+        config = state.train_config(head=head, epochs=int(epochs), learning_rate=float(lr), batch_size=int(batch),
+                                    two_phase=two_phase, fine_tune_lr_factor=float(factor),
+                                    early_stopping=int(patience), seed=int(seed))
+        run_id = jobs.submit(config)
+        s.run_id = run_id
+        s.my_runs.append(run_id)
+    except StudioError as exc:
+        show_error(exc)
+
+
+def watched_run():
+    """This session's latest run, else any run still queued or running (after a browser reload)."""
+    try:
+        if s.my_runs:
+            return load_run(s.my_runs[-1])
+        active = [r for r in list_runs() if r.state in ("queued", "running")]
+        return active[0] if active else None
+    except StudioError:
+        return None
+
+
+watched = watched_run()
+active = watched is not None and watched.state in ("queued", "running")
+
+
+@st.fragment(run_every=1.0 if active else None)
+def live_progress():
+    run = watched_run()
+    if run is None:
+        return
+    if active and run.state not in ("queued", "running"):
+        st.rerun()  # finished: one full rerun stops the polling and refreshes the sidebar
+    st.subheader(f"Run {run.id}")
+    status, p = run.status, run.status.get("progress") or {}
+    if run.state == "queued":
+        jobs.ensure_workers()
+        st.info(f"Queued: position {jobs.queue_position(run.id) or '?'} (one training at a time).")
+    elif run.state == "running":
+        phase = p.get("phase", "starting")
+        if phase in ("head", "fine-tune") and p.get("epochs"):
+            epoch_done = (p["epoch"] - 1 + p["batch"] / max(1, p["batches"])) / p["epochs"]
+            st.progress(min(1.0, epoch_done), text=f"{phase} phase: epoch {p['epoch']} of {p['epochs']}")
+            st.progress(p["batch"] / max(1, p["batches"]), text=f"batch {p['batch']} of {p['batches']}")
+            eta = p.get("eta_seconds")
+            metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted((p.get("metrics") or {}).items()))
+            st.caption(f"{metrics}" + (f" - about {eta:.0f} s left in this phase" if eta is not None else ""))
+        elif phase == "decode" and p.get("batches"):
+            st.progress(p["batch"] / p["batches"], text=f"decoding images: {p['batch']} of {p['batches']}")
+        else:
+            st.progress(0.0, text={"features": "computing features at the cut (once per image)",
+                                   "evaluate": "evaluating", "fit": "fitting the scikit-learn head"}.get(phase,
+                                                                                                     phase))
+        if st.button("Cancel", icon=":material/stop:"):
+            jobs.cancel(run.id)
+    elif run.state == "completed":
+        m = run.metrics()
+        st.success(f"Done in {m.get('seconds', 0):.0f} s: validation accuracy {m.get('val_accuracy', 0):.1%}.")
+        st.page_link("pages/results.py", label="See the results", icon=":material/insights:")
+    else:
+        st.error(f"{run.state.capitalize()}: {status.get('message', '')}")
+    history = run.history()
+    if history and history[0].get("loss") is not None:
+        st.plotly_chart(training_curves(history, "Live training curves"), width="stretch")
+
+
+live_progress()

@@ -1,0 +1,36 @@
+"""Cached loaders: backbones and run models with st.cache_resource, pure data with st.cache_data."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.data.dataset import Dataset
+
+
+@st.cache_resource(show_spinner="Loading the backbone...", max_entries=2)
+def backbone(name: str):
+    from core.backbones import load_backbone
+
+    return load_backbone(name)
+
+
+@st.cache_resource(show_spinner=False)
+def environment():
+    from core.environment import describe
+
+    return describe()
+
+
+@st.cache_data(show_spinner="Scanning and validating the images...", max_entries=8)
+def dataset(spec: str, _stamp: float = 0.0) -> Dataset:
+    """The scanned dataset for a demo name, folder or zip path; _stamp invalidates after edits."""
+    from core.data.sources import load_dataset
+
+    return load_dataset(spec)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def thumbnail(path: str, size: int = 96):
+    from core.data.decode import load_array
+
+    return load_array(path, size)
