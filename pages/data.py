@@ -9,7 +9,7 @@ from core.data.sampling import sample
 from core.data.sources import DEMOS, add_labelled_files, import_zip_bytes
 from core.errors import StudioError
 from core.viz.figures import class_counts
-from ui import resources
+from ui import resources, state
 from ui.widgets import show_error
 
 s = st.session_state
@@ -86,19 +86,22 @@ st.subheader("Sample and split")
 c1, c2 = st.columns(2)
 with c1:
     mode = st.radio("Sample by", ["Images per class", "Share of the dataset"], horizontal=True,
-                    index=0 if s.fraction is None else 1)
-    biggest = max(counts.values()) if counts else 1
+                    key=state.bind("w_sample_mode", "Images per class" if s.fraction is None else
+                                   "Share of the dataset"))
+    biggest = max(2, max(counts.values()) if counts else 2)
     if mode == "Images per class":
-        s.per_class = st.slider("Images per class", 2, max(2, biggest), min(s.per_class or 20, max(2, biggest)))
-        s.fraction = None
+        state.bind("w_per_class", min(s.per_class or 20, biggest))
+        s.w_per_class = min(s.w_per_class, biggest)
+        s.per_class, s.fraction = st.slider("Images per class", 2, biggest, key="w_per_class"), None
     else:
-        percent = st.slider("Share of every class (%)", 1, 100, int(round((s.fraction or 0.25) * 100)))
+        state.bind("w_percent", int(round((s.fraction or 0.25) * 100)))
+        percent = st.slider("Share of every class (%)", 1, 100, key="w_percent")
         s.fraction, s.per_class = percent / 100, None
     chosen = sample(ds, s.per_class, s.fraction, seed=0)
     st.markdown(f"**{chosen.describe()}**")
 with c2:
-    s.val_fraction = st.slider("Validation share", 0.05, 0.5, s.val_fraction, 0.05)
-    s.test_fraction = st.slider("Test share", 0.0, 0.4, s.test_fraction, 0.05)
+    s.val_fraction = st.slider("Validation share", 0.05, 0.5, step=0.05, key=state.bind("w_val", s.val_fraction))
+    s.test_fraction = st.slider("Test share", 0.0, 0.4, step=0.05, key=state.bind("w_test", s.test_fraction))
     n = len(chosen.items)
     st.caption(f"About {round(n * (1 - s.val_fraction - s.test_fraction))} train, {round(n * s.val_fraction)} "
                f"validation, {round(n * s.test_fraction)} test images; stratified by class, seeded, exact "

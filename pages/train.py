@@ -19,7 +19,7 @@ st.title("Train")
 specs = list_specs()
 names = [sp.name for sp in specs]
 offline = {sp.name: available_offline(sp) for sp in specs}
-s.backbone = st.selectbox("Pretrained backbone", names, index=names.index(s.backbone),
+s.backbone = st.selectbox("Pretrained backbone", names, key=state.bind("w_backbone", s.backbone),
                           format_func=lambda n: get_spec(n).title + ("" if offline[n] else "  (needs a download)"))
 try:
     backbone = resources.backbone(s.backbone)
@@ -31,7 +31,9 @@ except StudioError as exc:
 infos = backbone.block_infos
 n_blocks = len(infos)
 current = n_blocks if s.frozen_blocks == ALL else min(s.frozen_blocks, n_blocks)
-frozen = st.slider(f"Frozen blocks (of {n_blocks}, from the input side)", 0, n_blocks, current,
+state.bind("w_frozen", current)
+s.w_frozen = min(s.w_frozen, n_blocks)  # another backbone may have fewer blocks
+frozen = st.slider(f"Frozen blocks (of {n_blocks}, from the input side)", 0, n_blocks, key="w_frozen",
                    help=f"{n_blocks} = feature extraction: only the new head trains. Fewer = fine-tune the last "
                         f"blocks too (after a head-only first phase).")
 s.frozen_blocks = ALL if frozen == n_blocks else frozen

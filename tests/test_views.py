@@ -88,7 +88,7 @@ def test_activation_grid_shows_the_most_active_channels(lite0, skimage_images):
 
     image = resize(Image.fromarray(skimage_images["chelsea"]), 224, crop=True)
     maps = insight.activations(lite0, image, "block3")
-    assert maps.shape == (28, 28, 24)
+    assert maps.shape == (28, 28, 40)  # stage 3: stride 2, 40 channels
     tiles, channels = insight.activation_grid(maps, n=8, columns=4, tile=50)
     means = maps.mean(axis=(0, 1))
     assert channels == list(np.argsort(-means)[:8])
@@ -129,9 +129,7 @@ def test_gradcam_peaks_inside_the_deciding_square(square_run):
         heat, _ = insight.smoothgrad(views.model, image, class_index=square_class, samples=6)
         inside = np.zeros(heat.shape, bool)
         inside[top:top + 56, left:left + 56] = True
-        edge = inside ^ np.pad(inside[2:-2, 2:-2], 2)  # the square's border is where the evidence is
         assert heat[inside].mean() > 2 * heat[~inside].mean()
-        assert edge.any()
 
 
 def test_misclassified_gallery_and_before_after(square_run, trained_run):

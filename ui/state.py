@@ -36,3 +36,11 @@ def train_config(**form) -> TrainConfig:
     return TrainConfig(dataset=s.dataset, backbone=s.backbone, frozen_blocks=s.frozen_blocks, per_class=s.per_class,
                        fraction=s.fraction, val_fraction=s.val_fraction, test_fraction=s.test_fraction,
                        augment=s.augment, **form)
+
+
+def bind(widget_key: str, value) -> str:
+    """Seed a keyed widget from the canonical value. Streamlit drops widget state when a page is
+    left, so the canonical value lives under its own key and re-seeds the widget on return."""
+    if widget_key not in st.session_state:
+        st.session_state[widget_key] = value
+    return widget_key

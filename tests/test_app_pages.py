@@ -1,0 +1,127 @@
+"""AppTest per page, on the real core (a small trained run prepared by the tests)."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import jobs
+from core.runs import load_run
+from tests.conftest import PROJECT_DIR
+
+TIMEOUT = 240
+
+
+def open_page(page: str | None = None, **state) -> AppTest:
+    at = AppTest.from_file(str(PROJECT_DIR / "streamlit_app.py"), default_timeout=TIMEOUT)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at) -> dict:
+    return {m.label: m.value for m in at.metric}
+
+
+def text_of(at) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info]
+    parts += [e.value for e in at.error] + [w.value for w in at.warning] + [s.value for s in at.success]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_home_shows_environment_and_latest_runs(trained_run):
+    at = open_page()
+    assert at.title[0].value == "Transfer Learning Studio"
+    m = metrics(at)
+    assert m["Device"] == "CPU" and m["TensorFlow"] == "2.21.0" and m["Model status"] == "ready"
+    assert trained_run in text_of(at)
+
+
+def test_data_page_reports_the_demo_and_follows_the_sample_slider():
+    at = open_page("data")
+    m = metrics(at)
+    assert m["Classes"] == "10" and m["Usable images"] == "1,797" and m["Skipped files"] == "0"
+    assert "200 images - 11% of 1,797" in text_of(at)
+    at.slider[0].set_value(50).run()
+    assert "500 images - 28% of 1,797" in text_of(at)
+    assert at.session_state.per_class == 50
+
+
+def test_data_page_uses_a_folder_and_reports_skipped_files(tmp_path, color_folder):
+    import shutil
+
+    folder = tmp_path / "mine"
+    shutil.copytree(color_folder, folder)
+    (folder / "red" / "notes.jpg").write_text("not an image")
+    at = open_page("data")
+    at.radio[0].set_value("Folder on this machine").run()
+    at.text_input[0].set_value(str(folder)).run()
+    at.button[0].click().run()
+    assert not at.exception
+    m = metrics(at)
+    assert m["Classes"] == "3" and m["Usable images"] == "30" and m["Skipped files"] == "1"
+    assert at.session_state.dataset == str(folder)
+    bad = open_page("data")
+    bad.radio[0].set_value("Folder on this machine").run()
+    bad.text_input[0].set_value(str(tmp_path / "nowhere")).run()
+    bad.button[0].click().run()
+    assert not bad.exception and "nowhere' not found: expected a demo name" in text_of(bad)
+
+
+def test_train_page_slider_changes_trainable_parameters(color_folder, lite0):
+    from core.training import parameter_counts
+
+    at = open_page("train", dataset=str(color_folder), dataset_label="colours")
+    frozen_all = metrics(at)["Trainable parameters"]
+    assert frozen_all == f"{1280 * 3 + 3:,}"
+    at.slider[0].set_value(17).run()
+    assert metrics(at)["Trainable parameters"] == f"{1280 * 3 + 3 + 409_600 + 2 * 1280:,}"
+    at.slider[0].set_value(0).run()
+    trainable, frozen = parameter_counts(lite0, 0, 3)
+    assert metrics(at)["Trainable share"] == f"{trainable / (trainable + frozen):.1%}"
+
+
+def test_train_page_queues_a_run_with_the_defaults(color_folder):
+    at = open_page("train", dataset=str(color_folder), dataset_label="colours", per_class=6)
+    at.number_input[0].set_value(2)  # epochs
+    at.button[0].click().run()
+    assert not at.exception
+    run_id = at.session_state.my_runs[-1]
+    assert load_run(run_id).config.dataset == str(color_folder)
+    assert jobs.wait(run_id, timeout=600)["state"] == "completed"
+
+
+def test_results_page_shows_accuracy_and_confusion(trained_run):
+    at = open_page("results", run_id=trained_run)
+    m = metrics(at)
+    val = load_run(trained_run).metrics()["val_accuracy"]
+    assert m["Validation accuracy"] == f"{val:.1%}"
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3  # curves, confusion, per-class
+    assert "image(s)" in text_of(at)
+    val_predictions = load_run(trained_run).predictions()["val"]
+    at.selectbox[0].set_value("blue").run()  # true class
+    at.selectbox[1].set_value("blue").run()  # predicted as
+    assert f"{len(val_predictions.cell(0, 0))} image(s)" in text_of(at)
+    at.selectbox[1].set_value("green").run()
+    assert f"{len(val_predictions.cell(0, 1))} image(s)" in text_of(at)
+
+
+def test_activations_page(trained_run):
+    at = open_page("activations", run_id=trained_run)
+    assert any("Prediction:" in m.value for m in at.markdown)
+    assert len(at.get("image")) >= 4  # input, saliency, feature maps, mean map, before/after, filters
+
+
+def test_predict_page_asks_for_images(trained_run):
+    at = open_page("predict", run_id=trained_run)
+    assert "Upload images to classify them" in text_of(at)
+
+
+@pytest.mark.parametrize("page", ["results", "activations", "predict"])
+def test_pages_without_runs_explain_what_to_do(page, tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_RUNS_DIR", str(tmp_path / "no-runs"))
+    at = open_page(page)
+    assert "No" in text_of(at) and "Train" in text_of(at)
