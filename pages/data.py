@@ -110,11 +110,15 @@ with c2:
 st.subheader("Examples")
 by_class: dict[str, list] = {}
 for item in ds.items:
-    by_class.setdefault(item.label, [])
-    if len(by_class[item.label]) < 8:
+    if len(by_class.setdefault(item.label, [])) < 6:
         by_class[item.label].append(item)
-for label, items in list(by_class.items())[:12]:
-    st.image([resources.thumbnail(i.path, 80) for i in items], caption=[label] * len(items), width=80)
+columns = st.columns(2)
+for i, (label, items) in enumerate(list(by_class.items())[:12]):
+    with columns[i % 2]:
+        st.markdown(f"**{label}** ({counts[label]} images)")
+        st.image([resources.thumbnail(x.path, 64) for x in items], width=64)
+if len(by_class) > 12:
+    st.caption(f"Showing 12 of {len(by_class)} classes.")
 
 st.subheader("Augmentation")
 aug = s.augment

@@ -24,10 +24,11 @@ def row(run):
     acc = lambda k: round(m[k], 3) if m.get(k) is not None else None  # noqa: E731
     return {"run": run.id, "state": run.state, "data": c.dataset.rsplit("/", 1)[-1],
             "per class": c.per_class if c.per_class else (f"{c.fraction:.0%}" if c.fraction else "all"),
-            "backbone": c.backbone, "frozen": "all" if c.frozen_blocks < 0 else c.frozen_blocks,
-            "augment": "yes" if c.augment.enabled else "no", "head": c.head, "epochs": c.epochs,
+            "frozen": "all" if c.frozen_blocks < 0 else c.frozen_blocks,
+            "augment": "yes" if c.augment.enabled else "no", "head": c.head,
             "train acc": acc("train_accuracy"), "val acc": acc("val_accuracy"), "test acc": acc("test_accuracy"),
-            "seconds": round(m["seconds"]) if m.get("seconds") else None}
+            "seconds": round(m["seconds"]) if m.get("seconds") else None, "epochs": c.epochs,
+            "backbone": c.backbone}
 
 
 st.caption("Select a row to open the run.")
@@ -97,8 +98,8 @@ with right:
     names = val.cell(classes.index(true_cls), classes.index(pred_cls))
     st.caption(f"{len(names)} image(s)")
     if names:
-        st.image([views.image(n, 96) for n in names[:24]], caption=[n.rsplit("/", 1)[-1] for n in names[:24]],
-                 width=96)
+        st.image([views.image(n, 96) for n in names[:24]],
+                 caption=[n.rsplit("/", 1)[-1].rsplit(".", 1)[0] for n in names[:24]], width=96)
     confused = val.most_confused()
     if confused:
         st.markdown("**Most confused:** " + "; ".join(f"{t} as {p} ({n})" for t, p, n in confused[:5]))

@@ -56,14 +56,15 @@ with st.form("train_form"):
                 f"{f'{s.per_class} images per class' if s.per_class else f'{s.fraction:.0%} of each class'}"
                 f"{', augmented' if s.augment.enabled else ''} (change on the Data page)")
     c1, c2, c3, c4 = st.columns(4)
-    head = c1.selectbox("Head", HEADS, format_func={"dense": "Dense softmax + dropout",
-                                                   "logreg": "Logistic regression (scikit-learn)",
-                                                   "svm": "Linear SVM (scikit-learn)"}.get)
+    head = c1.selectbox("Head", HEADS, format_func={"dense": "Dense softmax", "logreg": "Logistic regression",
+                                                   "svm": "Linear SVM"}.get,
+                        help="Dense: softmax layer with dropout, trained with Adam. Logistic regression and linear "
+                             "SVM: scikit-learn on the cached feature vectors (every block frozen).")
     epochs = c2.number_input("Epochs", 1, 500, state.DEFAULTS.epochs)
     lr = c3.number_input("Learning rate", 1e-6, 1.0, state.DEFAULTS.learning_rate, format="%.5f")
     batch = c4.number_input("Batch size", 1, 512, state.DEFAULTS.batch_size)
     c1, c2, c3, c4 = st.columns(4)
-    two_phase = c1.checkbox("Head first, then fine-tune", True,
+    two_phase = c1.checkbox("Two phases", True,
                             help="Phase 1 trains only the head; phase 2 unfreezes down to the chosen depth.")
     factor = c2.number_input("Fine-tune rate factor", 0.001, 1.0, 0.1, format="%.3f")
     patience = c3.number_input("Early stopping patience (0 = off)", 0, 100, 0)

@@ -12,11 +12,11 @@ def blocks_figure(block_infos, frozen: int) -> go.Figure:
     params = [b.params for b in block_infos]
     colors = [FROZEN_COLOR if i < frozen else TRAINABLE_COLOR for i in range(len(names))]
     shapes = ["x".join(str(d) for d in b.output_shape) or "?" for b in block_infos]
-    fig = go.Figure(go.Bar(x=names, y=params, marker_color=colors, customdata=shapes,
+    fig = go.Figure(go.Bar(x=names, y=params, marker_color=colors, customdata=shapes, showlegend=False,
                            hovertemplate="%{x}<br>%{y:,} parameters<br>output %{customdata}<extra></extra>"))
     for color, label in ((FROZEN_COLOR, "frozen"), (TRAINABLE_COLOR, "trainable")):
         fig.add_trace(go.Bar(x=[None], y=[None], marker_color=color, name=label, showlegend=True))
-    fig.update_yaxes(title_text="parameters (log scale)", type="log")
+    fig.update_yaxes(title_text="parameters (log scale)", type="log", dtick=1)
     fig.update_xaxes(title_text="block (input side on the left)", type="category", tickangle=-45)
     fig.update_layout(height=300, margin=dict(l=60, r=20, t=30, b=80), template="plotly_white",
                       legend=dict(orientation="h", y=1.15), bargap=0.15)
