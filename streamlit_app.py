@@ -15,6 +15,7 @@ pages = [
     st.Page("pages/results.py", title="Results", icon=":material/insights:"),
     st.Page("pages/activations.py", title="Activations", icon=":material/visibility:"),
     st.Page("pages/predict.py", title="Predict", icon=":material/image_search:"),
+    st.Page("pages/experiments.py", title="Experiments", icon=":material/table_chart:"),
 ]
 page = st.navigation(pages)
 sidebar()

@@ -93,17 +93,10 @@ def _set_runs_dir(args) -> None:
         os.environ["STUDIO_RUNS_DIR"] = str(args.runs_dir)
 
 
-def _progress_line(status: dict) -> str | None:
-    p = status.get("progress") or {}
-    if status.get("state") == "queued":
-        return "queued"
-    if not p:
-        return None
-    phase = p.get("phase", "")
-    if phase in ("head", "fine-tune") and p.get("epochs"):
-        metrics = " ".join(f"{k} {v:.3f}" for k, v in sorted((p.get("metrics") or {}).items()))
-        return f"{phase} epoch {p['epoch']}/{p['epochs']} batch {p['batch']}/{p['batches']} {metrics}".rstrip()
-    return phase
+def _epoch_line(row: dict, epochs: int) -> str:
+    values = " ".join(f"{k} {row[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy")
+                      if row.get(k) is not None)
+    return f"{row['phase']} epoch {row['epoch']}/{epochs} {values}".rstrip()
 
 
 def cmd_train(args) -> None:
@@ -114,13 +107,17 @@ def cmd_train(args) -> None:
     config = _config_from_args(args).validate()
     run_id = jobs.submit(config)
     print(f"run {run_id} queued", flush=True)
-    last = [None]
+    shown = {"phase": None, "epochs": 0}
 
     def show(status):
-        line = _progress_line(status)
-        if line and line != last[0]:
-            print(line, flush=True)
-            last[0] = line
+        phase = (status.get("progress") or {}).get("phase")
+        if phase and phase != shown["phase"] and phase not in ("head", "fine-tune"):
+            print(phase, flush=True)
+            shown["phase"] = phase
+        history = load_run(run_id).history()  # every finished epoch, from history.csv
+        for row in history[shown["epochs"]:]:
+            print(_epoch_line(row, config.epochs), flush=True)
+        shown["epochs"] = len(history)
 
     status = jobs.wait(run_id, on_status=show)
     run = load_run(run_id)
@@ -160,6 +157,56 @@ def cmd_views(args) -> None:
     _set_runs_dir(args)
     for path in render_all(args.run, args.out):
         print(path)
+
+
+def cmd_sweep(args) -> None:
+    import time
+
+    from core import sweeps
+    from core.compare import comparison_rows
+
+    _set_runs_dir(args)
+    if args.resume:
+        sweep = sweeps.resume(args.resume)
+    else:
+        base = _config_from_args(args)
+        frozen = tuple(-1 if f == "all" else int(f) for f in args.frozen)
+        augment = {"off": (False,), "on": (True,), "both": (False, True)}[args.augment_grid]
+        spec = sweeps.SweepSpec(base, tuple(args.sizes), frozen, augment, tuple(args.heads), tuple(args.models or ()))
+        sweep = sweeps.create_sweep(spec, args.name or "")
+    print(f"sweep {sweep.id}: {len(sweep.run_ids)} runs", flush=True)
+    last = None
+    while not args.no_wait:
+        sweep = sweeps.load_sweep(sweep.id)
+        progress = sweep.progress()
+        if progress != last:
+            print(json.dumps(progress), flush=True)
+            last = progress
+        if all(state in ("completed", "failed", "cancelled", "damaged") for state in progress):
+            break
+        time.sleep(1.0)
+    rows = comparison_rows([r for r in sweep.runs() if r is not None])
+    if rows:
+        cols = ["images", "share", "frozen", "trainable %", "augmentation", "head", "train acc", "val acc",
+                "test acc", "seconds"]
+        print(_table([[r[c] for c in cols] for r in rows], cols))
+    print(json.dumps({"sweep_id": sweep.id, "runs": list(sweep.run_ids), "progress": sweep.progress()}))
+
+
+def cmd_report(args) -> None:
+    from core.report import write_report
+
+    _set_runs_dir(args)
+    print(write_report(args.target, args.out))
+
+
+def cmd_export(args) -> None:
+    from core.export import export_run
+
+    _set_runs_dir(args)
+    result = export_run(args.run, args.format, args.out)
+    print(json.dumps({"path": str(result.path), "format": result.format, "checked_images": result.checked_images,
+                      "top1_agreement": result.top1_agreement, "max_abs_diff": result.max_abs_diff}))
 
 
 def cmd_worker(args) -> None:
@@ -214,6 +261,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--runs-dir", default=None)
     p.set_defaults(func=cmd_views)
+    p = sub.add_parser("sweep", help="train a grid of runs and print the comparison table")
+    p.add_argument("--data", default="digits")
+    p.add_argument("--sizes", type=int, nargs="+", default=[20, 50], help="images per class")
+    p.add_argument("--frozen", nargs="+", default=["all"], help="frozen blocks values, e.g. all 15")
+    p.add_argument("--augment-grid", choices=["off", "on", "both"], default="off")
+    p.add_argument("--heads", nargs="+", default=["dense"], choices=["dense", "logreg", "svm"])
+    p.add_argument("--models", nargs="+", default=None, help="backbones (default: --model)")
+    p.add_argument("--model", default="efficientnet_lite0")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default="")
+    p.add_argument("--resume", default=None, help="resume this sweep id instead of starting one")
+    p.add_argument("--no-wait", action="store_true")
+    p.add_argument("--runs-dir", default=None)
+    p.set_defaults(func=cmd_sweep, frozen_blocks="all", per_class=20, fraction=None, val=0.2, test=0.1, augment=False,
+                   head="dense", batch_size=32, lr=TRAIN_DEFAULTS.learning_rate, fine_tune_factor=0.1,
+                   one_phase=False, patience=0, image_size=None, no_cache=False)
+    p = sub.add_parser("report", help="write a self-contained HTML report of a run or a sweep")
+    p.add_argument("target", help="run id or sweep id")
+    p.add_argument("--out", required=True)
+    p.add_argument("--runs-dir", default=None)
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("export", help="export a run's model (checked against the run after writing)")
+    p.add_argument("run")
+    p.add_argument("--format", choices=["savedmodel", "keras", "tflite"], required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--runs-dir", default=None)
+    p.set_defaults(func=cmd_export)
     sub.add_parser("worker", help="(internal) train the oldest queued run, then exit").set_defaults(func=cmd_worker)
     return parser
 

@@ -7,6 +7,8 @@ import streamlit as st
 
 from core.errors import StudioError
 from core.runs import delete_run, list_runs
+from core.export import FORMATS, export_zip
+from core.report import run_report
 from core.views import RunViews
 from ui.widgets import show_error
 
@@ -137,7 +139,25 @@ writer = csv.DictWriter(buf, ["class", "precision", "recall", "f1", "support"])
 writer.writeheader()
 writer.writerows(val.per_class())
 summary = "".join(f"# {k},{metrics.get(k)}\n" for k in ("train_accuracy", "val_accuracy", "test_accuracy", "seconds"))
-c1, c2 = st.columns(2)
+c1, c2, c3, c4 = st.columns(4)
 c1.download_button("Metrics (CSV)", summary + buf.getvalue(), f"{run.id}-metrics.csv", "text/csv")
 c2.download_button("Predictions (CSV)", (run.dir / "predictions.csv").read_bytes(), f"{run.id}-predictions.csv",
                    "text/csv")
+with c3:
+    if st.button("Build the HTML report", icon=":material/description:"):
+        with st.spinner("Rendering the report (figures, Grad-CAM of the mistakes)..."):
+            s.run_report = (run.id, run_report(run.id))
+    if s.get("run_report", (None,))[0] == run.id:
+        st.download_button("Download the report (HTML)", s.run_report[1], f"{run.id}.html", "text/html")
+with c4:
+    fmt = st.selectbox("Export the model as", FORMATS, format_func={"savedmodel": "TensorFlow SavedModel",
+                                                                   "keras": "Keras model (.keras)",
+                                                                   "tflite": "TensorFlow Lite"}.get)
+    if st.button("Build the export", icon=":material/deployed_code:"):
+        try:
+            with st.spinner(f"Exporting and checking the {fmt} model against this run..."):
+                s.run_export = (run.id, fmt, export_zip(run.id, fmt))
+        except StudioError as exc:
+            show_error(exc)
+    if s.get("run_export", (None, None))[:2] == (run.id, fmt):
+        st.download_button("Download the export (zip)", s.run_export[2], f"{run.id}-{fmt}.zip", "application/zip")

@@ -160,3 +160,26 @@ def top_k_bars(top: list[dict], title: str) -> go.Figure:
     fig.update_xaxes(title_text="probability", range=[0, 1])
     fig.update_yaxes(type="category")
     return _layout(fig, title, 120 + 32 * len(top))
+
+
+def compare_curves(histories: dict[str, list[dict]], metric: str = "val_accuracy") -> go.Figure:
+    """One line per run for a metric (validation accuracy by default)."""
+    fig = go.Figure()
+    for i, (label, history) in enumerate(histories.items()):
+        fig.add_trace(go.Scatter(x=[h["epoch"] for h in history], y=[h.get(metric) for h in history],
+                                 mode="lines+markers", name=label,
+                                 line=dict(color=CLASS_COLORS[i % len(CLASS_COLORS)])))
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text=metric.replace("_", " "), range=[0, 1.02] if "accuracy" in metric else None)
+    return _layout(fig, f"{metric.replace('_', ' ').capitalize()} per epoch")
+
+
+def compare_per_class(per_class: dict[str, list[dict]], key: str = "recall") -> go.Figure:
+    """Grouped bars: per-class recall (accuracy within the class) for each run."""
+    fig = go.Figure()
+    for i, (label, rows) in enumerate(per_class.items()):
+        fig.add_trace(go.Bar(x=[r["class"] for r in rows], y=[r[key] for r in rows], name=label,
+                             marker_color=CLASS_COLORS[i % len(CLASS_COLORS)]))
+    fig.update_xaxes(title_text="class", type="category")
+    fig.update_yaxes(title_text=f"{key} (validation)", range=[0, 1.02])
+    return _layout(fig.update_layout(barmode="group"), f"Per-class {key}")

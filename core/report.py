@@ -1,0 +1,134 @@
+"""Self-contained HTML reports: one file, figures and images inline, opens with no network.
+
+plotly.js is embedded once (in the first figure); images are base64 PNG data URIs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import time
+
+from PIL import Image
+
+from core.fileio import atomic_write_text
+from core.compare import COLUMNS, best, comparison_rows
+from core.runs import load_run
+from core.sweeps import load_sweep
+from core.views import RunViews, learning_curve_points
+from core.viz import figures
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2937}
+h1{font-size:1.8rem} h2{border-bottom:1px solid #e5e7eb;padding-bottom:.3rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem} td,th{border:1px solid #e5e7eb;padding:.25rem .6rem}
+th{background:#f3f4f6;text-align:left} td.num{text-align:right} td.best{background:#dcfce7;font-weight:600}
+.cards{display:flex;gap:1rem;flex-wrap:wrap}.card{border:1px solid #e5e7eb;border-radius:8px;padding:.6rem 1rem}
+.card b{display:block;font-size:1.5rem} .muted{color:#6b7280;font-size:.85rem}
+"""
+
+
+class _Figures:
+    """Turns plotly figures into HTML, embedding plotly.js only in the first one."""
+
+    def __init__(self):
+        self.first = True
+
+    def __call__(self, fig) -> str:
+        out = fig.to_html(full_html=False, include_plotlyjs=self.first, config={"displaylogo": False})
+        self.first = False
+        return out
+
+
+def _img(image: Image.Image, alt: str) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    data = base64.b64encode(buf.getvalue()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(rows: list[dict], columns: list[str], highlight: dict[str, int | None] | None = None) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for i, row in enumerate(rows):
+        cells = []
+        for c in columns:
+            value = row.get(c)
+            cls = "num" if isinstance(value, (int, float)) else ""
+            if highlight and highlight.get(c) == i:
+                cls += " best"
+            text = "" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
+            cells.append(f'<td class="{cls.strip()}">{html.escape(text)}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _page(title: str, sections: list[str]) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head><body>{''.join(sections)}"
+            f"<p class='muted'>Made by Transfer Learning Studio on {time.strftime('%Y-%m-%d %H:%M')}.</p>"
+            f"</body></html>")
+
+
+def run_sections(run_id: str, fig) -> list[str]:
+    run = load_run(run_id)
+    views = RunViews(run)
+    m, d, c = run.metrics(), run.dataset(), run.config
+    val = views.predictions["val"]
+    cards = "".join(f"<div class='card'>{label}<b>{value}</b></div>" for label, value in (
+        ("Train accuracy", f"{m['train_accuracy']:.1%}"), ("Validation accuracy", f"{m['val_accuracy']:.1%}"),
+        ("Test accuracy", "-" if m.get("test_accuracy") is None else f"{m['test_accuracy']:.1%}"),
+        ("Training time", f"{m['seconds']:.0f} s"), ("Trainable parameters", f"{m['trainable_params']:,}")))
+    config_rows = [{"setting": k, "value": str(v)} for k, v in c.to_json().items()]
+    dataset_rows = [{"class": k, "images": v, "sampled": (d.get("sample_per_class") or {}).get(k)}
+                    for k, v in (d.get("counts") or {}).items()]
+    per_class = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in val.per_class()]
+    wrong = views.misclassified(k=12, saliency=True)
+    gallery = "".join(f"<figure style='display:inline-block;margin:4px'>{_img(r['saliency'], r['name'])}"
+                      f"<figcaption class='muted'>{html.escape(r['true'])} &rarr; {html.escape(r['predicted'])} "
+                      f"({r['probability']:.0%})</figcaption></figure>" for r in wrong)
+    return [
+        f"<h1>Run {html.escape(run.id)}</h1><p>{html.escape(c.backbone)} on {html.escape(d.get('name', ''))}: "
+        f"{html.escape(d.get('sample', ''))}; {'every block frozen' if c.frozen_blocks < 0 else f'{c.frozen_blocks} blocks frozen'}"
+        f"{', augmented' if c.augment.enabled else ''}; {html.escape(c.head)} head.</p><div class='cards'>{cards}</div>",
+        "<h2 id='configuration'>Configuration</h2>" + _table(config_rows, ["setting", "value"]),
+        f"<h2 id='dataset'>Dataset</h2><p>{len(d.get('classes', []))} classes, {d.get('images', 0):,} usable images, "
+        f"{sum((d.get('skipped') or {}).values())} skipped; split {d.get('split_sizes')}.</p>"
+        + _table(dataset_rows, ["class", "images", "sampled"]),
+        "<h2 id='curves'>Training curves</h2>" + fig(views.curves()),
+        "<h2 id='metrics'>Per-class metrics (validation)</h2>"
+        + _table(per_class, ["class", "precision", "recall", "f1", "support"]),
+        "<h2 id='confusion'>Confusion matrix (validation)</h2>" + fig(views.confusion()),
+        "<h2 id='misclassified'>Misclassified examples, with Grad-CAM</h2>"
+        + (gallery or "<p>Every validation image was classified correctly.</p>"),
+    ]
+
+
+def run_report(run_id: str) -> str:
+    return _page(f"Run {run_id}", run_sections(run_id, _Figures()))
+
+
+def sweep_report(sweep_id: str) -> str:
+    sweep = load_sweep(sweep_id)
+    runs = [r for r in sweep.runs() if r is not None]
+    rows = comparison_rows(runs)
+    highlight = {c: best(rows, c) for c in ("train acc", "val acc", "test acc")}
+    fig = _Figures()
+    sections = [f"<h1>Sweep {html.escape(sweep.name)}</h1><p>{len(rows)} of {len(sweep.run_ids)} runs completed; "
+                f"progress {html.escape(str(sweep.progress()))}.</p>",
+                "<h2 id='comparison'>Comparison</h2>" + _table(rows, COLUMNS, highlight)]
+    points = learning_curve_points(runs)
+    if points:
+        sections.append("<h2 id='learning-curve'>Learning curve</h2>" + fig(figures.learning_curve(points)))
+    for row in rows:
+        sections.append(f"<h2>Run {html.escape(row['run'])}</h2>" + fig(
+            figures.training_curves(load_run(row["run"]).history(), f"Training curves: {row['run']}")))
+    return _page(f"Sweep {sweep.name}", sections)
+
+
+def write_report(target: str, out: str) -> str:
+    """Write the report of a run or a sweep id to `out`; return the path."""
+    text = sweep_report(target) if target.startswith("sweep-") else run_report(target)
+    atomic_write_text(out, text)
+    return str(out)

@@ -1,0 +1,120 @@
+"""Experiments: sweeps over sample size, frozen depth, augmentation, head and backbone; the
+comparison table in the seeds' form; side-by-side comparison of a few runs; report and export."""
+
+import streamlit as st
+
+from core import sweeps
+from core.backbones import available_offline, list_specs
+from core.compare import ACCURACY_COLUMNS, COLUMNS, comparison_rows, rows_csv
+from core.config import ALL, HEADS
+from core.errors import StudioError
+from core.report import sweep_report
+from core.runs import list_runs
+from core.views import RunViews, learning_curve_points
+from core.viz import figures
+from ui import resources, state
+from ui.widgets import run_label, show_error
+
+s = st.session_state
+st.title("Experiments")
+st.caption("Train a grid of runs with one seed and compare them in one table: how much data, how much of "
+           "the backbone to fine-tune, whether augmentation helps.")
+
+try:
+    dataset = resources.dataset(s.dataset, s.get("dataset_stamp", 0.0))
+except StudioError as exc:
+    show_error(exc)
+    st.stop()
+
+with st.expander("New sweep", expanded=not sweeps.list_sweeps()):
+    st.markdown(f"**Data:** {s.dataset_label} ({len(dataset.classes)} classes; change on the Data page)")
+    c1, c2, c3 = st.columns(3)
+    biggest = max(dataset.counts().values())
+    size_options = sorted({n for n in (5, 10, 20, 50, 100, 150, 300) if n <= biggest} | {biggest})
+    sizes = c1.multiselect("Images per class", size_options, default=[n for n in (20, 50) if n in size_options]
+                           or size_options[:1])
+    depth_options = ["all", 17, 16, 15, 12, 8]
+    depths = c2.multiselect("Frozen blocks", depth_options, default=["all", 15])
+    augment = c3.multiselect("Augmentation", ["off", "on"], default=["off"])
+    c1, c2, c3 = st.columns(3)
+    heads = c1.multiselect("Heads", list(HEADS), default=["dense"])
+    offline = [sp.name for sp in list_specs() if available_offline(sp)]
+    backbones = c2.multiselect("Backbones", offline, default=[s.backbone if s.backbone in offline else offline[0]])
+    epochs = c3.number_input("Epochs per run", 1, 200, 10)
+    spec = sweeps.SweepSpec(state.train_config(epochs=int(epochs)), tuple(sizes),
+                            tuple(ALL if d == "all" else d for d in depths), tuple(a == "on" for a in augment),
+                            tuple(heads), tuple(backbones))
+    points = spec.points()
+    estimate = sum(sweeps.estimate_seconds(p, min(p.per_class, biggest), len(dataset.classes)) for p in points)
+    st.markdown(f"**{len(points)} runs**, about **{estimate / 60:.0f} min** on this machine's CPU (estimated: "
+                f"one forward pass per image with the feature cache, one per image and epoch with augmentation).")
+    name = st.text_input("Name (optional)", placeholder="digits: size x depth")
+    if st.button("Start the sweep", type="primary", disabled=not points, icon=":material/play_arrow:"):
+        try:
+            sweep = sweeps.create_sweep(spec, name)
+            s.sweep_id = sweep.id
+        except StudioError as exc:
+            show_error(exc)
+
+all_sweeps = sweeps.list_sweeps()
+if all_sweeps:
+    ids = [sw.id for sw in all_sweeps]
+    current = s.get("sweep_id") if s.get("sweep_id") in ids else ids[0]
+    s.sweep_id = st.selectbox("Sweep", ids, index=ids.index(current),
+                              format_func=lambda i: f"{all_sweeps[ids.index(i)].name} ({i})")
+    active = any(state_ in ("queued", "running") for state_ in sweeps.load_sweep(s.sweep_id).progress())
+
+    @st.fragment(run_every=2.0 if active else None)
+    def sweep_view():
+        sweep = sweeps.load_sweep(s.sweep_id)
+        progress = sweep.progress()
+        total = len(sweep.run_ids)
+        done = progress.get("completed", 0)
+        st.progress(done / total, text=f"{done} of {total} runs completed - " +
+                    ", ".join(f"{n} {k}" for k, n in progress.items()))
+        c1, c2, _ = st.columns([1, 1, 3])
+        if c1.button("Resume (queue missing or failed runs)", disabled=sweep.done):
+            sweeps.resume(sweep.id)
+        if c2.button("Cancel the sweep", disabled=not any(k in progress for k in ("queued", "running"))):
+            sweeps.cancel_sweep(sweep.id)
+        rows = comparison_rows([r for r in sweep.runs() if r is not None])
+        if rows:
+            import pandas as pd
+
+            table = pd.DataFrame(rows, columns=COLUMNS)
+            st.dataframe(table.style.highlight_max(subset=list(ACCURACY_COLUMNS), color="#bbf7d0")
+                         .format({c: "{:.3f}" for c in ACCURACY_COLUMNS}, na_rep="-"), hide_index=True)
+            c1, c2 = st.columns(2)
+            c1.download_button("Table (CSV)", rows_csv(rows), f"{sweep.id}.csv", "text/csv")
+            if c2.button("Build the HTML report"):
+                with st.spinner("Rendering the report..."):
+                    s.sweep_report = (sweep.id, sweep_report(sweep.id))
+            if s.get("sweep_report", (None,))[0] == sweep.id:
+                c2.download_button("Download the report (HTML)", s.sweep_report[1], f"{sweep.id}.html", "text/html")
+            points_ = learning_curve_points([r for r in sweep.runs() if r is not None])
+            if len({p["per_class"] for p in points_}) > 1:
+                st.plotly_chart(figures.learning_curve(points_), width="stretch")
+        if active and not any(k in progress for k in ("queued", "running")):
+            st.rerun()
+
+    sweep_view()
+
+st.subheader("Compare runs side by side")
+completed = [r for r in list_runs() if r.state == "completed"]
+if len(completed) < 2:
+    st.info("Train at least two runs to compare them.")
+    st.stop()
+labels = {r.id: run_label(r) for r in completed}
+chosen = st.multiselect("Two to four runs", list(labels), default=list(labels)[:2], max_selections=4,
+                        format_func=labels.get)
+if len(chosen) >= 2:
+    runs = {rid: next(r for r in completed if r.id == rid) for rid in chosen}
+    st.dataframe(comparison_rows(list(runs.values())), hide_index=True)
+    st.plotly_chart(figures.compare_curves({rid: r.history() for rid, r in runs.items()}), width="stretch")
+    st.plotly_chart(figures.compare_per_class({rid: r.metrics()["per_class"] for rid, r in runs.items()}),
+                    width="stretch")
+    cols = st.columns(len(chosen))
+    for col, (rid, run) in zip(cols, runs.items()):
+        col.plotly_chart(RunViews(run).confusion(normalise=True).update_layout(title=rid, height=380,
+                                                                              showlegend=False),
+                         width="stretch", key=f"cmp_{rid}")

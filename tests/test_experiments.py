@@ -1,0 +1,151 @@
+"""Sweeps, comparison tables, HTML reports and model exports."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from core import sweeps
+from core.compare import best, comparison_rows, rows_csv
+from core.config import ALL, TrainConfig
+from core.data.arrays import load_arrays
+from core.export import export_run
+from core.report import run_report, sweep_report, write_report
+from core.runs import load_run
+from tests.conftest import ARTIFACTS_DIR, PROJECT_DIR
+from tests.test_browser import CHROMIUM, FLAGS
+
+
+def _wait_for(predicate, timeout=600, poll=0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return False
+
+
+def test_grid_points_skip_impossible_combinations():
+    spec = sweeps.SweepSpec(TrainConfig(), (10, 20), (ALL, 15), (False, True), ("dense", "svm"))
+    points = spec.points()
+    assert len(points) == 2 * 2 * 2 + 2  # svm only with every block frozen and no augmentation
+    assert {(p.per_class, p.frozen_blocks, p.augment.enabled, p.head) for p in points if p.head == "svm"} == {
+        (10, ALL, False, "svm"), (20, ALL, False, "svm")}
+    assert sweeps.SweepSpec.from_json(spec.to_json()) == spec
+
+
+def test_sweep_resumes_without_redoing_finished_runs(color_folder):
+    base = TrainConfig(dataset=str(color_folder), epochs=1, image_size=64, val_fraction=0.3, test_fraction=0.0,
+                       batch_size=2)
+    slow = sweeps.SweepSpec(base.with_(epochs=40), (4, 6, 8))
+    sweep = sweeps.create_sweep(slow, "resume test")
+    first = sweep.run_ids[0]
+    assert _wait_for(lambda: load_run(first).state == "completed")
+    second = sweep.run_ids[1]
+    assert _wait_for(lambda: load_run(second).state == "running" and load_run(second).history())
+    os.kill(load_run(second).status["pid"], signal.SIGKILL)  # the app and its worker die mid-sweep
+    assert _wait_for(lambda: load_run(second).state == "failed", timeout=30)
+    resumed = sweeps.resume(sweep.id)
+    assert resumed.run_ids[0] == first and resumed.run_ids[2] == sweep.run_ids[2]
+    assert resumed.run_ids[1] != second
+    assert _wait_for(lambda: sweeps.load_sweep(sweep.id).done)
+    rows = comparison_rows([r for r in sweeps.load_sweep(sweep.id).runs()])
+    assert [r["per class"] for r in rows] == [4, 6, 8]
+    assert [r["images"] for r in rows] == [12, 18, 24] and rows[-1]["share"] == 0.8
+    assert rows_csv(rows).splitlines()[0].startswith("run,dataset,images,share,per class")
+    report = sweep_report(sweep.id)
+    assert "id='comparison'" in report and "id='learning-curve'" in report
+    assert report.count("<tr>") == 4  # header + 3 runs
+    assert best(rows, "val acc") is not None
+
+
+def test_cli_sweep_prints_the_table(color_folder, tmp_path):
+    env = {**os.environ, "STUDIO_RUNS_DIR": str(tmp_path / "runs")}
+    out = subprocess.run([sys.executable, "-m", "core", "sweep", "--data", str(color_folder), "--sizes", "4", "6",
+                          "--frozen", "all", "--epochs", "1"], cwd=PROJECT_DIR, env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    final = json.loads(out.stdout.strip().splitlines()[-1])
+    assert final["progress"] == {"completed": 2} and len(final["runs"]) == 2
+    assert re.search(r"^images\s+share\s+frozen", out.stdout, re.M)
+
+
+def test_run_report_has_every_section_and_no_network_reference(trained_run, tmp_path):
+    html = run_report(trained_run)
+    for section in ("configuration", "dataset", "curves", "metrics", "confusion", "misclassified"):
+        assert f"id='{section}'" in html
+    assert "plotly.js v" in html  # the library itself is inline
+    assert not re.search(r"<script[^>]+src=['\"]https?://", html)
+    assert "data:image/png;base64," in html or "Every validation image was classified correctly" in html
+    written = open(write_report(trained_run, str(tmp_path / "r.html")), encoding="utf-8").read()
+    assert written.startswith("<!doctype html>") and f"<h1>Run {trained_run}</h1>" in written
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
+def test_report_opens_offline_in_chromium(trained_run, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    path = tmp_path / "report.html"
+    write_report(trained_run, str(path))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.route(re.compile(r"^https?://"), lambda route: route.abort())  # no network at all
+        page.goto(path.as_uri())
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+        for heading in ("Configuration", "Dataset", "Training curves", "Confusion matrix (validation)"):
+            assert page.get_by_role("heading", name=heading).count() == 1
+        assert page.locator(".js-plotly-plot").count() == 2
+        ARTIFACTS_DIR.mkdir(exist_ok=True)
+        page.set_viewport_size({"width": 1280, "height": page.evaluate("document.body.scrollHeight") + 50})
+        page.screenshot(path=str(ARTIFACTS_DIR / "report.png"))
+        browser.close()
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "keras", "tflite"])
+def test_exports_load_back_and_agree_with_the_run(trained_run, tmp_path, fmt):
+    result = export_run(trained_run, fmt, tmp_path / fmt)
+    assert result.top1_agreement == 1.0 and result.checked_images == len(load_run(trained_run).split().val)
+    assert result.max_abs_diff < 1e-3
+    labels = (result.path / "labels.txt").read_text().splitlines()
+    assert labels == ["blue", "green", "red"]
+    assert "float32 RGB images in [0, 1]" in (result.path / "USAGE.md").read_text()
+    # Independently of export_run's own check: load the file the way USAGE.md says and compare.
+    run = load_run(trained_run)
+    images = load_arrays(run.split().val, 224).astype(np.float32) / 255.0
+    saved = run.predictions()["val"]
+    if fmt == "tflite":
+        from core.backbones.tf import tf
+
+        interpreter = tf.lite.Interpreter(model_path=str(result.path / "model.tflite"))
+        inp = interpreter.get_input_details()[0]["index"]
+        interpreter.resize_tensor_input(inp, images.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(inp, images)
+        interpreter.invoke()
+        probs = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    elif fmt == "keras":
+        from core.backbones.tf import tf_keras
+
+        probs = tf_keras.models.load_model(str(result.path / "model.keras")).predict(images, verbose=0)
+    else:
+        from core.backbones.tf import tf
+
+        probs = tf.saved_model.load(str(result.path / "model")).signatures["serving_default"](
+            image=tf.constant(images))["output_0"].numpy()
+    assert (probs.argmax(1) == saved.predicted).all()
+    assert np.abs(probs - saved.probs).max() < 1e-3
+
+
+def test_export_refuses_an_existing_folder(trained_run, tmp_path):
+    (tmp_path / "taken").mkdir()
+    from core.errors import StudioError
+
+    with pytest.raises(StudioError, match="already exists"):
+        export_run(trained_run, "keras", tmp_path / "taken")
