@@ -81,6 +81,9 @@ def run_sections(run_id: str, fig) -> list[str]:
         ("Test accuracy", "-" if m.get("test_accuracy") is None else f"{m['test_accuracy']:.1%}"),
         ("Training time", f"{m['seconds']:.0f} s"), ("Trainable parameters", f"{m['trainable_params']:,}")))
     config_rows = [{"setting": k, "value": str(v)} for k, v in c.to_json().items()]
+    for row in config_rows:
+        if row["setting"] == "frozen_blocks" and c.frozen_blocks < 0:
+            row["value"] = "all (feature extraction)"
     dataset_rows = [{"class": k, "images": v, "sampled": (d.get("sample_per_class") or {}).get(k)}
                     for k, v in (d.get("counts") or {}).items()]
     per_class = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in val.per_class()]

@@ -105,3 +105,15 @@ def square_run(tmp_path_factory):
     status = jobs.wait(run_id, timeout=600)
     assert status["state"] == "completed", status
     return run_id
+
+
+def wait_for(predicate, timeout=600, poll=0.3) -> bool:
+    """Poll until predicate() is true; False after timeout seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return False

@@ -6,7 +6,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -18,17 +17,10 @@ from core.data.arrays import load_arrays
 from core.export import export_run
 from core.report import run_report, sweep_report, write_report
 from core.runs import load_run
-from tests.conftest import ARTIFACTS_DIR, PROJECT_DIR
+from tests.conftest import wait_for, ARTIFACTS_DIR, PROJECT_DIR
 from tests.test_browser import CHROMIUM, FLAGS
 
 
-def _wait_for(predicate, timeout=600, poll=0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(poll)
-    return False
 
 
 def test_grid_points_skip_impossible_combinations():
@@ -46,15 +38,15 @@ def test_sweep_resumes_without_redoing_finished_runs(color_folder):
     slow = sweeps.SweepSpec(base.with_(epochs=40), (4, 6, 8))
     sweep = sweeps.create_sweep(slow, "resume test")
     first = sweep.run_ids[0]
-    assert _wait_for(lambda: load_run(first).state == "completed")
+    assert wait_for(lambda: load_run(first).state == "completed")
     second = sweep.run_ids[1]
-    assert _wait_for(lambda: load_run(second).state == "running" and load_run(second).history())
+    assert wait_for(lambda: load_run(second).state == "running" and load_run(second).history())
     os.kill(load_run(second).status["pid"], signal.SIGKILL)  # the app and its worker die mid-sweep
-    assert _wait_for(lambda: load_run(second).state == "failed", timeout=30)
+    assert wait_for(lambda: load_run(second).state == "failed", timeout=30)
     resumed = sweeps.resume(sweep.id)
     assert resumed.run_ids[0] == first and resumed.run_ids[2] == sweep.run_ids[2]
     assert resumed.run_ids[1] != second
-    assert _wait_for(lambda: sweeps.load_sweep(sweep.id).done)
+    assert wait_for(lambda: sweeps.load_sweep(sweep.id).done)
     rows = comparison_rows([r for r in sweeps.load_sweep(sweep.id).runs()])
     assert [r["per class"] for r in rows] == [4, 6, 8]
     assert [r["images"] for r in rows] == [12, 18, 24] and rows[-1]["share"] == 0.8

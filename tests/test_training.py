@@ -5,15 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from core import jobs
-from core.backbones import load_backbone
 from core.backbones.efficientnet_lite import chain
-from core.config import ALL, TrainConfig
+from core.config import TrainConfig
 from core.data.augment import AugmentConfig
 from core.data.sampling import sample, split
 from core.data.scan import scan_folder
@@ -21,7 +19,7 @@ from core.errors import RunError, TrainingError
 from core.predict import predict_sources, run_model
 from core.runs import list_runs, load_run
 from core.training import parameter_counts, plan_phases, train
-from tests.conftest import PROJECT_DIR, make_color_folders
+from tests.conftest import wait_for, PROJECT_DIR, make_color_folders
 
 
 @pytest.fixture(scope="module")
@@ -184,13 +182,6 @@ def test_damaged_run_is_flagged_and_others_still_load(trained_run, color_folder)
         run_model(other)
 
 
-def _wait_for(predicate, timeout=300, poll=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(poll)
-    return False
 
 
 def test_cancel_and_queue(color_folder):
@@ -198,25 +189,25 @@ def test_cancel_and_queue(color_folder):
                        test_fraction=0.0, augment=AugmentConfig(flip=True), image_size=64)
     first = jobs.submit(slow)
     second = jobs.submit(slow.with_(epochs=1))
-    assert _wait_for(lambda: load_run(first).state == "running")
+    assert wait_for(lambda: load_run(first).state == "running")
     assert jobs.queue_position(second) == 1
-    assert _wait_for(lambda: len(load_run(first).history()) >= 1)
+    assert wait_for(lambda: len(load_run(first).history()) >= 1)
     assert jobs.cancel(first) == "cancelling"
-    assert _wait_for(lambda: load_run(first).state == "cancelled", timeout=60)
+    assert wait_for(lambda: load_run(first).state == "cancelled", timeout=60)
     assert "cancelled during epoch" in load_run(first).status["message"]
-    assert _wait_for(lambda: load_run(second).state == "completed")
+    assert wait_for(lambda: load_run(second).state == "completed")
     third = jobs.submit(slow)
     assert jobs.cancel(third) in ("cancelled", "cancelling")
-    assert _wait_for(lambda: load_run(third).state == "cancelled", timeout=60)
+    assert wait_for(lambda: load_run(third).state == "cancelled", timeout=60)
 
 
 def test_sigkill_of_a_worker_marks_the_run_failed_and_keeps_history(color_folder, trained_run):
     slow = TrainConfig(dataset=str(color_folder), per_class=10, epochs=200, batch_size=2, val_fraction=0.3,
                        test_fraction=0.0, augment=AugmentConfig(flip=True), image_size=64)
     victim = jobs.submit(slow)
-    assert _wait_for(lambda: len(load_run(victim).history()) >= 2)
+    assert wait_for(lambda: len(load_run(victim).history()) >= 2)
     os.kill(load_run(victim).status["pid"], signal.SIGKILL)
-    assert _wait_for(lambda: load_run(victim).state == "failed", timeout=30)
+    assert wait_for(lambda: load_run(victim).state == "failed", timeout=30)
     run = load_run(victim)
     assert "stopped unexpectedly" in run.status["message"] and len(run.history()) >= 2
     assert load_run(trained_run).state == "completed"
