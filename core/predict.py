@@ -39,6 +39,10 @@ class RunModel:
                                key=lambda k: int(k.rsplit("/", 1)[1]))
                 if names:
                     block.set_weights([weights[k] for k in names])
+        else:
+            for var in self.backbone.layer.variables:
+                if f"hub/{var.name}" in weights:
+                    var.assign(weights[f"hub/{var.name}"])
         self.size = self.backbone.input_size
         self.head_kind = config.head
         image_in = tf_keras.Input(self.backbone.image_shape, dtype="uint8", name="image")

@@ -139,6 +139,26 @@ class _Monitor(tf_keras.callbacks.Callback):
             self.on_epoch(list(self.history))
 
 
+class SelectiveModel(tf_keras.Model):
+    """A functional model whose training step updates only `selected` variables.
+
+    hub.KerasLayer has a single trainable flag; this is how part of an opaque layer stays
+    frozen: the layer is loaded trainable, called with training=False (BatchNorm keeps its
+    moving statistics), and gradients are applied to the variables of the unfrozen groups only."""
+
+    selected: list = []
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            pred = self(x, training=True)
+            loss = self.compiled_loss(y, pred, regularization_losses=self.losses)
+        grads = tape.gradient(loss, self.selected)
+        self.optimizer.apply_gradients(zip(grads, self.selected))
+        self.compiled_metrics.update_state(y, pred)
+        return {m.name: m.result() for m in self.metrics}
+
+
 def _labels(items, classes) -> np.ndarray:
     index = {c: i for i, c in enumerate(classes)}
     return np.array([index[i.label] for i in items], dtype=np.int32)
@@ -209,9 +229,6 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
     size = backbone.input_size
     num_blocks = backbone.num_blocks
     frozen = config.resolved_frozen(num_blocks)
-    if not backbone.layered and frozen != num_blocks:
-        raise TrainingError(f"{backbone.name} is an opaque TF Hub layer; fine-tuning part of it is not available "
-                            f"yet. Freeze every block (feature extraction) or choose a bundled backbone.")
 
     t = time.monotonic()
 
@@ -246,7 +263,8 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
         trainable_blocks = blocks[frozen:] if blocks is not None else []
 
     cache_bytes = len(all_images) * int(np.prod(cut_shape)) * 4
-    cached = config.cache_features and augmenter is None and cache_bytes <= CACHE_LIMIT_BYTES
+    opaque_fine_tune = not backbone.layered and frozen < num_blocks  # an opaque layer cannot be cut
+    cached = config.cache_features and augmenter is None and cache_bytes <= CACHE_LIMIT_BYTES and not opaque_fine_tune
 
     t = time.monotonic()
     if cached:
@@ -282,13 +300,20 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
             vector = _chain(trainable_blocks, cut_in)
             trainable_model = tf_keras.Model(cut_in, head(vector), name="trainable_part")
             x = augmenter(scaled) if augmenter is not None else scaled
-            x = _chain(blocks[:frozen], x) if blocks is not None else backbone.layer(x, training=False)
-            full_model = tf_keras.Model(image_in, trainable_model(x), name="full_model")
+            if blocks is not None:
+                full_model = tf_keras.Model(image_in, trainable_model(_chain(blocks[:frozen], x)), name="full_model")
+            else:
+                full_model = SelectiveModel(image_in, head(backbone.layer(x, training=False)), name="full_model")
         fit_model = trainable_model if cached else full_model
+        unfrozen_groups = [v for _, vs in backbone.variable_groups()[frozen:] for v in vs
+                           if v.trainable] if not backbone.layered else []
         epoch_offset = 1
         for phase in phases:
             for block in trainable_blocks:
                 block.trainable = phase.name == "fine-tune"
+            if isinstance(fit_model, SelectiveModel):
+                fit_model.selected = list(head.trainable_variables) + (
+                    unfrozen_groups if phase.name == "fine-tune" else [])
             t = time.monotonic()
             with scope():
                 fit_model.compile(optimizer=tf_keras.optimizers.Adam(phase.learning_rate),
@@ -317,6 +342,8 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
             for block in trainable_blocks:
                 for i, w in enumerate(block.get_weights()):
                     weights[f"{block.name}/{i}"] = w
+            for var in unfrozen_groups:
+                weights[f"hub/{var.name}"] = var.numpy()
 
     predictions = {n: Predictions(tuple(i.relpath for i in parts[n]), labels[n], probs[n], classes) for n in parts}
     metrics = summarize(predictions)

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core import jobs
-from core.backbones import available_offline, get_spec, list_specs
+from core.backbones import available_offline, custom_name, get_spec, list_specs
 from core.config import ALL, HEADS
 from core.errors import StudioError
 from core.runs import list_runs, load_run
@@ -19,8 +19,20 @@ st.title("Train")
 specs = list_specs()
 names = [sp.name for sp in specs]
 offline = {sp.name: available_offline(sp) for sp in specs}
-s.backbone = st.selectbox("Pretrained backbone", names, key=state.bind("w_backbone", s.backbone),
-                          format_func=lambda n: get_spec(n).title + ("" if offline[n] else "  (needs a download)"))
+CUSTOM = "custom"
+choice = st.selectbox("Pretrained backbone", names + [CUSTOM],
+                      key=state.bind("w_backbone", s.backbone if s.backbone in names else CUSTOM),
+                      format_func=lambda n: "Custom: a TF Hub handle or a local SavedModel folder" if n == CUSTOM
+                      else get_spec(n).title + ("" if offline[n] else "  (needs a download)"))
+if choice == CUSTOM:
+    handle = st.text_input("TF Hub handle or SavedModel folder", key=state.bind(
+        "w_custom", s.backbone.removeprefix("custom:") if s.backbone.startswith("custom:") else ""),
+        placeholder="/models/my_feature_vector or https://tfhub.dev/...")
+    if not handle:
+        st.stop()
+    s.backbone = custom_name(handle)
+else:
+    s.backbone = choice
 try:
     backbone = resources.backbone(s.backbone)
     dataset = resources.dataset(s.dataset, s.get("dataset_stamp", 0.0))
@@ -37,9 +49,10 @@ frozen = st.slider(f"Frozen blocks (of {n_blocks}, from the input side)", 0, n_b
                    help=f"{n_blocks} = feature extraction: only the new head trains. Fewer = fine-tune the last "
                         f"blocks too (after a head-only first phase).")
 s.frozen_blocks = ALL if frozen == n_blocks else frozen
-if not backbone.layered and frozen < n_blocks:
-    st.warning("This backbone is an opaque TF Hub layer: only feature extraction (every block frozen) is "
-               "available for it yet.")
+if not backbone.layered:
+    st.caption("An opaque TF Hub layer: its blocks are groups of its variables (by name, in order of use). "
+               "Fine-tuning trains only the unfrozen groups, with BatchNorm statistics kept fixed; without "
+               "a cut, features cannot be cached while fine-tuning.")
 trainable, frozen_params = parameter_counts(backbone, frozen, len(dataset.classes))
 c1, c2, c3 = st.columns(3)
 c1.metric("Trainable parameters", f"{trainable:,}")

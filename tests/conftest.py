@@ -27,6 +27,14 @@ def lite0():
 
 
 @pytest.fixture(scope="session")
+def lite0_hub():
+    """The bundled weights through hub.KerasLayer (the TF Hub-format export)."""
+    from core.backbones import load_backbone
+
+    return load_backbone("efficientnet_lite0_hub")
+
+
+@pytest.fixture(scope="session")
 def skimage_images():
     """Reference photos shipped inside scikit-image, as RGB uint8 arrays."""
     from skimage import data

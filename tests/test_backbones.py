@@ -35,8 +35,8 @@ def test_block_structure(lite0):
     assert sum(b.params for b in lite0.block_infos) == lite0.feature_model.count_params() == 3_413_024
 
 
-def test_hub_export_matches_keras_model(lite0):
-    hub_backbone = load_backbone("efficientnet_lite0_hub")
+def test_hub_export_matches_keras_model(lite0, lite0_hub):
+    hub_backbone = lite0_hub
     assert len(hub_backbone.layer.trainable_variables) == 147
     assert "stem_conv/kernel:0" in {v.name for v in hub_backbone.layer.trainable_variables}
     images = np.random.default_rng(0).random((4, 224, 224, 3), dtype=np.float32)

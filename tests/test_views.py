@@ -5,7 +5,6 @@ import pytest
 from PIL import Image
 
 from core import insight
-from core.backbones import load_backbone
 from core.evaluation import Predictions
 from core.runs import load_run
 from core.viz import figures
@@ -95,13 +94,12 @@ def test_activation_grid_shows_the_most_active_channels(lite0, skimage_images):
     assert tiles.size == (4 * 54 + 4, 2 * (50 + 14 + 4) + 4)
 
 
-def test_first_layer_filters_for_layered_and_hub_backbones(lite0):
+def test_first_layer_filters_for_layered_and_hub_backbones(lite0, lite0_hub):
     kernel = insight.first_layer_kernel(lite0)
     assert kernel.shape == (3, 3, 3, 32)
     img = filter_grid(kernel, scale=8, columns=8)
     assert img.size == (8 * 28 + 4, 4 * (24 + 14 + 4) + 4)  # 32 tiles of 24 px in 8 columns, 4 rows
-    hub = load_backbone("efficientnet_lite0_hub")
-    assert np.allclose(insight.first_layer_kernel(hub), kernel)
+    assert np.allclose(insight.first_layer_kernel(lite0_hub), kernel)
 
 
 def test_colormap_and_overlay():

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from core.backbones.registry import DEFAULT_BACKBONE, BackboneSpec, get_spec, list_specs
+from pathlib import Path
 
-__all__ = ["DEFAULT_BACKBONE", "BackboneSpec", "available_offline", "architecture_summary", "get_spec", "list_specs",
+from core.backbones.registry import DEFAULT_BACKBONE, BackboneSpec, custom_name, get_spec, list_specs
+
+__all__ = ["DEFAULT_BACKBONE", "BackboneSpec", "available_offline", "architecture_summary", "custom_name", "get_spec",
+           "list_specs",
            "load_backbone"]
 
 
@@ -12,7 +15,6 @@ def load_backbone(name: str, input_size: int | None = None):
     """Load a backbone by registry name. input_size overrides the spec's (layered models only)."""
     from core.backbones import bundled, hub, keras_apps
     from core.backbones.base import Backbone
-    from core.backbones.tf import tf_keras
 
     spec = get_spec(name)
     size = input_size or spec.input_size
@@ -28,9 +30,10 @@ def load_backbone(name: str, input_size: int | None = None):
         return Backbone(spec, spec.input_size, layer=hub.keras_layer(spec.handle, trainable=True))
     if spec.source == "keras":
         model = keras_apps.base_model(spec.handle, spec.input_size)
-        inputs = tf_keras.Input((spec.input_size, spec.input_size, 3))
-        wrapped = tf_keras.Model(inputs, model(keras_apps.preprocess(spec.handle, inputs)), name=spec.name)
-        return Backbone(spec, spec.input_size, layer=wrapped)
+        return Backbone(spec, spec.input_size, blocks=keras_apps.split_blocks(spec.handle, model, spec.input_size))
+    if spec.source == "custom":
+        layer = hub.keras_layer(spec.handle, trainable=True)
+        return Backbone(spec, input_size or hub.input_size(layer) or spec.input_size, layer=layer)
     raise ValueError(f"unknown source {spec.source!r} for {name}")
 
 
@@ -40,7 +43,7 @@ def available_offline(spec: BackboneSpec) -> bool:
     from core.backbones import hub
 
     if not spec.needs_download:
-        return True
+        return spec.source != "custom" or Path(spec.handle).expanduser().is_dir()
     if spec.source == "tfhub":
         return (hub.cache_folder(spec.handle) / "saved_model.pb").is_file()
     if spec.source == "keras":
@@ -58,7 +61,8 @@ def architecture_summary(spec: BackboneSpec) -> tuple[int, int] | None:
         blocks, _, features, _ = bundled.build(spec.input_size)
         return len(blocks), int(features.count_params())
     if spec.source == "keras":
-        from core.backbones.keras_apps import base_model
+        from core.backbones.keras_apps import base_model, split_blocks
 
-        return 1, int(base_model(spec.handle, spec.input_size, weights=None).count_params())
+        model = base_model(spec.handle, spec.input_size, weights=None)
+        return len(split_blocks(spec.handle, model, spec.input_size)), int(model.count_params())
     return None

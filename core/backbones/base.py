@@ -23,6 +23,17 @@ class BlockInfo:
     output_shape: tuple  # per image, without the batch axis; () where unknown
 
 
+def group_key(component: str) -> str:
+    """The block a variable-name component belongs to: 'block0_dw_conv' -> 'block0',
+    'stem_conv' -> 'stem', 'expanded_conv_5' and 'Conv_1' stay as they are."""
+    numbered = re.match(r"^[A-Za-z]+\d+", component)
+    if numbered:
+        return numbered.group(0)
+    if not re.search(r"\d", component):
+        return component.split("_")[0]
+    return component
+
+
 def _natural_key(text: str):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
@@ -82,13 +93,29 @@ class Backbone:
     def num_blocks(self) -> int:
         return len(self.block_infos)
 
+    @cached_property
+    def _variables_in_use_order(self) -> list[tf.Variable]:
+        """The layer's variables in the order its SavedModel function first reads them: that
+        function captured each variable when the original model first used it."""
+        by_handle = {id(v.handle): v for v in self.layer.variables}
+        function = getattr(getattr(self.layer, "_func", None), "__call__", None)
+        for concrete in getattr(function, "concrete_functions", ()):
+            ordered = [by_handle[id(t)] for t in concrete.captured_inputs if id(t) in by_handle]
+            if len(ordered) == len(by_handle):
+                return ordered
+        return sorted(self.layer.variables, key=lambda v: _natural_key(v.name))
+
     def variable_groups(self) -> list[tuple[str, list[tf.Variable]]]:
-        """Opaque backbones: the layer's variables grouped by their name's first path component."""
+        """Opaque backbones: variables grouped into blocks by name prefix, in order of first use."""
+        variables = self._variables_in_use_order
+        names = [v.name.split(":")[0].split("/") for v in variables]
+        shared = 0  # leading path components every variable shares (a model scope like 'MobilenetV2/')
+        while all(len(n) > shared + 1 for n in names) and len({n[shared] for n in names}) == 1:
+            shared += 1
         groups: dict[str, list[tf.Variable]] = {}
-        for var in self.layer.variables:
-            prefix = var.name.split("/")[0].split(":")[0]
-            groups.setdefault(prefix, []).append(var)
-        return sorted(groups.items(), key=lambda item: _natural_key(item[0]))
+        for var, parts in zip(variables, names):
+            groups.setdefault(group_key(parts[shared]), []).append(var)
+        return list(groups.items())
 
     def imagenet_classifier(self) -> tf_keras.Model:
         if self.imagenet_top is None:

@@ -78,3 +78,14 @@ def keras_layer(handle: str, trainable: bool):
     from core.backbones.tf import tf  # noqa: F401  (TensorFlow loads after the Keras switch)
 
     return hub.KerasLayer(str(resolve(handle)), trainable=trainable)
+
+
+def input_size(layer) -> int | None:
+    """The square input size a hub layer's SavedModel was traced with, if it has a fixed one."""
+    function = getattr(getattr(layer, "_func", None), "__call__", None)
+    for concrete in getattr(function, "concrete_functions", ()):
+        args = concrete.structured_input_signature[0]
+        shape = getattr(args[0], "shape", None) if args else None
+        if shape is not None and len(shape) == 4 and shape[1] and shape[1] == shape[2]:
+            return int(shape[1])
+    return None

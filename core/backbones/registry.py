@@ -68,10 +68,23 @@ REGISTRY: dict[str, BackboneSpec] = {spec.name: spec for spec in _SPECS}
 DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
+CUSTOM_PREFIX = "custom:"
+
+
+def custom_name(handle: str) -> str:
+    """The backbone name for any TF Hub handle or local SavedModel folder."""
+    return CUSTOM_PREFIX + handle.strip()
+
+
 def get_spec(name: str) -> BackboneSpec:
     if name in REGISTRY:
         return REGISTRY[name]
-    raise BackboneUnavailable(f"Unknown backbone {name!r}; choose one of: {', '.join(REGISTRY)}.")
+    if name.startswith(CUSTOM_PREFIX) and len(name) > len(CUSTOM_PREFIX):
+        handle = name[len(CUSTOM_PREFIX):]
+        return BackboneSpec(name, f"Custom: {handle}", "custom", handle, 224, _HUB_PREP,
+                            "the model's own licence", "://" in handle)
+    raise BackboneUnavailable(f"Unknown backbone {name!r}; choose one of: {', '.join(REGISTRY)}, or "
+                              f"'{CUSTOM_PREFIX}' followed by a TF Hub handle or a SavedModel folder.")
 
 
 def list_specs() -> list[BackboneSpec]:
