@@ -1,8 +1,9 @@
-"""Benchmarks: the studio's trainer against a plain Keras baseline on the same data, in one process.
+"""Benchmarks: the studio against a plain Keras baseline on the same data, in one process.
 
-    .venv/bin/python -m benchmarks.run [--quick]
+    .venv/bin/python -m benchmarks.run           # about 12 minutes on a 2-core CPU
+    .venv/bin/python -m benchmarks.run --full    # adds 150 images per class (about 30 minutes more)
 
-Prints one line per measurement and the ratios; see BENCHMARKS.md for a measured run.
+One JSON line per measurement. See BENCHMARKS.md for a measured run and what each line means.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 import core  # noqa: F401  (Keras 2 before TensorFlow)
 from benchmarks.baseline import train_baseline
 from core import paths
@@ -22,7 +25,17 @@ from core.config import TrainConfig
 from core.data.augment import AugmentConfig
 from core.data.sampling import sample, split
 from core.data.sources import load_dataset
-from core.training import train
+
+CASES = {
+    "all blocks frozen": TrainConfig(epochs=20),
+    "last 3 blocks trainable": TrainConfig(epochs=20, frozen_blocks=15),
+    "all frozen + augmentation": TrainConfig(epochs=20, augment=AugmentConfig.standard()),
+}
+
+
+def emit(row: dict) -> dict:
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def digits_split(per_class: int, seed: int = 0):
@@ -30,50 +43,117 @@ def digits_split(per_class: int, seed: int = 0):
 
 
 def compare(name: str, config: TrainConfig, parts) -> dict:
+    """(a) the trainer vs the baseline: wall time (decoding and backbone loading included) and accuracy."""
+    from core.training import train
+
     start = time.perf_counter()
     ours = train(config, parts)
     ours_s = time.perf_counter() - start
     base = train_baseline(config, parts)
-    row = {"case": name, "train_images": len(parts.train), "epochs": config.epochs,
-           "studio_s": round(ours_s, 1), "baseline_s": round(base["seconds"], 1),
-           "speedup": round(base["seconds"] / ours_s, 1),
-           "studio_val_acc": round(ours.metrics["val_accuracy"], 3),
-           "baseline_val_acc": round(base["val_accuracy"], 3)}
-    print(json.dumps(row), flush=True)
-    return row
+    return emit({"measure": "a", "case": name, "train_images": len(parts.train), "val_images": len(parts.val),
+                 "epochs": config.epochs, "studio_s": round(ours_s, 1), "baseline_s": round(base["seconds"], 1),
+                 "speedup": round(base["seconds"] / ours_s, 2),
+                 "studio_val_acc": round(ours.metrics["val_accuracy"], 3),
+                 "baseline_val_acc": round(base["val_accuracy"], 3)})
+
+
+def throughput(parts) -> dict:
+    """(b) feature extraction through the trainer's path vs the raw model forward, same images, same run."""
+    from core.backbones import load_backbone
+    from core.backbones.tf import tf, tf_keras
+    from core.data.arrays import load_arrays
+    from core.training import run_batches
+
+    backbone = load_backbone("efficientnet_lite0")
+    images = load_arrays(parts.train[:256], backbone.input_size, cache=None)
+    floats = tf.constant(images.astype(np.float32) / 255.0)
+    raw = tf.function(lambda x: backbone.feature_model(x, training=False))
+
+    def raw_pass():
+        for i in range(0, len(images), 32):
+            raw(floats[i:i + 32]).numpy()
+
+    image_in = tf_keras.Input(backbone.image_shape, dtype="uint8")
+    x = tf_keras.layers.Rescaling(1 / 255.0)(image_in)
+    for block in backbone.blocks:
+        x = block(x, training=False)
+    pipeline = tf_keras.Model(image_in, x)
+
+    def best_of(fn, reps=3):
+        fn()  # warm-up: tracing and kernel selection
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return len(images) / min(times)
+
+    raw_ips = best_of(raw_pass)
+    pipe_ips = best_of(lambda: run_batches(pipeline, images))
+    return emit({"measure": "b", "images": len(images), "batch": 32, "raw_forward_img_s": round(raw_ips, 1),
+                 "pipeline_img_s": round(pipe_ips, 1), "pipeline_vs_raw": round(pipe_ips / raw_ips, 3),
+                 "raw_vs_170_reference": round(raw_ips / 170.0, 3)})
+
+
+def prediction_latency(run_id: str, parts) -> dict:
+    """(c) warm single-image prediction, PNG decoding included, over 50 images."""
+    from core.predict import predict_sources
+
+    files = [(i.relpath, open(i.path, "rb").read()) for i in parts.val[:50]]
+    predict_sources(run_id, files[:1])  # warm
+    times = []
+    for name, data in files:
+        start = time.perf_counter()
+        predict_sources(run_id, [(name, data)])
+        times.append(time.perf_counter() - start)
+    ms = np.array(times) * 1000
+    return emit({"measure": "c", "images": len(files), "p50_ms": round(float(np.percentile(ms, 50)), 1),
+                 "p95_ms": round(float(np.percentile(ms, 95)), 1)})
+
+
+def cold_start(run_id: str, image_path: str) -> dict:
+    """(d) from process start to the first prediction printed by `python -m core predict`."""
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "core", "predict", run_id, image_path], cwd=paths.PROJECT_DIR,
+                         capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - start
+    assert json.loads(out.stdout.strip().splitlines()[-1])["top"]
+    return emit({"measure": "d", "cold_start_s": round(seconds, 2)})
 
 
 def worker_peak_memory(per_class: int) -> dict:
-    """Peak resident memory of a real worker process training on per_class x 10 digits at 224x224."""
+    """(e) peak resident memory of a real worker process training on per_class x 10 digits at 224x224."""
     from core.runs import create_run, load_run
 
-    config = TrainConfig(dataset="digits", per_class=per_class, epochs=5)
-    run = create_run(config)
+    run = create_run(TrainConfig(dataset="digits", per_class=per_class, epochs=5))
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "core", "worker"], cwd=paths.PROJECT_DIR, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     done = load_run(run.id)
-    row = {"case": f"worker peak memory, {per_class * 10} images", "state": done.state,
-           "seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak_kib / 1024),
-           "val_acc": done.metrics().get("val_accuracy")}
-    print(json.dumps(row), flush=True)
-    return row
+    return emit({"measure": "e", "images": per_class * 10, "state": done.state,
+                 "seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak_kib / 1024)})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="fewer cases, for a smoke run")
+    parser.add_argument("--full", action="store_true", help="also 150 images per class")
     args = parser.parse_args()
     os.environ.setdefault("STUDIO_RUNS_DIR", str(paths.studio_home() / "benchmark-runs"))
-    print(json.dumps({"machine": f"{os.cpu_count()} cores", "python": sys.version.split()[0]}), flush=True)
-    parts50 = digits_split(50)
-    compare("all frozen, 50/class", TrainConfig(epochs=20), parts50)
-    if not args.quick:
-        compare("last 3 blocks trainable, 50/class", TrainConfig(epochs=20, frozen_blocks=15), parts50)
-        compare("all frozen + augmentation, 50/class", TrainConfig(epochs=20, augment=AugmentConfig.standard()),
-                parts50)
-        worker_peak_memory(100)
+    emit({"machine": f"{os.cpu_count()} cores", "python": sys.version.split()[0]})
+    for per_class in (50, 150) if args.full else (50,):
+        parts = digits_split(per_class)
+        for name, config in CASES.items():
+            compare(f"{name}, {per_class}/class", config, parts)
+    parts = digits_split(50)
+    throughput(parts)
+    from core import jobs
+
+    run_id = jobs.submit(TrainConfig(dataset="digits", per_class=50, epochs=5))
+    jobs.wait(run_id, timeout=900)
+    prediction_latency(run_id, parts)
+    cold_start(run_id, parts.val[0].path)
+    worker_peak_memory(100)
 
 
 if __name__ == "__main__":

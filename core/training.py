@@ -164,10 +164,29 @@ def _labels(items, classes) -> np.ndarray:
     return np.array([index[i.label] for i in items], dtype=np.int32)
 
 
-def _predict(model, x, batch_size) -> np.ndarray:
+def run_batches(model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Inference over x in batches through one traced function (a fixed signature, so the last
+    partial batch does not retrace). On a 2-core CPU this is ~1.5x faster than model.predict."""
     if len(x) == 0:
-        return np.zeros((0, model.output_shape[-1]), np.float32)
-    return model.predict(x, batch_size=batch_size, verbose=0)
+        return np.zeros((0, *model.output_shape[1:]), np.float32)
+    spec = tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype))
+    function = tf.function(lambda t: model(t, training=False), input_signature=[spec])
+    return np.concatenate([function(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)])
+
+
+class _CachedValidation(tf_keras.callbacks.Callback):
+    """Validation on the cached cut tensors: validation images are never augmented, so their pass
+    through the frozen part is done once, not every epoch. Must run before the other callbacks."""
+
+    def __init__(self, trainable_model, cut_val: np.ndarray, y_val: np.ndarray):
+        super().__init__()
+        self.trainable_model, self.cut_val, self.y_val = trainable_model, cut_val, y_val
+
+    def on_epoch_end(self, epoch, logs=None):
+        probs = run_batches(self.trainable_model, self.cut_val)
+        picked = np.clip(probs[np.arange(len(self.y_val)), self.y_val], 1e-7, 1.0)
+        logs["val_loss"] = float(-np.log(picked).mean())
+        logs["val_accuracy"] = float((probs.argmax(1) == self.y_val).mean())
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
@@ -264,16 +283,19 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
 
     cache_bytes = len(all_images) * int(np.prod(cut_shape)) * 4
     opaque_fine_tune = not backbone.layered and frozen < num_blocks  # an opaque layer cannot be cut
-    cached = config.cache_features and augmenter is None and cache_bytes <= CACHE_LIMIT_BYTES and not opaque_fine_tune
+    # Cut tensors of the un-augmented images: training input without augmentation; with it, still
+    # validation and final evaluation.
+    use_cuts = config.cache_features and cache_bytes <= CACHE_LIMIT_BYTES and not opaque_fine_tune
+    cached = use_cuts and augmenter is None
 
     t = time.monotonic()
-    if cached:
+    cuts = images
+    if use_cuts:
         if progress:
             progress(Progress("features", batches=len(all_images)))
-        cut_all = _predict(frozen_model, all_images, 64)
-        inputs = {n: cut_all[offsets[i]:offsets[i + 1]] for i, n in enumerate(("train", "val", "test"))}
-    else:
-        inputs = images
+        cut_all = run_batches(frozen_model, all_images)
+        cuts = {n: cut_all[offsets[i]:offsets[i + 1]] for i, n in enumerate(("train", "val", "test"))}
+    inputs = cuts if cached else images
     timings["features_seconds"] = time.monotonic() - t
 
     history: list[dict] = []
@@ -299,6 +321,9 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
             cut_in = tf_keras.Input(cut_shape, name="cut")
             vector = _chain(trainable_blocks, cut_in)
             trainable_model = tf_keras.Model(cut_in, head(vector), name="trainable_part")
+            vector_model = tf_keras.Model(cut_in, vector, name="to_vectors")
+            vector_in = tf_keras.Input((backbone.feature_dim,), name="vector")
+            head_model = tf_keras.Model(vector_in, head(vector_in), name="head_only")
             x = augmenter(scaled) if augmenter is not None else scaled
             if blocks is not None:
                 full_model = tf_keras.Model(image_in, trainable_model(_chain(blocks[:frozen], x)), name="full_model")
@@ -311,23 +336,32 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
         for phase in phases:
             for block in trainable_blocks:
                 block.trainable = phase.name == "fine-tune"
-            if isinstance(fit_model, SelectiveModel):
-                fit_model.selected = list(head.trainable_variables) + (
+            phase_model, phase_inputs = fit_model, inputs
+            if cached and phase.name == "head" and trainable_blocks:
+                # Blocks after the cut are frozen in this phase too: their vectors are computed once.
+                phase_model = head_model
+                phase_inputs = {n: run_batches(vector_model, inputs[n]) for n in inputs}
+            if isinstance(phase_model, SelectiveModel):
+                phase_model.selected = list(head.trainable_variables) + (
                     unfrozen_groups if phase.name == "fine-tune" else [])
             t = time.monotonic()
             with scope():
-                fit_model.compile(optimizer=tf_keras.optimizers.Adam(phase.learning_rate),
-                                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                phase_model.compile(optimizer=tf_keras.optimizers.Adam(phase.learning_rate),
+                                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
             batches = max(1, math.ceil(len(labels["train"]) / config.batch_size))
             monitor = _Monitor(phase, epoch_offset, config.epochs, batches, progress, should_stop, on_epoch, history)
             callbacks = [monitor]
             has_val = len(labels["val"]) > 0
+            validation = (phase_inputs["val"], labels["val"]) if has_val else None
+            if has_val and use_cuts and not cached:
+                callbacks.insert(0, _CachedValidation(trainable_model, cuts["val"], labels["val"]))
+                validation = None
             if config.early_stopping > 0 and has_val:
                 callbacks.append(tf_keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping,
                                                                   restore_best_weights=True))
-            fit_model.fit(inputs["train"], labels["train"], batch_size=config.batch_size, epochs=phase.epochs,
-                          validation_data=(inputs["val"], labels["val"]) if has_val else None, shuffle=True,
-                          callbacks=callbacks, verbose=0)
+            phase_model.fit(phase_inputs["train"], labels["train"], batch_size=config.batch_size,
+                            epochs=phase.epochs, validation_data=validation, shuffle=True, callbacks=callbacks,
+                            verbose=0)
             timings[f"{phase.name}_seconds"] = time.monotonic() - t
             if monitor.cancelled:
                 raise Cancelled(f"cancelled during epoch {history[-1]['epoch'] + 1 if history else 1}")
@@ -335,7 +369,8 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
         t = time.monotonic()
         if progress:
             progress(Progress("evaluate"))
-        probs = {n: _predict(fit_model, inputs[n], 64) for n in inputs}
+        probs = {n: run_batches(trainable_model, cuts[n]) if use_cuts else run_batches(fit_model, images[n])
+                 for n in parts}
         timings["evaluate_seconds"] = time.monotonic() - t
         weights = {f"classifier/{i}": w for i, w in enumerate(head.get_weights())}
         if any(p.name == "fine-tune" for p in phases):

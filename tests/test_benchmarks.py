@@ -1,0 +1,29 @@
+"""The benchmark's baseline and the trainer see exactly the same images (not a timing test)."""
+
+import benchmarks.baseline as baseline
+import core.training as training
+from core.config import TrainConfig
+from core.data.sampling import sample, split
+from core.data.scan import scan_folder
+
+
+def test_baseline_and_trainer_use_identical_splits(color_folder, monkeypatch):
+    parts = split(sample(scan_folder(color_folder), per_class=6).items, 0.34, 0.0)
+    seen = {"trainer": [], "baseline": []}
+
+    def spy(who, original):
+        def load(items, size, **kwargs):
+            seen[who].append([i.relpath for i in items])
+            return original(items, size, **kwargs)
+        return load
+
+    monkeypatch.setattr(training, "load_arrays", spy("trainer", training.load_arrays))
+    monkeypatch.setattr(baseline, "load_arrays", spy("baseline", baseline.load_arrays))
+    config = TrainConfig(epochs=1, image_size=64, batch_size=4)
+    training.train(config, parts)
+    result = baseline.train_baseline(config, parts)
+    trainer_images = seen["trainer"][0]  # train + val + test in one decode
+    train_names, val_names = [i.relpath for i in parts.train], [i.relpath for i in parts.val]
+    assert trainer_images == train_names + val_names + [i.relpath for i in parts.test]
+    assert seen["baseline"] == [train_names, val_names]
+    assert 0.0 <= result["val_accuracy"] <= 1.0 and result["seconds"] > 0
