@@ -169,8 +169,12 @@ def run_batches(model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
     partial batch does not retrace). On a 2-core CPU this is ~1.5x faster than model.predict."""
     if len(x) == 0:
         return np.zeros((0, *model.output_shape[1:]), np.float32)
-    spec = tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype))
-    function = tf.function(lambda t: model(t, training=False), input_signature=[spec])
+    key = (tuple(x.shape[1:]), str(x.dtype))
+    functions = model.__dict__.setdefault("_studio_inference", {})  # traced once per model and input kind
+    if key not in functions:
+        spec = tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype))
+        functions[key] = tf.function(lambda t: model(t, training=False), input_signature=[spec])
+    function = functions[key]
     return np.concatenate([function(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)])
 
 
