@@ -5,7 +5,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import jobs
 from core.runs import load_run
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, wait_for
 
 TIMEOUT = 240
 
@@ -125,3 +125,22 @@ def test_pages_without_runs_explain_what_to_do(page, tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_RUNS_DIR", str(tmp_path / "no-runs"))
     at = open_page(page)
     assert "No" in text_of(at) and "Train" in text_of(at)
+
+
+def test_experiments_page_starts_a_sweep_and_compares_runs(color_folder, trained_run):
+    from core import sweeps
+
+    at = open_page("experiments", dataset=str(color_folder), dataset_label="colours")
+    assert "**2 runs**" in text_of(at)  # defaults here: 5 images per class, frozen 'all' and 15
+    at.multiselect[0].set_value([5]).run()
+    at.multiselect[1].set_value(["all"]).run()
+    assert "**1 runs**" in text_of(at) and "min** on this machine" in text_of(at)
+    at.number_input[0].set_value(1).run()
+    at.button[0].click().run()
+    assert not at.exception
+    sweep_id = at.session_state.sweep_id
+    assert wait_for(lambda: sweeps.load_sweep(sweep_id).done, timeout=600)
+    done = open_page("experiments", dataset=str(color_folder), dataset_label="colours", sweep_id=sweep_id)
+    table = done.dataframe[0].value
+    assert len(table) == 1 and table["per class"].tolist() == [5] and table["frozen"].tolist() == ["all"]
+    assert len(done.dataframe) == 2  # the sweep's table and the side-by-side comparison table
