@@ -41,7 +41,7 @@ def test_training_curves_mark_phase_two():
     assert [t.name for t in fig.data] == ["train", "validation", "train", "validation"]
     assert list(fig.data[1].y) == [h["val_accuracy"] for h in history]
     assert [s.x0 for s in fig.layout.shapes] == [2.5, 2.5]
-    assert fig.layout.annotations[-1].text == "fine-tuning starts"
+    assert fig.layout.annotations[-1].text.strip() == "fine-tuning starts"
     single = figures.training_curves([{**h, "phase": "head"} for h in history])
     assert not single.layout.shapes
 

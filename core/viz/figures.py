@@ -44,7 +44,7 @@ def training_curves(history: list[dict], title: str = "Training curves") -> go.F
     if start is not None:
         for col in (1, 2):
             fig.add_vline(x=start - 0.5, line_dash="dash", line_color="#6b7280", row=1, col=col)
-        fig.add_annotation(x=start - 0.5, y=1.0, xref="x", yref="y", text="fine-tuning starts", showarrow=False,
+        fig.add_annotation(x=start - 0.5, y=0.02, xref="x", yref="y", text=" fine-tuning starts", showarrow=False,
                            xanchor="left", yanchor="bottom", font=dict(size=11, color="#374151"))
     return _layout(fig, title)
 
