@@ -100,9 +100,9 @@ class RunViews:
 
     def before_after(self, array: np.ndarray, layer: str, n: int = 8) -> tuple[Image.Image, Image.Image]:
         """The same activation grid on the original pretrained backbone and on this run's backbone."""
-        from core.backbones import load_backbone
+        from core.backbones import pretrained_backbone
 
-        pretrained = load_backbone(self.run.config.backbone, self.run.config.image_size)
+        pretrained = pretrained_backbone(self.run.config.backbone, self.run.config.image_size)
         before, _ = insight.activation_grid(insight.activations(pretrained, array, layer), n)
         after, _ = insight.activation_grid(insight.activations(self.model.backbone, array, layer), n)
         return before, after

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from core.backbones.registry import DEFAULT_BACKBONE, BackboneSpec, custom_name, get_spec, list_specs
 
 __all__ = ["DEFAULT_BACKBONE", "BackboneSpec", "available_offline", "architecture_summary", "custom_name", "get_spec",
-           "list_specs",
-           "load_backbone"]
+           "list_specs", "load_backbone", "pretrained_backbone"]
 
 
 def load_backbone(name: str, input_size: int | None = None):
@@ -66,3 +66,10 @@ def architecture_summary(spec: BackboneSpec) -> tuple[int, int] | None:
         model = base_model(spec.handle, spec.input_size, weights=None)
         return len(split_blocks(spec.handle, model, spec.input_size)), int(model.count_params())
     return None
+
+
+@lru_cache(maxsize=2)
+def pretrained_backbone(name: str, input_size: int | None = None):
+    """A shared, read-only copy for views (activations, before/after). Never train it: training
+    and run models load their own copy with load_backbone, because they change weights."""
+    return load_backbone(name, input_size)
