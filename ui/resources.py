@@ -14,7 +14,7 @@ def backbone(name: str):
     return load_backbone(name)
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner="Loading TensorFlow and checking the bundled model...")
 def environment():
     from core.environment import describe
 
