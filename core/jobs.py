@@ -50,8 +50,9 @@ def live_workers() -> list[int]:
 
 
 def queued_runs():
-    """Queued runs, oldest first (the order they will train in)."""
-    return sorted((r for r in list_runs() if r.state == "queued"), key=lambda r: r.status.get("created", 0))
+    """Queued runs, oldest first (the order they will train in). Called every second while a page
+    polls, so completed runs are not re-hashed here."""
+    return sorted((r for r in list_runs(verify=False) if r.state == "queued"), key=lambda r: r.status.get("created", 0))
 
 
 def queue_position(run_id: str) -> int | None:

@@ -174,7 +174,8 @@ def write_manifest(folder: Path) -> None:
 
 # ---------- reading ----------
 
-def load_run(run_id: str) -> Run:
+def load_run(run_id: str, verify: bool = True) -> Run:
+    """The run; verify=False skips hashing a completed run's files (for queue bookkeeping)."""
     folder = run_dir(run_id)
     if not folder.is_dir():
         raise RunError(f"No run {run_id!r} in {paths.runs_dir()}.")
@@ -184,7 +185,7 @@ def load_run(run_id: str) -> Run:
     except (OSError, ValueError, TypeError) as exc:
         return Run(run_id, folder, TrainConfig(), {"state": "failed"}, (f"config or status unreadable ({exc})",))
     damaged: tuple[str, ...] = ()
-    if status.get("state") == "completed":
+    if status.get("state") == "completed" and verify:
         damaged = tuple(manifest_problems(folder))
     elif status.get("state") in ("queued", "running") and not pid_alive(status.get("pid")):
         if status.get("state") == "running" or status.get("pid"):
@@ -199,12 +200,12 @@ def _mark_dead(run_id: str, status: dict) -> dict:
     return update_status(run_id, state="failed", message=message, pid=None)
 
 
-def list_runs() -> list[Run]:
+def list_runs(verify: bool = True) -> list[Run]:
     """Every run, newest first; damaged ones are included and marked."""
     root = paths.runs_dir()
     if not root.is_dir():
         return []
-    runs = [load_run(p.name) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    runs = [load_run(p.name, verify) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
     return sorted(runs, key=lambda r: r.status.get("created", 0), reverse=True)
 
 
