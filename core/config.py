@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from core.data.augment import AugmentConfig
@@ -35,14 +36,20 @@ class TrainConfig:
     cache_features: bool = True  # run the frozen part once per image when nothing upstream changes
 
     def validate(self) -> "TrainConfig":
+        for name in ("epochs", "batch_size", "frozen_blocks", "seed", "early_stopping"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TrainingError(f"{name.replace('_', ' ').capitalize()} must be a whole number, got {value!r}.")
         if self.head not in HEADS:
             raise TrainingError(f"Head {self.head!r} is unknown; choose one of {', '.join(HEADS)}.")
         if self.epochs < 1:
             raise TrainingError(f"Epochs must be at least 1, got {self.epochs}.")
         if self.batch_size < 1:
             raise TrainingError(f"Batch size must be at least 1, got {self.batch_size}.")
-        if not self.learning_rate > 0 or self.learning_rate != self.learning_rate:
+        if not (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < math.inf):
             raise TrainingError(f"The learning rate must be a positive number, got {self.learning_rate}.")
+        if not (isinstance(self.fine_tune_lr_factor, (int, float)) and 0 < self.fine_tune_lr_factor <= 1):
+            raise TrainingError(f"The fine-tune rate factor must be in (0, 1], got {self.fine_tune_lr_factor}.")
         if not 0 <= self.dropout < 1:
             raise TrainingError(f"Dropout must be in [0, 1), got {self.dropout}.")
         if self.frozen_blocks < ALL:

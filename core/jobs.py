@@ -79,9 +79,9 @@ def ensure_workers() -> int:
     return max(0, missing)
 
 
-def submit(config: TrainConfig) -> str:
+def submit(config: TrainConfig, owner: str | None = None) -> str:
     config.validate()
-    run = create_run(config)
+    run = create_run(config, owner=owner)
     ensure_workers()
     return run.id
 
@@ -155,8 +155,10 @@ def execute(run_id: str) -> None:
         atomic_write_json(folder / "split.json", {**parts.to_json(), "root": dataset.root})
         result = train(config, parts, progress=progress, should_stop=lambda: (folder / "cancel").exists(),
                        on_epoch=lambda history: write_history(folder, history))
+        update_status(run_id, message="saving", progress={"phase": "saving"})
         write_history(folder, result.history)
         write_predictions(folder, result.predictions)
+        _fault_point("saving", run_id)
         write_weights(folder, result.weights)
         seconds = time.time() - started
         atomic_write_json(folder / "metrics.json", {
@@ -173,6 +175,15 @@ def execute(run_id: str) -> None:
         (folder / "error.log").write_text(traceback.format_exc())
         update_status(run_id, state="failed", message=f"Unexpected error: {type(exc).__name__}: {exc} "
                                                       f"(details in error.log)", pid=None, finished=time.time())
+
+
+def _fault_point(name: str, run_id: str) -> None:
+    """Fault injection for the reliability tests: with STUDIO_FAULT_PAUSE=<name> the worker stops here
+    (half its files written) until it is killed. Unset in normal use, so this does nothing."""
+    if os.environ.get("STUDIO_FAULT_PAUSE") == name:
+        update_status(run_id, message=f"paused at {name} (fault injection)")
+        while True:
+            time.sleep(1)
 
 
 def wait(run_id: str, timeout: float | None = None, poll: float = 0.5, on_status=None) -> dict:

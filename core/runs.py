@@ -94,12 +94,14 @@ class Run:
 
 # ---------- writing ----------
 
-def create_run(config: TrainConfig, run_id: str | None = None) -> Run:
+def create_run(config: TrainConfig, run_id: str | None = None, owner: str | None = None) -> Run:
+    """A queued run; `owner` names the app session that asked for it (None from the CLI)."""
     run_id = run_id or new_run_id()
     folder = run_dir(run_id)
     folder.mkdir(parents=True, exist_ok=False)
     atomic_write_json(folder / "config.json", config.to_json())
-    status = {"state": "queued", "created": time.time(), "updated": time.time(), "message": "waiting for the worker"}
+    status = {"state": "queued", "created": time.time(), "updated": time.time(), "message": "waiting for the worker",
+              "owner": owner}
     atomic_write_json(folder / "status.json", status)
     return Run(run_id, folder, config, status)
 

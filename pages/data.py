@@ -6,10 +6,11 @@ import streamlit as st
 
 from core.data.augment import AugmentConfig, previews
 from core.data.sampling import sample
-from core.data.sources import DEMOS, add_labelled_files, import_zip_bytes
+from core.data.sources import (DEMOS, MAX_IMAGE_BYTES, MAX_ZIP_BYTES, add_labelled_files, import_zip_file,
+                               uploads_dir)
 from core.errors import StudioError
 from core.viz.figures import class_counts
-from ui import resources, state
+from ui import resources, state, uploads
 from ui.widgets import show_error
 
 s = st.session_state
@@ -20,9 +21,10 @@ SOURCES = ["Demo dataset", "Upload a zip of class folders", "Folder on this mach
 source = st.radio("Source", SOURCES, horizontal=True, key="data_source")
 
 
-def use(spec: str, label: str) -> None:
+def use(spec: str, label: str, edited: bool = False) -> None:
     s.dataset, s.dataset_label = spec, label
-    s.dataset_stamp = time.time()
+    if edited:  # the folder changed on disk: scan it again rather than reuse the cached scan
+        s.dataset_stamp = time.time()
 
 
 try:
@@ -34,26 +36,40 @@ try:
         if demo != s.dataset:
             use(demo, f"{demo} (demo)")
     elif source == SOURCES[1]:
-        upload = st.file_uploader("Zip with one folder per class (nested folders allowed)", type=["zip"])
-        if upload is not None:
-            with st.spinner(f"Unpacking {upload.name}..."):
-                ds = import_zip_bytes(upload.getvalue(), upload.name)
-            if s.dataset != ds.root:
-                use(ds.root, upload.name)
+        files = uploads.uploader("Zip with one folder per class (nested folders allowed)", "zip_upload", ["zip"],
+                                 MAX_ZIP_BYTES // 1024**2)
+        if files:
+            upload = files[0]
+            incoming = uploads_dir() / f".incoming-{s.token}.zip"
+            try:
+                uploads.copy_to(upload, incoming)
+                uploads.release("zip_upload", files)
+                with st.spinner(f"Unpacking {upload.name}..."):
+                    ds = import_zip_file(incoming, upload.name)
+            finally:
+                incoming.unlink(missing_ok=True)
+            use(ds.root, upload.name)
+            st.rerun()  # shows the emptied uploader; the zip now lives on disk only
     elif source == SOURCES[2]:
         folder = st.text_input("Folder with one sub-folder per class", placeholder="/home/me/photos/pets")
         if st.button("Use this folder", disabled=not folder):
             resources.dataset(folder.strip())  # validates before switching
             use(folder.strip(), folder.strip())
     else:
-        s.setdefault("upload_set", f"session-{time.strftime('%Y%m%d-%H%M%S')}")
-        with st.form("class_upload", clear_on_submit=True):
+        with st.form("class_upload"):
             label = st.text_input("Class name", placeholder="cat")
-            files = st.file_uploader("Images of this class", accept_multiple_files=True,
-                                     type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"])
-            if st.form_submit_button("Add images to this class") and label and files:
-                ds = add_labelled_files(s.upload_set, label, [(f.name, f.getvalue()) for f in files])
-                use(ds.root, "your uploads")
+            files = uploads.uploader("Images of this class", "class_upload", uploads.IMAGE_TYPES,
+                                     MAX_IMAGE_BYTES // 1024**2, multiple=True)
+            added = st.form_submit_button("Add images to this class")
+        if added and label and files:
+            try:
+                ds = add_labelled_files(f"session-{s.token}", label, [(f.name, f) for f in files])
+            finally:
+                uploads.release("class_upload", files)
+            use(ds.root, "your uploads", edited=True)
+            st.rerun()
+        elif added:
+            st.warning("Give a class name and at least one image.", icon=":material/warning:")
 except StudioError as exc:
     show_error(exc)
 

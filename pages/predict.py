@@ -2,14 +2,18 @@
 
 import csv
 import io
+import time
+from pathlib import Path
 
 import streamlit as st
 
 from core.data.decode import load_array
+from core.data.sources import MAX_FILES_PER_ADD, MAX_IMAGE_BYTES, check_upload_sizes, uploads_dir
 from core.errors import StudioError
 from core.predict import predict_sources
 from core.views import RunViews
 from core.viz.figures import top_k_bars
+from ui import uploads
 from ui.widgets import pick_run, show_error
 
 st.title("Predict")
@@ -17,19 +21,41 @@ run = pick_run("Model (a completed run)")
 if run is None:
     st.stop()
 
-uploads = st.file_uploader("Drop one or more images", accept_multiple_files=True,
-                           type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"])
+PREDICT_KEEP = 50  # images kept per session; older ones are dropped
+s = st.session_state
+s.setdefault("predict_files", [])
+added = uploads.uploader("Drop one or more images", "predict_upload", uploads.IMAGE_TYPES,
+                         MAX_IMAGE_BYTES // 1024**2, multiple=True)
+if added:
+    folder = uploads_dir() / "predict" / s.token
+    try:
+        check_upload_sizes([(f.name, f.size) for f in added], MAX_IMAGE_BYTES, MAX_FILES_PER_ADD)
+        for f in added:
+            path = uploads.copy_to(f, folder / f"{time.time_ns()}{Path(f.name).suffix.lower()[:10]}")
+            s.predict_files.append((f.name, str(path)))
+        for _, old in s.predict_files[:-PREDICT_KEEP]:
+            Path(old).unlink(missing_ok=True)
+        s.predict_files = s.predict_files[-PREDICT_KEEP:]
+    except StudioError as exc:
+        show_error(exc)
+    finally:
+        uploads.release("predict_upload", added)
 with st.expander("Or take a photo"):
-    photo = st.camera_input("Camera")
+    photo = st.camera_input("Camera")  # one small JPEG; kept by its widget so the preview stays
 k = st.slider("Show the top", 1, 10, 3)
 saliency = st.toggle("Show saliency (which pixels mattered)", False)
 
-files = [(f.name, f.getvalue()) for f in uploads or []]
+files = [(name, Path(path).read_bytes()) for name, path in s.predict_files if Path(path).is_file()]
 if photo is not None:
     files.append(("camera.jpg", photo.getvalue()))
 if not files:
     st.info("Upload images to classify them with this run's model.")
     st.stop()
+if s.predict_files and st.button("Clear the uploaded images", icon=":material/delete_sweep:"):
+    for _, path in s.predict_files:
+        Path(path).unlink(missing_ok=True)
+    s.predict_files = []
+    st.rerun()
 
 try:
     with st.spinner("Predicting..."):

@@ -24,7 +24,7 @@ if not runs:
 def row(run):
     c, m = run.config, (run.metrics() if run.state == "completed" else {})
     acc = lambda k: round(m[k], 3) if m.get(k) is not None else None  # noqa: E731
-    return {"run": run.id, "state": run.state, "data": c.dataset.rsplit("/", 1)[-1],
+    return {"run": run.id, "yours": "yes" if run.status.get("owner") == s.token else "", "state": run.state, "data": c.dataset.rsplit("/", 1)[-1],
             "per class": c.per_class if c.per_class else (f"{c.fraction:.0%}" if c.fraction else "all"),
             "frozen": "all" if c.frozen_blocks < 0 else c.frozen_blocks,
             "augment": "yes" if c.augment.enabled else "no", "head": c.head,
@@ -33,15 +33,18 @@ def row(run):
             "backbone": c.backbone}
 
 
-st.caption("Select a row to open the run.")
+st.caption("Select a row to open the run. Runs started from this browser tab are marked *yours*; "
+           "runs prepared by others stay listed for presentations and comparisons.")
 table = st.dataframe([row(r) for r in runs], hide_index=True, on_select="rerun", selection_mode="single-row",
                      key="runs_table")
 picked = table.selection.rows if table and table.selection else []
 if picked:
     s.run_id = runs[picked[0]].id
 ids = [r.id for r in runs]
-if s.run_id not in ids:
-    s.run_id = next((r.id for r in runs if r.state == "completed"), ids[0])
+if s.run_id not in ids:  # this session's newest completed run, else anyone's
+    completed = [r for r in runs if r.state == "completed"]
+    s.run_id = next((r.id for r in completed if r.status.get("owner") == s.token),
+                    completed[0].id if completed else ids[0])
 run = runs[ids.index(s.run_id)]
 
 st.divider()

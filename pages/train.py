@@ -6,7 +6,7 @@ from core import jobs
 from core.backbones import available_offline, custom_name, get_spec, list_specs
 from core.config import ALL, HEADS
 from core.errors import StudioError
-from core.runs import list_runs, load_run
+from core.runs import list_runs
 from core.training import parameter_counts
 from core.viz.blocks import blocks_figure
 from core.viz.figures import training_curves
@@ -89,22 +89,15 @@ if submitted:
         config = state.train_config(head=head, epochs=int(epochs), learning_rate=float(lr), batch_size=int(batch),
                                     two_phase=two_phase, fine_tune_lr_factor=float(factor),
                                     early_stopping=int(patience), seed=int(seed))
-        run_id = jobs.submit(config)
-        s.run_id = run_id
-        s.my_runs.append(run_id)
+        s.run_id = jobs.submit(config, owner=s.token)
     except StudioError as exc:
         show_error(exc)
 
 
 def watched_run():
-    """This session's latest run, else any run still queued or running (after a browser reload)."""
-    try:
-        if s.my_runs:
-            return load_run(s.my_runs[-1])
-        active = [r for r in list_runs() if r.state in ("queued", "running")]
-        return active[0] if active else None
-    except StudioError:
-        return None
+    """This session's latest run (found again after a reload through the ?s= token in the URL)."""
+    mine = [r for r in list_runs(verify=False) if r.status.get("owner") == s.token]
+    return mine[0] if mine else None
 
 
 watched = watched_run()

@@ -88,8 +88,10 @@ def test_train_page_queues_a_run_with_the_defaults(color_folder):
     at.number_input[0].set_value(2)  # epochs
     at.button[0].click().run()
     assert not at.exception
-    run_id = at.session_state.my_runs[-1]
-    assert load_run(run_id).config.dataset == str(color_folder)
+    run_id = at.session_state.run_id
+    run = load_run(run_id)
+    assert run.config.dataset == str(color_folder) and run.status["owner"] == at.session_state.token
+    assert at.query_params["s"] == [at.session_state.token]  # a reload finds this session's run again
     assert jobs.wait(run_id, timeout=600)["state"] == "completed"
 
 

@@ -22,8 +22,8 @@ def environment():
 
 
 @st.cache_data(show_spinner="Scanning and validating the images...", max_entries=8)
-def dataset(spec: str, _stamp: float = 0.0) -> Dataset:
-    """The scanned dataset for a demo name, folder or zip path; _stamp invalidates after edits."""
+def dataset(spec: str, stamp: float = 0.0) -> Dataset:
+    """The scanned dataset for a demo name, folder or zip path; a new stamp rescans after edits."""
     from core.data.sources import load_dataset
 
     return load_dataset(spec)

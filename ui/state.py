@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import secrets
+
 import streamlit as st
 
 from core.config import ALL, TrainConfig
@@ -20,7 +23,6 @@ _INITIAL = {
     "backbone": DEFAULTS.backbone,
     "frozen_blocks": ALL,
     "run_id": None,  # the run the results, activations and predict pages show
-    "my_runs": [],  # runs this session started (newest last)
 }
 
 
@@ -28,6 +30,20 @@ def init() -> None:
     for key, value in _INITIAL.items():
         if key not in st.session_state:
             st.session_state[key] = value.copy() if isinstance(value, list) else value
+    session_token()
+
+
+def session_token() -> str:
+    """A random name for this browser tab's work (its uploads and runs). It lives in the URL as ?s=...,
+    so a reload finds the same uploads and runs; Streamlit clears query parameters on page changes,
+    hence it is written back on every run."""
+    s = st.session_state
+    if "token" not in s:
+        given = st.query_params.get("s", "")
+        s.token = given if re.fullmatch(r"[A-Za-z0-9_-]{8,32}", given) else secrets.token_urlsafe(9)
+    if st.query_params.get("s") != s.token:
+        st.query_params["s"] = s.token
+    return s.token
 
 
 def train_config(**form) -> TrainConfig:

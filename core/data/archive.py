@@ -8,11 +8,13 @@ with an image extension are written, under the destination folder and nowhere el
 
 from __future__ import annotations
 
+import errno
 import io
 import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -20,6 +22,9 @@ from core.data.dataset import Dataset, Skipped
 from core.data.decode import IMAGE_EXTENSIONS
 from core.data.scan import is_junk, normalise, scan_folder
 from core.errors import DataError
+
+
+MAX_NAME_BYTES = 255  # the usual file-system limit for one path component
 
 
 @dataclass(frozen=True)
@@ -58,18 +63,18 @@ def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -
     return data
 
 
-def import_zip(data: bytes, dest: str | Path, name: str | None = None, limits: ZipLimits = ZipLimits()) -> Dataset:
-    """Unpack the images of a zip (given as bytes) into `dest` and return its scanned Dataset.
-
-    `dest` must not exist yet; on any error nothing is left behind.
+def import_zip(source: bytes | Path, dest: str | Path, name: str | None = None,
+               limits: ZipLimits = ZipLimits()) -> Dataset:
+    """Unpack the images of a zip (bytes, or a file on disk read member by member) into `dest` and return
+    its scanned Dataset. `dest` must not exist yet; on any error nothing is left behind.
     """
     dest = Path(dest)
     label = name or dest.name
     if dest.exists():
         raise DataError(f"{dest} already exists; choose another dataset name.")
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError) as exc:
+        archive = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise DataError(f"{label}: not a readable zip archive ({exc}).") from exc
     with archive:
         infos = archive.infolist()
@@ -87,7 +92,7 @@ def import_zip(data: bytes, dest: str | Path, name: str | None = None, limits: Z
             written = 0
             for info in infos:
                 parts = [normalise(p) for p in PurePosixPath(info.filename.replace("\\", "/")).parts]
-                if info.is_dir() or not parts:
+                if not parts or info.is_dir():  # a name cut to nothing at a NUL byte has no parts
                     continue
                 member = "/".join(parts).replace("//", "/")
                 reason = _unsafe_reason(info, limits)  # before the junk test: '..' looks hidden
@@ -101,7 +106,8 @@ def import_zip(data: bytes, dest: str | Path, name: str | None = None, limits: Z
                     continue
                 try:
                     content = _read_bounded(archive, info, info.file_size)
-                except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as exc:
+                except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError, ValueError,
+                        zlib.error) as exc:  # what a damaged member can raise while it is read
                     skipped.append(Skipped(member, "corrupt", f"cannot read archive member ({exc})"))
                     continue
                 except RuntimeError as exc:  # zipfile raises RuntimeError for encrypted members
@@ -114,15 +120,29 @@ def import_zip(data: bytes, dest: str | Path, name: str | None = None, limits: Z
                 if tmp.resolve() not in target.resolve().parents:  # belt and braces against path tricks
                     skipped.append(Skipped(member, "unsafe path", "would be written outside the dataset folder"))
                     continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if target.exists():
-                    skipped.append(Skipped(member, "duplicate name", "another member has the same name"))
+                if any(len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for p in parts):
+                    skipped.append(Skipped(member, "name too long", f"a name part is over {MAX_NAME_BYTES} bytes"))
                     continue
-                target.write_bytes(content)
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if target.exists():
+                        skipped.append(Skipped(member, "duplicate name", "another member has the same name"))
+                        continue
+                    target.write_bytes(content)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ, errno.EEXIST,
+                                         errno.ENOTDIR, errno.EISDIR):
+                        raise DataError(f"{label}: cannot write {member} ({exc.strerror}); "
+                                        f"check free disk space.") from exc
+                    skipped.append(Skipped(member, "unusable name", f"cannot be saved under this name ({exc.strerror})"))
             if not any(tmp.iterdir()):
                 raise DataError(f"{label}: no images found in the archive; expected one folder of images per class"
                                 + (f" ({len(skipped)} member(s) skipped)" if skipped else "") + ".")
             tmp.rename(dest)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return scan_folder(dest, name=label, extra_skipped=tuple(skipped))
+    try:
+        return scan_folder(dest, name=label, extra_skipped=tuple(skipped))
+    except DataError as exc:  # e.g. images but no class folders: refuse the archive, keep nothing
+        shutil.rmtree(dest, ignore_errors=True)
+        raise DataError(f"{label}: {str(exc).removeprefix(str(dest)).lstrip()}") from exc

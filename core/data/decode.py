@@ -8,7 +8,6 @@ is checked from the header before any pixel is decoded, so a decompression bomb 
 from __future__ import annotations
 
 import io
-import struct
 import warnings
 from pathlib import Path
 
@@ -88,8 +87,11 @@ def open_image(data: bytes, name: str = "image", draft: bool = False) -> Image.I
                                                         f"({exc}); downscale it first") from exc
     except Image.UnidentifiedImageError as exc:
         raise ImageDecodeError(name, "not an image", "not a recognised image file") from exc
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error) as exc:
-        raise ImageDecodeError(name, "corrupt", f"corrupt or truncated image ({exc})") from exc
+    except MemoryError as exc:
+        raise ImageDecodeError(name, "too large", "the image needs more memory than is available to decode; "
+                                                  "downscale it first") from exc
+    except Exception as exc:  # Pillow's decoders raise many types on hostile bytes; any of them means unusable
+        raise ImageDecodeError(name, "corrupt", f"corrupt or truncated image ({type(exc).__name__}: {exc})") from exc
 
 
 def resize(img: Image.Image, size: int, crop: bool = False) -> np.ndarray:

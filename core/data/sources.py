@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -21,6 +22,11 @@ from core.data.archive import ZipLimits, import_zip
 from core.data.dataset import Dataset
 from core.data.scan import normalise, scan_folder
 from core.errors import DataError
+
+
+MAX_IMAGE_BYTES = 25 * 1024**2  # one uploaded image
+MAX_FILES_PER_ADD = 500  # images added to a class in one go
+MAX_ZIP_BYTES = 200 * 1024**2  # matches server.maxUploadSize in .streamlit/config.toml
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,22 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", normalise(text)).strip("-.")[:40] or "dataset"
 
 
+def _size(data: bytes | BinaryIO) -> int:
+    return len(data) if isinstance(data, bytes) else data.seek(0, 2)
+
+
+def check_upload_sizes(files: list[tuple[str, int]], max_bytes: int, max_files: int) -> None:
+    """DataError naming the first file over max_bytes, or the count if there are more than max_files."""
+    if len(files) > max_files:
+        raise DataError(f"{len(files):,} files at once; the limit is {max_files:,}. Add them in smaller groups.")
+    for name, size in files:
+        if size > max_bytes:
+            raise DataError(f"{name}: {size / 1024**2:.1f} MB is over the {max_bytes / 1024**2:.0f} MB limit for "
+                            f"one image; downscale it first.")
+        if size == 0:
+            raise DataError(f"{name}: the file is empty.")
+
+
 def uploads_dir() -> Path:
     return paths.datasets_dir() / "uploads"
 
@@ -112,30 +134,49 @@ def load_dataset(spec: str) -> Dataset:
     path = Path(spec).expanduser()
     if kind == "folder":
         return scan_folder(path)
-    return import_zip_bytes(path.read_bytes(), path.name)
+    return import_zip_file(path, path.name)
 
 
 def import_zip_bytes(data: bytes, filename: str, limits: ZipLimits = ZipLimits()) -> Dataset:
     """Unpack an uploaded zip into the uploads folder (same bytes -> same folder, reused)."""
-    digest = hashlib.sha256(data).hexdigest()[:12]
-    dest = uploads_dir() / f"{_slug(Path(filename).stem)}-{digest}"
+    return _import_zip(data, hashlib.sha256(data).hexdigest(), filename, limits)
+
+
+def import_zip_file(path: Path, filename: str, limits: ZipLimits = ZipLimits()) -> Dataset:
+    """As import_zip_bytes for a zip already on disk: hashed and read in pieces, never whole in memory."""
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    return _import_zip(Path(path), digest, filename, limits)
+
+
+def _import_zip(source: bytes | Path, digest: str, filename: str, limits: ZipLimits) -> Dataset:
+    dest = uploads_dir() / f"{_slug(Path(filename).stem)}-{digest[:12]}"
     if dest.is_dir():
         return scan_folder(dest, name=Path(filename).stem)
-    return import_zip(data, dest, name=Path(filename).stem, limits=limits)
+    return import_zip(source, dest, name=Path(filename).stem, limits=limits)
 
 
-def add_labelled_files(dataset_name: str, label: str, files: list[tuple[str, bytes]]) -> Dataset:
-    """Teachable-Machine style: save uploaded files under uploads/<dataset>/<label>/ and rescan."""
+def add_labelled_files(dataset_name: str, label: str, files: list[tuple[str, bytes | BinaryIO]]) -> Dataset:
+    """Teachable-Machine style: save uploaded files (bytes or readable binary files, copied in pieces)
+    under uploads/<dataset>/<label>/ and rescan."""
     label = normalise(label).strip()
-    if not label or label.startswith(".") or "/" in label or "\\" in label:
-        raise DataError(f"Class name {label!r} is not usable; use a plain name without slashes.")
+    if not label or label.startswith(".") or "/" in label or "\\" in label or len(label.encode()) > 100:
+        raise DataError(f"Class name {label!r} is not usable; use a plain name without slashes, up to 100 bytes.")
+    check_upload_sizes([(name, _size(data)) for name, data in files], MAX_IMAGE_BYTES, MAX_FILES_PER_ADD)
     folder = uploads_dir() / _slug(dataset_name)
     target = folder / label
     target.mkdir(parents=True, exist_ok=True)
     for name, data in files:
-        base = _slug(Path(name).stem) + Path(name).suffix.lower()
-        out = target / base
-        if out.exists():
-            out = target / f"{Path(base).stem}-{hashlib.sha256(data).hexdigest()[:8]}{Path(base).suffix}"
-        out.write_bytes(data)
+        stem, suffix = _slug(Path(name).stem), Path(name).suffix.lower()[:10]
+        out = target / f"{stem}{suffix}"
+        n = 1
+        while out.exists():
+            n += 1
+            out = target / f"{stem}-{n}{suffix}"
+        with open(out, "wb") as f:
+            if isinstance(data, bytes):
+                f.write(data)
+            else:
+                data.seek(0)
+                shutil.copyfileobj(data, f, 1 << 20)
     return scan_folder(folder, name=dataset_name)

@@ -1,0 +1,89 @@
+"""Killed work: SIGKILL of real worker processes during training and during saving. Earlier runs
+stay intact, every interrupted run shows as failed, and the queue goes on.
+
+The round count is STUDIO_KILL_ROUNDS per phase (3 in CI; RELIABILITY.md reports the full 20)."""
+
+import os
+import signal
+
+import pytest
+
+from core import jobs
+from core.config import TrainConfig
+from core.fileio import sha256_file
+from core.runs import list_runs, load_run
+from tests.conftest import wait_for
+
+KILL_ROUNDS = int(os.environ.get("STUDIO_KILL_ROUNDS", "3"))
+
+
+@pytest.fixture
+def own_runs(tmp_path, monkeypatch):
+    """A run store of this test's own; worker processes inherit it through the environment."""
+    monkeypatch.setenv("STUDIO_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def pid_when(run_id: str, ready, timeout: float = 300) -> int:
+    """The worker pid once the run's status satisfies ready(status)."""
+    found = {}
+
+    def check():
+        status = load_run(run_id, verify=False).status
+        if status.get("state") in ("completed", "failed", "cancelled"):
+            raise AssertionError(f"{run_id} ended before it could be killed: {status}")
+        if status.get("state") == "running" and status.get("pid") and ready(status):
+            found["pid"] = status["pid"]
+            return True
+        return False
+
+    assert wait_for(check, timeout=timeout, poll=0.1), f"{run_id} never reached the kill point"
+    return found["pid"]
+
+
+def in_training(status) -> bool:
+    p = status.get("progress") or {}
+    return p.get("phase") in ("head", "fine-tune") and (p.get("batch") or 0) >= 1
+
+
+def paused_saving(status) -> bool:
+    return "paused at saving" in status.get("message", "")
+
+
+def kill_and_check(run_id: str, pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: load_run(run_id, verify=False).state == "failed", timeout=30)
+    run = load_run(run_id)
+    assert "stopped unexpectedly" in run.status["message"]
+    assert not (run.dir / "manifest.json").exists()  # never presented as a complete run
+
+
+def test_sigkill_during_training_and_saving_damages_nothing(own_runs, color_folder, monkeypatch):
+    base = TrainConfig(dataset=str(color_folder), per_class=6, epochs=2, seed=0)
+    earlier = jobs.submit(base)
+    assert jobs.wait(earlier, timeout=300)["state"] == "completed"
+    before = {p.name: sha256_file(p) for p in load_run(earlier).dir.iterdir() if p.is_file()}
+
+    busy = base.with_(epochs=400, frozen_blocks=16, image_size=64)  # uncached fine-tuning: long enough to hit
+    for i in range(KILL_ROUNDS):
+        run_id = jobs.submit(busy.with_(seed=i))
+        kill_and_check(run_id, pid_when(run_id, in_training))
+        assert load_run(run_id).history() is not None  # the history so far stays readable
+
+    monkeypatch.setenv("STUDIO_FAULT_PAUSE", "saving")  # workers started from now on stop half-saved
+    for i in range(KILL_ROUNDS):
+        run_id = jobs.submit(base.with_(seed=100 + i))
+        pid = pid_when(run_id, paused_saving)
+        assert (load_run(run_id).dir / "predictions.csv").exists()  # really half-way through saving
+        if i == KILL_ROUNDS - 1:  # the last one has a run queued behind it, from a normal worker
+            monkeypatch.delenv("STUDIO_FAULT_PAUSE")
+            queued = jobs.submit(base.with_(seed=999))
+            assert jobs.queue_position(queued) == 1
+        kill_and_check(run_id, pid)
+
+    assert jobs.wait(queued, timeout=300)["state"] == "completed"  # the queue went on
+    after = {p.name: sha256_file(p) for p in load_run(earlier).dir.iterdir() if p.is_file()}
+    assert after == before and load_run(earlier).state == "completed" and not load_run(earlier).damaged
+    states = [r.state for r in list_runs()]
+    assert states.count("failed") == 2 * KILL_ROUNDS and states.count("completed") == 2
+    assert wait_for(lambda: not jobs.live_workers(), timeout=30)  # every worker exited
