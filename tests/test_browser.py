@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -28,6 +29,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int
+    runs_dir: str
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     port = free_port()
@@ -47,7 +55,7 @@ def server(tmp_path_factory):
     else:
         proc.kill()
         pytest.fail("streamlit did not start")
-    yield url
+    yield Server(url, proc.pid, env["STUDIO_RUNS_DIR"])
     proc.terminate()
     proc.wait(timeout=30)
     log.close()
@@ -90,7 +98,7 @@ def test_walk_through_the_app(server, tmp_path):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.goto(server)
+        page.goto(server.url)
         expect(page.get_by_text("Start with the demo")).to_be_visible(timeout=120_000)
         settle(page)
         check_page(page, "1-home")
@@ -130,3 +138,72 @@ def test_walk_through_the_app(server, tmp_path):
         settle(page)
         check_page(page, "7-predict")
         browser.close()
+
+
+# Memory over time, on the same server: reruns of the results page, then consecutive trainings.
+# CI uses the counts below; RELIABILITY.md reports a run with STUDIO_SOAK_RERUNS=200 STUDIO_SOAK_TRAININGS=10.
+RERUNS = int(os.environ.get("STUDIO_SOAK_RERUNS", "30"))
+TRAININGS = int(os.environ.get("STUDIO_SOAK_TRAININGS", "3"))
+
+
+def rss_mb(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 1024**2
+
+
+def live_worker_children(pid: int) -> list:
+    import psutil
+
+    return [c for c in psutil.Process(pid).children(recursive=True)
+            if c.status() != psutil.STATUS_ZOMBIE and "worker" in " ".join(c.cmdline())]
+
+
+def test_server_memory_stays_flat_and_workers_exit(server, monkeypatch):
+    import json
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from core.runs import list_runs
+    from tests.conftest import wait_for
+
+    monkeypatch.setenv("STUDIO_RUNS_DIR", server.runs_dir)
+    figures = {"reruns": RERUNS, "trainings": TRAININGS}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"{server.url}/results")
+        expect(page.get_by_text("Validation accuracy").first).to_be_visible(timeout=120_000)
+        settle(page)
+        toggle = page.get_by_text("Row-normalised (recall per class)")
+        warm_up = max(10, RERUNS // 10)
+        for i in range(RERUNS):
+            toggle.click()  # every click reruns the whole results page
+            settle(page)
+            if i + 1 == warm_up:
+                figures["rerun_rss_after_warm_up_mb"] = rss_mb(server.pid)
+        figures["rerun_rss_end_mb"] = rss_mb(server.pid)
+        check_page(page, "8-results-after-reruns")
+
+        page.goto(f"{server.url}/train")
+        expect(page.get_by_text("Trainable parameters")).to_be_visible(timeout=120_000)
+        settle(page)
+        for i in range(TRAININGS):
+            before = {r.id for r in list_runs(verify=False)}
+            page.get_by_role("button", name="Train").click()
+            assert wait_for(lambda: {r.id for r in list_runs(verify=False)} - before, timeout=60)
+            (new,) = {r.id for r in list_runs(verify=False)} - before
+            assert wait_for(lambda: next(r for r in list_runs(verify=False) if r.id == new).state == "completed",
+                            timeout=600)
+            expect(page.get_by_text(f"Run {new}")).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("Done in")).to_be_visible(timeout=60_000)
+            settle(page)
+            assert wait_for(lambda: not live_worker_children(server.pid), timeout=30), "the worker did not exit"
+            if i == 0:
+                figures["training_rss_after_first_mb"] = rss_mb(server.pid)
+        figures["training_rss_end_mb"] = rss_mb(server.pid)
+        browser.close()
+    ARTIFACTS_DIR.mkdir(exist_ok=True)
+    (ARTIFACTS_DIR / "memory.json").write_text(json.dumps(figures, indent=1))
+    assert figures["rerun_rss_end_mb"] <= 1.10 * figures["rerun_rss_after_warm_up_mb"], figures
+    assert figures["training_rss_end_mb"] <= 1.10 * figures["training_rss_after_first_mb"], figures

@@ -3,11 +3,9 @@
 import io
 import os
 import stat
-import struct
 import time
 import unicodedata
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ from core.data.sampling import sample, split
 from core.data.scan import scan_folder
 from core.data.sources import DEMOS, add_labelled_files, demo_folder, load_dataset
 from core.errors import DataError
+from tests.hostile import mark_encrypted, png_header_only
 
 
 def png_bytes(array, mode=None, **save_args) -> bytes:
@@ -41,15 +40,6 @@ def solid(color, size=(16, 16)):
     return np.full((*size, 3), color, dtype=np.uint8)
 
 
-def huge_png_header(width=30000, height=30000) -> bytes:
-    """A PNG whose header claims width x height; only a few bytes of pixel data follow."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
-
-
 def make_zip(entries, compression=zipfile.ZIP_DEFLATED) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression) as zf:
@@ -60,20 +50,6 @@ def make_zip(entries, compression=zipfile.ZIP_DEFLATED) -> bytes:
                 name, data = entry
                 zf.writestr(name, data)
     return buf.getvalue()
-
-
-def mark_encrypted(data: bytes, name: str) -> bytes:
-    """Set the 'encrypted' flag of one member in its local header and central directory entry
-    (zipfile cannot write encrypted archives)."""
-    out = bytearray(data)
-    encoded = name.encode()
-    for signature, flag_at, name_at in ((b"PK\x03\x04", 6, 30), (b"PK\x01\x02", 8, 46)):
-        pos = out.find(signature)
-        while pos != -1:
-            if out[pos + name_at: pos + name_at + len(encoded)] == encoded:
-                out[pos + flag_at] |= 0x1
-            pos = out.find(signature, pos + 4)
-    return bytes(out)
 
 
 def class_folders(root: Path, spec: dict[str, int], size=(16, 16)):
@@ -133,7 +109,7 @@ def test_animated_gif_uses_first_frame():
 def test_huge_dimensions_are_refused_before_decoding():
     start = time.monotonic()
     with pytest.raises(ImageDecodeError, match="huge.png: .*over the 40 megapixel limit") as info:
-        open_image(huge_png_header(), "huge.png")
+        open_image(png_header_only(30000, 30000), "huge.png")
     assert info.value.reason == "too many pixels"
     assert time.monotonic() - start < 5
     assert 30000 * 30000 > MAX_PIXELS
@@ -244,7 +220,7 @@ def test_folder_scan_reports_every_problem(tmp_path):
     root = class_folders(tmp_path / "ds", {"cats": 3, "dogs": 12})
     (root / "cats" / "nested").mkdir()
     (root / "cats" / "nested" / "deep.png").write_bytes(png_bytes(solid((90, 90, 90))))
-    (root / "cats" / "huge.png").write_bytes(huge_png_header())
+    (root / "cats" / "huge.png").write_bytes(png_header_only(30000, 30000))
     (root / "cats" / "notes.jpg").write_text("not an image")
     (root / "cats" / "vector.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
     full = jpeg_bytes(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8))

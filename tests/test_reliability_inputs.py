@@ -18,7 +18,7 @@ from core.data.decode import ImageDecodeError, load_array, open_image
 from core.data.sampling import sample, split
 from core.data.scan import scan_folder
 from core.data.sources import MAX_IMAGE_BYTES, add_labelled_files, check_data_spec
-from core.errors import DataError, StudioError, TrainingError
+from core.errors import DataError, StudioError
 from tests import hostile
 
 IMAGES = hostile.image_cases()
