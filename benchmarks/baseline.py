@@ -14,9 +14,25 @@ from core.backbones import load_backbone
 from core.backbones.tf import tf_keras
 from core.config import TrainConfig
 from core.data.arrays import load_arrays
-from core.data.augment import build_augmenter
+from core.data.augment import AugmentConfig
 from core.data.sampling import Split
 from core.training import plan_phases
+
+
+def tutorial_augmenter(config: AugmentConfig, seed: int) -> tf_keras.Sequential:
+    """The tutorial's augmentation: one Keras preprocessing layer per kind of change."""
+    layers = tf_keras.layers
+    stack = [layers.RandomFlip("horizontal", seed=seed)] if config.flip else []
+    if config.rotation > 0:
+        stack.append(layers.RandomRotation(config.rotation, fill_mode="reflect", seed=seed + 1))
+    if config.zoom > 0:
+        stack.append(layers.RandomZoom(config.zoom, fill_mode="reflect", seed=seed + 2))
+    if config.translation > 0:
+        stack.append(layers.RandomTranslation(config.translation, config.translation, fill_mode="reflect",
+                                              seed=seed + 3))
+    if config.contrast > 0:
+        stack.append(layers.RandomContrast(config.contrast, seed=seed + 4))
+    return tf_keras.Sequential(stack, name="augmentation")
 
 
 def train_baseline(config: TrainConfig, split: Split) -> dict:
@@ -32,9 +48,8 @@ def train_baseline(config: TrainConfig, split: Split) -> dict:
     frozen = config.resolved_frozen(backbone.num_blocks)
     inputs = tf_keras.Input(backbone.image_shape, dtype="uint8")
     x = tf_keras.layers.Rescaling(1 / 255.0)(inputs)
-    augmenter = build_augmenter(config.augment, config.seed)
-    if augmenter is not None:
-        x = augmenter(x)
+    if config.augment.enabled:
+        x = tutorial_augmenter(config.augment, config.seed)(x)
     for block in backbone.blocks:
         x = block(x, training=False)
     x = tf_keras.layers.Dropout(config.dropout)(x)

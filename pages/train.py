@@ -128,10 +128,9 @@ def live_progress():
         elif phase == "decode" and p.get("batches"):
             st.progress(p["batch"] / p["batches"], text=f"decoding images: {p['batch']} of {p['batches']}")
         else:
-            st.progress(0.0, text={"features": "computing features at the cut (once per image)",
-                                   "evaluate": "evaluating", "fit": "fitting the scikit-learn head",
-                                   "saving": "saving the run"}.get(phase,
-                                                                                                     phase))
+            labels = {"features": "computing features at the cut (once per image)", "evaluate": "evaluating",
+                      "fit": "fitting the scikit-learn head", "saving": "saving the run"}
+            st.progress(0.0, text=labels.get(phase, phase))
         if st.button("Cancel", icon=":material/stop:"):
             jobs.cancel(run.id)
     elif run.state == "completed":

@@ -140,6 +140,18 @@ def test_walk_through_the_app(server, tmp_path):
         browser.close()
 
 
+
+def test_uploads_without_the_xsrf_token_are_refused(server):
+    """XSRF protection stays on: an upload from another origin (no token cookie) gets 403."""
+    import urllib.error
+
+    body = b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\nhello\r\n--x--\r\n'
+    request = urllib.request.Request(f"{server.url}/_stcore/upload_file/some-session/some-file", data=body,
+                                     method="PUT", headers={"Content-Type": "multipart/form-data; boundary=x"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 403 and b"XSRF" in refused.value.read()
+
 # Memory over time, on the same server: reruns of the results page, then consecutive trainings.
 # CI uses the counts below; RELIABILITY.md reports a run with STUDIO_SOAK_RERUNS=200 STUDIO_SOAK_TRAININGS=10.
 RERUNS = int(os.environ.get("STUDIO_SOAK_RERUNS", "30"))

@@ -139,3 +139,13 @@ def test_oversized_class_upload_is_refused_by_name(own_runs):
     assert "huge.png: 26.0 MB is over the 25 MB limit for one image" in text_of(at)
     assert at.session_state["class_upload__n"] == 1  # released even when refused
     assert not (uploads_dir() / f"session-{at.session_state.token}" / "cats").exists()  # nothing half-saved
+
+
+def test_server_upload_limit_matches_the_zip_limit_and_xsrf_is_on():
+    import tomllib
+
+    from core.data.sources import MAX_ZIP_BYTES
+    from tests.conftest import PROJECT_DIR
+
+    server = tomllib.loads((PROJECT_DIR / ".streamlit" / "config.toml").read_text())["server"]
+    assert server["maxUploadSize"] == MAX_ZIP_BYTES // 1024**2 and server["enableXsrfProtection"] is True

@@ -29,24 +29,19 @@ class AugmentConfig:
 
 
 def build_augmenter(config: AugmentConfig, seed: int = 0):
-    """A tf_keras Sequential of preprocessing layers acting on float images in [0, 1]; None if disabled."""
+    """A tf_keras Sequential acting on float images in [0, 1]; None if disabled. Flip, rotation, zoom
+    and shift are one resampling (core.data.geometry), contrast is Keras' RandomContrast."""
     if not config.enabled:
         return None
     from core.backbones.tf import tf_keras
+    from core.data.geometry import RandomGeometry
 
-    layers = tf_keras.layers
     stack = []
-    if config.flip:
-        stack.append(layers.RandomFlip("horizontal", seed=seed))
-    if config.rotation > 0:
-        stack.append(layers.RandomRotation(config.rotation, fill_mode="reflect", seed=seed + 1))
-    if config.zoom > 0:
-        stack.append(layers.RandomZoom(config.zoom, fill_mode="reflect", seed=seed + 2))
-    if config.translation > 0:
-        stack.append(layers.RandomTranslation(config.translation, config.translation, fill_mode="reflect",
-                                              seed=seed + 3))
+    if config.flip or config.rotation > 0 or config.zoom > 0 or config.translation > 0:
+        stack.append(RandomGeometry(config.flip, config.rotation, config.zoom, config.translation, seed=seed,
+                                    name="random_geometry"))
     if config.contrast > 0:
-        stack.append(layers.RandomContrast(config.contrast, seed=seed + 4))
+        stack.append(tf_keras.layers.RandomContrast(config.contrast, seed=seed + 4))
     return tf_keras.Sequential(stack, name="augmentation")
 
 
