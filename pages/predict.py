@@ -27,7 +27,7 @@ s.setdefault("predict_files", [])
 added = uploads.uploader("Drop one or more images", "predict_upload", uploads.IMAGE_TYPES,
                          MAX_IMAGE_BYTES // 1024**2, multiple=True)
 if added:
-    folder = uploads_dir() / "predict" / s.token
+    folder, saved = uploads_dir() / "predict" / s.token, False
     try:
         check_upload_sizes([(f.name, f.size) for f in added], MAX_IMAGE_BYTES, MAX_FILES_PER_ADD)
         for f in added:
@@ -35,11 +35,13 @@ if added:
             s.predict_files.append((f.name, str(path)))
         for _, old in s.predict_files[:-PREDICT_KEEP]:
             Path(old).unlink(missing_ok=True)
-        s.predict_files = s.predict_files[-PREDICT_KEEP:]
+        s.predict_files, saved = s.predict_files[-PREDICT_KEEP:], True
     except StudioError as exc:
         show_error(exc)
     finally:
         uploads.release("predict_upload", added)
+    if saved:
+        st.rerun()  # the drop zone shows empty again; the images are listed below, read from disk
 with st.expander("Or take a photo"):
     photo = st.camera_input("Camera")  # one small JPEG; kept by its widget so the preview stays
 k = st.slider("Show the top", 1, 10, 3)
@@ -51,6 +53,8 @@ if photo is not None:
 if not files:
     st.info("Upload images to classify them with this run's model.")
     st.stop()
+if s.predict_files:
+    st.caption(f"{len(s.predict_files)} uploaded image(s) from this tab, kept on disk (the latest {PREDICT_KEEP}).")
 if s.predict_files and st.button("Clear the uploaded images", icon=":material/delete_sweep:"):
     for _, path in s.predict_files:
         Path(path).unlink(missing_ok=True)

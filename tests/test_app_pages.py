@@ -146,3 +146,23 @@ def test_experiments_page_starts_a_sweep_and_compares_runs(color_folder, trained
     table = done.dataframe[0].value
     assert len(table) == 1 and table["per class"].tolist() == [5] and table["frozen"].tolist() == ["all"]
     assert len(done.dataframe) == 2  # the sweep's table and the side-by-side comparison table
+
+
+def test_predict_page_classifies_an_upload_kept_on_disk(trained_run):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from tests.conftest import COLORS
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((24, 24, 3), COLORS["red"], np.uint8)).save(buf, "PNG")
+    at = open_page("predict", run_id=trained_run)
+    at.file_uploader[0].upload("mine.png", buf.getvalue(), "image/png").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["predict_upload__n"] == 1 and not at.file_uploader[0].value  # released, shown empty
+    (name, path), = at.session_state.predict_files
+    assert name == "mine.png" and open(path, "rb").read() == buf.getvalue()
+    assert any('mine.png: red' in chart.proto.spec for chart in at.get("plotly_chart"))
+    assert "1 uploaded image(s) from this tab" in text_of(at)

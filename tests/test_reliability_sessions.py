@@ -128,7 +128,7 @@ def test_release_drops_uploads_from_streamlit_memory(tmp_path):
     assert at.file_uploader[0].key == "demo__1" and not at.file_uploader[0].value  # shown empty again
 
 
-def test_oversized_class_upload_is_refused_by_name(own_runs):
+def test_class_by_class_uploads_refuse_oversized_images_and_keep_the_rest(own_runs):
     at = open_page("data")
     at.radio[0].set_value("Upload images class by class").run()
     at.text_input[0].set_value("cats")
@@ -139,6 +139,14 @@ def test_oversized_class_upload_is_refused_by_name(own_runs):
     assert "huge.png: 26.0 MB is over the 25 MB limit for one image" in text_of(at)
     assert at.session_state["class_upload__n"] == 1  # released even when refused
     assert not (uploads_dir() / f"session-{at.session_state.token}" / "cats").exists()  # nothing half-saved
+    for label, seeds in (("cats", (1, 2, 3)), ("dogs", (4, 5, 6))):
+        at.text_input[0].set_value(label)
+        for seed in seeds:
+            at.file_uploader[0].upload(f"{seed}.png", encode(base_image(seed), "PNG"), "image/png")
+        at.button[0].click().run()
+        assert not at.exception, [e.value for e in at.exception]
+    assert metrics(at)["Classes"] == "2" and metrics(at)["Usable images"] == "6"
+    assert at.session_state.dataset_label == "your uploads" and at.session_state["class_upload__n"] == 3
 
 
 def test_server_upload_limit_matches_the_zip_limit_and_xsrf_is_on():
