@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.backbones import load_backbone
+from core.backbones import lite_forward, load_backbone
 from core.backbones.tf import tf, tf_keras
 from core.config import TrainConfig
 from core.data.arrays import load_arrays
@@ -28,11 +28,12 @@ from core.evaluation import Predictions, summarize
 
 CACHE_LIMIT_BYTES = 1536 * 1024**2  # above this the cut tensors are recomputed each epoch
 PROGRESS_INTERVAL_S = 0.5
+AUGMENT_BATCH = 32
 
 
 @dataclass(frozen=True)
 class Progress:
-    phase: str  # decode | features | head | fine-tune | fit | evaluate
+    phase: str  # decode | features | augment | head | fine-tune | fit | evaluate
     epoch: int = 0
     epochs: int = 0
     batch: int = 0
@@ -50,7 +51,7 @@ class TrainResult:
     history: list[dict]
     predictions: dict[str, Predictions]
     metrics: dict
-    timings: dict
+    timings: dict  # seconds per stage, and which engine ran the frozen part
     weights: dict[str, np.ndarray]
     trainable_params: int
     frozen_params: int
@@ -178,6 +179,51 @@ def run_batches(model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
     return np.concatenate([function(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)])
 
 
+def _augmented_features(augmenter, forward, images: np.ndarray, epochs: int, progress, should_stop) -> np.ndarray:
+    """(epochs, n, dim): each epoch's randomly augmented training images through the frozen part,
+    computed up front. The same random changes per epoch as augmenting inside the model, but the
+    frozen forward runs outside Keras (through TFLite when converted) and never in the training
+    graph. Augmented images are rounded back to uint8, the frozen part's input (error < 0.002)."""
+    spec = tf.TensorSpec((None, *images.shape[1:]), tf.uint8)
+    augment = tf.function(lambda x: augmenter(tf.cast(x, tf.float32) / 255.0, training=True), input_signature=[spec])
+    batches = math.ceil(len(images) / AUGMENT_BATCH)
+    out, last = None, 0.0
+    for epoch in range(epochs):
+        for b, i in enumerate(range(0, len(images), AUGMENT_BATCH)):
+            changed = augment(images[i:i + AUGMENT_BATCH]).numpy()
+            features = forward(np.clip(np.rint(changed * 255.0), 0, 255).astype(np.uint8))
+            if out is None:
+                out = np.empty((epochs, len(images), *features.shape[1:]), np.float32)
+            out[epoch, i:i + len(features)] = features
+            if should_stop and should_stop():
+                raise Cancelled(f"cancelled while augmenting the images of epoch {epoch + 1}")
+            if progress and (time.monotonic() - last >= PROGRESS_INTERVAL_S or b + 1 == batches):
+                last = time.monotonic()
+                progress(Progress("augment", epoch + 1, epochs, epoch * batches + b + 1, epochs * batches))
+    return out
+
+
+class _EpochFeatures(tf_keras.utils.Sequence):
+    """fit() input whose epoch e reads the features of epoch e's augmented images, shuffled."""
+
+    def __init__(self, per_epoch: np.ndarray, labels: np.ndarray, batch_size: int, seed: int):
+        super().__init__()
+        self.per_epoch, self.labels, self.batch_size = per_epoch, labels, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.epoch, self.order = 0, self.rng.permutation(len(labels))
+
+    def __len__(self):
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __getitem__(self, i):
+        index = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+        return self.per_epoch[min(self.epoch, len(self.per_epoch) - 1)][index], self.labels[index]
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self.order = self.rng.permutation(len(self.labels))
+
+
 class _CachedValidation(tf_keras.callbacks.Callback):
     """Validation on the cached cut tensors: validation images are never augmented, so their pass
     through the frozen part is done once, not every epoch. Must run before the other callbacks."""
@@ -241,7 +287,7 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
           strategy: tf.distribute.Strategy | None = None) -> TrainResult:
     config.validate()
     tf_keras.utils.set_random_seed(config.seed)
-    timings: dict[str, float] = {}
+    timings: dict[str, float | str] = {}
     classes = split.classes
 
     def scope():  # a fresh context each time: a strategy's scope object is single-use
@@ -292,15 +338,26 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
     use_cuts = config.cache_features and cache_bytes <= CACHE_LIMIT_BYTES and not opaque_fine_tune
     cached = use_cuts and augmenter is None
 
+    fast = lite_forward.forward_for(config.backbone, size, frozen) if blocks is not None and use_cuts else None
+    frozen_forward = fast or (lambda x: run_batches(frozen_model, x))
+    timings["frozen_forward"] = "tflite" if fast else "tensorflow"
+
     t = time.monotonic()
     cuts = images
     if use_cuts:
         if progress:
             progress(Progress("features", batches=len(all_images)))
-        cut_all = run_batches(frozen_model, all_images)
+        cut_all = frozen_forward(all_images)
         cuts = {n: cut_all[offsets[i]:offsets[i + 1]] for i, n in enumerate(("train", "val", "test"))}
     inputs = cuts if cached else images
     timings["features_seconds"] = time.monotonic() - t
+    per_epoch = None  # every epoch's augmented training features, when every block is frozen
+    if (augmenter is not None and use_cuts and frozen == num_blocks and config.head == "dense"
+            and config.epochs * len(images["train"]) * int(np.prod(cut_shape)) * 4 <= CACHE_LIMIT_BYTES):
+        t = time.monotonic()
+        per_epoch = _augmented_features(augmenter, frozen_forward, images["train"], config.epochs, progress,
+                                        should_stop)
+        timings["augment_seconds"] = time.monotonic() - t
 
     history: list[dict] = []
 
@@ -333,7 +390,7 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
                 full_model = tf_keras.Model(image_in, trainable_model(_chain(blocks[:frozen], x)), name="full_model")
             else:
                 full_model = SelectiveModel(image_in, head(backbone.layer(x, training=False)), name="full_model")
-        fit_model = trainable_model if cached else full_model
+        fit_model = trainable_model if cached or per_epoch is not None else full_model
         unfrozen_groups = [v for _, vs in backbone.variable_groups()[frozen:] for v in vs
                            if v.trainable] if not backbone.layered else []
         epoch_offset = 1
@@ -363,8 +420,13 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
             if config.early_stopping > 0 and has_val:
                 callbacks.append(tf_keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping,
                                                                   restore_best_weights=True))
-            phase_model.fit(phase_inputs["train"], labels["train"], batch_size=config.batch_size,
-                            epochs=phase.epochs, validation_data=validation, shuffle=True, callbacks=callbacks,
+            if per_epoch is not None:  # vectors in: the frozen part ran in _augmented_features
+                train_data = dict(x=_EpochFeatures(per_epoch, labels["train"], config.batch_size, config.seed),
+                                  shuffle=False)
+            else:
+                train_data = dict(x=phase_inputs["train"], y=labels["train"], batch_size=config.batch_size,
+                                  shuffle=True)
+            phase_model.fit(**train_data, epochs=phase.epochs, validation_data=validation, callbacks=callbacks,
                             verbose=0)
             timings[f"{phase.name}_seconds"] = time.monotonic() - t
             if monitor.cancelled:

@@ -127,6 +127,9 @@ def live_progress():
             st.caption(f"{metrics}" + (f" - about {eta:.0f} s left in this phase" if eta is not None else ""))
         elif phase == "decode" and p.get("batches"):
             st.progress(p["batch"] / p["batches"], text=f"decoding images: {p['batch']} of {p['batches']}")
+        elif phase == "augment" and p.get("batches"):
+            st.progress(p["batch"] / p["batches"], text=f"augmenting the training images and running the frozen "
+                                                       f"blocks on them: epoch {p['epoch']} of {p['epochs']}")
         else:
             labels = {"features": "computing features at the cut (once per image)", "evaluate": "evaluating",
                       "fit": "fitting the scikit-learn head", "saving": "saving the run"}

@@ -52,7 +52,7 @@ def test_damaged_model_store_is_detected_and_rebuilt():
     assert "does not match its SHA-256" in bundled.status()["keras"]
     shutil.rmtree(bundled.hub_dir() / "variables")
     assert "missing" in bundled.status()["hub"]
-    assert bundled.prepare() == {"keras": "ready", "hub": "ready"}
+    assert bundled.prepare() == {"keras": "ready", "hub": "ready", "tflite": "ready"}
 
 
 def test_random_init_differs_from_pretrained(lite0):
@@ -111,3 +111,22 @@ def test_local_savedmodel_path_loads_through_hub():
     assert out.shape == (1, 1280)
     with pytest.raises(BackboneUnavailable, match="No SavedModel folder"):
         hub.resolve("/nonexistent/model")
+
+
+def test_lite_forward_matches_tensorflow_and_a_damaged_file_is_dropped(lite0):
+    """The TFLite copy of the frozen feature model (made by prepare) gives TensorFlow's vectors."""
+    from core.backbones import lite_forward
+
+    bundled.prepare()
+    fast = lite_forward.forward_for("efficientnet_lite0", 224, 18)
+    assert fast is not None and lite_forward.forward_for("efficientnet_lite0", 64, 18) is None
+    images = np.random.default_rng(0).integers(0, 256, (35, 224, 224, 3), dtype=np.uint8)  # 32 + a padded 3
+    reference = lite_forward.frozen_part(lite0.blocks, 224, 18).predict(images, verbose=0)
+    assert np.abs(fast(images) - reference).max() < 1e-4
+    path = lite_forward.path_for("efficientnet_lite0", 224, 18)
+    good = path.read_bytes()
+    try:
+        path.write_bytes(b"not a flatbuffer" * 10)
+        assert lite_forward.forward_for("efficientnet_lite0", 224, 18) is None and not path.exists()
+    finally:
+        path.write_bytes(good)

@@ -242,3 +242,34 @@ def test_cli_train_runs_predict(tmp_path):
     line = json.loads(pred.stdout.strip().splitlines()[-1])
     assert line["image"] == str(image) and line["top"][0]["label"] == "red"
     assert cli("train", "--data", str(tmp_path / "missing")).returncode == 2
+
+
+def test_tflite_and_tensorflow_frozen_parts_train_the_same(small_split, monkeypatch):
+    from core.backbones import bundled, lite_forward
+
+    bundled.prepare()  # makes the TFLite copy of the frozen feature model (224 px, every block frozen)
+    config = _config(image_size=None, epochs=3)
+    fast = train(config, small_split)
+    monkeypatch.setattr(lite_forward, "forward_for", lambda *args: None)
+    slow = train(config, small_split)
+    assert fast.timings["frozen_forward"] == "tflite" and slow.timings["frozen_forward"] == "tensorflow"
+    assert np.abs(fast.predictions["val"].probs - slow.predictions["val"].probs).max() < 1e-3
+
+
+def test_augmented_features_differ_per_epoch_and_feed_each_epoch():
+    from core.data.augment import build_augmenter
+    from core.training import Cancelled, _augmented_features, _EpochFeatures
+
+    images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    augmenter = build_augmenter(AugmentConfig(rotation=0.2, translation=0.2), seed=1)
+    mean_colour = lambda x: x.reshape(len(x), -1, 3).mean(axis=1).astype(np.float32)  # noqa: E731
+    per_epoch = _augmented_features(augmenter, mean_colour, images, 3, None, None)
+    assert per_epoch.shape == (3, 5, 3)
+    assert not np.allclose(per_epoch[0], per_epoch[1]) and not np.allclose(per_epoch[1], per_epoch[2])
+    feed = _EpochFeatures(per_epoch, np.arange(5), batch_size=5, seed=0)
+    for epoch in range(3):
+        x, y = feed[0]
+        assert np.array_equal(x, per_epoch[epoch][y])  # epoch e reads epoch e's images, labels aligned
+        feed.on_epoch_end()
+    with pytest.raises(Cancelled, match="augmenting the images of epoch 1"):
+        _augmented_features(augmenter, mean_colour, images, 3, None, lambda: True)

