@@ -14,6 +14,7 @@ class Environment:
     gpus: tuple[str, ...]
     bundled_model: str  # ready / not prepared / damaged: ...
     hub_export: str
+    tflite_copy: str  # the fast frozen forward used by the trainer on CPU: ready / not prepared
 
 
 def configure_devices() -> tuple[str, ...]:
@@ -45,4 +46,5 @@ def describe() -> Environment:
         gpus=gpus,
         bundled_model=status["keras"],
         hub_export=status["hub"],
+        tflite_copy=status["tflite"],
     )

@@ -34,9 +34,13 @@ cols[3].metric("Model status", env.bundled_model.split(":")[0])
 if env.bundled_model != "ready":
     st.warning(f"Bundled model: {env.bundled_model}. It is converted from the installed weights package on "
                f"first use (about 20 seconds), or run `python -m core prepare`.")
+elif env.tflite_copy != "ready":
+    st.caption("Training runs the frozen blocks through TensorFlow. `python -m core prepare` (part of `make run`) "
+               "adds a TensorFlow Lite copy of them that runs about 1.8x faster on a CPU.")
 with st.expander("Environment details"):
     st.write({"tf_keras": env.tf_keras, "tensorflow_hub": env.tensorflow_hub, "GPUs": list(env.gpus) or "none",
-              "TF Hub export of the bundled model": env.hub_export})
+              "TF Hub export of the bundled model": env.hub_export,
+              "TensorFlow Lite copy of the frozen feature model": env.tflite_copy})
 
 runs = list_runs()[:5]
 if runs:

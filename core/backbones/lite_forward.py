@@ -72,8 +72,9 @@ class LiteForward:
 
 
 def forward_for(backbone_name: str, size: int, cut: int) -> LiteForward | None:
-    """The converted frozen part if the model store has it (bundled backbone only), else None."""
-    if backbone_name != "efficientnet_lite0" or cut == 0:
+    """The converted frozen part if the model store has it (bundled backbone only), else None. Not on a
+    GPU: there TensorFlow is the faster engine."""
+    if backbone_name != "efficientnet_lite0" or cut == 0 or tf.config.list_physical_devices("GPU"):
         return None
     path = path_for(backbone_name, size, cut)
     if not path.is_file():
