@@ -91,7 +91,7 @@ def test_train_page_queues_a_run_with_the_defaults(color_folder):
     run_id = at.session_state.run_id
     run = load_run(run_id)
     assert run.config.dataset == str(color_folder) and run.status["owner"] == at.session_state.token
-    assert at.query_params["s"] == [at.session_state.token]  # a reload finds this session's run again
+    assert at.query_params["s"] == at.session_state.token  # a reload finds this session's run again
     assert jobs.wait(run_id, timeout=600)["state"] == "completed"
 
 

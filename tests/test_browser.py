@@ -154,8 +154,8 @@ def test_uploads_without_the_xsrf_token_are_refused(server):
 
 # Memory over time, on the same server: reruns of the results page, then consecutive trainings.
 # CI uses the counts below; RELIABILITY.md reports a run with STUDIO_SOAK_RERUNS=200 STUDIO_SOAK_TRAININGS=10.
-RERUNS = int(os.environ.get("STUDIO_SOAK_RERUNS", "30"))
-TRAININGS = int(os.environ.get("STUDIO_SOAK_TRAININGS", "3"))
+RERUNS = int(os.environ.get("STUDIO_SOAK_RERUNS", "20"))
+TRAININGS = int(os.environ.get("STUDIO_SOAK_TRAININGS", "2"))
 
 
 def rss_mb(pid: int) -> float:

@@ -48,4 +48,4 @@ def test_models_command():
 def test_prepare_command_reports_ready():
     result = run_cli("prepare")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"keras": "ready", "hub": "ready"}
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"keras": "ready", "hub": "ready", "tflite": "ready"}

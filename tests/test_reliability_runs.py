@@ -1,7 +1,7 @@
 """Killed work: SIGKILL of real worker processes during training and during saving. Earlier runs
 stay intact, every interrupted run shows as failed, and the queue goes on.
 
-The round count is STUDIO_KILL_ROUNDS per phase (3 in CI; RELIABILITY.md reports the full 20)."""
+The round count is STUDIO_KILL_ROUNDS per phase (2 in CI; RELIABILITY.md reports the full 20)."""
 
 import os
 import signal
@@ -14,7 +14,7 @@ from core.fileio import sha256_file
 from core.runs import list_runs, load_run
 from tests.conftest import wait_for
 
-KILL_ROUNDS = int(os.environ.get("STUDIO_KILL_ROUNDS", "3"))
+KILL_ROUNDS = int(os.environ.get("STUDIO_KILL_ROUNDS", "2"))
 
 
 @pytest.fixture

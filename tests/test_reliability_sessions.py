@@ -139,6 +139,7 @@ def test_class_by_class_uploads_refuse_oversized_images_and_keep_the_rest(own_ru
     assert "huge.png: 26.0 MB is over the 25 MB limit for one image" in text_of(at)
     assert at.session_state["class_upload__n"] == 1  # released even when refused
     assert not (uploads_dir() / f"session-{at.session_state.token}" / "cats").exists()  # nothing half-saved
+    at.run()  # the next run shows the emptied uploader
     for label, seeds in (("cats", (1, 2, 3)), ("dogs", (4, 5, 6))):
         at.text_input[0].set_value(label)
         for seed in seeds:
