@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from core.backbones.tf import tf, tf_keras
+from core.training import run_batches
 from core.viz.images import colormap, grid, heatmap_image, normalise, overlay
 
 SKIP_LAYER_TYPES = ("InputLayer", "Rescaling")
@@ -151,7 +152,7 @@ def saliency_overlay(image_uint8: np.ndarray, heat: np.ndarray) -> Image.Image:
 
 
 def feature_vectors(run_model, images_uint8: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    return run_model.features.predict(images_uint8, batch_size=batch_size, verbose=0)
+    return run_batches(run_model.features, images_uint8, batch_size)
 
 
 def legend_bar(width: int = 256, height: int = 12) -> Image.Image:

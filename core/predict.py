@@ -16,7 +16,7 @@ from core.backbones.tf import tf, tf_keras
 from core.data.decode import ImageDecodeError, load_array
 from core.errors import RunError
 from core.runs import Run, load_run
-from core.training import sklearn_head_probs
+from core.training import run_batches, sklearn_head_probs
 
 _CACHE: OrderedDict[str, "RunModel"] = OrderedDict()
 _CACHE_SIZE = 3
@@ -65,9 +65,10 @@ class RunModel:
         return tf.nn.softmax(tf.matmul(z, w["classifier/coef"], transpose_b=True) + w["classifier/intercept"])
 
     def predict_arrays(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        # A traced function, not model.predict: one image takes ~25 ms instead of ~125 ms on a 2-core CPU.
         if self.model is not None:
-            return self.model.predict(images, batch_size=batch_size, verbose=0)
-        return sklearn_head_probs(self.head_weights, self.features.predict(images, batch_size=batch_size, verbose=0))
+            return run_batches(self.model, images, batch_size)
+        return sklearn_head_probs(self.head_weights, run_batches(self.features, images, batch_size))
 
     def top_k(self, probs: np.ndarray, k: int = 3) -> list[list[dict]]:
         k = min(k, len(self.classes))
