@@ -1,7 +1,7 @@
 """Benchmarks: the studio against a plain Keras baseline on the same data, in one process.
 
-    .venv/bin/python -m benchmarks.run           # about 12 minutes on a 2-core CPU
-    .venv/bin/python -m benchmarks.run --full    # adds 150 images per class (about 30 minutes more)
+    .venv/bin/python -m benchmarks.run           # about 13 minutes on a 2-core CPU
+    .venv/bin/python -m benchmarks.run --full    # adds 150 images per class (about 40 minutes more)
 
 One JSON line per measurement. See BENCHMARKS.md for a measured run and what each line means.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -54,7 +53,9 @@ def compare(name: str, config: TrainConfig, parts) -> dict:
                  "epochs": config.epochs, "studio_s": round(ours_s, 1), "baseline_s": round(base["seconds"], 1),
                  "speedup": round(base["seconds"] / ours_s, 2),
                  "studio_val_acc": round(ours.metrics["val_accuracy"], 3),
-                 "baseline_val_acc": round(base["val_accuracy"], 3)})
+                 "baseline_val_acc": round(base["val_accuracy"], 3),
+                 "studio_parts_s": {k.removesuffix("_seconds"): round(v, 1) for k, v in ours.timings.items()
+                                    if k.endswith("_seconds")}})
 
 
 def throughput(parts) -> dict:
@@ -128,9 +129,12 @@ def worker_peak_memory(per_class: int) -> dict:
 
     run = create_run(TrainConfig(dataset="digits", per_class=per_class, epochs=5))
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "core", "worker"], cwd=paths.PROJECT_DIR, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    worker = subprocess.Popen([sys.executable, "-m", "core", "worker"], cwd=paths.PROJECT_DIR,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, code, usage = os.wait4(worker.pid, 0)  # this worker's own peak, not the largest child's so far
+    worker.returncode = os.waitstatus_to_exitcode(code)
+    assert worker.returncode == 0, f"worker exited with {worker.returncode}"
+    peak_kib = usage.ru_maxrss
     done = load_run(run.id)
     return emit({"measure": "e", "images": per_class * 10, "state": done.state,
                  "seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak_kib / 1024)})

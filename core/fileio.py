@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -58,6 +59,27 @@ def tree_manifest(root: str | Path) -> dict[str, str]:
     }
 
 
+_SETTLED_NS = 2_000_000_000
+_digests: dict[tuple, str] = {}
+
+
+def settled_sha256(path: Path) -> str:
+    """sha256_file, remembered per (path, inode, size, mtime, ctime) so that verifying the same runs
+    on every Streamlit rerun does not re-read them. Any write changes ctime. A file touched in the
+    last two seconds is hashed and not remembered: a write within the same timestamp tick would not
+    show in its stat (git's "racy clean" problem)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key in _digests:
+        return _digests[key]
+    digest = sha256_file(path)
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLED_NS:
+        if len(_digests) > 100_000:
+            _digests.clear()
+        _digests[key] = digest
+    return digest
+
+
 def manifest_problems(root: str | Path) -> list[str]:
     """What does not match root/manifest.json: missing, changed or unreadable files."""
     root = Path(root)
@@ -70,6 +92,6 @@ def manifest_problems(root: str | Path) -> list[str]:
         p = root / rel
         if not p.is_file():
             problems.append(f"{rel} is missing")
-        elif sha256_file(p) != digest:
+        elif settled_sha256(p) != digest:
             problems.append(f"{rel} does not match its SHA-256")
     return problems

@@ -293,10 +293,22 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
     def scope():  # a fresh context each time: a strategy's scope object is single-use
         return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
-    with scope():
-        backbone = load_backbone(config.backbone, config.image_size)
-    size = backbone.input_size
-    num_blocks = backbone.num_blocks
+    augmenter = build_augmenter(config.augment, config.seed)
+    t = time.monotonic()
+    # Nothing to fine-tune and no augmentation: the converted forward is the whole backbone, so the
+    # TensorFlow model (about 4 s to build on a 2-core CPU) is never needed.
+    whole = lite_forward.whole_backbone(config.backbone, config.image_size) if (
+        augmenter is None and config.cache_features and strategy is None) else None
+    if whole is not None and config.resolved_frozen(whole.num_blocks) != whole.num_blocks:
+        whole = None
+    if whole is not None:
+        backbone = None
+        size, num_blocks, feature_dim = whole.input_size, whole.num_blocks, whole.feature_dim
+    else:
+        with scope():
+            backbone = load_backbone(config.backbone, config.image_size)
+        size, num_blocks, feature_dim = backbone.input_size, backbone.num_blocks, backbone.feature_dim
+    timings["load_seconds"] = time.monotonic() - t
     frozen = config.resolved_frozen(num_blocks)
 
     t = time.monotonic()
@@ -314,31 +326,38 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
     timings["decode_seconds"] = time.monotonic() - t
 
     phases = plan_phases(config, frozen, num_blocks)
-    trainable_params, frozen_params = parameter_counts(backbone, frozen, len(classes))
-    augmenter = build_augmenter(config.augment, config.seed)
+    if whole is not None:
+        trainable_params, frozen_params = feature_dim * len(classes) + len(classes), whole.params
+    else:
+        trainable_params, frozen_params = parameter_counts(backbone, frozen, len(classes))
 
     with scope():
-        blocks = backbone.blocks if backbone.layered else None
+        blocks = None if whole is not None or not backbone.layered else backbone.blocks
         if blocks is not None:
             for i, block in enumerate(blocks):
                 block.trainable = i >= frozen
-        image_in = tf_keras.Input(backbone.image_shape, dtype="uint8", name="image")
+        image_in = tf_keras.Input((size, size, 3), dtype="uint8", name="image")
         scaled = tf_keras.layers.Rescaling(1.0 / 255.0, name="to_unit_range")(image_in)
-        if blocks is not None:
+        if whole is not None:
+            frozen_model = None
+        elif blocks is not None:
             frozen_model = tf_keras.Model(image_in, _chain(blocks[:frozen], scaled), name="frozen_part")
         else:
             frozen_model = tf_keras.Model(image_in, backbone.layer(scaled, training=False), name="frozen_part")
-        cut_shape = tuple(frozen_model.output_shape[1:])
+        cut_shape = (feature_dim,) if whole is not None else tuple(frozen_model.output_shape[1:])
         trainable_blocks = blocks[frozen:] if blocks is not None else []
 
     cache_bytes = len(all_images) * int(np.prod(cut_shape)) * 4
-    opaque_fine_tune = not backbone.layered and frozen < num_blocks  # an opaque layer cannot be cut
+    opaque_fine_tune = blocks is None and whole is None and frozen < num_blocks  # an opaque layer cannot be cut
     # Cut tensors of the un-augmented images: training input without augmentation; with it, still
     # validation and final evaluation.
     use_cuts = config.cache_features and cache_bytes <= CACHE_LIMIT_BYTES and not opaque_fine_tune
     cached = use_cuts and augmenter is None
 
-    fast = lite_forward.forward_for(config.backbone, size, frozen) if blocks is not None and use_cuts else None
+    if whole is not None:
+        fast = whole.forward
+    else:
+        fast = lite_forward.forward_for(config.backbone, size, frozen) if blocks is not None and use_cuts else None
     frozen_forward = fast or (lambda x: run_batches(frozen_model, x))
     timings["frozen_forward"] = "tflite" if fast else "tensorflow"
 
@@ -377,22 +396,25 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
             on_epoch(list(history))
         timings["fit_seconds"] = time.monotonic() - t
     else:
+        tf_keras.utils.set_random_seed(config.seed)  # the head starts the same whether or not a backbone was built
         with scope():
             head = build_head(len(classes), config.dropout)
             cut_in = tf_keras.Input(cut_shape, name="cut")
             vector = _chain(trainable_blocks, cut_in)
             trainable_model = tf_keras.Model(cut_in, head(vector), name="trainable_part")
             vector_model = tf_keras.Model(cut_in, vector, name="to_vectors")
-            vector_in = tf_keras.Input((backbone.feature_dim,), name="vector")
+            vector_in = tf_keras.Input((feature_dim,), name="vector")
             head_model = tf_keras.Model(vector_in, head(vector_in), name="head_only")
-            x = augmenter(scaled) if augmenter is not None else scaled
-            if blocks is not None:
-                full_model = tf_keras.Model(image_in, trainable_model(_chain(blocks[:frozen], x)), name="full_model")
+            if cached or per_epoch is not None:
+                fit_model = trainable_model
+            elif blocks is not None:
+                x = augmenter(scaled) if augmenter is not None else scaled
+                fit_model = tf_keras.Model(image_in, trainable_model(_chain(blocks[:frozen], x)), name="full_model")
             else:
-                full_model = SelectiveModel(image_in, head(backbone.layer(x, training=False)), name="full_model")
-        fit_model = trainable_model if cached or per_epoch is not None else full_model
+                x = augmenter(scaled) if augmenter is not None else scaled
+                fit_model = SelectiveModel(image_in, head(backbone.layer(x, training=False)), name="full_model")
         unfrozen_groups = [v for _, vs in backbone.variable_groups()[frozen:] for v in vs
-                           if v.trainable] if not backbone.layered else []
+                           if v.trainable] if backbone is not None and not backbone.layered else []
         epoch_offset = 1
         for phase in phases:
             for block in trainable_blocks:

@@ -5,11 +5,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
-from core import jobs
+from core import jobs, training
 from core.backbones.efficientnet_lite import chain
 from core.config import TrainConfig
 from core.data.augment import AugmentConfig
@@ -186,6 +187,25 @@ def test_damaged_run_is_flagged_and_others_still_load(trained_run, color_folder)
         run_model(other)
 
 
+def test_settled_files_are_hashed_once_and_any_write_is_seen(tmp_path, monkeypatch):
+    from core import fileio
+
+    reads = []
+    monkeypatch.setattr(fileio, "sha256_file", lambda p: reads.append(p) or fileio.sha256_bytes(p.read_bytes()))
+    (tmp_path / "weights.npz").write_bytes(b"a" * 100)
+    fileio.atomic_write_json(tmp_path / "manifest.json", {"weights.npz": fileio.sha256_bytes(b"a" * 100)})
+    assert fileio.manifest_problems(tmp_path) == [] and fileio.manifest_problems(tmp_path) == []
+    assert len(reads) == 2  # just written: not remembered
+    now = time.time_ns()
+    monkeypatch.setattr(fileio.time, "time_ns", lambda: now + 10**10)  # ten seconds later
+    assert fileio.manifest_problems(tmp_path) == [] and fileio.manifest_problems(tmp_path) == []
+    assert len(reads) == 3
+    time.sleep(0.05)  # past the file system's timestamp tick
+    with open(tmp_path / "weights.npz", "r+b") as f:  # same size, same inode
+        f.write(b"b")
+    assert fileio.manifest_problems(tmp_path) == ["weights.npz does not match its SHA-256"]
+
+
 
 
 def test_cancel_and_queue(color_folder):
@@ -253,10 +273,17 @@ def test_tflite_and_tensorflow_frozen_parts_train_the_same(small_split, monkeypa
 
     bundled.prepare()  # makes the TFLite copy of the frozen feature model (224 px, every block frozen)
     config = _config(image_size=None, epochs=3)
-    fast = train(config, small_split)
+
+    def not_needed(*args):
+        raise AssertionError("every block is frozen and converted: the TensorFlow backbone is not needed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "load_backbone", not_needed)
+        fast = train(config, small_split)
     monkeypatch.setattr(lite_forward, "forward_for", lambda *args: None)
     slow = train(config, small_split)
     assert fast.timings["frozen_forward"] == "tflite" and slow.timings["frozen_forward"] == "tensorflow"
+    assert (fast.trainable_params, fast.frozen_params) == (slow.trainable_params, slow.frozen_params)
     assert np.abs(fast.predictions["val"].probs - slow.predictions["val"].probs).max() < 1e-3
 
 

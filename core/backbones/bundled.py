@@ -87,7 +87,8 @@ def status() -> dict[str, str]:
         return "ready" if not problems else "damaged: " + "; ".join(problems)
 
     return {"keras": one(keras_dir()), "hub": one(hub_dir()),
-            "tflite": "ready" if _tflite_path().is_file() else "not prepared"}
+            "tflite": "ready" if _tflite_path().is_file() and _tflite_path().with_suffix(".json").is_file()
+            else "not prepared"}
 
 
 def _tflite_path() -> Path:
@@ -108,7 +109,7 @@ def prepare() -> dict[str, str]:
         from core.backbones.lite_forward import convert, frozen_part
 
         blocks, _, _, _ = load()
-        convert(frozen_part(blocks, lite.INPUT_SIZE, lite.NUM_BLOCKS), _tflite_path())
+        convert(frozen_part(blocks, lite.INPUT_SIZE, lite.NUM_BLOCKS), _tflite_path(), lite.NUM_BLOCKS)
     return status()
 
 

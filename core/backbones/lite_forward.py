@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core import paths
 from core.backbones.tf import tf, tf_keras
-from core.fileio import atomic_write_bytes
+from core.fileio import atomic_write_bytes, atomic_write_json, read_json
 
 BATCH = 32
 log = logging.getLogger(__name__)
@@ -37,13 +38,18 @@ def frozen_part(blocks, size: int, cut: int) -> tf_keras.Model:
     return tf_keras.Model(image_in, x, name="frozen_part")
 
 
-def convert(model: tf_keras.Model, path: Path) -> Path:
-    """Write `model` (uint8 image input) as a float32 TFLite model at `path`."""
+def convert(model: tf_keras.Model, path: Path, num_blocks: int) -> Path:
+    """Write `model` (uint8 image input) as a float32 TFLite model at `path`, with a summary beside
+    it (output width, parameters, the backbone's block count) so that a trainer whose every block is
+    frozen need not build the backbone in TensorFlow at all."""
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.uint8)
     function = tf.function(lambda x: model(x, training=False), input_signature=[spec])
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], model)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, converter.convert())
+    summary = {"input_size": int(model.input_shape[1]), "output_shape": list(model.output_shape[1:]),
+               "params": int(model.count_params()), "num_blocks": num_blocks}
+    atomic_write_json(path.with_suffix(".json"), summary)
+    atomic_write_bytes(path, converter.convert())  # last: the .tflite file is what marks it ready
     return path
 
 
@@ -85,3 +91,29 @@ def forward_for(backbone_name: str, size: int, cut: int) -> LiteForward | None:
         log.warning("ignoring damaged %s (%s)", path, exc)
         path.unlink(missing_ok=True)
         return None
+
+
+@dataclass(frozen=True)
+class WholeBackbone:
+    """Every block of the backbone as one converted forward: all a trainer with nothing to fine-tune needs."""
+    forward: LiteForward
+    input_size: int
+    num_blocks: int
+    feature_dim: int
+    params: int
+
+
+def whole_backbone(backbone_name: str, size: int | None) -> WholeBackbone | None:
+    """The converted forward through every block, with its summary, or None (not converted, another
+    backbone or size, a GPU, a damaged file)."""
+    from core.backbones import efficientnet_lite as lite
+
+    size = size or lite.INPUT_SIZE
+    try:
+        summary = read_json(path_for(backbone_name, size, lite.NUM_BLOCKS).with_suffix(".json"))
+    except (OSError, ValueError):
+        return None
+    forward = forward_for(backbone_name, size, lite.NUM_BLOCKS)
+    if forward is None or summary.get("num_blocks") != lite.NUM_BLOCKS or len(summary["output_shape"]) != 1:
+        return None
+    return WholeBackbone(forward, size, lite.NUM_BLOCKS, int(summary["output_shape"][0]), int(summary["params"]))
