@@ -52,6 +52,7 @@ def train_baseline(config: TrainConfig, split: Split) -> dict:
         x = tutorial_augmenter(config.augment, config.seed)(x)
     for block in backbone.blocks:
         x = block(x, training=False)
+    tf_keras.utils.set_random_seed(config.seed)  # the head starts as the trainer's does (core.training)
     x = tf_keras.layers.Dropout(config.dropout)(x)
     model = tf_keras.Model(inputs, tf_keras.layers.Dense(len(split.classes), activation="softmax")(x))
     history = None
