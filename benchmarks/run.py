@@ -1,6 +1,6 @@
 """Benchmarks: the studio against a plain Keras baseline on the same data, in one process.
 
-    .venv/bin/python -m benchmarks.run           # about 13 minutes on a 2-core CPU
+    .venv/bin/python -m benchmarks.run           # about 14 minutes on a 2-core CPU
     .venv/bin/python -m benchmarks.run --full    # adds 150 images per class (about 40 minutes more)
 
 One JSON line per measurement. See BENCHMARKS.md for a measured run and what each line means.
