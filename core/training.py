@@ -297,10 +297,8 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
     t = time.monotonic()
     # Nothing to fine-tune and no augmentation: the converted forward is the whole backbone, so the
     # TensorFlow model (about 4 s to build on a 2-core CPU) is never needed.
-    whole = lite_forward.whole_backbone(config.backbone, config.image_size) if (
+    whole = lite_forward.whole_backbone(config.backbone, config.image_size, config.resolved_frozen) if (
         augmenter is None and config.cache_features and strategy is None) else None
-    if whole is not None and config.resolved_frozen(whole.num_blocks) != whole.num_blocks:
-        whole = None
     if whole is not None:
         backbone = None
         size, num_blocks, feature_dim = whole.input_size, whole.num_blocks, whole.feature_dim
@@ -407,12 +405,13 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
             head_model = tf_keras.Model(vector_in, head(vector_in), name="head_only")
             if cached or per_epoch is not None:
                 fit_model = trainable_model
-            elif blocks is not None:
-                x = augmenter(scaled) if augmenter is not None else scaled
-                fit_model = tf_keras.Model(image_in, trainable_model(_chain(blocks[:frozen], x)), name="full_model")
             else:
                 x = augmenter(scaled) if augmenter is not None else scaled
-                fit_model = SelectiveModel(image_in, head(backbone.layer(x, training=False)), name="full_model")
+                if blocks is not None:
+                    fit_model = tf_keras.Model(image_in, trainable_model(_chain(blocks[:frozen], x)),
+                                               name="full_model")
+                else:
+                    fit_model = SelectiveModel(image_in, head(backbone.layer(x, training=False)), name="full_model")
         unfrozen_groups = [v for _, vs in backbone.variable_groups()[frozen:] for v in vs
                            if v.trainable] if backbone is not None and not backbone.layered else []
         epoch_offset = 1

@@ -103,9 +103,10 @@ class WholeBackbone:
     params: int
 
 
-def whole_backbone(backbone_name: str, size: int | None) -> WholeBackbone | None:
+def whole_backbone(backbone_name: str, size: int | None, frozen_of) -> WholeBackbone | None:
     """The converted forward through every block, with its summary, or None (not converted, another
-    backbone or size, a GPU, a damaged file)."""
+    backbone or size, some block to fine-tune, a GPU, a damaged file). frozen_of(num_blocks) is the
+    number of frozen blocks the config asks for; it is checked before the interpreter is opened."""
     from core.backbones import efficientnet_lite as lite
 
     size = size or lite.INPUT_SIZE
@@ -113,7 +114,10 @@ def whole_backbone(backbone_name: str, size: int | None) -> WholeBackbone | None
         summary = read_json(path_for(backbone_name, size, lite.NUM_BLOCKS).with_suffix(".json"))
     except (OSError, ValueError):
         return None
+    if (summary.get("num_blocks") != lite.NUM_BLOCKS or len(summary["output_shape"]) != 1
+            or frozen_of(lite.NUM_BLOCKS) != lite.NUM_BLOCKS):
+        return None
     forward = forward_for(backbone_name, size, lite.NUM_BLOCKS)
-    if forward is None or summary.get("num_blocks") != lite.NUM_BLOCKS or len(summary["output_shape"]) != 1:
+    if forward is None:
         return None
     return WholeBackbone(forward, size, lite.NUM_BLOCKS, int(summary["output_shape"][0]), int(summary["params"]))
