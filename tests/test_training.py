@@ -208,9 +208,14 @@ def test_settled_files_are_hashed_once_and_any_write_is_seen(tmp_path, monkeypat
 
 
 
+def _slow_job(folder) -> TrainConfig:
+    """Epochs that come steadily (about 0.1 s each on cached cuts) and would go on for a while."""
+    return TrainConfig(dataset=str(folder), per_class=10, epochs=300, batch_size=2, val_fraction=0.3,
+                       test_fraction=0.0, frozen_blocks=16, image_size=64)
+
+
 def test_cancel_and_queue(color_folder):
-    slow = TrainConfig(dataset=str(color_folder), per_class=10, epochs=200, batch_size=2, val_fraction=0.3,
-                       test_fraction=0.0, augment=AugmentConfig(flip=True), image_size=64)
+    slow = _slow_job(color_folder)
     first = jobs.submit(slow)
     second = jobs.submit(slow.with_(epochs=1))
     assert wait_for(lambda: load_run(first).state == "running")
@@ -226,8 +231,7 @@ def test_cancel_and_queue(color_folder):
 
 
 def test_sigkill_of_a_worker_marks_the_run_failed_and_keeps_history(color_folder, trained_run):
-    slow = TrainConfig(dataset=str(color_folder), per_class=10, epochs=200, batch_size=2, val_fraction=0.3,
-                       test_fraction=0.0, augment=AugmentConfig(flip=True), image_size=64)
+    slow = _slow_job(color_folder)
     victim = jobs.submit(slow)
     assert wait_for(lambda: len(load_run(victim).history()) >= 2)
     os.kill(load_run(victim).status["pid"], signal.SIGKILL)
