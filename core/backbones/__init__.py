@@ -53,13 +53,19 @@ def available_offline(spec: BackboneSpec) -> bool:
     return False
 
 
-def architecture_summary(spec: BackboneSpec) -> tuple[int, int] | None:
-    """(blocks, parameters) without any download, or None where only the download would tell."""
+@lru_cache(maxsize=4)
+def _bundled_summary(input_size: int) -> tuple[int, int]:
+    """Three catalog entries share this architecture: build it (about 3 s) once per size."""
     from core.backbones import bundled
 
+    blocks, _, features, _ = bundled.build(input_size)
+    return len(blocks), int(features.count_params())
+
+
+def architecture_summary(spec: BackboneSpec) -> tuple[int, int] | None:
+    """(blocks, parameters) without any download, or None where only the download would tell."""
     if spec.source in ("bundled", "random", "bundled_hub"):
-        blocks, _, features, _ = bundled.build(spec.input_size)
-        return len(blocks), int(features.count_params())
+        return _bundled_summary(spec.input_size)
     if spec.source == "keras":
         from core.backbones.keras_apps import base_model, split_blocks
 
