@@ -47,6 +47,10 @@ def test_data_page_reports_the_demo_and_follows_the_sample_slider():
     at.slider[0].set_value(50).run()
     assert "500 images - 28% of 1,797" in text_of(at)
     assert at.session_state.per_class == 50
+    at.toggle[0].set_value(True).run()  # augmentation on: six previews drawn with the trainer's augmenter
+    assert not at.exception and at.session_state.augment.enabled
+    previews = [i.captions for i in at.get("image") if any("variant" in c for c in i.captions)]
+    assert previews == [[f"0, variant {n}" for n in range(1, 7)]]
 
 
 def test_data_page_uses_a_folder_and_reports_skipped_files(tmp_path, color_folder):
