@@ -4,8 +4,8 @@ On this project's 2-core CPU, EfficientNet-Lite0's feature model ran at 116-146 
 TFLite against 79-90 through TensorFlow at batch 32 in the benchmark runs, with the same float32
 maths (feature vectors differ by at most 1.3e-5). Dynamic-range int8 weights were slower (55 against
 97 images/s, measured once) and changed the vectors, so the file stays float32. Converting takes
-about 20 s, so it is done once by `prepare` for the default cut (every block frozen, 224x224) and kept in the model store;
-the trainer uses a converted file when one exists and TensorFlow otherwise.
+about 20 s, so it is done once by `prepare` for the default cut (every block frozen, 224x224) and
+kept in the model store; the trainer uses a converted file when one exists and TensorFlow otherwise.
 """
 
 from __future__ import annotations
