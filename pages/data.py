@@ -152,7 +152,8 @@ if enabled:
     with st.spinner("Drawing augmented previews..."):
         shots = previews(resources.thumbnail(example.path, 160), aug, n=6, seed=int(time.time()) % 1000)
     st.image(shots, caption=[f"{example.label}, variant {i + 1}" for i in range(6)], width=120)
-    st.caption("Augmentation turns feature caching off: the frozen blocks must run on every new variant.")
+    st.caption("With augmentation the frozen blocks run again on every new variant, every epoch: training "
+               "takes longer than on cached features.")
 else:
     s.augment = AugmentConfig()
 
