@@ -20,6 +20,7 @@ import numpy as np
 import core  # noqa: F401  (Keras 2 before TensorFlow)
 from benchmarks.baseline import train_baseline
 from core import paths
+from core.backbones.registry import DEFAULT_BACKBONE
 from core.config import TrainConfig
 from core.data.augment import AugmentConfig
 from core.data.sampling import sample, split
@@ -66,7 +67,7 @@ def throughput(parts) -> dict:
     from core.data.arrays import load_arrays
     from core.training import run_batches
 
-    backbone = load_backbone("efficientnet_lite0")
+    backbone = load_backbone(DEFAULT_BACKBONE)
     images = load_arrays(parts.train[:256], backbone.input_size, cache=None)
     floats = tf.constant(images.astype(np.float32) / 255.0)
     raw = tf.function(lambda x: backbone.feature_model(x, training=False))
@@ -76,7 +77,7 @@ def throughput(parts) -> dict:
             raw(floats[i:i + 32]).numpy()
 
     frozen = lite_forward.frozen_part(backbone.blocks, backbone.input_size, backbone.num_blocks)
-    fast = lite_forward.forward_for("efficientnet_lite0", backbone.input_size, backbone.num_blocks)
+    fast = lite_forward.forward_for(DEFAULT_BACKBONE, backbone.input_size, backbone.num_blocks)
 
     def best_of(fn, reps=3):
         fn()  # warm-up: tracing and kernel selection

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-
 from pathlib import Path
 
-from core.config import TrainConfig
+from core.backbones.registry import DEFAULT_BACKBONE
+from core.config import HEADS, TrainConfig, frozen_text, parse_frozen
 from core.errors import StudioError
 
-TRAIN_DEFAULTS = TrainConfig()
+D = TrainConfig()  # every option's default comes from here
 
 
 def _table(rows: list[list], header: list[str]) -> str:
@@ -48,7 +49,7 @@ def cmd_imagenet(args) -> None:
     from core.backbones import load_backbone
     from core.data.decode import load_array
 
-    backbone = load_backbone("efficientnet_lite0")
+    backbone = load_backbone(DEFAULT_BACKBONE)
     images = np.stack([load_array(path, backbone.input_size, crop=True) for path in args.images])
     for path, top in zip(args.images, imagenet.top_k(backbone.imagenet_classifier(), images, k=args.top)):
         print(f"{path}:")
@@ -66,31 +67,23 @@ def cmd_datasets(args) -> None:
     print(_table(rows, ["name", "classes", "images", "source", "description", "folder"]))
 
 
-def _config_from_args(args):
-    from pathlib import Path
-
-    from core.config import ALL, TrainConfig
+def _config_from_args(args) -> TrainConfig:
+    """The TrainConfig the options ask for; options a command lacks keep TrainConfig's defaults."""
     from core.data.augment import AugmentConfig
     from core.data.sources import DEMOS, check_data_spec
 
     check_data_spec(args.data)
     data = args.data if args.data in DEMOS else str(Path(args.data).expanduser().resolve())
-    frozen = ALL if args.frozen_blocks == "all" else int(args.frozen_blocks)
-    return TrainConfig(dataset=data, backbone=args.model, frozen_blocks=frozen,
-                       per_class=None if args.fraction else args.per_class, fraction=args.fraction,
+    fraction = getattr(args, "fraction", D.fraction)
+    return TrainConfig(dataset=data, backbone=args.model,
+                       frozen_blocks=parse_frozen(getattr(args, "frozen_blocks", D.frozen_blocks)),
+                       per_class=None if fraction else getattr(args, "per_class", D.per_class), fraction=fraction,
                        val_fraction=args.val, test_fraction=args.test,
-                       augment=AugmentConfig.standard() if args.augment else AugmentConfig(), head=args.head,
-                       epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                       fine_tune_lr_factor=args.fine_tune_factor, two_phase=not args.one_phase,
+                       augment=AugmentConfig.standard() if getattr(args, "augment", False) else AugmentConfig(),
+                       head=getattr(args, "head", D.head), epochs=args.epochs, batch_size=args.batch_size,
+                       learning_rate=args.lr, fine_tune_lr_factor=args.fine_tune_factor, two_phase=not args.one_phase,
                        early_stopping=args.patience, seed=args.seed, image_size=args.image_size,
                        cache_features=not args.no_cache)
-
-
-def _set_runs_dir(args) -> None:
-    import os
-
-    if getattr(args, "runs_dir", None):
-        os.environ["STUDIO_RUNS_DIR"] = str(args.runs_dir)
 
 
 def _epoch_line(row: dict, epochs: int) -> str:
@@ -103,23 +96,10 @@ def cmd_train(args) -> None:
     from core import jobs
     from core.runs import load_run
 
-    _set_runs_dir(args)
     config = _config_from_args(args).validate()
     run_id = jobs.submit(config)
     print(f"run {run_id} queued", flush=True)
-    shown = {"phase": None, "epochs": 0}
-
-    def show(status):
-        phase = (status.get("progress") or {}).get("phase")
-        if phase and phase != shown["phase"] and phase not in ("head", "fine-tune"):
-            print(phase, flush=True)
-            shown["phase"] = phase
-        history = load_run(run_id).history()  # every finished epoch, from history.csv
-        for row in history[shown["epochs"]:]:
-            print(_epoch_line(row, config.epochs), flush=True)
-        shown["epochs"] = len(history)
-
-    status = jobs.wait(run_id, on_status=show)
+    status = jobs.wait(run_id, on_status=_TrainPrinter(run_id, config.epochs))
     run = load_run(run_id)
     metrics = run.metrics()
     result = {"run_id": run_id, "dir": str(run.dir), "state": run.state, "message": status.get("message", ""),
@@ -129,24 +109,44 @@ def cmd_train(args) -> None:
         raise SystemExit(1)
 
 
+class _TrainPrinter:
+    """Prints a training run as it goes: the dataset's validation summary once the worker has
+    written it, each new stage, and each finished epoch."""
+
+    def __init__(self, run_id: str, epochs: int):
+        self.run_id, self.epochs = run_id, epochs
+        self.phase, self.shown_epochs, self.shown_data = None, 0, False
+
+    def __call__(self, status: dict) -> None:
+        from core.data.dataset import validation_lines
+        from core.runs import load_run
+
+        run = load_run(self.run_id, verify=False)
+        if not self.shown_data and (run.dir / "dataset.json").is_file():
+            print("\n".join(validation_lines(run.dataset())), flush=True)
+            self.shown_data = True
+        phase = (status.get("progress") or {}).get("phase")
+        if phase and phase != self.phase and phase not in ("head", "fine-tune"):
+            print(phase, flush=True)
+            self.phase = phase
+        history = run.history()  # every finished epoch, from history.csv
+        for row in history[self.shown_epochs:]:
+            print(_epoch_line(row, self.epochs), flush=True)
+        self.shown_epochs = len(history)
+
+
 def cmd_runs(args) -> None:
+    from core.run_summary import RunSummary
     from core.runs import list_runs
 
-    _set_runs_dir(args)
-    rows = []
-    for run in list_runs():
-        m = run.metrics() if run.state == "completed" else {}
-        acc = lambda k: f"{m[k]:.3f}" if m.get(k) is not None else "-"  # noqa: E731
-        c = run.config
-        rows.append([run.id, run.state, Path(c.dataset).name, c.backbone, "all" if c.frozen_blocks < 0 else
-                     c.frozen_blocks, c.head, acc("train_accuracy"), acc("val_accuracy"), acc("test_accuracy")])
-    print(_table(rows, ["run", "state", "data", "backbone", "frozen", "head", "train", "val", "test"]))
+    columns = ["run", "state", "data", "backbone", "frozen", "head", "train acc", "val acc", "test acc"]
+    rows = [RunSummary.of(run).row() for run in list_runs()]
+    print(_table([["-" if r[c] is None else r[c] for c in columns] for r in rows], columns))
 
 
 def cmd_predict(args) -> None:
     from core.predict import predict_sources
 
-    _set_runs_dir(args)
     for result in predict_sources(args.run, [(p, p) for p in args.images], k=args.top):
         print(json.dumps(result))
 
@@ -154,7 +154,6 @@ def cmd_predict(args) -> None:
 def cmd_views(args) -> None:
     from core.views import render_all
 
-    _set_runs_dir(args)
     for path in render_all(args.run, args.out):
         print(path)
 
@@ -165,12 +164,11 @@ def cmd_sweep(args) -> None:
     from core import sweeps
     from core.compare import comparison_rows
 
-    _set_runs_dir(args)
     if args.resume:
         sweep = sweeps.resume(args.resume)
     else:
         base = _config_from_args(args)
-        frozen = tuple(-1 if f == "all" else int(f) for f in args.frozen)
+        frozen = tuple(parse_frozen(f) for f in args.frozen)
         augment = {"off": (False,), "on": (True,), "both": (False, True)}[args.augment_grid]
         spec = sweeps.SweepSpec(base, tuple(args.sizes), frozen, augment, tuple(args.heads), tuple(args.models or ()))
         sweep = sweeps.create_sweep(spec, args.name or "")
@@ -182,7 +180,7 @@ def cmd_sweep(args) -> None:
         if progress != last:
             print(json.dumps(progress), flush=True)
             last = progress
-        if all(state in ("completed", "failed", "cancelled", "damaged") for state in progress):
+        if not sweep.active:
             break
         time.sleep(1.0)
     rows = comparison_rows([r for r in sweep.runs() if r is not None])
@@ -196,14 +194,12 @@ def cmd_sweep(args) -> None:
 def cmd_report(args) -> None:
     from core.report import write_report
 
-    _set_runs_dir(args)
     print(write_report(args.target, args.out))
 
 
 def cmd_export(args) -> None:
     from core.export import export_run
 
-    _set_runs_dir(args)
     result = export_run(args.run, args.format, args.out)
     print(json.dumps({"path": str(result.path), "format": result.format, "checked_images": result.checked_images,
                       "top1_agreement": result.top1_agreement, "max_abs_diff": result.max_abs_diff}))
@@ -215,9 +211,84 @@ def cmd_worker(args) -> None:
     raise SystemExit(worker_main())
 
 
+def _shared_parser() -> argparse.ArgumentParser:
+    """Options every command that reads or writes runs takes."""
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--runs-dir", default=None, help="the run store (default: STUDIO_RUNS_DIR or STUDIO_HOME/runs)")
+    return shared
+
+
+def _training_parser() -> argparse.ArgumentParser:
+    """The TrainConfig options train and sweep share, with TrainConfig's defaults."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--data", default=D.dataset, help="demo name (digits, faces), folder of class folders, or .zip")
+    p.add_argument("--model", default=D.backbone, help=f"a backbone from `models` (default {DEFAULT_BACKBONE})")
+    p.add_argument("--val", type=float, default=D.val_fraction, help="validation share of each class")
+    p.add_argument("--test", type=float, default=D.test_fraction, help="test share of each class")
+    p.add_argument("--epochs", type=int, default=D.epochs)
+    p.add_argument("--batch-size", type=int, default=D.batch_size)
+    p.add_argument("--lr", type=float, default=D.learning_rate, help="the head's learning rate")
+    p.add_argument("--fine-tune-factor", type=float, default=D.fine_tune_lr_factor,
+                   help="fine-tuning runs at lr x this factor")
+    p.add_argument("--one-phase", action="store_true", help="skip the head-only first phase")
+    p.add_argument("--patience", type=int, default=D.early_stopping, help="early stopping patience (epochs), 0 = off")
+    p.add_argument("--seed", type=int, default=D.seed)
+    p.add_argument("--image-size", type=int, default=D.image_size)
+    p.add_argument("--no-cache", action="store_true", help="do not cache features at the cut")
+    return p
+
+
+def _add_train(sub, shared, training) -> None:
+    p = sub.add_parser("train", parents=[shared, training],
+                       help="train a run (in a worker process) and print its metrics as JSON")
+    p.add_argument("--frozen-blocks", default=frozen_text(D.frozen_blocks),
+                   help="number of blocks frozen from the input side, or 'all'")
+    p.add_argument("--per-class", type=int, default=D.per_class)
+    p.add_argument("--fraction", type=float, default=D.fraction, help="use this fraction of every class instead")
+    p.add_argument("--augment", action="store_true")
+    p.add_argument("--head", choices=HEADS, default=D.head)
+    p.set_defaults(func=cmd_train)
+
+
+def _add_sweep(sub, shared, training) -> None:
+    p = sub.add_parser("sweep", parents=[shared, training], help="train a grid of runs and print the comparison table")
+    p.add_argument("--sizes", type=int, nargs="+", default=[20, 50], help="images per class")
+    p.add_argument("--frozen", nargs="+", default=[frozen_text(D.frozen_blocks)], help="frozen blocks, e.g. all 15")
+    p.add_argument("--augment-grid", choices=["off", "on", "both"], default="off")
+    p.add_argument("--heads", nargs="+", default=[D.head], choices=HEADS)
+    p.add_argument("--models", nargs="+", default=None, help="backbones (default: --model)")
+    p.add_argument("--name", default="")
+    p.add_argument("--resume", default=None, help="resume this sweep id instead of starting one")
+    p.add_argument("--no-wait", action="store_true")
+    p.set_defaults(func=cmd_sweep)
+
+
+def _add_run_commands(sub, shared) -> None:
+    """Commands on one finished run (or sweep)."""
+    p = sub.add_parser("predict", parents=[shared], help="predict images with a completed run; one JSON line each")
+    p.add_argument("run")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top", type=int, default=3)
+    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("views", parents=[shared], help="render every insight view of a run to PNG files")
+    p.add_argument("run")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_views)
+    p = sub.add_parser("report", parents=[shared], help="write a self-contained HTML report of a run or a sweep")
+    p.add_argument("target", help="run id or sweep id")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("export", parents=[shared], help="export a run's model (checked against the run after writing)")
+    p.add_argument("run")
+    p.add_argument("--format", choices=["savedmodel", "keras", "tflite"], required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Transfer Learning Studio core")
     sub = parser.add_subparsers(dest="command", required=True)
+    shared, training = _shared_parser(), _training_parser()
     sub.add_parser("models", help="list the backbone registry").set_defaults(func=cmd_models)
     sub.add_parser("prepare", help="convert the bundled weights and export the TF Hub copy").set_defaults(
         func=cmd_prepare)
@@ -226,75 +297,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--top", type=int, default=5)
     p.set_defaults(func=cmd_imagenet)
-    p = sub.add_parser("train", help="train a run (in a worker process) and print its metrics as JSON")
-    p.add_argument("--data", default="digits", help="demo name (digits, faces), folder of class folders, or .zip")
-    p.add_argument("--model", default="efficientnet_lite0")
-    p.add_argument("--frozen-blocks", default="all", help="number of blocks frozen from the input side, or 'all'")
-    p.add_argument("--per-class", type=int, default=20)
-    p.add_argument("--fraction", type=float, default=None, help="use this fraction of every class instead")
-    p.add_argument("--val", type=float, default=0.2)
-    p.add_argument("--test", type=float, default=0.1)
-    p.add_argument("--augment", action="store_true")
-    p.add_argument("--head", choices=["dense", "logreg", "svm"], default="dense")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=TRAIN_DEFAULTS.learning_rate)
-    p.add_argument("--fine-tune-factor", type=float, default=0.1)
-    p.add_argument("--one-phase", action="store_true", help="skip the head-only first phase")
-    p.add_argument("--patience", type=int, default=0, help="early stopping patience (epochs), 0 = off")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--image-size", type=int, default=None)
-    p.add_argument("--no-cache", action="store_true", help="do not cache features at the cut")
-    p.add_argument("--runs-dir", default=None)
-    p.set_defaults(func=cmd_train)
-    p = sub.add_parser("runs", help="list runs")
-    p.add_argument("--runs-dir", default=None)
-    p.set_defaults(func=cmd_runs)
-    p = sub.add_parser("predict", help="predict images with a completed run; one JSON line per image")
-    p.add_argument("run")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--top", type=int, default=3)
-    p.add_argument("--runs-dir", default=None)
-    p.set_defaults(func=cmd_predict)
-    p = sub.add_parser("views", help="render every insight view of a run to PNG files")
-    p.add_argument("run")
-    p.add_argument("--out", required=True)
-    p.add_argument("--runs-dir", default=None)
-    p.set_defaults(func=cmd_views)
-    p = sub.add_parser("sweep", help="train a grid of runs and print the comparison table")
-    p.add_argument("--data", default="digits")
-    p.add_argument("--sizes", type=int, nargs="+", default=[20, 50], help="images per class")
-    p.add_argument("--frozen", nargs="+", default=["all"], help="frozen blocks values, e.g. all 15")
-    p.add_argument("--augment-grid", choices=["off", "on", "both"], default="off")
-    p.add_argument("--heads", nargs="+", default=["dense"], choices=["dense", "logreg", "svm"])
-    p.add_argument("--models", nargs="+", default=None, help="backbones (default: --model)")
-    p.add_argument("--model", default="efficientnet_lite0")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--name", default="")
-    p.add_argument("--resume", default=None, help="resume this sweep id instead of starting one")
-    p.add_argument("--no-wait", action="store_true")
-    p.add_argument("--runs-dir", default=None)
-    p.set_defaults(func=cmd_sweep, frozen_blocks="all", per_class=20, fraction=None, val=0.2, test=0.1, augment=False,
-                   head="dense", batch_size=32, lr=TRAIN_DEFAULTS.learning_rate, fine_tune_factor=0.1,
-                   one_phase=False, patience=0, image_size=None, no_cache=False)
-    p = sub.add_parser("report", help="write a self-contained HTML report of a run or a sweep")
-    p.add_argument("target", help="run id or sweep id")
-    p.add_argument("--out", required=True)
-    p.add_argument("--runs-dir", default=None)
-    p.set_defaults(func=cmd_report)
-    p = sub.add_parser("export", help="export a run's model (checked against the run after writing)")
-    p.add_argument("run")
-    p.add_argument("--format", choices=["savedmodel", "keras", "tflite"], required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--runs-dir", default=None)
-    p.set_defaults(func=cmd_export)
+    _add_train(sub, shared, training)
+    sub.add_parser("runs", parents=[shared], help="list runs").set_defaults(func=cmd_runs)
+    _add_sweep(sub, shared, training)
+    _add_run_commands(sub, shared)
     sub.add_parser("worker", help="(internal) train the oldest queued run, then exit").set_defaults(func=cmd_worker)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "runs_dir", None):
+        os.environ["STUDIO_RUNS_DIR"] = str(args.runs_dir)
     try:
         args.func(args)
     except StudioError as exc:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import csv
 import io
 
-from core.runs import Run
+from core.run_summary import RunSummary
+from core.runs import Run, RunState
 
 COLUMNS = ["run", "dataset", "images", "share", "per class", "backbone", "frozen", "trainable %", "augmentation",
            "head", "train acc", "val acc", "test acc", "seconds"]
@@ -14,33 +15,22 @@ ACCURACY_COLUMNS = ("train acc", "val acc", "test acc")
 
 
 def comparison_row(run: Run) -> dict:
-    c, m, d = run.config, run.metrics(), run.dataset()
-    trainable, frozen = m.get("trainable_params", 0), m.get("frozen_params", 0)
-    return {
-        "run": run.id,
-        "dataset": d.get("name", c.dataset.rsplit("/", 1)[-1]),
-        "images": d.get("sample_size"),
-        "share": round(d.get("sample_share", 0.0), 3),
-        "per class": c.per_class if c.per_class else max((d.get("sample_per_class") or {"": 0}).values()),
-        "backbone": c.backbone,
-        "frozen": "all" if c.frozen_blocks < 0 else c.frozen_blocks,
-        "trainable %": round(100 * trainable / (trainable + frozen), 2) if trainable + frozen else None,
-        "augmentation": "yes" if c.augment.enabled else "no",
-        "head": c.head,
-        "train acc": _round(m.get("train_accuracy")),
-        "val acc": _round(m.get("val_accuracy")),
-        "test acc": _round(m.get("test_accuracy")),
-        "seconds": round(m["seconds"], 1) if m.get("seconds") is not None else None,
-    }
+    r = RunSummary.of(run)
+    return {"run": r.id, "dataset": r.dataset, "images": r.images, "share": _round(r.share, 3),
+            "per class": r.per_class, "backbone": r.backbone, "frozen": r.frozen,
+            "trainable %": _round(100 * r.trainable_share if r.trainable_share is not None else None, 2),
+            "augmentation": "yes" if r.augmented else "no", "head": r.head, "train acc": _round(r.train_accuracy),
+            "val acc": _round(r.val_accuracy), "test acc": _round(r.test_accuracy),
+            "seconds": _round(r.seconds, 1)}
 
 
-def _round(value):
-    return round(value, 4) if value is not None else None
+def _round(value, digits: int = 4):
+    return round(value, digits) if value is not None else None
 
 
 def comparison_rows(runs: list[Run]) -> list[dict]:
     """Completed runs as table rows, ordered like the seeds' tables: by size, then depth, then augmentation."""
-    rows = [comparison_row(r) for r in runs if r is not None and r.state == "completed"]
+    rows = [comparison_row(r) for r in runs if r is not None and r.state == RunState.COMPLETED]
     return sorted(rows, key=lambda r: (r["backbone"], r["images"] or 0, str(r["frozen"]), r["augmentation"],
                                        r["head"]))
 

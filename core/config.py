@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from core.backbones.registry import DEFAULT_BACKBONE
 from core.data.augment import AugmentConfig
 from core.errors import TrainingError
 
@@ -12,10 +13,32 @@ HEADS = ("dense", "logreg", "svm")
 ALL = -1  # frozen_blocks value meaning "every block frozen" (feature extraction)
 
 
+def frozen_text(frozen_blocks: int) -> str:
+    """How people and the CLI write a frozen depth: 'all' or the number of blocks."""
+    return "all" if frozen_blocks == ALL else str(frozen_blocks)
+
+
+def parse_frozen(text: str | int) -> int:
+    """The inverse of frozen_text: 'all' or a whole number of blocks."""
+    if text == "all" or text == ALL:
+        return ALL
+    try:
+        return int(text)
+    except ValueError:
+        raise TrainingError(f"Frozen blocks must be 'all' or a whole number, got {text!r}.") from None
+
+
+def frozen_choices(num_blocks: int) -> list[int]:
+    """Depths worth comparing for a backbone of num_blocks blocks: feature extraction, then the last
+    one, two, three blocks trainable, then a third and two thirds of the way down."""
+    depths = [num_blocks - k for k in (1, 2, 3)] + [num_blocks * 2 // 3, num_blocks // 3]
+    return [ALL] + sorted({d for d in depths if 0 <= d < num_blocks}, reverse=True)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     dataset: str = "digits"  # demo name, folder path or zip path
-    backbone: str = "efficientnet_lite0"
+    backbone: str = DEFAULT_BACKBONE
     frozen_blocks: int = ALL  # blocks frozen from the input side; ALL = feature extraction
     per_class: int | None = 20  # images per class, or None with fraction (None, None = all images)
     fraction: float | None = None
@@ -75,10 +98,6 @@ class TrainConfig:
 
     def with_(self, **changes) -> "TrainConfig":
         return replace(self, **changes)
-
-    def frozen_label(self, num_blocks: int) -> str:
-        k = self.resolved_frozen(num_blocks)
-        return "all" if k == num_blocks else str(k)
 
     def resolved_frozen(self, num_blocks: int) -> int:
         if self.frozen_blocks == ALL:

@@ -35,17 +35,7 @@ class ExportResult:
 def _float_model(rm) -> tf_keras.Model:
     """The run's classifier on [0, 1] float images, as one Keras model."""
     inputs = tf_keras.Input(rm.backbone.image_shape, name="image")
-    features = rm.backbone.feature_model(inputs)
-    if rm.model is not None:
-        outputs = rm.dense(features)
-    else:  # scikit-learn head: standardise, linear scores, softmax, as Keras layers
-        w = rm.head_weights
-        z = tf_keras.layers.Normalization(mean=w["classifier/mean"], variance=w["classifier/scale"] ** 2,
-                                          name="head_standardise")(features)
-        dense = tf_keras.layers.Dense(len(rm.classes), activation="softmax", name="head_linear")
-        outputs = dense(z)
-        dense.set_weights([w["classifier/coef"].T.astype(np.float32), w["classifier/intercept"].astype(np.float32)])
-    return tf_keras.Model(inputs, outputs, name="classifier")
+    return tf_keras.Model(inputs, rm.head_probs(rm.backbone.feature_model(inputs)), name="classifier")
 
 
 def _usage(fmt: str, rm, size: int) -> str:

@@ -153,8 +153,3 @@ def saliency_overlay(image_uint8: np.ndarray, heat: np.ndarray) -> Image.Image:
 
 def feature_vectors(run_model, images_uint8: np.ndarray, batch_size: int = 32) -> np.ndarray:
     return run_batches(run_model.features, images_uint8, batch_size)
-
-
-def legend_bar(width: int = 256, height: int = 12) -> Image.Image:
-    """A horizontal colour bar (low -> high) for heat-map legends."""
-    return Image.fromarray(np.repeat(colormap(np.linspace(0, 1, width))[None], height, axis=0))

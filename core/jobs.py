@@ -21,7 +21,7 @@ from core import paths
 from core.config import TrainConfig
 from core.errors import RunError, StudioError
 from core.fileio import atomic_write_json
-from core.runs import (FINAL_STATES, create_run, list_runs, load_run, pid_alive, run_dir, update_status,
+from core.runs import (RunState, create_run, list_runs, load_run, pid_alive, run_dir, update_status,
                        write_history, write_manifest, write_predictions, write_weights)
 
 STATUS_INTERVAL_S = 0.5
@@ -52,7 +52,7 @@ def live_workers() -> list[int]:
 def queued_runs():
     """Queued runs, oldest first (the order they will train in). Called every second while a page
     polls, so completed runs are not re-hashed here."""
-    return sorted((r for r in list_runs(verify=False) if r.state == "queued"), key=lambda r: r.status.get("created", 0))
+    return sorted((r for r in list_runs(verify=False) if r.state == RunState.QUEUED), key=lambda r: r.status.get("created", 0))
 
 
 def queue_position(run_id: str) -> int | None:
@@ -90,12 +90,12 @@ def cancel(run_id: str) -> str:
     """Cancel a queued run at once, a running one at its next batch; return the new state."""
     folder = run_dir(run_id)
     run = load_run(run_id)
-    if run.state in FINAL_STATES or run.state == "damaged":
+    if run.state.final:
         return run.state
     (folder / "cancel").write_text("requested\n")
-    if run.state == "queued":
-        update_status(run_id, state="cancelled", message="cancelled before it started")
-        return "cancelled"
+    if run.state == RunState.QUEUED:
+        update_status(run_id, state=RunState.CANCELLED, message="cancelled before it started")
+        return RunState.CANCELLED
     return "cancelling"
 
 
@@ -121,16 +121,35 @@ def worker_main() -> int:
 
 def execute(run_id: str) -> None:
     """Train one run in this process, writing everything into its folder."""
-    from core.data.sampling import sample, split
-    from core.data.sources import load_dataset
     from core.environment import configure_devices
     from core.training import Cancelled, train
 
     folder = run_dir(run_id)
     config = load_run(run_id).config
     started = time.time()
-    update_status(run_id, state="running", pid=os.getpid(), started=started, message="loading data",
+    update_status(run_id, state=RunState.RUNNING, pid=os.getpid(), started=started, message="loading data",
                   progress={"phase": "decode"})
+    try:
+        devices = configure_devices()
+        parts = _write_data(folder, config)
+        result = train(config, parts, progress=_status_writer(run_id), should_stop=(folder / "cancel").exists,
+                       on_epoch=lambda history: write_history(folder, history))
+        update_status(run_id, message="saving", progress={"phase": "saving"})
+        _write_result(run_id, result, time.time() - started, f"GPU ({len(devices)})" if devices else "CPU")
+        update_status(run_id, state=RunState.COMPLETED, message="done", pid=None, finished=time.time(), progress={})
+    except Cancelled as exc:
+        update_status(run_id, state=RunState.CANCELLED, message=str(exc), pid=None, finished=time.time())
+    except StudioError as exc:
+        update_status(run_id, state=RunState.FAILED, message=str(exc), pid=None, finished=time.time())
+    except Exception as exc:  # anything unexpected: keep the traceback for the log, a sentence for the user
+        (folder / "error.log").write_text(traceback.format_exc())
+        update_status(run_id, state=RunState.FAILED, message=f"Unexpected error: {type(exc).__name__}: {exc} "
+                                                            f"(details in error.log)", pid=None, finished=time.time())
+
+
+def _status_writer(run_id: str):
+    """A progress callback that writes the newest progress into status.json, at most every
+    STATUS_INTERVAL_S (the start of the features and evaluate stages always)."""
     last = [0.0]
 
     def progress(p):
@@ -141,40 +160,37 @@ def execute(run_id: str) -> None:
         update_status(run_id, message=p.phase, progress={"phase": p.phase, "epoch": p.epoch, "epochs": p.epochs,
                                                           "batch": p.batch, "batches": p.batches,
                                                           "metrics": p.metrics, "eta_seconds": p.eta_seconds})
+    return progress
 
-    try:
-        devices = configure_devices()
-        dataset = load_dataset(config.dataset)
-        chosen = sample(dataset, config.per_class, config.fraction, config.seed)
-        parts = split(chosen.items, config.val_fraction, config.test_fraction, config.seed)
-        atomic_write_json(folder / "dataset.json", {**dataset.summary(), "skipped_files": [
-            {"name": s.name, "reason": s.reason, "detail": s.detail} for s in dataset.skipped],
-            "sample": chosen.describe(), "sample_share": chosen.share, "sample_size": len(chosen.items),
-            "sample_per_class": chosen.per_class, "split_sizes": {"train": len(parts.train), "val": len(parts.val),
-                                                                  "test": len(parts.test)}})
-        atomic_write_json(folder / "split.json", {**parts.to_json(), "root": dataset.root})
-        result = train(config, parts, progress=progress, should_stop=lambda: (folder / "cancel").exists(),
-                       on_epoch=lambda history: write_history(folder, history))
-        update_status(run_id, message="saving", progress={"phase": "saving"})
-        write_history(folder, result.history)
-        write_predictions(folder, result.predictions)
-        _fault_point("saving", run_id)
-        write_weights(folder, result.weights)
-        seconds = time.time() - started
-        atomic_write_json(folder / "metrics.json", {
-            **result.metrics, "seconds": seconds, "timings": result.timings, "cached_features": result.cached,
-            "trainable_params": result.trainable_params, "frozen_params": result.frozen_params,
-            "device": f"GPU ({len(devices)})" if devices else "CPU"})
-        write_manifest(folder)
-        update_status(run_id, state="completed", message="done", pid=None, finished=time.time(), progress={})
-    except Cancelled as exc:
-        update_status(run_id, state="cancelled", message=str(exc), pid=None, finished=time.time())
-    except StudioError as exc:
-        update_status(run_id, state="failed", message=str(exc), pid=None, finished=time.time())
-    except Exception as exc:  # anything unexpected: keep the traceback for the log, a sentence for the user
-        (folder / "error.log").write_text(traceback.format_exc())
-        update_status(run_id, state="failed", message=f"Unexpected error: {type(exc).__name__}: {exc} "
-                                                      f"(details in error.log)", pid=None, finished=time.time())
+
+def _write_data(folder: Path, config: TrainConfig):
+    """Scan, sample and split the data; write dataset.json (with every skipped file) and split.json."""
+    from core.data.sampling import sample, split
+    from core.data.sources import load_dataset
+
+    dataset = load_dataset(config.dataset)
+    chosen = sample(dataset, config.per_class, config.fraction, config.seed)
+    parts = split(chosen.items, config.val_fraction, config.test_fraction, config.seed)
+    atomic_write_json(folder / "dataset.json", {
+        **dataset.summary(), "sample": chosen.describe(), "sample_share": chosen.share,
+        "sample_size": len(chosen.items), "sample_per_class": chosen.per_class,
+        "split_sizes": {"train": len(parts.train), "val": len(parts.val), "test": len(parts.test)}})
+    atomic_write_json(folder / "split.json", {**parts.to_json(), "root": dataset.root})
+    return parts
+
+
+def _write_result(run_id: str, result, seconds: float, device: str) -> None:
+    """Every file of a finished run, the manifest last (it marks the run whole)."""
+    folder = run_dir(run_id)
+    write_history(folder, result.history)
+    write_predictions(folder, result.predictions)
+    _fault_point("saving", run_id)
+    write_weights(folder, result.weights)
+    atomic_write_json(folder / "metrics.json", {
+        **result.metrics, "seconds": seconds, "timings": result.timings, "cached_features": result.cached,
+        "plan": result.plan.to_json(), "trainable_params": result.trainable_params,
+        "frozen_params": result.frozen_params, "device": device})
+    write_manifest(folder)
 
 
 def _fault_point(name: str, run_id: str) -> None:
@@ -193,9 +209,9 @@ def wait(run_id: str, timeout: float | None = None, poll: float = 0.5, on_status
         run = load_run(run_id)
         if on_status:
             on_status(run.status)
-        if run.state in FINAL_STATES or run.state == "damaged":
+        if run.state.final:
             return run.status
-        if run.state == "queued":
+        if run.state == RunState.QUEUED:
             ensure_workers()
         if deadline is not None and time.monotonic() > deadline:
             raise RunError(f"Run {run_id} did not finish within {timeout:.0f} s (state {run.state}).")

@@ -14,6 +14,7 @@ from PIL import Image
 
 from core.fileio import atomic_write_text
 from core.compare import COLUMNS, best, comparison_rows
+from core.run_summary import RunSummary
 from core.runs import load_run
 from core.sweeps import load_sweep
 from core.views import RunViews, learning_curve_points
@@ -74,7 +75,7 @@ def _page(title: str, sections: list[str]) -> str:
 def run_sections(run_id: str, fig) -> list[str]:
     run = load_run(run_id)
     views = RunViews(run)
-    m, d, c = run.metrics(), run.dataset(), run.config
+    m, d, c, summary = run.metrics(), run.dataset(), run.config, RunSummary.of(run)
     val = views.predictions["val"]
     cards = "".join(f"<div class='card'>{label}<b>{value}</b></div>" for label, value in (
         ("Train accuracy", f"{m['train_accuracy']:.1%}"), ("Validation accuracy", f"{m['val_accuracy']:.1%}"),
@@ -82,7 +83,7 @@ def run_sections(run_id: str, fig) -> list[str]:
         ("Training time", f"{m['seconds']:.0f} s"), ("Trainable parameters", f"{m['trainable_params']:,}")))
     config_rows = [{"setting": k, "value": str(v)} for k, v in c.to_json().items()]
     for row in config_rows:
-        if row["setting"] == "frozen_blocks" and c.frozen_blocks < 0:
+        if row["setting"] == "frozen_blocks" and summary.frozen == "all":
             row["value"] = "all (feature extraction)"
     dataset_rows = [{"class": k, "images": v, "sampled": (d.get("sample_per_class") or {}).get(k)}
                     for k, v in (d.get("counts") or {}).items()]
@@ -92,9 +93,9 @@ def run_sections(run_id: str, fig) -> list[str]:
                       f"<figcaption class='muted'>{html.escape(r['true'])} &rarr; {html.escape(r['predicted'])} "
                       f"({r['probability']:.0%})</figcaption></figure>" for r in wrong)
     return [
-        f"<h1>Run {html.escape(run.id)}</h1><p>{html.escape(c.backbone)} on {html.escape(d.get('name', ''))}: "
-        f"{html.escape(d.get('sample', ''))}; {'every block frozen' if c.frozen_blocks < 0 else f'{c.frozen_blocks} blocks frozen'}"
-        f"{', augmented' if c.augment.enabled else ''}; {html.escape(c.head)} head.</p><div class='cards'>{cards}</div>",
+        f"<h1>Run {html.escape(run.id)}</h1><p>{html.escape(summary.backbone)} on {html.escape(summary.dataset)}: "
+        f"{html.escape(d.get('sample', ''))}; {summary.frozen_phrase}{', augmented' if summary.augmented else ''}; "
+        f"{html.escape(summary.head)} head.</p><div class='cards'>{cards}</div>",
         "<h2 id='configuration'>Configuration</h2>" + _table(config_rows, ["setting", "value"]),
         f"<h2 id='dataset'>Dataset</h2><p>{len(d.get('classes', []))} classes, {d.get('images', 0):,} usable images, "
         f"{sum((d.get('skipped') or {}).values())} skipped; split {d.get('split_sizes')}.</p>"

@@ -14,6 +14,7 @@ import secrets
 import shutil
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,33 @@ from core.evaluation import Predictions
 from core.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, manifest_problems, read_json, \
     sha256_file
 
-STATES = ("queued", "running", "completed", "failed", "cancelled")
-FINAL_STATES = ("completed", "failed", "cancelled")
+
+
+class RunState(StrEnum):
+    """Where a run is; status.json stores the value. DAMAGED is never stored: it is found on reading."""
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DAMAGED = "damaged"
+
+    @property
+    def active(self) -> bool:
+        """Waiting for or held by a worker."""
+        return self in (RunState.QUEUED, RunState.RUNNING)
+
+    @property
+    def final(self) -> bool:
+        return not self.active
+
+    @staticmethod
+    def of(status: dict) -> "RunState":
+        try:
+            return RunState(status.get("state", RunState.FAILED))
+        except ValueError:
+            return RunState.FAILED
+
 HISTORY_FIELDS = ["epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
 
 
@@ -66,8 +92,8 @@ class Run:
     damaged: tuple[str, ...] = ()
 
     @property
-    def state(self) -> str:
-        return "damaged" if self.damaged else self.status.get("state", "failed")
+    def state(self) -> RunState:
+        return RunState.DAMAGED if self.damaged else RunState.of(self.status)
 
     def metrics(self) -> dict:
         path = self.dir / "metrics.json"
@@ -100,7 +126,7 @@ def create_run(config: TrainConfig, run_id: str | None = None, owner: str | None
     folder = run_dir(run_id)
     folder.mkdir(parents=True, exist_ok=False)
     atomic_write_json(folder / "config.json", config.to_json())
-    status = {"state": "queued", "created": time.time(), "updated": time.time(), "message": "waiting for the worker",
+    status = {"state": RunState.QUEUED, "created": time.time(), "updated": time.time(), "message": "waiting for the worker",
               "owner": owner}
     atomic_write_json(folder / "status.json", status)
     return Run(run_id, folder, config, status)
@@ -185,12 +211,13 @@ def load_run(run_id: str, verify: bool = True) -> Run:
         config = TrainConfig.from_json(read_json(folder / "config.json"))
         status = read_json(folder / "status.json")
     except (OSError, ValueError, TypeError) as exc:
-        return Run(run_id, folder, TrainConfig(), {"state": "failed"}, (f"config or status unreadable ({exc})",))
+        return Run(run_id, folder, TrainConfig(), {"state": RunState.FAILED}, (f"config or status unreadable ({exc})",))
     damaged: tuple[str, ...] = ()
-    if status.get("state") == "completed" and verify:
+    state = RunState.of(status)
+    if state == RunState.COMPLETED and verify:
         damaged = tuple(manifest_problems(folder))
-    elif status.get("state") in ("queued", "running") and not pid_alive(status.get("pid")):
-        if status.get("state") == "running" or status.get("pid"):
+    elif state.active and not pid_alive(status.get("pid")):
+        if state == RunState.RUNNING or status.get("pid"):
             status = _mark_dead(run_id, status)
     return Run(run_id, folder, config, status, damaged)
 
@@ -199,7 +226,7 @@ def _mark_dead(run_id: str, status: dict) -> dict:
     done = len(read_history(run_dir(run_id)))
     message = (f"The worker process stopped unexpectedly (killed or crashed) while {status.get('state')}; "
                f"the history of {done} finished epoch(s) is kept.")
-    return update_status(run_id, state="failed", message=message, pid=None)
+    return update_status(run_id, state=RunState.FAILED, message=message, pid=None)
 
 
 def list_runs(verify: bool = True) -> list[Run]:
@@ -216,7 +243,7 @@ def delete_run(run_id: str) -> None:
     if not folder.is_dir():
         raise RunError(f"No run {run_id!r} to delete.")
     run = load_run(run_id)
-    if run.state in ("queued", "running") and pid_alive(run.status.get("pid")):
+    if run.state.active and pid_alive(run.status.get("pid")):
         raise RunError(f"Run {run_id} is {run.state}; cancel it before deleting it.")
     trash = folder.with_name(f".deleted-{run_id}")
     folder.rename(trash)  # one atomic step: the run disappears whole

@@ -19,7 +19,7 @@ from core.config import ALL, TrainConfig
 from core.data.augment import AugmentConfig
 from core.errors import RunError, StudioError
 from core.fileio import atomic_write_json, read_json
-from core.runs import Run, load_run
+from core.runs import Run, RunState, load_run
 
 SECONDS_OVERHEAD = 8.0  # worker start, backbone load, evaluation
 DEFAULT_IMAGES_PER_SECOND = 80.0  # forward pass at 224x224 on a 2-core laptop CPU, measured here
@@ -103,7 +103,12 @@ class Sweep:
 
     @property
     def done(self) -> bool:
-        return all(r is not None and r.state == "completed" for r in self.runs())
+        return all(r is not None and r.state == RunState.COMPLETED for r in self.runs())
+
+    @property
+    def active(self) -> bool:
+        """Some run of the sweep is queued or training."""
+        return any(r is not None and r.state.active for r in self.runs())
 
 
 def _save(sweep: Sweep) -> None:
@@ -145,7 +150,7 @@ def resume(sweep_id: str) -> Sweep:
     sweep = load_sweep(sweep_id)
     run_ids = list(sweep.run_ids)
     for i, (config, run) in enumerate(zip(sweep.spec.points(), sweep.runs())):
-        if run is None or run.state in ("failed", "cancelled", "damaged"):
+        if run is None or run.state in (RunState.FAILED, RunState.CANCELLED, RunState.DAMAGED):
             run_ids[i] = jobs.submit(config)
             sweep = Sweep(sweep.id, sweep.spec, tuple(run_ids), sweep.created, sweep.name)
             _save(sweep)  # after each submission, so a crash here loses nothing
@@ -155,5 +160,5 @@ def resume(sweep_id: str) -> Sweep:
 
 def cancel_sweep(sweep_id: str) -> None:
     for run in load_sweep(sweep_id).runs():
-        if run is not None and run.state in ("queued", "running"):
+        if run is not None and run.state.active:
             jobs.cancel(run.id)

@@ -1,10 +1,12 @@
-"""Training: frozen blocks, feature caching at the cut, two phases, heads, evaluation.
+"""Training: follow the run's plan (core.plan) through short named stages.
+
+load (plan; the TensorFlow backbone only if the plan needs it) -> decode -> extract (the frozen part
+once per image) -> augment (per-epoch vectors) -> fit the head / each phase -> evaluate -> weights.
 
 The backbone is cut after block K. The frozen part always runs in inference mode with no
-backward pass. When its input does not change between epochs (no augmentation) it runs
-once per image and the trainable part trains on the cached tensors. Every backbone block,
-trainable or not, runs with training=False so BatchNorm keeps its ImageNet statistics
-(the Keras fine-tuning guide's advice for small datasets); only the head's dropout trains.
+backward pass. Every backbone block, trainable or not, runs with training=False so BatchNorm
+keeps its ImageNet statistics (the Keras fine-tuning guide's advice for small datasets); only the
+head's dropout trains.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -25,10 +27,12 @@ from core.data.augment import ArrayAugmenter, build_augmenter
 from core.data.sampling import Split
 from core.errors import TrainingError
 from core.evaluation import Predictions, summarize
+from core.heads import DenseHead, new_head
+from core.plan import CUTS, EPOCH_VECTORS, IMAGES, Phase, RunPlan, plan_run
 
-CACHE_LIMIT_BYTES = 1536 * 1024**2  # above this the cut tensors are recomputed each epoch
 PROGRESS_INTERVAL_S = 0.5
 AUGMENT_BATCH = 32
+PARTS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -55,35 +59,23 @@ class TrainResult:
     weights: dict[str, np.ndarray]
     trainable_params: int
     frozen_params: int
-    cached: bool
+    plan: RunPlan
 
-
-@dataclass(frozen=True)
-class Phase:
-    name: str  # head | fine-tune
-    epochs: int
-    learning_rate: float
-
-
-def plan_phases(config: TrainConfig, frozen: int, num_blocks: int) -> list[Phase]:
-    """Head only on a frozen backbone first, then fine-tune from block `frozen` at a lower rate."""
-    if frozen == num_blocks:
-        return [Phase("head", config.epochs, config.learning_rate)]
-    fine_lr = config.learning_rate * config.fine_tune_lr_factor
-    if not config.two_phase or config.epochs < 2:
-        return [Phase("fine-tune", config.epochs, fine_lr)]
-    head = config.head_epochs if config.head_epochs is not None else max(1, config.epochs // 2)
-    head = min(max(head, 1), config.epochs - 1)
-    return [Phase("head", head, config.learning_rate), Phase("fine-tune", config.epochs - head, fine_lr)]
+    @property
+    def cached(self) -> bool:
+        return self.plan.cached
 
 
 def parameter_counts(backbone, frozen: int, num_classes: int) -> tuple[int, int]:
-    """(trainable, frozen) parameters when the first `frozen` blocks are frozen, the dense head
-    included; BatchNorm moving statistics never train, so they count as frozen."""
+    """(trainable, frozen) parameters when the first `frozen` blocks are frozen, the head included;
+    BatchNorm moving statistics never train, so they count as frozen. `backbone` is a Backbone or a
+    BackboneSummary (one read from a converted file knows only its total)."""
+    head = backbone.feature_dim * num_classes + num_classes
     infos = backbone.block_infos
-    trainable = sum(b.trainable_params for b in infos[frozen:]) + backbone.feature_dim * num_classes + num_classes
-    total = sum(b.params for b in infos) + backbone.feature_dim * num_classes + num_classes
-    return trainable, total - trainable
+    if not infos:
+        return head, backbone.params
+    trainable = sum(b.trainable_params for b in infos[frozen:]) + head
+    return trainable, sum(b.params for b in infos) + head - trainable
 
 
 def _chain(blocks, x):
@@ -160,11 +152,6 @@ class SelectiveModel(tf_keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
 
-def _labels(items, classes) -> np.ndarray:
-    index = {c: i for i, c in enumerate(classes)}
-    return np.array([index[i.label] for i in items], dtype=np.int32)
-
-
 def run_batches(model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """Inference over x in batches through one traced function (a fixed signature, so the last
     partial batch does not retrace). On a 2-core CPU this is ~1.5x faster than model.predict."""
@@ -177,16 +164,6 @@ def run_batches(model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
         functions[key] = tf.function(lambda t: model(t, training=False), input_signature=[spec])
     function = functions[key]
     return np.concatenate([function(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)])
-
-
-def _vectors_suffice(config: TrainConfig, split: Split, dim: int) -> bool:
-    """Whether a run whose every block is frozen trains on cached feature vectors of width dim only:
-    every image's vector fits the cache and, with augmentation, so do every epoch's (dense head)."""
-    vector_bytes = dim * 4
-    if (len(split.train) + len(split.val) + len(split.test)) * vector_bytes > CACHE_LIMIT_BYTES:
-        return False
-    return not config.augment.enabled or (
-        config.head == "dense" and config.epochs * len(split.train) * vector_bytes <= CACHE_LIMIT_BYTES)
 
 
 def _augmented_features(augment, forward, images: np.ndarray, epochs: int, progress, should_stop) -> np.ndarray:
@@ -246,235 +223,248 @@ class _CachedValidation(tf_keras.callbacks.Callback):
         logs["val_accuracy"] = float((probs.argmax(1) == self.y_val).mean())
 
 
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    z = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
-def build_head(num_classes: int, dropout: float) -> tf_keras.Sequential:
-    return tf_keras.Sequential([tf_keras.layers.Dropout(dropout, name="head_dropout"),
-                                tf_keras.layers.Dense(num_classes, activation="softmax", name="head_dense")],
-                               name="classifier")
+# ---------- the stages ----------
+
+@dataclass
+class _Job:
+    """What every stage shares: the config, the callbacks, the strategy and the stage timings."""
+    config: TrainConfig
+    progress: Callable[[Progress], None] | None
+    should_stop: Callable[[], bool] | None
+    on_epoch: Callable[[list[dict]], None] | None
+    strategy: tf.distribute.Strategy | None
+    timings: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+
+    def scope(self):  # a fresh context each time: a strategy's scope object is single-use
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    def report(self, phase: str, **values) -> None:
+        if self.progress:
+            self.progress(Progress(phase, **values))
+
+    @contextlib.contextmanager
+    def timed(self, stage: str):
+        start = time.monotonic()
+        yield
+        self.timings[f"{stage}_seconds"] = time.monotonic() - start
 
 
-def fit_sklearn_head(kind: str, train_x, train_y, seed: int):
-    """Logistic regression or linear SVM on standardised feature vectors."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import LinearSVC
-
-    model = LogisticRegression(max_iter=2000, random_state=seed) if kind == "logreg" else \
-        LinearSVC(C=1.0, max_iter=5000, random_state=seed)
-    pipeline = make_pipeline(StandardScaler(), model)
-    pipeline.fit(train_x, train_y)
-    return pipeline
+def _build_backbone(job: _Job):
+    """The backbone in TensorFlow and its summary, with the cuts that have a converted forward."""
+    config = job.config
+    with job.scope():
+        backbone = load_backbone(config.backbone, config.image_size)
+    converted = lite_forward.converted_cuts(config.backbone, backbone.input_size, backbone.num_blocks)
+    return backbone, backbone.summary(converted)
 
 
-def sklearn_head_weights(pipeline, num_classes: int) -> dict[str, np.ndarray]:
-    scaler, model = pipeline[0], pipeline[1]
-    coef, intercept = model.coef_, model.intercept_
-    if coef.shape[0] == 1 and num_classes == 2:  # binary: one row of scores for class 1
-        coef, intercept = np.vstack([-coef, coef]) / 2, np.concatenate([-intercept, intercept]) / 2
-    return {"classifier/mean": scaler.mean_, "classifier/scale": scaler.scale_, "classifier/coef": coef, "classifier/intercept": intercept}
+def _load(job: _Job, split: Split):
+    """Plan the run; build the TensorFlow backbone only if the plan needs it; open the TFLite forward.
+    With every block frozen and converted, the converted file's summary is enough to plan."""
+    config, distributed = job.config, job.strategy is not None
+    summary = None if distributed else lite_forward.whole_summary(config.backbone, config.image_size)
+    backbone = None
+    if summary is None or config.resolved_frozen(summary.num_blocks) != summary.num_blocks:
+        backbone, summary = _build_backbone(job)
+    plan = plan_run(config, split, summary, distributed)
+    if plan.build_backbone and backbone is None:
+        backbone, summary = _build_backbone(job)
+        plan = plan_run(config, split, summary, distributed)
+    forward = lite_forward.forward_for(config.backbone, summary.input_size, plan.frozen) \
+        if plan.engine == "tflite" else None
+    if plan.engine == "tflite" and forward is None:  # the file was damaged and dropped: TensorFlow instead
+        if backbone is None:
+            backbone, summary = _build_backbone(job)
+        summary = replace(summary, converted_cuts=frozenset())
+        plan = plan_run(config, split, summary, distributed)
+    return plan, backbone, summary, forward
 
 
-def sklearn_head_probs(weights: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
-    """Class probabilities from saved linear-head weights: softmax of the decision scores.
+def _decode(job: _Job, split: Split, size: int) -> tuple[dict, dict]:
+    """Every image of the split decoded once to uint8 at the input size; labels as class indices."""
+    items = {n: getattr(split, n) for n in PARTS}
+    everything = [i for n in PARTS for i in items[n]]
+    arrays = load_arrays(everything, size, progress=lambda done, total: job.report("decode", batch=done,
+                                                                                    batches=total))
+    index = {c: i for i, c in enumerate(split.classes)}
+    images, labels, start = {}, {}, 0
+    for n in PARTS:
+        images[n] = arrays[start:start + len(items[n])]
+        labels[n] = np.array([index[i.label] for i in items[n]], dtype=np.int32)
+        start += len(items[n])
+    return images, labels
 
-    For logistic regression this equals predict_proba (binary: the halved, mirrored rows make
-    the softmax a sigmoid); for the SVM it turns margins into scores that rank like its decisions."""
-    z = (features - weights["classifier/mean"]) / weights["classifier/scale"]
-    return _softmax(z @ weights["classifier/coef"].T + weights["classifier/intercept"])
+
+def _frozen_model(backbone, frozen: int, size: int) -> tf_keras.Model:
+    """uint8 images -> the frozen part's output, in TensorFlow."""
+    if backbone.layered:
+        return lite_forward.frozen_part(backbone.blocks, size, frozen)
+    image_in = tf_keras.Input((size, size, 3), dtype="uint8", name="image")
+    scaled = tf_keras.layers.Rescaling(1.0 / 255.0, name="to_unit_range")(image_in)
+    return tf_keras.Model(image_in, backbone.layer(scaled, training=False), name="frozen_part")
+
+
+def _extract(job: _Job, plan: RunPlan, forward, images: dict) -> dict:
+    """The un-augmented images through the frozen part, once."""
+    job.report("features", batches=sum(len(images[n]) for n in PARTS))
+    everything = forward(np.concatenate([images[n] for n in PARTS]))
+    cuts, start = {}, 0
+    for n in PARTS:
+        cuts[n] = everything[start:start + len(images[n])]
+        start += len(images[n])
+    return cuts
+
+
+def _fit_linear(job: _Job, head, vectors: dict, labels: dict, num_classes: int) -> dict:
+    """A scikit-learn head in one step on the vectors; returns each part's probabilities."""
+    start = time.monotonic()
+    job.report("fit", epoch=1, epochs=1)
+    head.fit(vectors["train"], labels["train"], num_classes, job.config.seed)
+    probs = {n: head.probs(vectors[n]) if len(vectors[n]) else np.zeros((0, num_classes)) for n in PARTS}
+    accuracy = {n: float((probs[n].argmax(1) == labels[n]).mean()) if len(labels[n]) else None for n in PARTS}
+    job.history.append({"epoch": 1, "phase": "fit", "learning_rate": None, "seconds": time.monotonic() - start,
+                        "loss": None, "accuracy": accuracy["train"], "val_loss": None,
+                        "val_accuracy": accuracy["val"]})
+    if job.on_epoch:
+        job.on_epoch(list(job.history))
+    return probs
+
+
+@dataclass
+class _Models:
+    """The Keras models a dense head trains in: cut -> probabilities (trainable), cut -> vectors,
+    vector -> probabilities (head only), and what fit() trains on the plan's input."""
+    head: DenseHead
+    trainable: tf_keras.Model
+    vectors: tf_keras.Model
+    head_only: tf_keras.Model
+    fit: tf_keras.Model
+    trainable_blocks: list
+    unfrozen: list  # an opaque layer's variables of the unfrozen groups
+
+
+def _full_model(job: _Job, plan: RunPlan, backbone, size: int, head: DenseHead, trainable) -> tf_keras.Model:
+    """Images (augmented inside the model when asked) through the whole network."""
+    image_in = tf_keras.Input((size, size, 3), dtype="uint8", name="image")
+    x = tf_keras.layers.Rescaling(1.0 / 255.0, name="to_unit_range")(image_in)
+    if job.config.augment.enabled:
+        x = build_augmenter(job.config.augment, job.config.seed)(x)
+    if backbone.layered:
+        return tf_keras.Model(image_in, trainable(_chain(backbone.blocks[:plan.frozen], x)), name="full_model")
+    return SelectiveModel(image_in, head.layer(backbone.layer(x, training=False)), name="full_model")
+
+
+def _build_models(job: _Job, plan: RunPlan, backbone, summary, num_classes: int) -> _Models:
+    tf_keras.utils.set_random_seed(job.config.seed)  # the head starts the same whether or not a backbone was built
+    layered = backbone is not None and backbone.layered
+    blocks = backbone.blocks[plan.frozen:] if layered else []
+    for i, block in enumerate(backbone.blocks if layered else []):
+        block.trainable = i >= plan.frozen
+    with job.scope():
+        head = DenseHead(num_classes, job.config.dropout)
+        cut_in = tf_keras.Input(summary.cut_shape(plan.frozen), name="cut")
+        vector = _chain(blocks, cut_in)
+        trainable = tf_keras.Model(cut_in, head.layer(vector), name="trainable_part")
+        vector_in = tf_keras.Input((summary.feature_dim,), name="vector")
+        head_only = tf_keras.Model(vector_in, head.layer(vector_in), name="head_only")
+        to_vectors = tf_keras.Model(cut_in, vector, name="to_vectors")
+        fit = trainable if plan.consumes != IMAGES else _full_model(job, plan, backbone, summary.input_size, head,
+                                                                   trainable)
+    unfrozen = backbone.unfrozen_variables(plan.frozen) if backbone is not None and not layered else []
+    return _Models(head, trainable, to_vectors, head_only, fit, blocks, unfrozen)
+
+
+def _fit_phase(job: _Job, plan: RunPlan, phase: Phase, models: _Models, data: dict, first_epoch: int) -> None:
+    """One phase of model.fit: the head alone, or the head and the unfrozen blocks."""
+    config, labels = job.config, data["labels"]
+    for block in models.trainable_blocks:
+        block.trainable = phase.name == "fine-tune"
+    model, inputs = models.fit, data["inputs"]
+    if plan.consumes == CUTS and phase.name == "head" and models.trainable_blocks:
+        # Blocks after the cut are frozen in this phase too: their vectors are computed once.
+        model, inputs = models.head_only, {n: run_batches(models.vectors, inputs[n]) for n in PARTS}
+    if isinstance(model, SelectiveModel):
+        model.selected = list(models.head.layer.trainable_variables) + (
+            models.unfrozen if phase.name == "fine-tune" else [])
+    with job.scope():
+        model.compile(optimizer=tf_keras.optimizers.Adam(phase.learning_rate), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    batches = max(1, math.ceil(len(labels["train"]) / config.batch_size))
+    monitor = _Monitor(phase, first_epoch, config.epochs, batches, job.progress, job.should_stop, job.on_epoch,
+                       job.history)
+    callbacks, validation = [monitor], None
+    if len(labels["val"]):
+        validation = (inputs["val"], labels["val"])
+        if plan.precompute and not plan.cached:  # validation images are never augmented: their cuts serve
+            callbacks.insert(0, _CachedValidation(models.trainable, data["cuts"]["val"], labels["val"]))
+            validation = None
+        if config.early_stopping > 0:
+            callbacks.append(tf_keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping,
+                                                              restore_best_weights=True))
+    if plan.consumes == EPOCH_VECTORS:  # vectors in: the frozen part ran in _augmented_features
+        train_data = dict(x=_EpochFeatures(data["per_epoch"], labels["train"], config.batch_size, config.seed),
+                          shuffle=False)
+    else:
+        train_data = dict(x=inputs["train"], y=labels["train"], batch_size=config.batch_size, shuffle=True)
+    model.fit(**train_data, epochs=phase.epochs, validation_data=validation, callbacks=callbacks, verbose=0)
+    if monitor.cancelled:
+        raise Cancelled(f"cancelled during epoch {job.history[-1]['epoch'] + 1 if job.history else 1}")
+
+
+def _fit_dense(job: _Job, plan: RunPlan, models: _Models, data: dict) -> dict:
+    """Every phase of the plan, then each part's probabilities."""
+    first_epoch = 1
+    for phase in plan.phases:
+        with job.timed(phase.name):
+            _fit_phase(job, plan, phase, models, data, first_epoch)
+        first_epoch += phase.epochs
+    with job.timed("evaluate"):
+        job.report("evaluate")
+        if plan.precompute:
+            return {n: run_batches(models.trainable, data["cuts"][n]) for n in PARTS}
+        return {n: run_batches(models.fit, data["images"][n]) for n in PARTS}
 
 
 def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None] | None = None,
           should_stop: Callable[[], bool] | None = None, on_epoch: Callable[[list[dict]], None] | None = None,
           strategy: tf.distribute.Strategy | None = None) -> TrainResult:
+    """Plan the run, then decode, extract, fit the head (and fine-tune), evaluate and collect weights."""
     config.validate()
     tf_keras.utils.set_random_seed(config.seed)
-    timings: dict[str, float | str] = {}
-    classes = split.classes
-
-    def scope():  # a fresh context each time: a strategy's scope object is single-use
-        return strategy.scope() if strategy is not None else contextlib.nullcontext()
-
-    augment = config.augment.enabled
-    t = time.monotonic()
-    # Nothing to fine-tune: the converted forward is the whole backbone, so the TensorFlow model (about
-    # 4 s to build on a 2-core CPU) is never needed, as long as the trainer only needs vectors.
-    whole = lite_forward.whole_backbone(config.backbone, config.image_size, config.resolved_frozen) if (
-        config.cache_features and strategy is None) else None
-    if whole is not None and not _vectors_suffice(config, split, whole.feature_dim):
-        whole = None
-    if whole is not None:
-        backbone = None
-        size, num_blocks, feature_dim = whole.input_size, whole.num_blocks, whole.feature_dim
+    job, classes = _Job(config, progress, should_stop, on_epoch, strategy), split.classes
+    with job.timed("load"):
+        plan, backbone, summary, forward = _load(job, split)
+    with job.timed("decode"):
+        images, labels = _decode(job, split, summary.input_size)
+    if forward is None and plan.precompute:
+        with job.scope():
+            forward = _tensorflow_forward(_frozen_model(backbone, plan.frozen, summary.input_size))
+    job.timings["frozen_forward"] = plan.engine
+    data = {"images": images, "labels": labels, "cuts": None, "per_epoch": None}
+    if plan.precompute:
+        with job.timed("features"):
+            data["cuts"] = _extract(job, plan, forward, images)
+    if plan.consumes == EPOCH_VECTORS:
+        with job.timed("augment"):
+            data["per_epoch"] = _augmented_features(ArrayAugmenter(config.augment, config.seed), forward,
+                                                    images["train"], config.epochs, progress, should_stop)
+    data["inputs"] = data["cuts"] if plan.cached else images
+    if config.head == "dense":
+        models = _build_models(job, plan, backbone, summary, len(classes))
+        probs, head = _fit_dense(job, plan, models, data), models.head
     else:
-        with scope():
-            backbone = load_backbone(config.backbone, config.image_size)
-        size, num_blocks, feature_dim = backbone.input_size, backbone.num_blocks, backbone.feature_dim
-    timings["load_seconds"] = time.monotonic() - t
-    frozen = config.resolved_frozen(num_blocks)
+        head = new_head(config.head, len(classes))
+        with job.timed("fit"):
+            probs = _fit_linear(job, head, data["cuts"], labels, len(classes))
+    weights = {**head.weights(), **(backbone.tuned_weights(plan.frozen) if plan.fine_tunes else {})}
+    predictions = {n: Predictions(tuple(i.relpath for i in getattr(split, n)), labels[n], probs[n], classes)
+                   for n in PARTS}
+    trainable, frozen = parameter_counts(summary, plan.frozen, len(classes))
+    return TrainResult(job.history, predictions, summarize(predictions), job.timings, weights, trainable, frozen, plan)
 
-    t = time.monotonic()
 
-    def decode_progress(done, total):
-        if progress:
-            progress(Progress("decode", batch=done, batches=total))
-
-    parts = {name: getattr(split, name) for name in ("train", "val", "test")}
-    everything = [*parts["train"], *parts["val"], *parts["test"]]
-    all_images = load_arrays(everything, size, progress=decode_progress)
-    offsets = np.cumsum([0] + [len(parts[n]) for n in ("train", "val", "test")])
-    images = {n: all_images[offsets[i]:offsets[i + 1]] for i, n in enumerate(("train", "val", "test"))}
-    labels = {n: _labels(parts[n], classes) for n in parts}
-    timings["decode_seconds"] = time.monotonic() - t
-
-    phases = plan_phases(config, frozen, num_blocks)
-    if whole is not None:
-        trainable_params, frozen_params = feature_dim * len(classes) + len(classes), whole.params
-    else:
-        trainable_params, frozen_params = parameter_counts(backbone, frozen, len(classes))
-
-    with scope():
-        blocks = None if whole is not None or not backbone.layered else backbone.blocks
-        if blocks is not None:
-            for i, block in enumerate(blocks):
-                block.trainable = i >= frozen
-        image_in = tf_keras.Input((size, size, 3), dtype="uint8", name="image")
-        scaled = tf_keras.layers.Rescaling(1.0 / 255.0, name="to_unit_range")(image_in)
-        if whole is not None:
-            frozen_model = None
-        elif blocks is not None:
-            frozen_model = tf_keras.Model(image_in, _chain(blocks[:frozen], scaled), name="frozen_part")
-        else:
-            frozen_model = tf_keras.Model(image_in, backbone.layer(scaled, training=False), name="frozen_part")
-        cut_shape = (feature_dim,) if whole is not None else tuple(frozen_model.output_shape[1:])
-        trainable_blocks = blocks[frozen:] if blocks is not None else []
-
-    cache_bytes = len(all_images) * int(np.prod(cut_shape)) * 4
-    opaque_fine_tune = blocks is None and whole is None and frozen < num_blocks  # an opaque layer cannot be cut
-    # Cut tensors of the un-augmented images: training input without augmentation; with it, still
-    # validation and final evaluation.
-    use_cuts = config.cache_features and cache_bytes <= CACHE_LIMIT_BYTES and not opaque_fine_tune
-    cached = use_cuts and not augment
-
-    if whole is not None:
-        fast = whole.forward
-    else:
-        fast = lite_forward.forward_for(config.backbone, size, frozen) if blocks is not None and use_cuts else None
-    frozen_forward = fast or (lambda x: run_batches(frozen_model, x))
-    timings["frozen_forward"] = "tflite" if fast else "tensorflow"
-
-    t = time.monotonic()
-    cuts = images
-    if use_cuts:
-        if progress:
-            progress(Progress("features", batches=len(all_images)))
-        cut_all = frozen_forward(all_images)
-        cuts = {n: cut_all[offsets[i]:offsets[i + 1]] for i, n in enumerate(("train", "val", "test"))}
-    inputs = cuts if cached else images
-    timings["features_seconds"] = time.monotonic() - t
-    per_epoch = None  # every epoch's augmented training features, when every block is frozen
-    if augment and use_cuts and frozen == num_blocks and _vectors_suffice(config, split, int(np.prod(cut_shape))):
-        t = time.monotonic()
-        per_epoch = _augmented_features(ArrayAugmenter(config.augment, config.seed), frozen_forward, images["train"],
-                                        config.epochs, progress, should_stop)
-        timings["augment_seconds"] = time.monotonic() - t
-
-    history: list[dict] = []
-
-    if config.head != "dense":
-        t = time.monotonic()
-        if progress:
-            progress(Progress("fit", epoch=1, epochs=1))
-        pipeline = fit_sklearn_head(config.head, inputs["train"], labels["train"], config.seed)
-        weights = sklearn_head_weights(pipeline, len(classes))
-        probs = {n: sklearn_head_probs(weights, inputs[n]) if len(inputs[n]) else
-                 np.zeros((0, len(classes))) for n in inputs}
-        train_acc = float((probs["train"].argmax(1) == labels["train"]).mean())
-        val_acc = float((probs["val"].argmax(1) == labels["val"]).mean()) if len(labels["val"]) else None
-        history.append({"epoch": 1, "phase": "fit", "learning_rate": None, "seconds": time.monotonic() - t,
-                        "loss": None, "accuracy": train_acc, "val_loss": None, "val_accuracy": val_acc})
-        if on_epoch:
-            on_epoch(list(history))
-        timings["fit_seconds"] = time.monotonic() - t
-    else:
-        tf_keras.utils.set_random_seed(config.seed)  # the head starts the same whether or not a backbone was built
-        with scope():
-            head = build_head(len(classes), config.dropout)
-            cut_in = tf_keras.Input(cut_shape, name="cut")
-            vector = _chain(trainable_blocks, cut_in)
-            trainable_model = tf_keras.Model(cut_in, head(vector), name="trainable_part")
-            vector_model = tf_keras.Model(cut_in, vector, name="to_vectors")
-            vector_in = tf_keras.Input((feature_dim,), name="vector")
-            head_model = tf_keras.Model(vector_in, head(vector_in), name="head_only")
-            if cached or per_epoch is not None:
-                fit_model = trainable_model
-            else:
-                x = build_augmenter(config.augment, config.seed)(scaled) if augment else scaled
-                if blocks is not None:
-                    fit_model = tf_keras.Model(image_in, trainable_model(_chain(blocks[:frozen], x)),
-                                               name="full_model")
-                else:
-                    fit_model = SelectiveModel(image_in, head(backbone.layer(x, training=False)), name="full_model")
-        unfrozen_groups = [v for _, vs in backbone.variable_groups()[frozen:] for v in vs
-                           if v.trainable] if backbone is not None and not backbone.layered else []
-        epoch_offset = 1
-        for phase in phases:
-            for block in trainable_blocks:
-                block.trainable = phase.name == "fine-tune"
-            phase_model, phase_inputs = fit_model, inputs
-            if cached and phase.name == "head" and trainable_blocks:
-                # Blocks after the cut are frozen in this phase too: their vectors are computed once.
-                phase_model = head_model
-                phase_inputs = {n: run_batches(vector_model, inputs[n]) for n in inputs}
-            if isinstance(phase_model, SelectiveModel):
-                phase_model.selected = list(head.trainable_variables) + (
-                    unfrozen_groups if phase.name == "fine-tune" else [])
-            t = time.monotonic()
-            with scope():
-                phase_model.compile(optimizer=tf_keras.optimizers.Adam(phase.learning_rate),
-                                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-            batches = max(1, math.ceil(len(labels["train"]) / config.batch_size))
-            monitor = _Monitor(phase, epoch_offset, config.epochs, batches, progress, should_stop, on_epoch, history)
-            callbacks = [monitor]
-            has_val = len(labels["val"]) > 0
-            validation = (phase_inputs["val"], labels["val"]) if has_val else None
-            if has_val and use_cuts and not cached:
-                callbacks.insert(0, _CachedValidation(trainable_model, cuts["val"], labels["val"]))
-                validation = None
-            if config.early_stopping > 0 and has_val:
-                callbacks.append(tf_keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping,
-                                                                  restore_best_weights=True))
-            if per_epoch is not None:  # vectors in: the frozen part ran in _augmented_features
-                train_data = dict(x=_EpochFeatures(per_epoch, labels["train"], config.batch_size, config.seed),
-                                  shuffle=False)
-            else:
-                train_data = dict(x=phase_inputs["train"], y=labels["train"], batch_size=config.batch_size,
-                                  shuffle=True)
-            phase_model.fit(**train_data, epochs=phase.epochs, validation_data=validation, callbacks=callbacks,
-                            verbose=0)
-            timings[f"{phase.name}_seconds"] = time.monotonic() - t
-            if monitor.cancelled:
-                raise Cancelled(f"cancelled during epoch {history[-1]['epoch'] + 1 if history else 1}")
-            epoch_offset += phase.epochs
-        t = time.monotonic()
-        if progress:
-            progress(Progress("evaluate"))
-        probs = {n: run_batches(trainable_model, cuts[n]) if use_cuts else run_batches(fit_model, images[n])
-                 for n in parts}
-        timings["evaluate_seconds"] = time.monotonic() - t
-        weights = {f"classifier/{i}": w for i, w in enumerate(head.get_weights())}
-        if any(p.name == "fine-tune" for p in phases):
-            for block in trainable_blocks:
-                for i, w in enumerate(block.get_weights()):
-                    weights[f"{block.name}/{i}"] = w
-            for var in unfrozen_groups:
-                weights[f"hub/{var.name}"] = var.numpy()
-
-    predictions = {n: Predictions(tuple(i.relpath for i in parts[n]), labels[n], probs[n], classes) for n in parts}
-    metrics = summarize(predictions)
-    return TrainResult(history, predictions, metrics, timings, weights, trainable_params, frozen_params, cached)
+def _tensorflow_forward(model: tf_keras.Model):
+    return lambda x: run_batches(model, x)

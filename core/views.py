@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from functools import cached_property
 from pathlib import Path
 
@@ -10,7 +12,8 @@ from PIL import Image
 
 from core import insight
 from core.data.decode import load_array
-from core.runs import Run, load_run
+from core.run_summary import RunSummary
+from core.runs import Run, RunState, load_run
 from core.viz import figures
 from core.viz.images import grid, thumbnail
 
@@ -41,6 +44,17 @@ class RunViews:
     def image(self, relpath: str, size: int | None = None) -> np.ndarray:
         """A dataset image of this run, decoded at the model's input size (or `size`)."""
         return load_array(self._paths[relpath], size or self.model.size, name=relpath)
+
+    def metrics_csv(self) -> str:
+        """The run's accuracies as comment lines, then per-class scores on validation, as CSV."""
+        metrics = self.run.metrics()
+        buf = io.StringIO()
+        buf.writelines(f"# {k},{metrics.get(k)}\n" for k in ("train_accuracy", "val_accuracy", "test_accuracy",
+                                                             "seconds"))
+        writer = csv.DictWriter(buf, ["class", "precision", "recall", "f1", "support"])
+        writer.writeheader()
+        writer.writerows(self.predictions["val"].per_class())
+        return buf.getvalue()
 
     # ----- figures -----
 
@@ -160,15 +174,7 @@ def render_all(run_id: str, out_dir: str | Path) -> list[Path]:
 
 
 def learning_curve_points(runs: list[Run]) -> list[dict]:
-    """Completed runs as learning-curve points: one series per frozen depth / augmentation / head."""
-    points = []
-    for run in runs:
-        if run.state != "completed":
-            continue
-        c, m, d = run.config, run.metrics(), run.dataset()
-        per_class = c.per_class or max(d.get("sample_per_class", {"": 0}).values())
-        frozen = "all frozen" if c.frozen_blocks < 0 else f"{c.frozen_blocks} frozen"
-        series = f"{c.backbone}, {frozen}, {'augmented' if c.augment.enabled else 'no augmentation'}, {c.head}"
-        points.append({"series": series, "per_class": per_class, "val_accuracy": m.get("val_accuracy"),
-                       "share": d.get("sample_share"), "run": run.id})
-    return points
+    """Completed runs as learning-curve points: one series per backbone, depth, augmentation and head."""
+    summaries = [RunSummary.of(run) for run in runs if run.state == RunState.COMPLETED]
+    return [{"series": r.series(), "per_class": r.per_class or 0, "val_accuracy": r.val_accuracy, "share": r.share,
+             "run": r.id} for r in summaries]

@@ -4,9 +4,13 @@ import streamlit as st
 
 from core import insight
 from core.data.decode import load_array
+from core.data.sources import uploads_dir
 from core.errors import StudioError
 from core.views import RunViews
+from ui import uploads
 from ui.widgets import pick_run, show_error
+
+s = st.session_state
 
 st.title("Activations")
 st.caption("Look inside the network: which channels fire for an image, what the first filters detect, "
@@ -26,15 +30,17 @@ c1, c2 = st.columns([2, 3])
 with c1:
     source = st.radio("Image", ["From the validation set", "Upload"], horizontal=True)
     if source == "Upload":
-        upload = st.file_uploader("An image", type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"])
-        if upload is None:
-            st.stop()
         try:
-            array = load_array(upload.getvalue(), model.size, name=upload.name)
+            added = uploads.save_images("An image", "activations_upload", uploads_dir() / "activations" / s.token)
+            if added:
+                s.activations_image = added[-1]
+            if not s.get("activations_image"):
+                st.stop()
+            caption, path = s.activations_image
+            array = load_array(path, model.size, name=caption)
         except StudioError as exc:
             show_error(exc)
             st.stop()
-        caption = upload.name
     else:
         names = list(views.predictions["val"].names)
         name = st.selectbox("Validation image", names)

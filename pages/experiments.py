@@ -3,17 +3,19 @@ comparison table in the seeds' form; side-by-side comparison of a few runs; repo
 
 import streamlit as st
 
+from core.run_summary import RunSummary
+
 from core import sweeps
 from core.backbones import available_offline, list_specs
 from core.compare import ACCURACY_COLUMNS, COLUMNS, comparison_rows, rows_csv
-from core.config import ALL, HEADS
+from core.config import ALL, HEADS, frozen_choices, frozen_text, parse_frozen
 from core.errors import StudioError
 from core.report import sweep_report
-from core.runs import list_runs
+from core.runs import RunState, list_runs
 from core.views import RunViews, learning_curve_points
 from core.viz import figures
 from ui import resources, state
-from ui.widgets import run_label, show_error
+from ui.widgets import show_error
 
 s = st.session_state
 st.title("Experiments")
@@ -33,8 +35,10 @@ with st.expander("New sweep", expanded=not sweeps.list_sweeps()):
     size_options = sorted({n for n in (5, 10, 20, 50, 100, 150, 300) if n <= biggest} | {biggest})
     sizes = c1.multiselect("Images per class", size_options, default=[n for n in (20, 50) if n in size_options]
                            or size_options[:1])
-    depth_options = ["all", 17, 16, 15, 12, 8]
-    depths = c2.multiselect("Frozen blocks", depth_options, default=["all", 15])
+    n_blocks = resources.block_count(s.backbone)
+    depth_options = [frozen_text(d) for d in frozen_choices(n_blocks)]
+    depths = c2.multiselect(f"Frozen blocks (of {n_blocks})", depth_options,
+                            default=[frozen_text(d) for d in (ALL, n_blocks - 3) if frozen_text(d) in depth_options])
     augment = c3.multiselect("Augmentation", ["off", "on"], default=["off"])
     c1, c2, c3 = st.columns(3)
     heads = c1.multiselect("Heads", list(HEADS), default=["dense"])
@@ -42,7 +46,7 @@ with st.expander("New sweep", expanded=not sweeps.list_sweeps()):
     backbones = c2.multiselect("Backbones", offline, default=[s.backbone if s.backbone in offline else offline[0]])
     epochs = c3.number_input("Epochs per run", 1, 200, 10)
     spec = sweeps.SweepSpec(state.train_config(epochs=int(epochs)), tuple(sizes),
-                            tuple(ALL if d == "all" else d for d in depths), tuple(a == "on" for a in augment),
+                            tuple(parse_frozen(d) for d in depths), tuple(a == "on" for a in augment),
                             tuple(heads), tuple(backbones))
     points = spec.points()
     estimate = sum(sweeps.estimate_seconds(p, min(p.per_class, biggest), len(dataset.classes)) for p in points)
@@ -62,7 +66,7 @@ if all_sweeps:
     current = s.get("sweep_id") if s.get("sweep_id") in ids else ids[0]
     s.sweep_id = st.selectbox("Sweep", ids, index=ids.index(current),
                               format_func=lambda i: f"{all_sweeps[ids.index(i)].name} ({i})")
-    active = any(state_ in ("queued", "running") for state_ in sweeps.load_sweep(s.sweep_id).progress())
+    active = sweeps.load_sweep(s.sweep_id).active
 
     @st.fragment(run_every=2.0 if active else None)
     def sweep_view():
@@ -75,7 +79,7 @@ if all_sweeps:
         c1, c2, _ = st.columns([1, 1, 3])
         if c1.button("Resume (queue missing or failed runs)", disabled=sweep.done):
             sweeps.resume(sweep.id)
-        if c2.button("Cancel the sweep", disabled=not any(k in progress for k in ("queued", "running"))):
+        if c2.button("Cancel the sweep", disabled=not sweep.active):
             sweeps.cancel_sweep(sweep.id)
         rows = comparison_rows([r for r in sweep.runs() if r is not None])
         if rows:
@@ -94,17 +98,17 @@ if all_sweeps:
             points_ = learning_curve_points([r for r in sweep.runs() if r is not None])
             if len({p["per_class"] for p in points_}) > 1:
                 st.plotly_chart(figures.learning_curve(points_), width="stretch")
-        if active and not any(k in progress for k in ("queued", "running")):
+        if active and not sweep.active:
             st.rerun()
 
     sweep_view()
 
 st.subheader("Compare runs side by side")
-completed = [r for r in list_runs() if r.state == "completed"]
+completed = [r for r in list_runs() if r.state == RunState.COMPLETED]
 if len(completed) < 2:
     st.info("Train at least two runs to compare them.")
     st.stop()
-labels = {r.id: run_label(r) for r in completed}
+labels = {r.id: RunSummary.of(r).label() for r in completed}
 chosen = st.multiselect("Two to four runs", list(labels), default=list(labels)[:2], max_selections=4,
                         format_func=labels.get)
 if len(chosen) >= 2:

@@ -2,9 +2,10 @@
 
 import streamlit as st
 
+from core.run_summary import RunSummary
+
 from core.runs import list_runs
 from ui import resources
-from ui.widgets import run_label
 
 st.title("Transfer Learning Studio")
 st.markdown(
@@ -46,4 +47,4 @@ runs = list_runs()[:5]
 if runs:
     st.subheader("Latest runs")
     for run in runs:
-        st.markdown(f"- {run_label(run)}")
+        st.markdown(f"- {RunSummary.of(run).label()}")

@@ -1,16 +1,13 @@
 """Predict: a trained run on new images, with probabilities, saliency and a CSV of the results."""
 
-import csv
-import io
-import time
 from pathlib import Path
 
 import streamlit as st
 
 from core.data.decode import load_array
-from core.data.sources import MAX_FILES_PER_ADD, MAX_IMAGE_BYTES, check_upload_sizes, uploads_dir
+from core.data.sources import uploads_dir
 from core.errors import StudioError
-from core.predict import predict_sources
+from core.predict import predict_sources, predictions_csv
 from core.views import RunViews
 from core.viz.figures import top_k_bars
 from ui import uploads
@@ -22,26 +19,21 @@ if run is None:
     st.stop()
 
 PREDICT_KEEP = 50  # images kept per session; older ones are dropped
+THUMBNAIL = 224
 s = st.session_state
 s.setdefault("predict_files", [])
-added = uploads.uploader("Drop one or more images", "predict_upload", uploads.IMAGE_TYPES,
-                         MAX_IMAGE_BYTES // 1024**2, multiple=True)
+try:
+    added = uploads.save_images("Drop one or more images", "predict_upload", uploads_dir() / "predict" / s.token,
+                                multiple=True)
+except StudioError as exc:
+    show_error(exc)
+    added = []
 if added:
-    folder, saved = uploads_dir() / "predict" / s.token, False
-    try:
-        check_upload_sizes([(f.name, f.size) for f in added], MAX_IMAGE_BYTES, MAX_FILES_PER_ADD)
-        for f in added:
-            path = uploads.copy_to(f, folder / f"{time.time_ns()}{Path(f.name).suffix.lower()[:10]}")
-            s.predict_files.append((f.name, str(path)))
-        for _, old in s.predict_files[:-PREDICT_KEEP]:
-            Path(old).unlink(missing_ok=True)
-        s.predict_files, saved = s.predict_files[-PREDICT_KEEP:], True
-    except StudioError as exc:
-        show_error(exc)
-    finally:
-        uploads.release("predict_upload", added)
-    if saved:
-        st.rerun()  # the drop zone shows empty again; the images are listed below, read from disk
+    s.predict_files += [(name, str(path)) for name, path in added]
+    for _, old in s.predict_files[:-PREDICT_KEEP]:
+        Path(old).unlink(missing_ok=True)
+    s.predict_files = s.predict_files[-PREDICT_KEEP:]
+    st.rerun()  # the drop zone shows empty again; the images are listed below, read from disk
 with st.expander("Or take a photo"):
     photo = st.camera_input("Camera")  # one small JPEG; kept by its widget so the preview stays
 k = st.slider("Show the top", 1, 10, 3)
@@ -75,17 +67,9 @@ for (name, data), result in zip(files, results):
         right.error(result["error"])
         continue
     with left:
-        array = load_array(data, views.model.size if views else 224, name=name)
+        array = load_array(data, views.model.size if views else THUMBNAIL, name=name)
         st.image(views.saliency(array)[0] if views else array, caption=name, width=200)
     right.plotly_chart(top_k_bars(result["top"], f"{name}: {result['top'][0]['label']}"), width="stretch",
                        key=f"bars_{name}_{id(result)}")
 
-buf = io.StringIO()
-writer = csv.writer(buf)
-writer.writerow(["image", "rank", "label", "probability"])
-for result in results:
-    for rank, t in enumerate(result.get("top", []), 1):
-        writer.writerow([result["image"], rank, t["label"], f"{t['probability']:.6f}"])
-    if "error" in result:
-        writer.writerow([result["image"], "", "error", result["error"]])
-st.download_button("All predictions (CSV)", buf.getvalue(), f"predictions-{run.id}.csv", "text/csv")
+st.download_button("All predictions (CSV)", predictions_csv(results), f"predictions-{run.id}.csv", "text/csv")

@@ -1,12 +1,10 @@
 """Results: every run in a table; for one run its metrics, curves, confusion, mistakes, features."""
 
-import csv
-import io
-
 import streamlit as st
 
 from core.errors import StudioError
-from core.runs import delete_run, list_runs
+from core.run_summary import RunSummary
+from core.runs import RunState, delete_run, list_runs
 from core.export import FORMATS, export_zip
 from core.report import run_report
 from core.views import RunViews
@@ -22,15 +20,8 @@ if not runs:
 
 
 def row(run):
-    c, m = run.config, (run.metrics() if run.state == "completed" else {})
-    acc = lambda k: round(m[k], 3) if m.get(k) is not None else None  # noqa: E731
-    return {"run": run.id, "yours": "yes" if run.status.get("owner") == s.token else "", "state": run.state, "data": c.dataset.rsplit("/", 1)[-1],
-            "per class": c.per_class if c.per_class else (f"{c.fraction:.0%}" if c.fraction else "all"),
-            "frozen": "all" if c.frozen_blocks < 0 else c.frozen_blocks,
-            "augment": "yes" if c.augment.enabled else "no", "head": c.head,
-            "train acc": acc("train_accuracy"), "val acc": acc("val_accuracy"), "test acc": acc("test_accuracy"),
-            "seconds": round(m["seconds"]) if m.get("seconds") else None, "epochs": c.epochs,
-            "backbone": c.backbone}
+    return {"run": run.id, "yours": "yes" if run.status.get("owner") == s.token else "",
+            **{k: v for k, v in RunSummary.of(run).row().items() if k != "run"}}
 
 
 st.caption("Select a row to open the run. Runs started from this browser tab are marked *yours*; "
@@ -42,21 +33,21 @@ if picked:
     s.run_id = runs[picked[0]].id
 ids = [r.id for r in runs]
 if s.run_id not in ids:  # this session's newest completed run, else anyone's
-    completed = [r for r in runs if r.state == "completed"]
+    completed = [r for r in runs if r.state == RunState.COMPLETED]
     s.run_id = next((r.id for r in completed if r.status.get("owner") == s.token),
                     completed[0].id if completed else ids[0])
 run = runs[ids.index(s.run_id)]
 
 st.divider()
 st.subheader(f"Run {run.id}")
-if run.state != "completed":
-    (st.error if run.state in ("failed", "damaged") else st.info)(
-        f"{run.state.capitalize()}: " + ("; ".join(run.damaged) if run.damaged else run.status.get("message", "")))
+if run.state != RunState.COMPLETED:
+    (st.error if run.state in (RunState.FAILED, RunState.DAMAGED) else st.info)(
+        f"{run.state.capitalize()}: {RunSummary.of(run).message}")
     if run.history():
         from core.viz.figures import training_curves
 
         st.plotly_chart(training_curves(run.history(), "Training curves so far"), width="stretch")
-    if run.state not in ("queued", "running") and st.button("Delete this run", icon=":material/delete:"):
+    if not run.state.active and st.button("Delete this run", icon=":material/delete:"):
         delete_run(run.id)
         s.run_id = None
         st.rerun()
@@ -137,13 +128,8 @@ if st.button("Show the feature vectors", icon=":material/scatter_plot:"):
         st.plotly_chart(views.embedding(split_name, dims, method), width="stretch")
 
 st.subheader("Downloads")
-buf = io.StringIO()
-writer = csv.DictWriter(buf, ["class", "precision", "recall", "f1", "support"])
-writer.writeheader()
-writer.writerows(val.per_class())
-summary = "".join(f"# {k},{metrics.get(k)}\n" for k in ("train_accuracy", "val_accuracy", "test_accuracy", "seconds"))
 c1, c2, c3, c4 = st.columns(4)
-c1.download_button("Metrics (CSV)", summary + buf.getvalue(), f"{run.id}-metrics.csv", "text/csv")
+c1.download_button("Metrics (CSV)", views.metrics_csv(), f"{run.id}-metrics.csv", "text/csv")
 c2.download_button("Predictions (CSV)", (run.dir / "predictions.csv").read_bytes(), f"{run.id}-predictions.csv",
                    "text/csv")
 with c3:

@@ -6,7 +6,8 @@ from core import jobs
 from core.backbones import available_offline, custom_name, get_spec, list_specs
 from core.config import ALL, HEADS
 from core.errors import StudioError
-from core.runs import list_runs
+from core.run_summary import describe_progress
+from core.runs import RunState, list_runs
 from core.training import parameter_counts
 from core.viz.blocks import blocks_figure
 from core.viz.figures import training_curves
@@ -77,11 +78,11 @@ with st.form("train_form"):
     lr = c3.number_input("Learning rate", 1e-6, 1.0, state.DEFAULTS.learning_rate, format="%.5f")
     batch = c4.number_input("Batch size", 1, 512, state.DEFAULTS.batch_size)
     c1, c2, c3, c4 = st.columns(4)
-    two_phase = c1.checkbox("Two phases", True,
+    two_phase = c1.checkbox("Two phases", state.DEFAULTS.two_phase,
                             help="Phase 1 trains only the head; phase 2 unfreezes down to the chosen depth.")
-    factor = c2.number_input("Fine-tune rate factor", 0.001, 1.0, 0.1, format="%.3f")
-    patience = c3.number_input("Early stopping patience (0 = off)", 0, 100, 0)
-    seed = c4.number_input("Seed", 0, 2**31 - 1, 0)
+    factor = c2.number_input("Fine-tune rate factor", 0.001, 1.0, state.DEFAULTS.fine_tune_lr_factor, format="%.3f")
+    patience = c3.number_input("Early stopping patience (0 = off)", 0, 100, state.DEFAULTS.early_stopping)
+    seed = c4.number_input("Seed", 0, 2**31 - 1, state.DEFAULTS.seed)
     submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:")
 
 if submitted:
@@ -101,7 +102,7 @@ def watched_run():
 
 
 watched = watched_run()
-active = watched is not None and watched.state in ("queued", "running")
+active = watched is not None and watched.state.active
 
 
 @st.fragment(run_every=1.0 if active else None)
@@ -109,34 +110,22 @@ def live_progress():
     run = watched_run()
     if run is None:
         return
-    if active and run.state not in ("queued", "running"):
+    if active and not run.state.active:
         st.rerun()  # finished: one full rerun stops the polling and refreshes the sidebar
     st.subheader(f"Run {run.id}")
-    status, p = run.status, run.status.get("progress") or {}
-    if run.state == "queued":
+    status = run.status
+    if run.state == RunState.QUEUED:
         jobs.ensure_workers()
         st.info(f"Queued: position {jobs.queue_position(run.id) or '?'} (one training at a time).")
-    elif run.state == "running":
-        phase = p.get("phase", "starting")
-        if phase in ("head", "fine-tune") and p.get("epochs"):
-            epoch_done = (p["epoch"] - 1 + p["batch"] / max(1, p["batches"])) / p["epochs"]
-            st.progress(min(1.0, epoch_done), text=f"{phase} phase: epoch {p['epoch']} of {p['epochs']}")
-            st.progress(p["batch"] / max(1, p["batches"]), text=f"batch {p['batch']} of {p['batches']}")
-            eta = p.get("eta_seconds")
-            metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted((p.get("metrics") or {}).items()))
-            st.caption(f"{metrics}" + (f" - about {eta:.0f} s left in this phase" if eta is not None else ""))
-        elif phase == "decode" and p.get("batches"):
-            st.progress(p["batch"] / p["batches"], text=f"decoding images: {p['batch']} of {p['batches']}")
-        elif phase == "augment" and p.get("batches"):
-            st.progress(p["batch"] / p["batches"], text=f"augmenting the training images and running the frozen "
-                                                       f"blocks on them: epoch {p['epoch']} of {p['epochs']}")
-        else:
-            labels = {"features": "computing features at the cut (once per image)", "evaluate": "evaluating",
-                      "fit": "fitting the scikit-learn head", "saving": "saving the run"}
-            st.progress(0.0, text=labels.get(phase, phase))
+    elif run.state == RunState.RUNNING:
+        bars, caption = describe_progress(status.get("progress") or {})
+        for fraction, text in bars:
+            st.progress(fraction, text=text)
+        if caption:
+            st.caption(caption)
         if st.button("Cancel", icon=":material/stop:"):
             jobs.cancel(run.id)
-    elif run.state == "completed":
+    elif run.state == RunState.COMPLETED:
         m = run.metrics()
         st.success(f"Done in {m.get('seconds', 0):.0f} s: validation accuracy {m.get('val_accuracy', 0):.1%}.")
         st.page_link("pages/results.py", label="See the results", icon=":material/insights:")

@@ -34,8 +34,12 @@ def text_of(at) -> str:
 def test_home_shows_environment_and_latest_runs(trained_run):
     at = open_page()
     assert at.title[0].value == "Transfer Learning Studio"
+    from core.backbones.tf import tf
+
     m = metrics(at)
-    assert m["Device"] == "CPU" and m["TensorFlow"] == "2.21.0" and m["Model status"] == "ready"
+    gpus = tf.config.list_physical_devices("GPU")  # the page shows what TensorFlow itself reports
+    assert m["Device"] == (f"GPU ({len(gpus)})" if gpus else "CPU") and m["TensorFlow"] == tf.__version__
+    assert m["Model status"] == "ready"
     assert trained_run in text_of(at)
 
 

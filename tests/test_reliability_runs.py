@@ -68,7 +68,9 @@ def test_sigkill_during_training_and_saving_damages_nothing(own_runs, color_fold
     for i in range(KILL_ROUNDS):
         run_id = jobs.submit(busy.with_(seed=i))
         kill_and_check(run_id, pid_when(run_id, in_training))
-        assert load_run(run_id).history() is not None  # the history so far stays readable
+        history = load_run(run_id).history()  # the history so far stays readable: whole rows, epochs in order
+        assert [h["epoch"] for h in history] == list(range(1, len(history) + 1))
+        assert all(h["phase"] in ("head", "fine-tune") and h["loss"] is not None for h in history)
 
     monkeypatch.setenv("STUDIO_FAULT_PAUSE", "saving")  # workers started from now on stop half-saved
     for i in range(KILL_ROUNDS):

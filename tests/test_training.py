@@ -19,7 +19,8 @@ from core.data.scan import scan_folder
 from core.errors import RunError, TrainingError
 from core.predict import predict_sources, run_model
 from core.runs import list_runs, load_run
-from core.training import parameter_counts, plan_phases, train
+from core.plan import plan_phases
+from core.training import parameter_counts, train
 from tests.conftest import wait_for, PROJECT_DIR, make_color_folders
 
 

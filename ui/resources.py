@@ -14,6 +14,15 @@ def backbone(name: str):
     return load_backbone(name)
 
 
+@st.cache_data(show_spinner="Counting the backbone's blocks...", max_entries=16)
+def block_count(name: str) -> int:
+    """How many blocks a backbone has, without loading its weights where the architecture tells."""
+    from core.backbones import architecture_summary, get_spec
+
+    summary = architecture_summary(get_spec(name))
+    return summary[0] if summary else backbone(name).num_blocks
+
+
 @st.cache_resource(show_spinner="Loading TensorFlow and checking the bundled model...")
 def environment():
     from core.environment import describe

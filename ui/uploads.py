@@ -9,11 +9,14 @@ run shows an empty uploader and the bytes can be freed.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import streamlit as st
 from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from core.data.sources import MAX_FILES_PER_ADD, MAX_IMAGE_BYTES, check_upload_sizes
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"]
 
@@ -45,3 +48,17 @@ def release(key: str, files: list) -> None:
     for f in files:
         f.close()
     st.session_state[f"{key}__n"] = st.session_state.get(f"{key}__n", 0) + 1
+
+
+def save_images(label: str, key: str, folder: Path, multiple: bool = False) -> list[tuple[str, Path]]:
+    """Images dropped into a resettable uploader: checked (size, count), written to `folder` and
+    released from Streamlit's memory. Returns (name as uploaded, path on disk) of each new file;
+    a DataError names the file that was refused, and nothing of that drop is kept then."""
+    added = uploader(label, key, IMAGE_TYPES, MAX_IMAGE_BYTES // 1024**2, multiple=multiple)
+    if not added:
+        return []
+    try:
+        check_upload_sizes([(f.name, f.size) for f in added], MAX_IMAGE_BYTES, MAX_FILES_PER_ADD)
+        return [(f.name, copy_to(f, folder / f"{time.time_ns()}{Path(f.name).suffix.lower()[:10]}")) for f in added]
+    finally:
+        release(key, added)

@@ -8,19 +8,13 @@ are frozen by variable groups (see training).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
+
 from core.backbones.registry import BackboneSpec
+from core.backbones.summary import BackboneSummary, BlockInfo
 from core.backbones.tf import tf, tf_keras
-
-
-@dataclass(frozen=True)
-class BlockInfo:
-    name: str
-    params: int  # all weights, BatchNorm moving statistics included
-    trainable_params: int  # what training can change when the block is unfrozen
-    output_shape: tuple  # per image, without the batch axis; () where unknown
 
 
 def group_key(component: str) -> str:
@@ -116,6 +110,34 @@ class Backbone:
         for var, parts in zip(variables, names):
             groups.setdefault(group_key(parts[shared]), []).append(var)
         return list(groups.items())
+
+    def summary(self, converted_cuts: frozenset[int] = frozenset()) -> BackboneSummary:
+        params = sum(b.params for b in self.block_infos)
+        return BackboneSummary(self.name, self.input_size, self.num_blocks, self.feature_dim, params, self.layered,
+                               tuple(self.block_infos), converted_cuts)
+
+    def unfrozen_variables(self, frozen: int) -> list[tf.Variable]:
+        """Opaque backbones: the trainable variables of the groups after the first `frozen`."""
+        return [v for _, vs in self.variable_groups()[frozen:] for v in vs if v.trainable]
+
+    def tuned_weights(self, frozen: int) -> dict[str, np.ndarray]:
+        """The weights fine-tuning may have changed, under names this class owns: `<block>/<i>` for
+        a layered backbone's unfrozen blocks, `hub/<variable>` for an opaque layer's unfrozen groups."""
+        if self.layered:
+            return {f"{block.name}/{i}": w for block in self.blocks[frozen:] for i, w in enumerate(block.get_weights())}
+        return {f"hub/{var.name}": var.numpy() for var in self.unfrozen_variables(frozen)}
+
+    def load_tuned_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Put back what tuned_weights saved; other keys (the head's) are ignored."""
+        if not self.layered:
+            for var in self.layer.variables:
+                if f"hub/{var.name}" in weights:
+                    var.assign(weights[f"hub/{var.name}"])
+            return
+        for block in self.blocks:
+            names = sorted((k for k in weights if k.startswith(block.name + "/")), key=lambda k: int(k.rsplit("/", 1)[1]))
+            if names:
+                block.set_weights([weights[k] for k in names])
 
     def imagenet_classifier(self) -> tf_keras.Model:
         if self.imagenet_top is None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from core import paths
 from core.backbones import efficientnet_lite as lite
 from core.backbones.checkpoint import read_state_dict
+from core.backbones.registry import DEFAULT_BACKBONE
 from core.backbones.tf import tf, tf_keras
 from core.fileio import atomic_write_json, manifest_problems, tree_manifest
 
@@ -29,7 +30,7 @@ def checkpoint_path() -> Path:
 
 
 def keras_dir() -> Path:
-    return paths.models_dir() / "efficientnet_lite0"
+    return paths.models_dir() / DEFAULT_BACKBONE
 
 
 def hub_dir() -> Path:
@@ -94,7 +95,7 @@ def status() -> dict[str, str]:
 def _tflite_path() -> Path:
     from core.backbones.lite_forward import path_for
 
-    return path_for("efficientnet_lite0", lite.INPUT_SIZE, lite.NUM_BLOCKS)
+    return path_for(DEFAULT_BACKBONE, lite.INPUT_SIZE, lite.NUM_BLOCKS)
 
 
 def prepare() -> dict[str, str]:

@@ -1,11 +1,10 @@
 """The frozen part of the bundled backbone through TensorFlow Lite (XNNPACK on the CPU).
 
-On this project's 2-core CPU, EfficientNet-Lite0's feature model ran at 116-146 images/s through
-TFLite against 79-90 through TensorFlow at batch 32 in the benchmark runs, with the same float32
-maths (feature vectors differ by at most 1.3e-5). Dynamic-range int8 weights were slower (55 against
-97 images/s, measured once) and changed the vectors, so the file stays float32. Converting takes
-about 20 s, so it is done once by `prepare` for the default cut (every block frozen, 224x224) and
-kept in the model store; the trainer uses a converted file when one exists and TensorFlow otherwise.
+On a laptop CPU the TFLite forward is faster than TensorFlow's with the same float32 maths
+(BENCHMARKS.md has the rates and the differences); int8 weights were slower and changed the
+vectors, so the file stays float32. Converting takes a while, so it is done once by `prepare` for
+the default cut (every block frozen) and kept in the model store; the trainer uses a converted file
+when one exists and TensorFlow otherwise.
 """
 
 from __future__ import annotations
@@ -13,12 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core import paths
+from core.backbones.summary import BackboneSummary
+from core.backbones.registry import DEFAULT_BACKBONE
 from core.backbones.tf import tf, tf_keras
 from core.fileio import atomic_write_bytes, atomic_write_json, read_json
 
@@ -78,10 +78,21 @@ class LiteForward:
         return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
+def _usable(backbone_name: str, cut: int) -> bool:
+    """Only the bundled backbone is converted, and not on a GPU: there TensorFlow is the faster engine."""
+    return backbone_name == DEFAULT_BACKBONE and cut > 0 and not tf.config.list_physical_devices("GPU")
+
+
+def converted_cuts(backbone_name: str, size: int, num_blocks: int) -> frozenset[int]:
+    """The cuts whose converted frozen part is on disk (a file check; forward_for opens one)."""
+    if not _usable(backbone_name, 1):
+        return frozenset()
+    return frozenset(cut for cut in range(1, num_blocks + 1) if path_for(backbone_name, size, cut).is_file())
+
+
 def forward_for(backbone_name: str, size: int, cut: int) -> LiteForward | None:
-    """The converted frozen part if the model store has it (bundled backbone only), else None. Not on a
-    GPU: there TensorFlow is the faster engine."""
-    if backbone_name != "efficientnet_lite0" or cut == 0 or tf.config.list_physical_devices("GPU"):
+    """The converted frozen part if the model store has it, else None."""
+    if not _usable(backbone_name, cut):
         return None
     path = path_for(backbone_name, size, cut)
     if not path.is_file():
@@ -94,31 +105,20 @@ def forward_for(backbone_name: str, size: int, cut: int) -> LiteForward | None:
         return None
 
 
-@dataclass(frozen=True)
-class WholeBackbone:
-    """Every block of the backbone as one converted forward: all a trainer with nothing to fine-tune needs."""
-    forward: LiteForward
-    input_size: int
-    num_blocks: int
-    feature_dim: int
-    params: int
-
-
-def whole_backbone(backbone_name: str, size: int | None, frozen_of) -> WholeBackbone | None:
-    """The converted forward through every block, with its summary, or None (not converted, another
-    backbone or size, some block to fine-tune, a GPU, a damaged file). frozen_of(num_blocks) is the
-    number of frozen blocks the config asks for; it is checked before the interpreter is opened."""
+def whole_summary(backbone_name: str, size: int | None) -> BackboneSummary | None:
+    """The backbone as the converted forward through every block describes it, without building it
+    in TensorFlow (about 4 s); None where there is no such file (another backbone or size, a GPU)."""
     from core.backbones import efficientnet_lite as lite
 
     size = size or lite.INPUT_SIZE
+    path = path_for(backbone_name, size, lite.NUM_BLOCKS)
+    if not _usable(backbone_name, lite.NUM_BLOCKS) or not path.is_file():
+        return None
     try:
-        summary = read_json(path_for(backbone_name, size, lite.NUM_BLOCKS).with_suffix(".json"))
+        summary = read_json(path.with_suffix(".json"))
     except (OSError, ValueError):
         return None
-    if (summary.get("num_blocks") != lite.NUM_BLOCKS or len(summary["output_shape"]) != 1
-            or frozen_of(lite.NUM_BLOCKS) != lite.NUM_BLOCKS):
+    if summary.get("num_blocks") != lite.NUM_BLOCKS or len(summary.get("output_shape", ())) != 1:
         return None
-    forward = forward_for(backbone_name, size, lite.NUM_BLOCKS)
-    if forward is None:
-        return None
-    return WholeBackbone(forward, size, lite.NUM_BLOCKS, int(summary["output_shape"][0]), int(summary["params"]))
+    return BackboneSummary(backbone_name, size, lite.NUM_BLOCKS, int(summary["output_shape"][0]),
+                           int(summary["params"]), layered=True, converted_cuts=frozenset({lite.NUM_BLOCKS}))

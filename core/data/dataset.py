@@ -42,4 +42,16 @@ class Dataset:
 
     def summary(self) -> dict:
         return {"name": self.name, "root": self.root, "classes": list(self.classes), "images": len(self.items),
-                "counts": self.counts(), "skipped": self.skipped_by_reason(), "warnings": list(self.warnings)}
+                "counts": self.counts(), "skipped": self.skipped_by_reason(), "warnings": list(self.warnings),
+                "skipped_files": [{"name": s.name, "reason": s.reason, "detail": s.detail} for s in self.skipped]}
+
+
+def validation_lines(summary: dict) -> list[str]:
+    """A dataset summary (Dataset.summary, a run's dataset.json) as the lines people read before
+    training: usable images per class, then every skipped file with its reason, then warnings."""
+    counts = ", ".join(f"{c} {n}" for c, n in summary.get("counts", {}).items())
+    lines = [f"{summary.get('images', 0):,} usable images in {len(summary.get('classes', []))} classes ({counts})"]
+    skipped = summary.get("skipped_files", [])
+    lines.append(f"{len(skipped)} file(s) skipped" + (":" if skipped else ""))
+    lines += [f"  {s['name']}: {s['reason']}" + (f" ({s['detail']})" if s.get("detail") else "") for s in skipped]
+    return lines + [f"warning: {w}" for w in summary.get("warnings", [])]

@@ -137,23 +137,15 @@ def load_dataset(spec: str) -> Dataset:
     return import_zip_file(path, path.name)
 
 
-def import_zip_bytes(data: bytes, filename: str, limits: ZipLimits = ZipLimits()) -> Dataset:
-    """Unpack an uploaded zip into the uploads folder (same bytes -> same folder, reused)."""
-    return _import_zip(data, hashlib.sha256(data).hexdigest(), filename, limits)
-
-
 def import_zip_file(path: Path, filename: str, limits: ZipLimits = ZipLimits()) -> Dataset:
-    """As import_zip_bytes for a zip already on disk: hashed and read in pieces, never whole in memory."""
+    """Unpack a zip on disk into the uploads folder (same bytes -> same folder, reused); it is hashed
+    and read in pieces, never whole in memory."""
     with open(path, "rb") as f:
         digest = hashlib.file_digest(f, "sha256").hexdigest()
-    return _import_zip(Path(path), digest, filename, limits)
-
-
-def _import_zip(source: bytes | Path, digest: str, filename: str, limits: ZipLimits) -> Dataset:
     dest = uploads_dir() / f"{_slug(Path(filename).stem)}-{digest[:12]}"
     if dest.is_dir():
         return scan_folder(dest, name=Path(filename).stem)
-    return import_zip(source, dest, name=Path(filename).stem, limits=limits)
+    return import_zip(Path(path), dest, name=Path(filename).stem, limits=limits)
 
 
 def add_labelled_files(dataset_name: str, label: str, files: list[tuple[str, bytes | BinaryIO]]) -> Dataset:
