@@ -26,6 +26,7 @@ run: prepare
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
 
 test: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tests
 
 clean:

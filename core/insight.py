@@ -13,7 +13,7 @@ from PIL import Image
 
 from core.backbones.tf import tf, tf_keras
 from core.training import run_batches
-from core.viz.images import colormap, grid, heatmap_image, normalise, overlay
+from core.viz.images import grid, heatmap_image, normalise, overlay
 
 SKIP_LAYER_TYPES = ("InputLayer", "Rescaling")
 
@@ -68,7 +68,7 @@ def _forward(backbone, images: tf.Tensor, layer: str | None):
         if layer == block.name:
             x = block(x, training=False)
             tap = x
-        elif layer is not None and any(l.name == layer for l in block.layers):
+        elif layer is not None and any(inner.name == layer for inner in block.layers):
             both = tf_keras.Model(block.inputs, [block.get_layer(layer).output, block.output])
             tap, x = both(x, training=False)
         else:

@@ -21,8 +21,19 @@ from core import paths
 from core.config import TrainConfig
 from core.errors import RunError, StudioError
 from core.fileio import atomic_write_json
-from core.runs import (RunState, create_run, list_runs, load_run, pid_alive, run_dir, update_status,
-                       write_history, write_manifest, write_predictions, write_weights)
+from core.runs import (
+    RunState,
+    create_run,
+    list_runs,
+    load_run,
+    pid_alive,
+    run_dir,
+    update_status,
+    write_history,
+    write_manifest,
+    write_predictions,
+    write_weights,
+)
 
 STATUS_INTERVAL_S = 0.5
 
@@ -52,7 +63,8 @@ def live_workers() -> list[int]:
 def queued_runs():
     """Queued runs, oldest first (the order they will train in). Called every second while a page
     polls, so completed runs are not re-hashed here."""
-    return sorted((r for r in list_runs(verify=False) if r.state == RunState.QUEUED), key=lambda r: r.status.get("created", 0))
+    queued = [r for r in list_runs(verify=False) if r.state == RunState.QUEUED]
+    return sorted(queued, key=lambda r: r.status.get("created", 0))
 
 
 def queue_position(run_id: str) -> int | None:

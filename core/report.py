@@ -12,8 +12,8 @@ import time
 
 from PIL import Image
 
-from core.fileio import atomic_write_text
 from core.compare import COLUMNS, best, comparison_rows
+from core.fileio import atomic_write_text
 from core.run_summary import RunSummary
 from core.runs import load_run
 from core.sweeps import load_sweep

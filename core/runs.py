@@ -24,9 +24,14 @@ from core.config import TrainConfig
 from core.data.sampling import Split
 from core.errors import RunError
 from core.evaluation import Predictions
-from core.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, manifest_problems, read_json, \
-    sha256_file
-
+from core.fileio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    manifest_problems,
+    read_json,
+    sha256_file,
+)
 
 
 class RunState(StrEnum):
@@ -126,8 +131,8 @@ def create_run(config: TrainConfig, run_id: str | None = None, owner: str | None
     folder = run_dir(run_id)
     folder.mkdir(parents=True, exist_ok=False)
     atomic_write_json(folder / "config.json", config.to_json())
-    status = {"state": RunState.QUEUED, "created": time.time(), "updated": time.time(), "message": "waiting for the worker",
-              "owner": owner}
+    status = {"state": RunState.QUEUED, "created": time.time(), "updated": time.time(),
+              "message": "waiting for the worker", "owner": owner}
     atomic_write_json(folder / "status.json", status)
     return Run(run_id, folder, config, status)
 

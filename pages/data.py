@@ -6,8 +6,7 @@ import streamlit as st
 
 from core.data.augment import AugmentConfig, previews
 from core.data.sampling import sample
-from core.data.sources import (DEMOS, MAX_IMAGE_BYTES, MAX_ZIP_BYTES, add_labelled_files, import_zip_file,
-                               uploads_dir)
+from core.data.sources import DEMOS, MAX_IMAGE_BYTES, MAX_ZIP_BYTES, add_labelled_files, import_zip_file, uploads_dir
 from core.errors import StudioError
 from core.viz.figures import class_counts
 from ui import resources, state, uploads

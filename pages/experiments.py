@@ -3,14 +3,13 @@ comparison table in the seeds' form; side-by-side comparison of a few runs; repo
 
 import streamlit as st
 
-from core.run_summary import RunSummary
-
 from core import sweeps
 from core.backbones import available_offline, list_specs
 from core.compare import ACCURACY_COLUMNS, COLUMNS, comparison_rows, rows_csv
 from core.config import ALL, HEADS, frozen_choices, frozen_text, parse_frozen
 from core.errors import StudioError
 from core.report import sweep_report
+from core.run_summary import RunSummary
 from core.runs import RunState, list_runs
 from core.views import RunViews, learning_curve_points
 from core.viz import figures

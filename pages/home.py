@@ -3,7 +3,6 @@
 import streamlit as st
 
 from core.run_summary import RunSummary
-
 from core.runs import list_runs
 from ui import resources
 

@@ -3,10 +3,10 @@
 import streamlit as st
 
 from core.errors import StudioError
-from core.run_summary import RunSummary
-from core.runs import RunState, delete_run, list_runs
 from core.export import FORMATS, export_zip
 from core.report import run_report
+from core.run_summary import RunSummary
+from core.runs import RunState, delete_run, list_runs
 from core.views import RunViews
 from ui.widgets import show_error
 

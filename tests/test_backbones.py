@@ -3,13 +3,13 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from core.backbones import available_offline, bundled, get_spec, hub, list_specs, load_backbone
 from core.backbones.registry import REGISTRY
 from core.data.decode import resize
 from core.errors import BackboneUnavailable
 from core.imagenet import top_k
-from PIL import Image
 
 
 def _centre_224(array):

@@ -49,3 +49,29 @@ def test_prepare_command_reports_ready():
     result = run_cli("prepare")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"keras": "ready", "hub": "ready", "tflite": "ready"}
+
+
+def test_train_prints_what_was_skipped_and_a_linear_head_works_without_the_cache(tmp_path):
+    """The zip's unsafe and broken members are named before training; --head logreg --no-cache gets its
+    vectors once (it used to fail with 'Found array with dim 4')."""
+    import zipfile
+
+    from tests.conftest import make_color_folders
+
+    folder = make_color_folders(tmp_path / "colours", per_class=5)
+    archive = tmp_path / "colours.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*.png")):
+            zf.write(path, f"colours/{path.relative_to(folder)}")
+        zf.writestr("../evil.png", (folder / "red" / "red_00.png").read_bytes())
+        zf.writestr("colours/red/broken.png", b"not a picture")
+    result = run_cli("train", "--data", str(archive), "--per-class", "5", "--head", "logreg", "--no-cache",
+                     "--runs-dir", str(tmp_path / "runs"), timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    out = result.stdout
+    assert "15 usable images in 3 classes (blue 5, green 5, red 5)" in out
+    assert "2 file(s) skipped:" in out and "../evil.png: unsafe path" in out
+    assert "red/broken.png: " in out
+    assert out.index("usable images") < out.index("fit epoch 1/")  # before training
+    final = json.loads(out.strip().splitlines()[-1])
+    assert final["state"] == "completed" and final["val_accuracy"] == 1.0

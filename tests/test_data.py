@@ -348,8 +348,12 @@ def test_augmentation_previews_vary_and_keep_shape():
 
 def test_fused_geometry_equals_keras_layers_applied_one_after_another():
     """One composed resampling = Keras' flip, rotation, zoom and shift matrices applied in turn."""
-    from tf_keras.src.layers.preprocessing.image_preprocessing import (get_rotation_matrix, get_translation_matrix,
-                                                                       get_zoom_matrix, transform)
+    from tf_keras.src.layers.preprocessing.image_preprocessing import (
+        get_rotation_matrix,
+        get_translation_matrix,
+        get_zoom_matrix,
+        transform,
+    )
 
     from core.backbones.tf import tf
     from core.data.geometry import compose

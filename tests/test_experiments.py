@@ -17,10 +17,8 @@ from core.data.arrays import load_arrays
 from core.export import export_run
 from core.report import run_report, sweep_report, write_report
 from core.runs import load_run
-from tests.conftest import wait_for, ARTIFACTS_DIR, PROJECT_DIR
+from tests.conftest import ARTIFACTS_DIR, PROJECT_DIR, wait_for
 from tests.test_browser import CHROMIUM, FLAGS
-
-
 
 
 def test_grid_points_skip_impossible_combinations():

@@ -17,11 +17,11 @@ from core.data.augment import AugmentConfig
 from core.data.sampling import sample, split
 from core.data.scan import scan_folder
 from core.errors import RunError, TrainingError
+from core.plan import plan_phases
 from core.predict import predict_sources, run_model
 from core.runs import list_runs, load_run
-from core.plan import plan_phases
 from core.training import parameter_counts, train
-from tests.conftest import wait_for, PROJECT_DIR, make_color_folders
+from tests.conftest import PROJECT_DIR, make_color_folders, wait_for
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from PIL import Image
 from core import insight
 from core.evaluation import Predictions
 from core.runs import load_run
+from core.views import RunViews, learning_curve_points
 from core.viz import figures
 from core.viz.images import colormap, filter_grid, overlay
-from core.views import RunViews, learning_curve_points
 from tests.conftest import square_image
 
 

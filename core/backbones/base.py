@@ -135,7 +135,8 @@ class Backbone:
                     var.assign(weights[f"hub/{var.name}"])
             return
         for block in self.blocks:
-            names = sorted((k for k in weights if k.startswith(block.name + "/")), key=lambda k: int(k.rsplit("/", 1)[1]))
+            names = sorted((k for k in weights if k.startswith(block.name + "/")),
+                           key=lambda k: int(k.rsplit("/", 1)[1]))
             if names:
                 block.set_weights([weights[k] for k in names])
 

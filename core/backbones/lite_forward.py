@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from core import paths
-from core.backbones.summary import BackboneSummary
 from core.backbones.registry import DEFAULT_BACKBONE
+from core.backbones.summary import BackboneSummary
 from core.backbones.tf import tf, tf_keras
 from core.fileio import atomic_write_bytes, atomic_write_json, read_json
 

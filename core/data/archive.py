@@ -23,7 +23,6 @@ from core.data.decode import IMAGE_EXTENSIONS
 from core.data.scan import is_junk, normalise, scan_folder
 from core.errors import DataError
 
-
 MAX_NAME_BYTES = 255  # the usual file-system limit for one path component
 
 
@@ -134,7 +133,8 @@ def import_zip(source: bytes | Path, dest: str | Path, name: str | None = None,
                                          errno.ENOTDIR, errno.EISDIR):
                         raise DataError(f"{label}: cannot write {member} ({exc.strerror}); "
                                         f"check free disk space.") from exc
-                    skipped.append(Skipped(member, "unusable name", f"cannot be saved under this name ({exc.strerror})"))
+                    skipped.append(Skipped(member, "unusable name",
+                                           f"cannot be saved under this name ({exc.strerror})"))
             if not any(tmp.iterdir()):
                 raise DataError(f"{label}: no images found in the archive; expected one folder of images per class"
                                 + (f" ({len(skipped)} member(s) skipped)" if skipped else "") + ".")

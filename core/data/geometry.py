@@ -11,8 +11,12 @@ from __future__ import annotations
 import math
 
 from tf_keras.src.engine.base_layer import BaseRandomLayer
-from tf_keras.src.layers.preprocessing.image_preprocessing import (get_rotation_matrix, get_translation_matrix,
-                                                                   get_zoom_matrix, transform)
+from tf_keras.src.layers.preprocessing.image_preprocessing import (
+    get_rotation_matrix,
+    get_translation_matrix,
+    get_zoom_matrix,
+    transform,
+)
 
 from core.backbones.tf import tf
 

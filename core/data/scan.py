@@ -72,11 +72,13 @@ def scan_folder(root: str | Path, name: str | None = None, extra_skipped: tuple[
             skipped.append(Skipped(relpath, "symbolic link", "links are not followed"))
             continue
         if len(rel_parts) < 2:
-            skipped.append(Skipped(relpath, "not in a class folder", "put each image in a folder named after its class"))
+            skipped.append(Skipped(relpath, "not in a class folder",
+                                   "put each image in a folder named after its class"))
             continue
         label = normalise(rel_parts[0])
         if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            skipped.append(Skipped(relpath, "not an image", f"extension {path.suffix or '(none)'} is not an image type"))
+            skipped.append(Skipped(relpath, "not an image",
+                                   f"extension {path.suffix or '(none)'} is not an image type"))
             continue
         try:
             data = path.read_bytes()

@@ -23,7 +23,6 @@ from core.data.dataset import Dataset
 from core.data.scan import normalise, scan_folder
 from core.errors import DataError
 
-
 MAX_IMAGE_BYTES = 25 * 1024**2  # one uploaded image
 MAX_FILES_PER_ADD = 500  # images added to a class in one go
 MAX_ZIP_BYTES = 200 * 1024**2  # matches server.maxUploadSize in .streamlit/config.toml
@@ -39,8 +38,8 @@ class DemoDataset:
 
 
 DEMOS = {
-    "digits": DemoDataset("digits", "Handwritten digits 0-9, 8x8 grayscale, dark on light (far from ImageNet)", 10, 1797,
-                          "scikit-learn load_digits"),
+    "digits": DemoDataset("digits", "Handwritten digits 0-9, 8x8 grayscale, dark on light (far from ImageNet)", 10,
+                          1797, "scikit-learn load_digits"),
     "faces": DemoDataset("faces", "Faces vs non-faces, 25x25 grayscale crops from LFW", 2, 200,
                          "scikit-image data.lfw_subset"),
 }
