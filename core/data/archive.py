@@ -71,70 +71,18 @@ def import_zip(source: bytes | Path, dest: str | Path, name: str | None = None,
     label = name or dest.name
     if dest.exists():
         raise DataError(f"{dest} already exists; choose another dataset name.")
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{label}: not a readable zip archive ({exc}).") from exc
-    with archive:
+    with _open_archive(source, label) as archive:
         infos = archive.infolist()
-        if len(infos) > limits.max_entries:
-            raise DataError(f"{label}: the archive has {len(infos):,} entries; the limit is {limits.max_entries:,}. "
-                            f"Split it into smaller archives.")
-        declared = sum(i.file_size for i in infos)
-        if declared > limits.max_total_bytes:
-            raise DataError(f"{label}: the archive expands to {declared / 1024**3:.1f} GB; the limit is "
-                            f"{limits.max_total_bytes / 1024**3:.1f} GB.")
+        _check_declared(infos, limits, label)
         skipped: list[Skipped] = []
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}-"))
         try:
             written = 0
             for info in infos:
-                parts = [normalise(p) for p in PurePosixPath(info.filename.replace("\\", "/")).parts]
-                if not parts or info.is_dir():  # a name cut to nothing at a NUL byte has no parts
-                    continue
-                member = "/".join(parts).replace("//", "/")
-                reason = _unsafe_reason(info, limits)  # before the junk test: '..' looks hidden
-                if reason:
-                    skipped.append(Skipped(member, reason, "archive member not extracted"))
-                    continue
-                if is_junk(parts):
-                    continue
-                if PurePosixPath(member).suffix.lower() not in IMAGE_EXTENSIONS:
-                    skipped.append(Skipped(member, "not an image", "extension is not an image type"))
-                    continue
-                try:
-                    content = _read_bounded(archive, info, info.file_size)
-                except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError, ValueError,
-                        zlib.error) as exc:  # what a damaged member can raise while it is read
-                    skipped.append(Skipped(member, "corrupt", f"cannot read archive member ({exc})"))
-                    continue
-                except RuntimeError as exc:  # zipfile raises RuntimeError for encrypted members
-                    skipped.append(Skipped(member, "encrypted", str(exc)))
-                    continue
-                written += len(content)
+                written += _extract(archive, info, tmp, limits, label, skipped)
                 if written > limits.max_total_bytes:
                     raise DataError(f"{label}: the archive expands beyond {limits.max_total_bytes / 1024**3:.1f} GB.")
-                target = tmp.joinpath(*parts)
-                if tmp.resolve() not in target.resolve().parents:  # belt and braces against path tricks
-                    skipped.append(Skipped(member, "unsafe path", "would be written outside the dataset folder"))
-                    continue
-                if any(len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for p in parts):
-                    skipped.append(Skipped(member, "name too long", f"a name part is over {MAX_NAME_BYTES} bytes"))
-                    continue
-                try:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    if target.exists():
-                        skipped.append(Skipped(member, "duplicate name", "another member has the same name"))
-                        continue
-                    target.write_bytes(content)
-                except OSError as exc:
-                    if exc.errno not in (errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ, errno.EEXIST,
-                                         errno.ENOTDIR, errno.EISDIR):
-                        raise DataError(f"{label}: cannot write {member} ({exc.strerror}); "
-                                        f"check free disk space.") from exc
-                    skipped.append(Skipped(member, "unusable name",
-                                           f"cannot be saved under this name ({exc.strerror})"))
             if not any(tmp.iterdir()):
                 raise DataError(f"{label}: no images found in the archive; expected one folder of images per class"
                                 + (f" ({len(skipped)} member(s) skipped)" if skipped else "") + ".")
@@ -146,3 +94,73 @@ def import_zip(source: bytes | Path, dest: str | Path, name: str | None = None,
     except DataError as exc:  # e.g. images but no class folders: refuse the archive, keep nothing
         shutil.rmtree(dest, ignore_errors=True)
         raise DataError(f"{label}: {str(exc).removeprefix(str(dest)).lstrip()}") from exc
+
+
+def _open_archive(source: bytes | Path, label: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{label}: not a readable zip archive ({exc}).") from exc
+
+
+def _check_declared(infos: list[zipfile.ZipInfo], limits: ZipLimits, label: str) -> None:
+    """Refuse an archive whose directory alone is over the limits, before anything is read."""
+    if len(infos) > limits.max_entries:
+        raise DataError(f"{label}: the archive has {len(infos):,} entries; the limit is {limits.max_entries:,}. "
+                        f"Split it into smaller archives.")
+    declared = sum(i.file_size for i in infos)
+    if declared > limits.max_total_bytes:
+        raise DataError(f"{label}: the archive expands to {declared / 1024**3:.1f} GB; the limit is "
+                        f"{limits.max_total_bytes / 1024**3:.1f} GB.")
+
+
+def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, tmp: Path, limits: ZipLimits, label: str,
+             skipped: list[Skipped]) -> int:
+    """Write one member under `tmp` if it is a safe, readable image, else add why to `skipped`;
+    returns the bytes read (they count against the archive's limit even when not written)."""
+    parts = [normalise(p) for p in PurePosixPath(info.filename.replace("\\", "/")).parts]
+    if not parts or info.is_dir():  # a name cut to nothing at a NUL byte has no parts
+        return 0
+    member = "/".join(parts).replace("//", "/")
+    reason = _unsafe_reason(info, limits)  # before the junk test: '..' looks hidden
+    if reason:
+        skipped.append(Skipped(member, reason, "archive member not extracted"))
+        return 0
+    if is_junk(parts):
+        return 0
+    if PurePosixPath(member).suffix.lower() not in IMAGE_EXTENSIONS:
+        skipped.append(Skipped(member, "not an image", "extension is not an image type"))
+        return 0
+    try:
+        content = _read_bounded(archive, info, info.file_size)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError, ValueError,
+            zlib.error) as exc:  # what a damaged member can raise while it is read
+        skipped.append(Skipped(member, "corrupt", f"cannot read archive member ({exc})"))
+        return 0
+    except RuntimeError as exc:  # zipfile raises RuntimeError for encrypted members
+        skipped.append(Skipped(member, "encrypted", str(exc)))
+        return 0
+    problem = _write_member(tmp, parts, content, member, label)
+    if problem:
+        skipped.append(problem)
+    return len(content)
+
+
+def _write_member(tmp: Path, parts: list[str], content: bytes, member: str, label: str) -> Skipped | None:
+    """Write the member's bytes at tmp/parts; why not, where its name cannot be used."""
+    target = tmp.joinpath(*parts)
+    if tmp.resolve() not in target.resolve().parents:  # belt and braces against path tricks
+        return Skipped(member, "unsafe path", "would be written outside the dataset folder")
+    if any(len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for p in parts):
+        return Skipped(member, "name too long", f"a name part is over {MAX_NAME_BYTES} bytes")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            return Skipped(member, "duplicate name", "another member has the same name")
+        target.write_bytes(content)
+    except OSError as exc:
+        if exc.errno not in (errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ, errno.EEXIST, errno.ENOTDIR,
+                             errno.EISDIR):
+            raise DataError(f"{label}: cannot write {member} ({exc.strerror}); check free disk space.") from exc
+        return Skipped(member, "unusable name", f"cannot be saved under this name ({exc.strerror})")
+    return None
