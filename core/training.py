@@ -154,7 +154,7 @@ class SelectiveModel(tf_keras.Model):
 
 def run_batches(model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """Inference over x in batches through one traced function (a fixed signature, so the last
-    partial batch does not retrace). On a 2-core CPU this is ~1.5x faster than model.predict."""
+    partial batch does not retrace); faster than model.predict, most of all for one image (BENCHMARKS.md)."""
     if len(x) == 0:
         return np.zeros((0, *model.output_shape[1:]), np.float32)
     key = (tuple(x.shape[1:]), str(x.dtype))
@@ -307,7 +307,7 @@ def _frozen_model(backbone, frozen: int, size: int) -> tf_keras.Model:
     return tf_keras.Model(image_in, backbone.layer(scaled, training=False), name="frozen_part")
 
 
-def _extract(job: _Job, plan: RunPlan, forward, images: dict) -> dict:
+def _extract(job: _Job, forward, images: dict) -> dict:
     """The un-augmented images through the frozen part, once."""
     job.report("features", batches=sum(len(images[n]) for n in PARTS))
     everything = forward(np.concatenate([images[n] for n in PARTS]))
@@ -428,6 +428,36 @@ def _fit_dense(job: _Job, plan: RunPlan, models: _Models, data: dict) -> dict:
         return {n: run_batches(models.fit, data["images"][n]) for n in PARTS}
 
 
+def _frozen_outputs(job: _Job, plan: RunPlan, backbone, summary, forward, images: dict) -> dict:
+    """What the frozen part hands the trainable part: cut tensors once per image and, with augmentation,
+    every epoch's augmented vectors, as the plan says; `inputs` is what fit() trains on."""
+    config = job.config
+    data = {"images": images, "cuts": None, "per_epoch": None}
+    if forward is None and plan.precompute:
+        with job.scope():
+            frozen_model = _frozen_model(backbone, plan.frozen, summary.input_size)
+        forward = lambda x: run_batches(frozen_model, x)  # noqa: E731
+    if plan.precompute:
+        with job.timed("features"):
+            data["cuts"] = _extract(job, forward, images)
+    if plan.consumes == EPOCH_VECTORS:
+        with job.timed("augment"):
+            data["per_epoch"] = _augmented_features(ArrayAugmenter(config.augment, config.seed), forward,
+                                                    images["train"], config.epochs, job.progress, job.should_stop)
+    data["inputs"] = data["cuts"] if plan.cached else images
+    return data
+
+
+def _fit_head(job: _Job, plan: RunPlan, backbone, summary, data: dict, num_classes: int):
+    """The head (and the unfrozen blocks) trained; returns the head and each part's probabilities."""
+    if plan.head == "dense":
+        models = _build_models(job, plan, backbone, summary, num_classes)
+        return models.head, _fit_dense(job, plan, models, data)
+    head = new_head(plan.head, num_classes)
+    with job.timed("fit"):
+        return head, _fit_linear(job, head, data["cuts"], data["labels"], num_classes)
+
+
 def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None] | None = None,
           should_stop: Callable[[], bool] | None = None, on_epoch: Callable[[list[dict]], None] | None = None,
           strategy: tf.distribute.Strategy | None = None) -> TrainResult:
@@ -437,34 +467,13 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
     job, classes = _Job(config, progress, should_stop, on_epoch, strategy), split.classes
     with job.timed("load"):
         plan, backbone, summary, forward = _load(job, split)
+    job.timings["frozen_forward"] = plan.engine
     with job.timed("decode"):
         images, labels = _decode(job, split, summary.input_size)
-    if forward is None and plan.precompute:
-        with job.scope():
-            forward = _tensorflow_forward(_frozen_model(backbone, plan.frozen, summary.input_size))
-    job.timings["frozen_forward"] = plan.engine
-    data = {"images": images, "labels": labels, "cuts": None, "per_epoch": None}
-    if plan.precompute:
-        with job.timed("features"):
-            data["cuts"] = _extract(job, plan, forward, images)
-    if plan.consumes == EPOCH_VECTORS:
-        with job.timed("augment"):
-            data["per_epoch"] = _augmented_features(ArrayAugmenter(config.augment, config.seed), forward,
-                                                    images["train"], config.epochs, progress, should_stop)
-    data["inputs"] = data["cuts"] if plan.cached else images
-    if config.head == "dense":
-        models = _build_models(job, plan, backbone, summary, len(classes))
-        probs, head = _fit_dense(job, plan, models, data), models.head
-    else:
-        head = new_head(config.head, len(classes))
-        with job.timed("fit"):
-            probs = _fit_linear(job, head, data["cuts"], labels, len(classes))
+    data = {**_frozen_outputs(job, plan, backbone, summary, forward, images), "labels": labels}
+    head, probs = _fit_head(job, plan, backbone, summary, data, len(classes))
     weights = {**head.weights(), **(backbone.tuned_weights(plan.frozen) if plan.fine_tunes else {})}
     predictions = {n: Predictions(tuple(i.relpath for i in getattr(split, n)), labels[n], probs[n], classes)
                    for n in PARTS}
     trainable, frozen = parameter_counts(summary, plan.frozen, len(classes))
     return TrainResult(job.history, predictions, summarize(predictions), job.timings, weights, trainable, frozen, plan)
-
-
-def _tensorflow_forward(model: tf_keras.Model):
-    return lambda x: run_batches(model, x)

@@ -36,7 +36,7 @@ if env.bundled_model != "ready":
                f"first use (about 20 seconds), or run `python -m core prepare`.")
 elif env.tflite_copy != "ready":
     st.caption("Training runs the frozen blocks through TensorFlow. `python -m core prepare` (part of `make run`) "
-               "adds a TensorFlow Lite copy of them that runs about 1.8x faster on a CPU.")
+               "adds a TensorFlow Lite copy of them that runs faster on a CPU.")
 with st.expander("Environment details"):
     st.write({"tf_keras": env.tf_keras, "tensorflow_hub": env.tensorflow_hub, "GPUs": list(env.gpus) or "none",
               "TF Hub export of the bundled model": env.hub_export,

@@ -55,7 +55,7 @@ def available_offline(spec: BackboneSpec) -> bool:
 
 @lru_cache(maxsize=4)
 def _bundled_summary(input_size: int) -> tuple[int, int]:
-    """Three catalog entries share this architecture: build it (about 3 s) once per size."""
+    """Three catalog entries share this architecture: build it (seconds, not milliseconds) once per size."""
     from core.backbones import bundled
 
     blocks, _, features, _ = bundled.build(input_size)

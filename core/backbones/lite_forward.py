@@ -107,7 +107,7 @@ def forward_for(backbone_name: str, size: int, cut: int) -> LiteForward | None:
 
 def whole_summary(backbone_name: str, size: int | None) -> BackboneSummary | None:
     """The backbone as the converted forward through every block describes it, without building it
-    in TensorFlow (about 4 s); None where there is no such file (another backbone or size, a GPU)."""
+    in TensorFlow (seconds); None where there is no such file (another backbone or size, a GPU)."""
     from core.backbones import efficientnet_lite as lite
 
     size = size or lite.INPUT_SIZE
