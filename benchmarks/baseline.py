@@ -16,7 +16,7 @@ from core.config import TrainConfig
 from core.data.arrays import load_arrays
 from core.data.augment import AugmentConfig
 from core.data.sampling import Split
-from core.training import plan_phases
+from core.plan import plan_phases
 
 
 def tutorial_augmenter(config: AugmentConfig, seed: int) -> tf_keras.Sequential:
