@@ -6,7 +6,15 @@ import streamlit as st
 
 from core.data.augment import AugmentConfig, previews
 from core.data.sampling import sample
-from core.data.sources import DEMOS, MAX_IMAGE_BYTES, MAX_ZIP_BYTES, add_labelled_files, import_zip_file, uploads_dir
+from core.data.sources import (
+    DEMOS,
+    MAX_IMAGE_BYTES,
+    MAX_ZIP_BYTES,
+    add_labelled_files,
+    check_zip_size,
+    import_zip_file,
+    uploads_dir,
+)
 from core.errors import StudioError
 from core.viz.figures import class_counts
 from ui import resources, state, uploads
@@ -41,9 +49,12 @@ try:
             upload = files[0]
             incoming = uploads_dir() / f".incoming-{s.token}.zip"
             try:
+                check_zip_size(upload.name, upload.size)
                 uploads.copy_to(upload, incoming)
-                uploads.release("zip_upload", files)
-                with st.spinner(f"Unpacking {upload.name}..."):
+            finally:
+                uploads.release("zip_upload", files)  # its bytes leave the server's memory either way
+            try:
+                with st.spinner(f"Unpacking {upload.name} (large photos are downscaled in the studio's copy)..."):
                     ds = import_zip_file(incoming, upload.name)
             finally:
                 incoming.unlink(missing_ok=True)
@@ -87,6 +98,8 @@ c3.metric("Skipped files", len(ds.skipped))
 c4.metric("Smallest class", f"{min(counts.values()) if counts else 0}")
 for warning in ds.warnings:
     st.warning(warning, icon=":material/warning:")
+for note in ds.notes:
+    st.info(note, icon=":material/photo_size_select_large:")
 left, right = st.columns([3, 2])
 left.plotly_chart(class_counts(counts), width="stretch")
 with right:

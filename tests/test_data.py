@@ -16,7 +16,7 @@ from PIL import Image
 from core.data.archive import ZipLimits, import_zip
 from core.data.arrays import ArrayCache, load_arrays
 from core.data.augment import AugmentConfig, previews
-from core.data.decode import MAX_PIXELS, ImageDecodeError, load_array, open_image
+from core.data.decode import MAX_PIXELS, VALIDATION_SIZE, ImageDecodeError, load_array, open_image
 from core.data.sampling import sample, split
 from core.data.scan import scan_folder
 from core.data.sources import DEMOS, add_labelled_files, demo_folder, load_dataset
@@ -129,7 +129,7 @@ def test_non_images_are_named(data, reason):
 def test_truncated_jpeg_is_corrupt():
     data = jpeg_bytes(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
     with pytest.raises(ImageDecodeError, match="cut.jpg: corrupt or truncated") as info:
-        open_image(data[: len(data) // 2], "cut.jpg", draft=True)
+        open_image(data[: len(data) // 2], "cut.jpg", target=VALIDATION_SIZE)
     assert info.value.reason == "corrupt"
 
 
@@ -325,14 +325,24 @@ def test_two_image_classes_still_validate():
 
 # ---------- arrays and augmentation ----------
 
-def test_array_cache_is_bounded(tmp_path):
+def test_array_cache_is_bounded_and_a_second_load_decodes_nothing(tmp_path, monkeypatch):
+    import core.data.arrays as arrays_module
+
     ds = scan_folder(class_folders(tmp_path / "c", {"a": 5, "b": 5}))
-    one = 32 * 32 * 3
-    cache = ArrayCache(max_bytes=one * 4)
+    one = 32 * 32 * 3 + 128  # an .npy file: header and pixels
+    cache = ArrayCache(tmp_path / "cache", max_bytes=one * 4)
     arrays = load_arrays(ds.items, 32, cache=cache)
     assert arrays.shape == (10, 32, 32, 3) and arrays.dtype == np.uint8
-    assert cache.nbytes == one * 4
+    assert cache.nbytes == one * 4  # the oldest six were evicted
     assert (arrays[0] == arrays[0, 0, 0]).all()  # solid colour survives the resize
+    big = ArrayCache(tmp_path / "big")
+    first = load_arrays(ds.items, 32, cache=big)
+    decoded = []
+    monkeypatch.setattr(arrays_module, "load_array", lambda *a, **k: decoded.append(a) or np.zeros((32, 32, 3)))
+    assert np.array_equal(load_arrays(ds.items, 32, cache=big), first) and decoded == []
+    next(big.folder.rglob("*.npy")).write_bytes(b"damaged")  # a damaged file is a miss, decoded again
+    load_arrays(ds.items, 32, cache=big)
+    assert len(decoded) == 1
 
 
 def test_augmentation_previews_vary_and_keep_shape():

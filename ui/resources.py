@@ -30,12 +30,22 @@ def environment():
     return describe()
 
 
-@st.cache_data(show_spinner="Scanning and validating the images...", max_entries=8)
 def dataset(spec: str, stamp: float = 0.0) -> Dataset:
-    """The scanned dataset for a demo name, folder or zip path; a new stamp rescans after edits."""
+    """The scanned dataset for a demo name, folder or zip path; a new stamp rescans after edits. A
+    progress bar shows while the files are checked (only when they are: a cached result is instant)."""
+    bar = st.empty()
+    try:
+        return _scanned(spec, stamp, _progress=lambda done, total: bar.progress(
+            done / total, text=f"Checking the images: {done:,} of {total:,}"))
+    finally:
+        bar.empty()
+
+
+@st.cache_data(show_spinner="Scanning and validating the images...", max_entries=8)
+def _scanned(spec: str, stamp: float, _progress=None) -> Dataset:
     from core.data.sources import load_dataset
 
-    return load_dataset(spec)
+    return load_dataset(spec, progress=_progress)  # _progress: not part of the cache key
 
 
 @st.cache_data(max_entries=256, show_spinner=False)

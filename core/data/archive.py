@@ -1,9 +1,12 @@
-"""Reading an uploaded zip of class folders safely, in memory, into a dataset folder.
+"""Reading an uploaded zip of class folders safely, member by member, into a dataset folder.
 
 Limits are checked against the central directory first (entry count, declared sizes,
 compression ratio) and again while reading (a member may lie about its size). Absolute
 paths, '..', symbolic links and encrypted members are skipped with a reason. Only members
 with an image extension are written, under the destination folder and nowhere else.
+The studio's copy keeps each image at most COPY_MAX_SIDE pixels on its long side (phone photos
+are ten times that; nothing the backbones take needs more); the zip itself is never changed.
+A hidden record beside the images keeps what was skipped and downscaled for later scans.
 """
 
 from __future__ import annotations
@@ -15,15 +18,19 @@ import stat
 import tempfile
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
 from core.data.dataset import Dataset, Skipped
-from core.data.decode import IMAGE_EXTENSIONS
+from core.data.decode import IMAGE_EXTENSIONS, downscaled
 from core.data.scan import is_junk, normalise, scan_folder
 from core.errors import DataError
+from core.fileio import atomic_write_json, read_json
 
 MAX_NAME_BYTES = 255  # the usual file-system limit for one path component
+COPY_MAX_SIDE = 1024
+RECORD = ".import.json"  # hidden: the scanner passes over it
 
 
 @dataclass(frozen=True)
@@ -62,8 +69,16 @@ def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -
     return data
 
 
+@dataclass
+class _Imported:
+    """What an import did besides writing images."""
+    skipped: list[Skipped] = field(default_factory=list)
+    downscaled: int = 0
+
+
 def import_zip(source: bytes | Path, dest: str | Path, name: str | None = None,
-               limits: ZipLimits = ZipLimits()) -> Dataset:
+               limits: ZipLimits = ZipLimits(), max_side: int | None = COPY_MAX_SIDE,
+               progress: Callable[[int, int], None] | None = None) -> Dataset:
     """Unpack the images of a zip (bytes, or a file on disk read member by member) into `dest` and return
     its scanned Dataset. `dest` must not exist yet; on any error nothing is left behind.
     """
@@ -74,26 +89,40 @@ def import_zip(source: bytes | Path, dest: str | Path, name: str | None = None,
     with _open_archive(source, label) as archive:
         infos = archive.infolist()
         _check_declared(infos, limits, label)
-        skipped: list[Skipped] = []
+        done = _Imported()
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}-"))
         try:
             written = 0
             for info in infos:
-                written += _extract(archive, info, tmp, limits, label, skipped)
+                written += _extract(archive, info, tmp, limits, label, done, max_side)
                 if written > limits.max_total_bytes:
                     raise DataError(f"{label}: the archive expands beyond {limits.max_total_bytes / 1024**3:.1f} GB.")
             if not any(tmp.iterdir()):
                 raise DataError(f"{label}: no images found in the archive; expected one folder of images per class"
-                                + (f" ({len(skipped)} member(s) skipped)" if skipped else "") + ".")
+                                + (f" ({len(done.skipped)} member(s) skipped)" if done.skipped else "") + ".")
+            atomic_write_json(tmp / RECORD, {"skipped": [asdict(x) for x in done.skipped],
+                                             "downscaled": done.downscaled, "max_side": max_side})
             tmp.rename(dest)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     try:
-        return scan_folder(dest, name=label, extra_skipped=tuple(skipped))
+        return scan_import(dest, label, progress)
     except DataError as exc:  # e.g. images but no class folders: refuse the archive, keep nothing
         shutil.rmtree(dest, ignore_errors=True)
         raise DataError(f"{label}: {str(exc).removeprefix(str(dest)).lstrip()}") from exc
+
+
+def scan_import(dest: Path, label: str, progress: Callable[[int, int], None] | None = None) -> Dataset:
+    """Scan a folder import_zip wrote, with what its record says was skipped and downscaled."""
+    try:
+        record = read_json(Path(dest) / RECORD)
+    except (OSError, ValueError):
+        record = {}
+    skipped = tuple(Skipped(**x) for x in record.get("skipped", []))
+    notes = (f"{record['downscaled']} image(s) were downscaled to at most {record['max_side']} px on the long side "
+             f"in the studio's copy; the zip itself is unchanged.",) if record.get("downscaled") else ()
+    return scan_folder(dest, name=label, extra_skipped=skipped, notes=notes, progress=progress)
 
 
 def _open_archive(source: bytes | Path, label: str) -> zipfile.ZipFile:
@@ -115,9 +144,11 @@ def _check_declared(infos: list[zipfile.ZipInfo], limits: ZipLimits, label: str)
 
 
 def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, tmp: Path, limits: ZipLimits, label: str,
-             skipped: list[Skipped]) -> int:
-    """Write one member under `tmp` if it is a safe, readable image, else add why to `skipped`;
-    returns the bytes read (they count against the archive's limit even when not written)."""
+             done: _Imported, max_side: int | None) -> int:
+    """Write one member under `tmp` if it is a safe, readable image (downscaled to max_side), else note
+    why it was skipped; returns the bytes read (they count against the archive's limit even when not
+    written)."""
+    skipped = done.skipped
     parts = [normalise(p) for p in PurePosixPath(info.filename.replace("\\", "/")).parts]
     if not parts or info.is_dir():  # a name cut to nothing at a NUL byte has no parts
         return 0
@@ -140,9 +171,12 @@ def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, tmp: Path, limits:
     except RuntimeError as exc:  # zipfile raises RuntimeError for encrypted members
         skipped.append(Skipped(member, "encrypted", str(exc)))
         return 0
-    problem = _write_member(tmp, parts, content, member, label)
+    smaller = downscaled(content, member, max_side) if max_side else None
+    problem = _write_member(tmp, parts, smaller or content, member, label)
     if problem:
         skipped.append(problem)
+    elif smaller:
+        done.downscaled += 1
     return len(content)
 
 

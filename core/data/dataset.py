@@ -29,6 +29,7 @@ class Dataset:
     items: tuple[ImageItem, ...]
     skipped: tuple[Skipped, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()  # what the studio did to its copy of the data (downscaling)
 
     def counts(self) -> dict[str, int]:
         counter = Counter(item.label for item in self.items)
@@ -43,6 +44,7 @@ class Dataset:
     def summary(self) -> dict:
         return {"name": self.name, "root": self.root, "classes": list(self.classes), "images": len(self.items),
                 "counts": self.counts(), "skipped": self.skipped_by_reason(), "warnings": list(self.warnings),
+                "notes": list(self.notes),
                 "skipped_files": [{"name": s.name, "reason": s.reason, "detail": s.detail} for s in self.skipped]}
 
 
@@ -54,4 +56,4 @@ def validation_lines(summary: dict) -> list[str]:
     skipped = summary.get("skipped_files", [])
     lines.append(f"{len(skipped)} file(s) skipped" + (":" if skipped else ""))
     lines += [f"  {s['name']}: {s['reason']}" + (f" ({s['detail']})" if s.get("detail") else "") for s in skipped]
-    return lines + [f"warning: {w}" for w in summary.get("warnings", [])]
+    return lines + [f"warning: {w}" for w in summary.get("warnings", [])] + list(summary.get("notes", []))

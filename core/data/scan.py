@@ -1,9 +1,10 @@
 """Scanning a folder of class sub-folders into a validated Dataset.
 
-Every candidate file is decoded once (JPEGs in draft mode, which still reads the whole
-file and so catches truncation) to decide whether it is usable; the reasons for skipping a
-file are kept for the report. Exact duplicates (same SHA-256) are kept once: later copies
-are skipped, so a duplicate can never land on both sides of a split.
+Every candidate file is hashed in pieces and decoded once (JPEGs at their smallest DCT scale,
+which still reads the whole file and so catches truncation) to decide whether it is usable,
+on every core; the reasons for skipping a file are kept for the report. Exact duplicates
+(same SHA-256) are kept once: later copies are skipped, so a duplicate can never land on both
+sides of a split.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from pathlib import Path
+from typing import Callable
 
 from core.data.dataset import Dataset, ImageItem, Skipped
-from core.data.decode import IMAGE_EXTENSIONS, ImageDecodeError, open_image
+from core.data.decode import IMAGE_EXTENSIONS, VALIDATION_SIZE, ImageDecodeError, open_image
+from core.data.parallel import parallel_map
 from core.errors import DataError
 
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
@@ -53,16 +56,41 @@ def dataset_warnings(counts: dict[str, int]) -> list[str]:
     return warnings
 
 
-def scan_folder(root: str | Path, name: str | None = None, extra_skipped: tuple[Skipped, ...] = ()) -> Dataset:
-    """Validate root/<class>/**/<image> into a Dataset."""
+def scan_folder(root: str | Path, name: str | None = None, extra_skipped: tuple[Skipped, ...] = (),
+                notes: tuple[str, ...] = (), progress: Callable[[int, int], None] | None = None) -> Dataset:
+    """Validate root/<class>/**/<image> into a Dataset; progress(done, total) as files are checked."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; expected a folder with one sub-folder per class.")
     class_root = _class_root(root)
-    items: list[ImageItem] = []
-    skipped: list[Skipped] = list(extra_skipped)
-    seen: dict[str, ImageItem] = {}
     labels = {normalise(p.name) for p in class_root.iterdir() if p.is_dir() and not is_junk([p.name])}
+    if not labels:
+        raise DataError(f"{root} has no class folders; expected one sub-folder of images per class.")
+    candidates, skipped = _candidates(class_root)
+    items: list[ImageItem] = []
+    skipped = list(extra_skipped) + skipped
+    seen: dict[str, ImageItem] = {}
+    for (path, relpath, label), checked in zip(candidates, parallel_map(_check, candidates, progress)):
+        if isinstance(checked, Skipped):
+            skipped.append(checked)
+        elif checked in seen:
+            first = seen[checked]
+            where = "the same class" if first.label == label else f"class {first.label!r}"
+            skipped.append(Skipped(relpath, "exact duplicate", f"same bytes as {first.relpath} ({where})"))
+        else:
+            seen[checked] = ImageItem(str(path), relpath, label, checked)
+            items.append(seen[checked])
+    counts = {c: sum(1 for i in items if i.label == c) for c in sorted(labels)}
+    empty = [c for c, n in counts.items() if n == 0]
+    counts = {c: n for c, n in counts.items() if n > 0}
+    warnings = [f"Class folder {c!r} has no usable images and was left out." for c in empty]
+    return Dataset(name or root.name, str(class_root), tuple(counts), tuple(items), tuple(skipped),
+                   tuple(warnings + dataset_warnings(counts)), notes)
+
+
+def _candidates(class_root: Path) -> tuple[list[tuple[Path, str, str]], list[Skipped]]:
+    """(path, relpath, label) of every file worth decoding, in name order, and what was passed over."""
+    candidates, skipped = [], []
     for path in sorted(class_root.rglob("*")):
         rel_parts = path.relative_to(class_root).parts
         if is_junk(rel_parts) or path.is_dir():
@@ -70,39 +98,27 @@ def scan_folder(root: str | Path, name: str | None = None, extra_skipped: tuple[
         relpath = normalise("/".join(rel_parts))
         if path.is_symlink():
             skipped.append(Skipped(relpath, "symbolic link", "links are not followed"))
-            continue
-        if len(rel_parts) < 2:
+        elif len(rel_parts) < 2:
             skipped.append(Skipped(relpath, "not in a class folder",
                                    "put each image in a folder named after its class"))
-            continue
-        label = normalise(rel_parts[0])
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        elif path.suffix.lower() not in IMAGE_EXTENSIONS:
             skipped.append(Skipped(relpath, "not an image",
                                    f"extension {path.suffix or '(none)'} is not an image type"))
-            continue
-        try:
-            data = path.read_bytes()
-            open_image(data, relpath, draft=True)
-        except ImageDecodeError as exc:
-            skipped.append(Skipped(relpath, exc.reason, str(exc)))
-            continue
-        except OSError as exc:
-            skipped.append(Skipped(relpath, "unreadable", exc.strerror or str(exc)))
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        if digest in seen:
-            first = seen[digest]
-            where = "the same class" if first.label == label else f"class {first.label!r}"
-            skipped.append(Skipped(relpath, "exact duplicate", f"same bytes as {first.relpath} ({where})"))
-            continue
-        item = ImageItem(str(path), relpath, label, digest)
-        seen[digest] = item
-        items.append(item)
-    if not labels:
-        raise DataError(f"{root} has no class folders; expected one sub-folder of images per class.")
-    counts = {c: sum(1 for i in items if i.label == c) for c in sorted(labels)}
-    empty = [c for c, n in counts.items() if n == 0]
-    counts = {c: n for c, n in counts.items() if n > 0}
-    warnings = [f"Class folder {c!r} has no usable images and was left out." for c in empty]
-    return Dataset(name or root.name, str(class_root), tuple(counts), tuple(items), tuple(skipped),
-                   tuple(warnings + dataset_warnings(counts)))
+        else:
+            candidates.append((path, relpath, normalise(rel_parts[0])))
+    return candidates, skipped
+
+
+def _check(candidate: tuple[Path, str, str]) -> str | Skipped:
+    """The file's SHA-256 (read in pieces) if it decodes, else why it is skipped."""
+    path, relpath, _ = candidate
+    try:
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+            f.seek(0)
+            open_image(f, relpath, target=VALIDATION_SIZE)
+        return digest
+    except ImageDecodeError as exc:
+        return Skipped(relpath, exc.reason, str(exc))
+    except OSError as exc:
+        return Skipped(relpath, "unreadable", exc.strerror or str(exc))

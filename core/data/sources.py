@@ -12,20 +12,20 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import numpy as np
 from PIL import Image
 
 from core import paths
-from core.data.archive import ZipLimits, import_zip
+from core.data.archive import ZipLimits, import_zip, scan_import
 from core.data.dataset import Dataset
 from core.data.scan import normalise, scan_folder
 from core.errors import DataError
 
 MAX_IMAGE_BYTES = 25 * 1024**2  # one uploaded image
 MAX_FILES_PER_ADD = 500  # images added to a class in one go
-MAX_ZIP_BYTES = 200 * 1024**2  # matches server.maxUploadSize in .streamlit/config.toml
+MAX_ZIP_BYTES = 1024**3  # matches server.maxUploadSize in .streamlit/config.toml
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,14 @@ def check_upload_sizes(files: list[tuple[str, int]], max_bytes: int, max_files: 
             raise DataError(f"{name}: the file is empty.")
 
 
+def check_zip_size(name: str, size: int) -> None:
+    """DataError for an uploaded zip over MAX_ZIP_BYTES (the browser refuses it too)."""
+    if size > MAX_ZIP_BYTES:
+        raise DataError(f"{name}: {size / 1024**3:.2f} GB is over the {MAX_ZIP_BYTES / 1024**3:.0f} GB limit for an "
+                        f"uploaded zip; split it into several zips of whole classes, or put the folder on this "
+                        f"machine and choose 'Folder on this machine'.")
+
+
 def uploads_dir() -> Path:
     return paths.datasets_dir() / "uploads"
 
@@ -125,26 +133,28 @@ def check_data_spec(spec: str) -> str:
                     f"folders, or a .zip of class folders.")
 
 
-def load_dataset(spec: str) -> Dataset:
-    """A bundled demo name, a folder path or a zip path (as the CLI's --data takes)."""
+def load_dataset(spec: str, progress: Callable[[int, int], None] | None = None) -> Dataset:
+    """A bundled demo name, a folder path or a zip path (as the CLI's --data takes); progress(done, total)
+    while the files are checked."""
     kind = check_data_spec(spec)
     if kind == "demo":
-        return scan_folder(demo_folder(spec), name=spec)
+        return scan_folder(demo_folder(spec), name=spec, progress=progress)
     path = Path(spec).expanduser()
     if kind == "folder":
-        return scan_folder(path)
-    return import_zip_file(path, path.name)
+        return scan_folder(path, progress=progress)
+    return import_zip_file(path, path.name, progress=progress)
 
 
-def import_zip_file(path: Path, filename: str, limits: ZipLimits = ZipLimits()) -> Dataset:
+def import_zip_file(path: Path, filename: str, limits: ZipLimits = ZipLimits(),
+                    progress: Callable[[int, int], None] | None = None) -> Dataset:
     """Unpack a zip on disk into the uploads folder (same bytes -> same folder, reused); it is hashed
     and read in pieces, never whole in memory."""
     with open(path, "rb") as f:
         digest = hashlib.file_digest(f, "sha256").hexdigest()
     dest = uploads_dir() / f"{_slug(Path(filename).stem)}-{digest[:12]}"
     if dest.is_dir():
-        return scan_folder(dest, name=Path(filename).stem)
-    return import_zip(Path(path), dest, name=Path(filename).stem, limits=limits)
+        return scan_import(dest, Path(filename).stem, progress)
+    return import_zip(Path(path), dest, name=Path(filename).stem, limits=limits, progress=progress)
 
 
 def add_labelled_files(dataset_name: str, label: str, files: list[tuple[str, bytes | BinaryIO]]) -> Dataset:
