@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -201,7 +202,8 @@ def _write_result(run_id: str, result, seconds: float, device: str) -> None:
     atomic_write_json(folder / "metrics.json", {
         **result.metrics, "seconds": seconds, "timings": result.timings, "cached_features": result.cached,
         "plan": result.plan.to_json(), "trainable_params": result.trainable_params,
-        "frozen_params": result.frozen_params, "device": device})
+        "frozen_params": result.frozen_params, "device": device,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)})
     write_manifest(folder)
 
 

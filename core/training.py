@@ -22,7 +22,7 @@ import numpy as np
 from core.backbones import lite_forward, load_backbone
 from core.backbones.tf import tf, tf_keras
 from core.config import TrainConfig
-from core.data.arrays import load_arrays
+from core.data.arrays import DEFAULT_CACHE, load_arrays
 from core.data.augment import ArrayAugmenter, build_augmenter
 from core.data.sampling import Split
 from core.errors import TrainingError
@@ -284,11 +284,14 @@ def _load(job: _Job, split: Split):
 
 
 def _decode(job: _Job, split: Split, size: int) -> tuple[dict, dict]:
-    """Every image of the split decoded once to uint8 at the input size; labels as class indices."""
+    """Every image of the split decoded once to uint8 at the input size (or read back from the array
+    cache of an earlier run); labels as class indices."""
     items = {n: getattr(split, n) for n in PARTS}
     everything = [i for n in PARTS for i in items[n]]
+    before = DEFAULT_CACHE.decoded
     arrays = load_arrays(everything, size, progress=lambda done, total: job.report("decode", batch=done,
                                                                                     batches=total))
+    job.timings["decoded_images"] = DEFAULT_CACHE.decoded - before
     index = {c: i for i, c in enumerate(split.classes)}
     images, labels, start = {}, {}, 0
     for n in PARTS:

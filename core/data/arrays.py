@@ -27,6 +27,7 @@ class ArrayCache:
 
     def __init__(self, folder: Path | None = None, max_bytes: int = CACHE_BYTES):
         self._folder, self.max_bytes = folder, max_bytes
+        self.decoded = 0  # images load_arrays had to decode (misses), in this process
 
     @property
     def folder(self) -> Path:
@@ -107,5 +108,6 @@ def load_arrays(items: Sequence[ImageItem], size: int, cache: ArrayCache | None 
     for i, array in enumerate(parallel_map(one, items, progress)):
         out[i] = array
     if written:
+        cache.decoded += len(written)
         cache.evict()
     return out
