@@ -79,6 +79,7 @@ def test_same_seed_same_history(small_split):
     config = _config(frozen_blocks=17, epochs=2, dropout=0.3)
     first, second = train(config, small_split), train(config, small_split)
     assert [h["loss"] for h in first.history] == [h["loss"] for h in second.history]
+    assert second.timings["decoded_images"] == 0  # every image came back from the array cache
     other = train(config.with_(seed=4), small_split)
     assert [h["loss"] for h in first.history] != [h["loss"] for h in other.history]
 
