@@ -144,10 +144,13 @@ def execute(run_id: str) -> None:
                   progress={"phase": "decode"})
     try:
         devices = configure_devices()
+        scan_start = time.monotonic()
         parts = _write_data(folder, config)
+        scan_seconds = time.monotonic() - scan_start
         result = train(config, parts, progress=_status_writer(run_id), should_stop=(folder / "cancel").exists,
                        on_epoch=lambda history: write_history(folder, history))
         update_status(run_id, message="saving", progress={"phase": "saving"})
+        result.timings["data_seconds"] = scan_seconds  # scan (and import), sample, split
         _write_result(run_id, result, time.time() - started, f"GPU ({len(devices)})" if devices else "CPU")
         update_status(run_id, state=RunState.COMPLETED, message="done", pid=None, finished=time.time(), progress={})
     except Cancelled as exc:
@@ -177,11 +180,13 @@ def _status_writer(run_id: str):
 
 
 def _write_data(folder: Path, config: TrainConfig):
-    """Scan, sample and split the data; write dataset.json (with every skipped file) and split.json."""
+    """Scan, sample and split the data; write dataset.json (with every skipped file) and split.json. The
+    scan keeps each image's array at the backbone's input size: the trainer then decodes nothing."""
+    from core.backbones import get_spec
     from core.data.sampling import sample, split
     from core.data.sources import load_dataset
 
-    dataset = load_dataset(config.dataset)
+    dataset = load_dataset(config.dataset, prime_size=config.image_size or get_spec(config.backbone).input_size)
     chosen = sample(dataset, config.per_class, config.fraction, config.seed)
     parts = split(chosen.items, config.val_fraction, config.test_fraction, config.seed)
     atomic_write_json(folder / "dataset.json", {

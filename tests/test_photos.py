@@ -88,3 +88,21 @@ def test_a_zip_over_the_upload_limit_gets_a_clear_message():
     check_zip_size("photos.zip", MAX_ZIP_BYTES)
     with pytest.raises(DataError, match=r"photos.zip: 1.50 GB is over the 1 GB limit for an uploaded zip; split it"):
         check_zip_size("photos.zip", int(1.5 * 1024**3))
+
+
+def test_a_primed_scan_leaves_training_no_photo_to_decode(tmp_path, phone_jpeg, monkeypatch):
+    from core.data import arrays
+
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    (tmp_path / "data" / "a" / "photo.jpg").write_bytes(phone_jpeg)
+    Image.new("RGB", (30, 20), (200, 10, 10)).save(tmp_path / "data" / "a" / "small.png")  # cheap: not kept
+    cache = arrays.ArrayCache(tmp_path / "cache")
+    monkeypatch.setattr(arrays, "DEFAULT_CACHE", cache)
+    monkeypatch.setattr("core.data.scan.DEFAULT_CACHE", cache)
+    ds = scan_folder(tmp_path / "data", prime_size=224)
+    decoded = []
+    real = arrays.load_array
+    monkeypatch.setattr(arrays, "load_array", lambda path, *a, **k: decoded.append(path) or real(path, *a, **k))
+    loaded = arrays.load_arrays(ds.items, 224, cache=cache)
+    assert decoded == [str(tmp_path / "data" / "a" / "small.png")]
+    assert np.array_equal(loaded[0], decode.load_array(phone_jpeg, 224))  # the same pixels as a decode

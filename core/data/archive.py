@@ -78,7 +78,7 @@ class _Imported:
 
 def import_zip(source: bytes | Path, dest: str | Path, name: str | None = None,
                limits: ZipLimits = ZipLimits(), max_side: int | None = COPY_MAX_SIDE,
-               progress: Callable[[int, int], None] | None = None) -> Dataset:
+               progress: Callable[[int, int], None] | None = None, prime_size: int | None = None) -> Dataset:
     """Unpack the images of a zip (bytes, or a file on disk read member by member) into `dest` and return
     its scanned Dataset. `dest` must not exist yet; on any error nothing is left behind.
     """
@@ -107,13 +107,14 @@ def import_zip(source: bytes | Path, dest: str | Path, name: str | None = None,
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     try:
-        return scan_import(dest, label, progress)
+        return scan_import(dest, label, progress, prime_size)
     except DataError as exc:  # e.g. images but no class folders: refuse the archive, keep nothing
         shutil.rmtree(dest, ignore_errors=True)
         raise DataError(f"{label}: {str(exc).removeprefix(str(dest)).lstrip()}") from exc
 
 
-def scan_import(dest: Path, label: str, progress: Callable[[int, int], None] | None = None) -> Dataset:
+def scan_import(dest: Path, label: str, progress: Callable[[int, int], None] | None = None,
+                prime_size: int | None = None) -> Dataset:
     """Scan a folder import_zip wrote, with what its record says was skipped and downscaled."""
     try:
         record = read_json(Path(dest) / RECORD)
@@ -122,7 +123,8 @@ def scan_import(dest: Path, label: str, progress: Callable[[int, int], None] | N
     skipped = tuple(Skipped(**x) for x in record.get("skipped", []))
     notes = (f"{record['downscaled']} image(s) were downscaled to at most {record['max_side']} px on the long side "
              f"in the studio's copy; the zip itself is unchanged.",) if record.get("downscaled") else ()
-    return scan_folder(dest, name=label, extra_skipped=skipped, notes=notes, progress=progress)
+    return scan_folder(dest, name=label, extra_skipped=skipped, notes=notes, progress=progress,
+                       prime_size=prime_size)
 
 
 def _open_archive(source: bytes | Path, label: str) -> zipfile.ZipFile:

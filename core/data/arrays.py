@@ -46,6 +46,9 @@ class ArrayCache:
             return None
         return array if array.shape == (key[1], key[1], 3) and array.dtype == np.uint8 else None
 
+    def has(self, key: tuple[str, int]) -> bool:
+        return self._path(key).is_file()
+
     def put(self, key: tuple[str, int], array: np.ndarray) -> None:
         """Written to a temporary name and renamed: readers see a whole file or none. Not fsynced:
         after a power cut a damaged file is only a miss."""

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
+from core.data.arrays import DEFAULT_CACHE
 from core.data.dataset import Dataset, ImageItem, Skipped
-from core.data.decode import IMAGE_EXTENSIONS, VALIDATION_SIZE, ImageDecodeError, open_image
+from core.data.decode import DRAFT_FACTOR, IMAGE_EXTENSIONS, VALIDATION_SIZE, ImageDecodeError, open_image, resize
 from core.data.parallel import parallel_map
 from core.errors import DataError
 
@@ -57,8 +59,13 @@ def dataset_warnings(counts: dict[str, int]) -> list[str]:
 
 
 def scan_folder(root: str | Path, name: str | None = None, extra_skipped: tuple[Skipped, ...] = (),
-                notes: tuple[str, ...] = (), progress: Callable[[int, int], None] | None = None) -> Dataset:
-    """Validate root/<class>/**/<image> into a Dataset; progress(done, total) as files are checked."""
+                notes: tuple[str, ...] = (), progress: Callable[[int, int], None] | None = None,
+                prime_size: int | None = None) -> Dataset:
+    """Validate root/<class>/**/<image> into a Dataset; progress(done, total) as files are checked.
+    With prime_size, images decode at that size instead of the smallest, and the arrays of large ones
+    (photos: what costs to decode) go into the array cache, so that training right after decodes them
+    no more: one decode per photo, not two. Small images are cheap to decode again and are not kept.
+    A file whose bytes already have an array there is not decoded again at all."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; expected a folder with one sub-folder per class.")
@@ -70,7 +77,8 @@ def scan_folder(root: str | Path, name: str | None = None, extra_skipped: tuple[
     items: list[ImageItem] = []
     skipped = list(extra_skipped) + skipped
     seen: dict[str, ImageItem] = {}
-    for (path, relpath, label), checked in zip(candidates, parallel_map(_check, candidates, progress)):
+    check = partial(_check, prime_size=prime_size)
+    for (path, relpath, label), checked in zip(candidates, parallel_map(check, candidates, progress)):
         if isinstance(checked, Skipped):
             skipped.append(checked)
         elif checked in seen:
@@ -84,6 +92,8 @@ def scan_folder(root: str | Path, name: str | None = None, extra_skipped: tuple[
     empty = [c for c, n in counts.items() if n == 0]
     counts = {c: n for c, n in counts.items() if n > 0}
     warnings = [f"Class folder {c!r} has no usable images and was left out." for c in empty]
+    if prime_size:
+        DEFAULT_CACHE.evict()
     return Dataset(name or root.name, str(class_root), tuple(counts), tuple(items), tuple(skipped),
                    tuple(warnings + dataset_warnings(counts)), notes)
 
@@ -109,14 +119,18 @@ def _candidates(class_root: Path) -> tuple[list[tuple[Path, str, str]], list[Ski
     return candidates, skipped
 
 
-def _check(candidate: tuple[Path, str, str]) -> str | Skipped:
+def _check(candidate: tuple[Path, str, str], prime_size: int | None = None) -> str | Skipped:
     """The file's SHA-256 (read in pieces) if it decodes, else why it is skipped."""
     path, relpath, _ = candidate
     try:
         with open(path, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
+            if prime_size and DEFAULT_CACHE.has((digest, prime_size)):
+                return digest  # these bytes decoded before: their array is in the cache
             f.seek(0)
-            open_image(f, relpath, target=VALIDATION_SIZE)
+            image = open_image(f, relpath, target=prime_size or VALIDATION_SIZE)
+        if prime_size and min(image.size) >= DRAFT_FACTOR * prime_size:
+            DEFAULT_CACHE.put((digest, prime_size), resize(image, prime_size))
         return digest
     except ImageDecodeError as exc:
         return Skipped(relpath, exc.reason, str(exc))

@@ -133,28 +133,30 @@ def check_data_spec(spec: str) -> str:
                     f"folders, or a .zip of class folders.")
 
 
-def load_dataset(spec: str, progress: Callable[[int, int], None] | None = None) -> Dataset:
+def load_dataset(spec: str, progress: Callable[[int, int], None] | None = None,
+                 prime_size: int | None = None) -> Dataset:
     """A bundled demo name, a folder path or a zip path (as the CLI's --data takes); progress(done, total)
-    while the files are checked."""
+    while the files are checked; prime_size: see scan_folder."""
     kind = check_data_spec(spec)
     if kind == "demo":
-        return scan_folder(demo_folder(spec), name=spec, progress=progress)
+        return scan_folder(demo_folder(spec), name=spec, progress=progress, prime_size=prime_size)
     path = Path(spec).expanduser()
     if kind == "folder":
-        return scan_folder(path, progress=progress)
-    return import_zip_file(path, path.name, progress=progress)
+        return scan_folder(path, progress=progress, prime_size=prime_size)
+    return import_zip_file(path, path.name, progress=progress, prime_size=prime_size)
 
 
 def import_zip_file(path: Path, filename: str, limits: ZipLimits = ZipLimits(),
-                    progress: Callable[[int, int], None] | None = None) -> Dataset:
+                    progress: Callable[[int, int], None] | None = None, prime_size: int | None = None) -> Dataset:
     """Unpack a zip on disk into the uploads folder (same bytes -> same folder, reused); it is hashed
     and read in pieces, never whole in memory."""
     with open(path, "rb") as f:
         digest = hashlib.file_digest(f, "sha256").hexdigest()
     dest = uploads_dir() / f"{_slug(Path(filename).stem)}-{digest[:12]}"
     if dest.is_dir():
-        return scan_import(dest, Path(filename).stem, progress)
-    return import_zip(Path(path), dest, name=Path(filename).stem, limits=limits, progress=progress)
+        return scan_import(dest, Path(filename).stem, progress, prime_size)
+    return import_zip(Path(path), dest, name=Path(filename).stem, limits=limits, progress=progress,
+                      prime_size=prime_size)
 
 
 def add_labelled_files(dataset_name: str, label: str, files: list[tuple[str, bytes | BinaryIO]]) -> Dataset:
