@@ -1,6 +1,10 @@
-"""Cached loaders: backbones and run models with st.cache_resource, pure data with st.cache_data."""
+"""Cached loaders: backbones with st.cache_resource, thumbnails and block counts with st.cache_data,
+scanned datasets in a small dict of their own (see dataset)."""
 
 from __future__ import annotations
+
+import threading
+from collections import OrderedDict
 
 import streamlit as st
 
@@ -30,22 +34,34 @@ def environment():
     return describe()
 
 
+_DATASETS: OrderedDict[tuple[str, float], Dataset] = OrderedDict()  # shared by every session, like cache_data
+_DATASETS_LOCK = threading.Lock()
+_DATASETS_KEPT = 8
+
+
 def dataset(spec: str, stamp: float = 0.0) -> Dataset:
     """The scanned dataset for a demo name, folder or zip path; a new stamp rescans after edits. A
-    progress bar shows while the files are checked (only when they are: a cached result is instant)."""
-    bar = st.empty()
+    progress bar shows while the files are checked. Not st.cache_data: a cached function cannot draw
+    progress (its element replay refuses closures, streamlit/streamlit#10025), so the few datasets
+    kept here are held in a small dict; a Dataset is immutable, so sessions can share one."""
+    key = (spec, stamp)
+    with _DATASETS_LOCK:
+        if key in _DATASETS:
+            _DATASETS.move_to_end(key)
+            return _DATASETS[key]
+    from core.data.sources import load_dataset
+
+    bar = st.progress(0.0, text="Checking the images...")
     try:
-        return _scanned(spec, stamp, _progress=lambda done, total: bar.progress(
+        found = load_dataset(spec, progress=lambda done, total: bar.progress(
             done / total, text=f"Checking the images: {done:,} of {total:,}"))
     finally:
         bar.empty()
-
-
-@st.cache_data(show_spinner="Scanning and validating the images...", max_entries=8)
-def _scanned(spec: str, stamp: float, _progress=None) -> Dataset:
-    from core.data.sources import load_dataset
-
-    return load_dataset(spec, progress=_progress)  # _progress: not part of the cache key
+    with _DATASETS_LOCK:
+        _DATASETS[key] = found
+        while len(_DATASETS) > _DATASETS_KEPT:
+            _DATASETS.popitem(last=False)
+    return found
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
