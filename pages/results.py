@@ -67,9 +67,10 @@ c[1].metric("Validation accuracy", f"{metrics['val_accuracy']:.1%}")
 c[2].metric("Test accuracy", "-" if metrics.get("test_accuracy") is None else f"{metrics['test_accuracy']:.1%}")
 c[3].metric("Training time", f"{metrics['seconds']:.0f} s")
 c[4].metric("Trainable parameters", f"{metrics['trainable_params']:,}")
-st.caption(f"{dataset_info.get('sample', '')} of {dataset_info.get('name', '')}; "
-           f"{'features cached at the cut' if metrics.get('cached_features') else 'no feature cache'}; "
-           f"trained on {metrics.get('device', 'CPU')}.")
+plan = (metrics.get("plan") or {}).get("description") or (
+    "features cached at the cut." if metrics.get("cached_features") else "no feature cache.")
+st.caption(f"{dataset_info.get('sample', '')} of {dataset_info.get('name', '')}, trained on "
+           f"{metrics.get('device', 'CPU')}: {plan}")
 
 st.plotly_chart(views.curves(), width="stretch")
 
