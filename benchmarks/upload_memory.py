@@ -80,7 +80,7 @@ class Sampler(threading.Thread):
             time.sleep(0.1)
 
 
-def upload(url: str, archive: Path, pid: int) -> dict:
+def upload(url: str, archive: Path, pid: int, screenshot: str | None) -> dict:
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
@@ -100,6 +100,9 @@ def upload(url: str, archive: Path, pid: int) -> dict:
         page.wait_for_timeout(5000)
         sampler.running = False
         after = psutil.Process(pid).memory_info().rss / 1024**2
+        if screenshot:
+            page.set_viewport_size({"width": 1280, "height": 1400})
+            page.screenshot(path=screenshot)
         browser.close()
     return {"before_mb": round(before), "peak_mb": round(sampler.peak), "after_mb": round(after),
             "seconds": round(seconds, 1)}
@@ -108,13 +111,14 @@ def upload(url: str, archive: Path, pid: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=1000, help="size of the zip to upload")
+    parser.add_argument("--screenshot", default=None, help="save the Data page after the import as this PNG")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
         work = Path(tmp)
         archive = make_zip(work, args.mb)
         proc, url = start_server(work / "home")
         try:
-            result = upload(url, archive, proc.pid)
+            result = upload(url, archive, proc.pid, args.screenshot)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
