@@ -48,14 +48,15 @@ def make_zip(work: Path, megabytes: int) -> Path:
     return out
 
 
-def start_server(home: Path) -> tuple[subprocess.Popen, str]:
+def start_server(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "STUDIO_HOME": str(home)}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1"], cwd=paths.PROJECT_DIR, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port",
+                                 str(port), "--server.address", "127.0.0.1"], cwd=paths.PROJECT_DIR, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(240):
         try:
@@ -116,9 +117,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
         work = Path(tmp)
         archive = make_zip(work, args.mb)
-        proc, url = start_server(work / "home")
+        log = work / "streamlit.log"
+        proc, url = start_server(work / "home", log)
         try:
             result = upload(url, archive, proc.pid, args.screenshot)
+        except Exception:
+            print(log.read_text()[-4000:], file=sys.stderr)  # what the server said, for the failure
+            raise
         finally:
             proc.terminate()
             proc.wait(timeout=30)

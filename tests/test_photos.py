@@ -78,6 +78,8 @@ def test_zip_import_downscales_the_studios_copy_and_says_so(tmp_path, phone_jpeg
                      "dogs/1.jpg": (800, 600)}
     assert ds.notes == ("2 image(s) were downscaled to at most 1024 px on the long side in the studio's copy; "
                         "the zip itself is unchanged.",)
+    again = scan_folder(ds.root)  # the app rescans the unpacked folder later: the note stays
+    assert again.notes == ds.notes and [i.relpath for i in again.items] == [i.relpath for i in ds.items]
     copy = decode.load_array(ds.items[0].path, 224).astype(float)
     original = decode.load_array(phone_jpeg, 224).astype(float)
     assert np.abs(copy - original).mean() < 2.0  # what the model sees barely changes

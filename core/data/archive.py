@@ -6,7 +6,7 @@ paths, '..', symbolic links and encrypted members are skipped with a reason. Onl
 with an image extension are written, under the destination folder and nowhere else.
 The studio's copy keeps each image at most COPY_MAX_SIDE pixels on its long side (phone photos
 are ten times that; nothing the backbones take needs more); the zip itself is never changed.
-A hidden record beside the images keeps what was skipped and downscaled for later scans.
+A hidden record beside the class folders keeps what was skipped and downscaled for every later scan.
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ from typing import Callable
 
 from core.data.dataset import Dataset, Skipped
 from core.data.decode import IMAGE_EXTENSIONS, downscaled
-from core.data.scan import is_junk, normalise, scan_folder
+from core.data.scan import IMPORT_RECORD, class_root, is_junk, normalise, scan_folder
 from core.errors import DataError
-from core.fileio import atomic_write_json, read_json
+from core.fileio import atomic_write_json
 
 MAX_NAME_BYTES = 255  # the usual file-system limit for one path component
 COPY_MAX_SIDE = 1024
-RECORD = ".import.json"  # hidden: the scanner passes over it
 
 
 @dataclass(frozen=True)
@@ -101,30 +100,16 @@ def import_zip(source: bytes | Path, dest: str | Path, name: str | None = None,
             if not any(tmp.iterdir()):
                 raise DataError(f"{label}: no images found in the archive; expected one folder of images per class"
                                 + (f" ({len(done.skipped)} member(s) skipped)" if done.skipped else "") + ".")
-            atomic_write_json(tmp / RECORD, {"skipped": [asdict(x) for x in done.skipped],
-                                             "downscaled": done.downscaled, "max_side": max_side})
+            atomic_write_json(class_root(tmp) / IMPORT_RECORD, {"skipped": [asdict(x) for x in done.skipped],
+                                                                "downscaled": done.downscaled, "max_side": max_side})
             tmp.rename(dest)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     try:
-        return scan_import(dest, label, progress, prime_size)
+        return scan_folder(dest, name=label, progress=progress, prime_size=prime_size)
     except DataError as exc:  # e.g. images but no class folders: refuse the archive, keep nothing
         shutil.rmtree(dest, ignore_errors=True)
         raise DataError(f"{label}: {str(exc).removeprefix(str(dest)).lstrip()}") from exc
-
-
-def scan_import(dest: Path, label: str, progress: Callable[[int, int], None] | None = None,
-                prime_size: int | None = None) -> Dataset:
-    """Scan a folder import_zip wrote, with what its record says was skipped and downscaled."""
-    try:
-        record = read_json(Path(dest) / RECORD)
-    except (OSError, ValueError):
-        record = {}
-    skipped = tuple(Skipped(**x) for x in record.get("skipped", []))
-    notes = (f"{record['downscaled']} image(s) were downscaled to at most {record['max_side']} px on the long side "
-             f"in the studio's copy; the zip itself is unchanged.",) if record.get("downscaled") else ()
-    return scan_folder(dest, name=label, extra_skipped=skipped, notes=notes, progress=progress,
-                       prime_size=prime_size)
 
 
 def _open_archive(source: bytes | Path, label: str) -> zipfile.ZipFile:

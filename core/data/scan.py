@@ -20,8 +20,10 @@ from core.data.dataset import Dataset, ImageItem, Skipped
 from core.data.decode import DRAFT_FACTOR, IMAGE_EXTENSIONS, VALIDATION_SIZE, ImageDecodeError, open_image, resize
 from core.data.parallel import parallel_map
 from core.errors import DataError
+from core.fileio import read_json
 
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
+IMPORT_RECORD = ".import.json"  # written by a zip import beside its class folders; hidden, so never an image
 MIN_PER_CLASS_WARNING = 10
 IMBALANCE_WARNING_RATIO = 3.0
 
@@ -35,7 +37,7 @@ def normalise(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
-def _class_root(root: Path) -> Path:
+def class_root(root: Path) -> Path:
     """A zip often wraps the class folders in one top folder: look inside it."""
     entries = [p for p in root.iterdir() if not is_junk([p.name])]
     if len(entries) == 1 and entries[0].is_dir():
@@ -58,8 +60,7 @@ def dataset_warnings(counts: dict[str, int]) -> list[str]:
     return warnings
 
 
-def scan_folder(root: str | Path, name: str | None = None, extra_skipped: tuple[Skipped, ...] = (),
-                notes: tuple[str, ...] = (), progress: Callable[[int, int], None] | None = None,
+def scan_folder(root: str | Path, name: str | None = None, progress: Callable[[int, int], None] | None = None,
                 prime_size: int | None = None) -> Dataset:
     """Validate root/<class>/**/<image> into a Dataset; progress(done, total) as files are checked.
     With prime_size, images decode at that size instead of the smallest, and the arrays of large ones
@@ -69,13 +70,14 @@ def scan_folder(root: str | Path, name: str | None = None, extra_skipped: tuple[
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; expected a folder with one sub-folder per class.")
-    class_root = _class_root(root)
-    labels = {normalise(p.name) for p in class_root.iterdir() if p.is_dir() and not is_junk([p.name])}
+    classes_in = class_root(root)
+    labels = {normalise(p.name) for p in classes_in.iterdir() if p.is_dir() and not is_junk([p.name])}
     if not labels:
         raise DataError(f"{root} has no class folders; expected one sub-folder of images per class.")
-    candidates, skipped = _candidates(class_root)
+    candidates, passed_over = _candidates(classes_in)
+    skipped, notes = _import_record(classes_in)
+    skipped += passed_over
     items: list[ImageItem] = []
-    skipped = list(extra_skipped) + skipped
     seen: dict[str, ImageItem] = {}
     check = partial(_check, prime_size=prime_size)
     for (path, relpath, label), checked in zip(candidates, parallel_map(check, candidates, progress)):
@@ -94,8 +96,21 @@ def scan_folder(root: str | Path, name: str | None = None, extra_skipped: tuple[
     warnings = [f"Class folder {c!r} has no usable images and was left out." for c in empty]
     if prime_size:
         DEFAULT_CACHE.evict()
-    return Dataset(name or root.name, str(class_root), tuple(counts), tuple(items), tuple(skipped),
+    return Dataset(name or root.name, str(classes_in), tuple(counts), tuple(items), tuple(skipped),
                    tuple(warnings + dataset_warnings(counts)), notes)
+
+
+def _import_record(classes_in: Path) -> tuple[list[Skipped], tuple[str, ...]]:
+    """What a zip import wrote beside the class folders: the members it skipped, and a note of the
+    images it downscaled. Nothing for a folder that was not imported (or a damaged record)."""
+    try:
+        record = read_json(classes_in / IMPORT_RECORD)
+        skipped = [Skipped(**x) for x in record.get("skipped", [])]
+    except (OSError, ValueError, TypeError):
+        return [], ()
+    notes = (f"{record['downscaled']} image(s) were downscaled to at most {record['max_side']} px on the long side "
+             f"in the studio's copy; the zip itself is unchanged.",) if record.get("downscaled") else ()
+    return skipped, notes
 
 
 def _candidates(class_root: Path) -> tuple[list[tuple[Path, str, str]], list[Skipped]]:

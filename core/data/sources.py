@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from core import paths
-from core.data.archive import ZipLimits, import_zip, scan_import
+from core.data.archive import ZipLimits, import_zip
 from core.data.dataset import Dataset
 from core.data.scan import normalise, scan_folder
 from core.errors import DataError
@@ -154,7 +154,7 @@ def import_zip_file(path: Path, filename: str, limits: ZipLimits = ZipLimits(),
         digest = hashlib.file_digest(f, "sha256").hexdigest()
     dest = uploads_dir() / f"{_slug(Path(filename).stem)}-{digest[:12]}"
     if dest.is_dir():
-        return scan_import(dest, Path(filename).stem, progress, prime_size)
+        return scan_folder(dest, name=Path(filename).stem, progress=progress, prime_size=prime_size)
     return import_zip(Path(path), dest, name=Path(filename).stem, limits=limits, progress=progress,
                       prime_size=prime_size)
 
