@@ -1,4 +1,4 @@
-"""Entry point: page config, session state, shared sidebar and navigation over pages/."""
+"""Entry point: page config, session state, shared sidebar and navigation over app_pages/."""
 
 import streamlit as st
 
@@ -9,13 +9,13 @@ st.set_page_config(page_title="Transfer Learning Studio", page_icon=":material/m
 state.init()
 
 pages = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/data.py", title="Data", icon=":material/photo_library:"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/results.py", title="Results", icon=":material/insights:"),
-    st.Page("pages/activations.py", title="Activations", icon=":material/visibility:"),
-    st.Page("pages/predict.py", title="Predict", icon=":material/image_search:"),
-    st.Page("pages/experiments.py", title="Experiments", icon=":material/table_chart:"),
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/data.py", title="Data", icon=":material/photo_library:"),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/results.py", title="Results", icon=":material/insights:"),
+    st.Page("app_pages/activations.py", title="Activations", icon=":material/visibility:"),
+    st.Page("app_pages/predict.py", title="Predict", icon=":material/image_search:"),
+    st.Page("app_pages/experiments.py", title="Experiments", icon=":material/table_chart:"),
 ]
 page = st.navigation(pages)
 sidebar()

@@ -16,7 +16,7 @@ def open_page(page: str | None = None, **state) -> AppTest:
         at.session_state[key] = value
     at.run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

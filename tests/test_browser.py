@@ -1,5 +1,6 @@
 """One real-browser walk through the app: Playwright driving Debian's Chromium, headless."""
 
+import contextlib
 import os
 import shutil
 import socket
@@ -8,6 +9,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,11 +38,12 @@ class Server:
     runs_dir: str
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@contextlib.contextmanager
+def serve(folder: Path):
+    """A real Streamlit server on a free port, its runs in folder/runs, its log in folder/streamlit.log."""
     port = free_port()
-    env = {**os.environ, "STUDIO_RUNS_DIR": str(tmp_path_factory.mktemp("browser-runs"))}
-    log = open(tmp_path_factory.mktemp("logs") / "streamlit.log", "wb")
+    env = {**os.environ, "STUDIO_RUNS_DIR": str(folder / "runs")}
+    log = open(folder / "streamlit.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
                              "--server.address", "127.0.0.1"], cwd=PROJECT_DIR, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
@@ -55,10 +58,18 @@ def server(tmp_path_factory):
     else:
         proc.kill()
         pytest.fail("streamlit did not start")
-    yield Server(url, proc.pid, env["STUDIO_RUNS_DIR"])
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+    try:
+        yield Server(url, proc.pid, env["STUDIO_RUNS_DIR"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with serve(tmp_path_factory.mktemp("server")) as running:
+        yield running
 
 
 def settle(page, timeout=120_000):
@@ -139,6 +150,23 @@ def test_walk_through_the_app(server, tmp_path):
         check_page(page, "7-predict")
         browser.close()
 
+
+
+def test_a_fresh_servers_first_request_can_be_a_page(tmp_path):
+    """A bookmark to a page, opened right after the server starts, gets that page working, not
+    Streamlit's old multipage mode (which a folder named pages/ beside the entry script turns on)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with serve(tmp_path) as fresh, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"{fresh.url}/data")
+        expect(page.get_by_text("Validation report: digits (demo)")).to_be_visible(timeout=120_000)
+        page.get_by_text("Share of the dataset").click()  # a rerun
+        settle(page)
+        expect(page.get_by_text("Share of every class (%)")).to_be_visible(timeout=60_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        browser.close()
 
 
 def test_uploads_without_the_xsrf_token_are_refused(server):

@@ -71,6 +71,7 @@ def test_zip_import_downscales_the_studios_copy_and_says_so(tmp_path, phone_jpeg
         zf.writestr("pets/cats/1.jpg", photo(800, 600, seed=1))
         zf.writestr("pets/dogs/0.jpg", photo(2000, 1500, seed=2))
         zf.writestr("pets/dogs/1.jpg", photo(800, 600, seed=3))
+        zf.writestr("../escape.jpg", b"never written")
     data = buf.getvalue()
     ds = import_zip(data, tmp_path / "pets", name="pets")
     sizes = {i.relpath: Image.open(i.path).size for i in ds.items}
@@ -80,6 +81,8 @@ def test_zip_import_downscales_the_studios_copy_and_says_so(tmp_path, phone_jpeg
                         "the zip itself is unchanged.",)
     again = scan_folder(ds.root)  # the app rescans the unpacked folder later: the note stays
     assert again.notes == ds.notes and [i.relpath for i in again.items] == [i.relpath for i in ds.items]
+    assert [(x.name, x.reason) for x in again.skipped] == [("../escape.jpg", "unsafe path")] == [
+        (x.name, x.reason) for x in ds.skipped]
     copy = decode.load_array(ds.items[0].path, 224).astype(float)
     original = decode.load_array(phone_jpeg, 224).astype(float)
     assert np.abs(copy - original).mean() < 2.0  # what the model sees barely changes

@@ -61,7 +61,7 @@ def test_three_sessions_keep_their_data_and_runs_apart(own_runs, tmp_path):
     fcntl.flock(lock, fcntl.LOCK_EX)  # hold the queue so all three are waiting at once
     try:
         for at in (a, b, c):
-            at.switch_page("pages/train.py").run()
+            at.switch_page("app_pages/train.py").run()
             at.number_input[0].set_value(1)  # one epoch
             at.button[0].click().run()
             assert not at.exception, [e.value for e in at.exception]
@@ -88,7 +88,7 @@ def test_three_sessions_keep_their_data_and_runs_apart(own_runs, tmp_path):
     assert max(running_at_once) == 1  # one training at a time
 
     for at, run_id in zip((a, b, c), ids):
-        at.switch_page("pages/results.py").run()
+        at.switch_page("app_pages/results.py").run()
         assert not at.exception
         assert f"Run {run_id}" in [h.value for h in at.subheader]
         table = at.dataframe[0].value

@@ -1,4 +1,4 @@
 """Streamlit helpers shared by the pages: session state, cached resources, small widgets.
 
-Only this package and pages/ import streamlit; neither imports TensorFlow directly.
+Only this package and app_pages/ import streamlit; neither imports TensorFlow directly.
 """

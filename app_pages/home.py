@@ -21,8 +21,8 @@ st.markdown(
     "3. **Results**, **Activations**, **Predict**: study the run and try it on new images."
 )
 c1, c2 = st.columns(2)
-c1.page_link("pages/data.py", label="Choose data", icon=":material/photo_library:")
-c2.page_link("pages/train.py", label="Train with the defaults", icon=":material/model_training:")
+c1.page_link("app_pages/data.py", label="Choose data", icon=":material/photo_library:")
+c2.page_link("app_pages/train.py", label="Train with the defaults", icon=":material/model_training:")
 
 env = resources.environment()
 st.subheader("Environment")

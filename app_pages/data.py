@@ -169,4 +169,4 @@ if enabled:
 else:
     s.augment = AugmentConfig()
 
-st.page_link("pages/train.py", label="Next: choose the model and train", icon=":material/arrow_forward:")
+st.page_link("app_pages/train.py", label="Next: choose the model and train", icon=":material/arrow_forward:")

@@ -128,7 +128,7 @@ def live_progress():
     elif run.state == RunState.COMPLETED:
         m = run.metrics()
         st.success(f"Done in {m.get('seconds', 0):.0f} s: validation accuracy {m.get('val_accuracy', 0):.1%}.")
-        st.page_link("pages/results.py", label="See the results", icon=":material/insights:")
+        st.page_link("app_pages/results.py", label="See the results", icon=":material/insights:")
     else:
         st.error(f"{run.state.capitalize()}: {status.get('message', '')}")
     history = run.history()
