@@ -44,7 +44,7 @@ try:
             use(demo, f"{demo} (demo)")
     elif source == SOURCES[1]:
         files = uploads.uploader("Zip with one folder per class (nested folders allowed)", "zip_upload", ["zip"],
-                                 MAX_ZIP_BYTES // 1024**2)
+                                 MAX_ZIP_BYTES // 1000**2)
         if files:
             upload = files[0]
             incoming = uploads_dir() / f".incoming-{s.token}.zip"

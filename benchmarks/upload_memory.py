@@ -81,7 +81,7 @@ class Sampler(threading.Thread):
             time.sleep(0.1)
 
 
-def upload(url: str, archive: Path, pid: int, screenshot: str | None) -> dict:
+def upload(url: str, archive: Path, pid: int, screenshot: str | None, timeout_s: int) -> dict:
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
@@ -96,7 +96,12 @@ def upload(url: str, archive: Path, pid: int, screenshot: str | None) -> dict:
         sampler.start()
         start = time.perf_counter()
         page.locator('input[type="file"]').first.set_input_files(str(archive))
-        expect(page.get_by_text(f"Validation report: {archive.name}")).to_be_visible(timeout=1_800_000)
+        try:
+            expect(page.get_by_text(f"Validation report: {archive.name}")).to_be_visible(timeout=timeout_s * 1000)
+        except AssertionError:
+            if screenshot:
+                page.screenshot(path=screenshot)  # what the page showed instead
+            raise
         seconds = time.perf_counter() - start
         page.wait_for_timeout(5000)
         sampler.running = False
@@ -113,6 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=1000, help="size of the zip to upload")
     parser.add_argument("--screenshot", default=None, help="save the Data page after the import as this PNG")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds to wait for the validation report")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
         work = Path(tmp)
@@ -120,7 +126,7 @@ def main() -> None:
         log = work / "streamlit.log"
         proc, url = start_server(work / "home", log)
         try:
-            result = upload(url, archive, proc.pid, args.screenshot)
+            result = upload(url, archive, proc.pid, args.screenshot, args.timeout)
         except Exception:
             print(log.read_text()[-4000:], file=sys.stderr)  # what the server said, for the failure
             raise

@@ -92,7 +92,7 @@ def test_zip_import_downscales_the_studios_copy_and_says_so(tmp_path, phone_jpeg
 def test_a_zip_over_the_upload_limit_gets_a_clear_message():
     check_zip_size("photos.zip", MAX_ZIP_BYTES)
     with pytest.raises(DataError, match=r"photos.zip: 1.50 GB is over the 1 GB limit for an uploaded zip; split it"):
-        check_zip_size("photos.zip", int(1.5 * 1024**3))
+        check_zip_size("photos.zip", int(1.5 * 1000**3))
 
 
 def test_a_primed_scan_leaves_training_no_photo_to_decode(tmp_path, phone_jpeg, monkeypatch):

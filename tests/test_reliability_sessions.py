@@ -157,4 +157,4 @@ def test_server_upload_limit_matches_the_zip_limit_and_xsrf_is_on():
     from tests.conftest import PROJECT_DIR
 
     server = tomllib.loads((PROJECT_DIR / ".streamlit" / "config.toml").read_text())["server"]
-    assert server["maxUploadSize"] == MAX_ZIP_BYTES // 1024**2 and server["enableXsrfProtection"] is True
+    assert server["maxUploadSize"] == MAX_ZIP_BYTES // 1000**2 and server["enableXsrfProtection"] is True

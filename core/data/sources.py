@@ -25,7 +25,7 @@ from core.errors import DataError
 
 MAX_IMAGE_BYTES = 25 * 1024**2  # one uploaded image
 MAX_FILES_PER_ADD = 500  # images added to a class in one go
-MAX_ZIP_BYTES = 1024**3  # matches server.maxUploadSize in .streamlit/config.toml
+MAX_ZIP_BYTES = 1000 * 1000**2  # 1 GB as the browser counts (decimal); server.maxUploadSize = 1000 (MB)
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def check_upload_sizes(files: list[tuple[str, int]], max_bytes: int, max_files: 
 def check_zip_size(name: str, size: int) -> None:
     """DataError for an uploaded zip over MAX_ZIP_BYTES (the browser refuses it too)."""
     if size > MAX_ZIP_BYTES:
-        raise DataError(f"{name}: {size / 1024**3:.2f} GB is over the {MAX_ZIP_BYTES / 1024**3:.0f} GB limit for an "
+        raise DataError(f"{name}: {size / 1000**3:.2f} GB is over the {MAX_ZIP_BYTES / 1000**3:.0f} GB limit for an "
                         f"uploaded zip; split it into several zips of whole classes, or put the folder on this "
                         f"machine and choose 'Folder on this machine'.")
 
