@@ -88,8 +88,17 @@ def status() -> dict[str, str]:
         return "ready" if not problems else "damaged: " + "; ".join(problems)
 
     return {"keras": one(keras_dir()), "hub": one(hub_dir()),
-            "tflite": "ready" if _tflite_path().is_file() and _tflite_path().with_suffix(".json").is_file()
-            else "not prepared"}
+            "tflite": _file_status(_tflite_path()), "blocks_tflite": _file_status(_blocks_path())}
+
+
+def _file_status(path: Path) -> str:
+    return "ready" if path.is_file() and path.with_suffix(".json").is_file() else "not prepared"
+
+
+def _blocks_path() -> Path:
+    from core.backbones.lite_forward import blocks_path
+
+    return blocks_path(DEFAULT_BACKBONE, lite.INPUT_SIZE)
 
 
 def _tflite_path() -> Path:
@@ -111,7 +120,18 @@ def prepare() -> dict[str, str]:
 
         blocks, _, _, _ = load()
         convert(frozen_part(blocks, lite.INPUT_SIZE, lite.NUM_BLOCKS), _tflite_path(), lite.NUM_BLOCKS)
+    if current["blocks_tflite"] != "ready":  # every block's pooled output, for analysis (core.analysis.features)
+        _convert_blocks()
     return status()
+
+
+def _convert_blocks() -> None:
+    from core.analysis.features import pooled_blocks_model
+    from core.backbones import load_backbone
+    from core.backbones.lite_forward import convert
+
+    model, layout = pooled_blocks_model(load_backbone(DEFAULT_BACKBONE))
+    convert(model, _blocks_path(), lite.NUM_BLOCKS, {"layout": layout.to_json()})
 
 
 def load(input_size: int = lite.INPUT_SIZE):

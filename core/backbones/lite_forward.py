@@ -39,16 +39,21 @@ def frozen_part(blocks, size: int, cut: int) -> tf_keras.Model:
     return tf_keras.Model(image_in, x, name="frozen_part")
 
 
-def convert(model: tf_keras.Model, path: Path, num_blocks: int) -> Path:
+def blocks_path(backbone: str, size: int) -> Path:
+    """The converted pooled-blocks model of core.analysis.features."""
+    return paths.models_dir() / "tflite" / f"{backbone}-{size}px-blocks.tflite"
+
+
+def convert(model: tf_keras.Model, path: Path, num_blocks: int, extra: dict | None = None) -> Path:
     """Write `model` (uint8 image input) as a float32 TFLite model at `path`, with a summary beside
-    it (output width, parameters, the backbone's block count) so that a trainer whose every block is
-    frozen need not build the backbone in TensorFlow at all."""
+    it (output width, parameters, the backbone's block count, and `extra`) so that a trainer whose
+    every block is frozen need not build the backbone in TensorFlow at all."""
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.uint8)
     function = tf.function(lambda x: model(x, training=False), input_signature=[spec])
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], model)
     path.parent.mkdir(parents=True, exist_ok=True)
     summary = {"input_size": int(model.input_shape[1]), "output_shape": list(model.output_shape[1:]),
-               "params": int(model.count_params()), "num_blocks": num_blocks}
+               "params": int(model.count_params()), "num_blocks": num_blocks, **(extra or {})}
     atomic_write_json(path.with_suffix(".json"), summary)
     atomic_write_bytes(path, converter.convert())  # last: the .tflite file is what marks it ready
     return path
@@ -100,6 +105,24 @@ def forward_for(backbone_name: str, size: int, cut: int) -> LiteForward | None:
     try:
         return LiteForward(path)
     except (ValueError, RuntimeError) as exc:  # a damaged file: drop it, TensorFlow does the work
+        log.warning("ignoring damaged %s (%s)", path, exc)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def blocks_forward(backbone_name: str, size: int | None) -> tuple[LiteForward, dict, int] | None:
+    """(the converted pooled-blocks forward, its layout as written at conversion, input size), or None
+    where there is no such file."""
+    from core.backbones import efficientnet_lite as lite
+
+    size = size or lite.INPUT_SIZE
+    path = blocks_path(backbone_name, size)
+    if not _usable(backbone_name, 1) or not path.is_file():
+        return None
+    try:
+        layout = read_json(path.with_suffix(".json"))["layout"]
+        return LiteForward(path), layout, size
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:  # damaged: TensorFlow does the work
         log.warning("ignoring damaged %s (%s)", path, exc)
         path.unlink(missing_ok=True)
         return None

@@ -1,0 +1,141 @@
+"""Transfer analysis: where to cut and how much data, from one forward pass over a sample.
+
+analyze() samples the dataset as a run would, reads every block's pooled output (core.analysis.features),
+scores a linear probe on each block (depth) and on growing numbers of images per class from the last
+block (size), fits a saturating power law and forecasts 2x and 4x the sampled size. The result is kept
+under STUDIO_HOME/analyses/ (the latest per dataset and backbone) for the Analyze page and the report.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from core import paths
+from core.analysis import forecast as forecasting
+from core.analysis import probe
+from core.analysis.features import BlockVectors, block_vectors
+from core.config import ALL
+from core.fileio import atomic_write_json, read_json
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class DepthPoint:
+    block: str
+    accuracy: float
+    std: float
+    trainable_params: int  # to fine-tune from this block on, with the head
+
+
+@dataclass(frozen=True)
+class SizePoint:
+    per_class: int
+    accuracy: float
+    std: float
+
+
+@dataclass(frozen=True)
+class Analysis:
+    dataset: str
+    backbone: str
+    classes: tuple[str, ...]
+    per_class: int  # images per class in the sample (the smallest class)
+    images: int
+    layered: bool  # False: an opaque layer, its final vector only
+    engine: str  # what ran the forward pass: tflite | tensorflow | store
+    computed: int  # images that went through the backbone (the rest came from the feature store)
+    depth: tuple[DepthPoint, ...]
+    sizes: tuple[SizePoint, ...]
+    fit: tuple[float, float, float] | None  # (a, b, c) of a - b * n^-c
+    forecast: tuple[forecasting.Forecast, ...]
+    seconds: float
+
+    @property
+    def best_block(self) -> int:
+        return int(np.argmax([p.accuracy for p in self.depth]))
+
+    @property
+    def suggested_frozen(self) -> int:
+        """Feature extraction (ALL) unless an earlier block beats the last by more than the last's spread:
+        then fine-tune every block after the best one."""
+        last, best = self.depth[-1], self.depth[self.best_block]
+        if best.accuracy - last.accuracy <= max(last.std, 0.01) or not self.layered:
+            return ALL
+        return self.best_block + 1
+
+    def to_json(self) -> dict:
+        return {"dataset": self.dataset, "backbone": self.backbone, "classes": list(self.classes),
+                "per_class": self.per_class, "images": self.images, "layered": self.layered, "engine": self.engine,
+                "computed": self.computed, "depth": [asdict(p) for p in self.depth],
+                "sizes": [asdict(p) for p in self.sizes], "fit": list(self.fit) if self.fit else None,
+                "forecast": [f.to_json() for f in self.forecast], "best_block": self.depth[self.best_block].block,
+                "suggested_frozen": self.suggested_frozen, "seconds": round(self.seconds, 2)}
+
+    @staticmethod
+    def from_json(data: dict) -> "Analysis":
+        return Analysis(data["dataset"], data["backbone"], tuple(data["classes"]), data["per_class"], data["images"],
+                        data["layered"], data["engine"], data["computed"],
+                        tuple(DepthPoint(**p) for p in data["depth"]), tuple(SizePoint(**p) for p in data["sizes"]),
+                        tuple(data["fit"]) if data["fit"] else None,
+                        tuple(forecasting.Forecast(**f) for f in data["forecast"]), data["seconds"])
+
+
+def _depth(vectors: BlockVectors, labels: np.ndarray, seed: int, progress: Progress | None) -> tuple[DepthPoint, ...]:
+    layout, classes = vectors.layout, int(labels.max()) + 1
+    scores = probe.depth_scores(vectors.block, len(layout.blocks), labels, seed,
+                                progress and (lambda d, t: progress("depth", d, t)))
+    return tuple(DepthPoint(name, s.accuracy, s.std, layout.cost_from(i, classes))
+                 for i, (name, s) in enumerate(zip(layout.blocks, scores)))
+
+
+def _sizes(vectors: np.ndarray, labels: np.ndarray, per_class: int, seed: int, progress: Progress | None):
+    scores = probe.size_scores(vectors, labels, seed, progress=progress and (lambda d, t: progress("sizes", d, t)))
+    fit, predicted = forecasting.forecast(scores, [2 * per_class, 4 * per_class], seed)
+    points = tuple(SizePoint(n, float(np.mean(s)), float(np.std(s))) for n, s in scores.items())
+    return points, (fit.a, fit.b, fit.c) if fit else None, tuple(predicted)
+
+
+def analyze(spec: str, backbone: str, per_class: int | None = None, fraction: float | None = None, seed: int = 0,
+            image_size: int | None = None, progress: Progress | None = None) -> Analysis:
+    """The whole analysis of a dataset spec (demo name, folder or zip), as the CLI and the page run it."""
+    from core.data.sampling import sample
+    from core.data.sources import load_dataset
+
+    start = time.perf_counter()
+    dataset = load_dataset(spec, progress=progress and (lambda d, t: progress("scan", d, t)))
+    items = sample(dataset, per_class=per_class, fraction=fraction, seed=seed).items
+    classes = tuple(sorted({i.label for i in items}))
+    labels = np.array([classes.index(i.label) for i in items])
+    probe.folds_for(labels)  # refuse a sample too small before any forward pass
+    vectors = block_vectors(items, backbone, image_size, progress)
+    depth = _depth(vectors, labels, seed, progress)
+    smallest = int(np.bincount(labels).min())
+    sizes, fit, predicted = _sizes(vectors.block(len(vectors.layout.blocks) - 1), labels, smallest, seed, progress)
+    analysis = Analysis(dataset.name, backbone, classes, smallest, len(items), vectors.layout.layered, vectors.engine,
+                        vectors.computed, depth, sizes, fit, predicted, time.perf_counter() - start)
+    save(analysis, spec)
+    return analysis
+
+
+def _path(spec: str, backbone: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", spec).strip("_")[-80:] or "dataset"
+    return paths.studio_home() / "analyses" / f"{slug}--{backbone}.json"
+
+
+def save(analysis: Analysis, spec: str) -> None:
+    atomic_write_json(_path(spec, analysis.backbone), {"spec": spec, **analysis.to_json()})
+
+
+def latest(spec: str, backbone: str) -> Analysis | None:
+    """The last analysis of this dataset spec and backbone, or None (none yet, or unreadable)."""
+    try:
+        return Analysis.from_json(read_json(_path(spec, backbone)))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

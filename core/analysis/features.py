@@ -1,0 +1,150 @@
+"""Every block's output, global-average pooled: one vector per image per block, from one forward pass.
+
+The vectors are kept on disk (STUDIO_HOME/cache/blocks/<backbone>-<size>px/), keyed by the image's
+SHA-256, so a second analysis of the same images, or of a sample that overlaps, runs nothing through
+the backbone. The bundled backbone's pooled-blocks model is converted to TFLite by `prepare` and runs
+there; other backbones run in TensorFlow. An opaque TF Hub layer has no blocks to read: it gives its
+final vector only, as one block named "output".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from core.data.arrays import load_arrays
+from core.data.dataset import ImageItem
+from core.data.store import NpyStore
+
+STORE = NpyStore(Path("cache") / "blocks", 512 * 1024**2)
+CHUNK = 128  # images decoded and run at a time: memory stays flat however many images there are
+OPAQUE_BLOCK = "output"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which blocks a stored vector holds, input side first, and each block's width."""
+    blocks: tuple[str, ...]
+    dims: tuple[int, ...]
+    layered: bool
+    trainable_params: tuple[int, ...]  # what fine-tuning each block trains
+
+    def cost_from(self, block: int, num_classes: int) -> int:
+        """Trainable parameters when every block from `block` on is fine-tuned, with a softmax head."""
+        return sum(self.trainable_params[block:]) + self.dims[-1] * num_classes + num_classes
+
+    @property
+    def width(self) -> int:
+        return sum(self.dims)
+
+    def to_json(self) -> dict:
+        return {"blocks": list(self.blocks), "dims": list(self.dims), "layered": self.layered,
+                "trainable_params": list(self.trainable_params)}
+
+    @staticmethod
+    def from_json(data: dict) -> "Layout":
+        return Layout(tuple(data["blocks"]), tuple(int(d) for d in data["dims"]), bool(data["layered"]),
+                      tuple(int(p) for p in data["trainable_params"]))
+
+
+@dataclass(frozen=True)
+class BlockVectors:
+    layout: Layout
+    vectors: np.ndarray  # (images, layout.width) float32: the blocks' pooled outputs side by side
+    engine: str  # tflite | tensorflow | store (nothing had to run)
+    computed: int  # images that went through the backbone; the others came from the store
+
+    def block(self, index: int) -> np.ndarray:
+        start = sum(self.layout.dims[:index])
+        return self.vectors[:, start:start + self.layout.dims[index]]
+
+
+def space(backbone: str, size: int) -> str:
+    return f"{backbone}-{size}px"
+
+
+def _layout_path(backbone: str, size: int) -> Path:
+    return STORE.folder / space(backbone, size) / "layout.json"
+
+
+def stored_layout(backbone: str, size: int) -> Layout | None:
+    try:
+        return Layout.from_json(json.loads(_layout_path(backbone, size).read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def pooled_blocks_model(backbone):
+    """uint8 images -> every block's output, global-average pooled and concatenated (a layered backbone),
+    or the opaque layer's vector; with its Layout."""
+    from core.backbones.tf import tf_keras
+
+    image_in = tf_keras.Input(backbone.image_shape, dtype="uint8", name="image")
+    x = tf_keras.layers.Rescaling(1.0 / 255.0, name="to_unit_range")(image_in)
+    if not backbone.layered:
+        out = backbone.layer(x, training=False)
+        everything = sum(b.trainable_params for b in backbone.block_infos)
+        layout = Layout((OPAQUE_BLOCK,), (backbone.feature_dim,), False, (everything,))
+        return tf_keras.Model(image_in, out, name="pooled_blocks"), layout
+    pooled = []
+    for block in backbone.blocks:
+        x = block(x, training=False)
+        pooled.append(tf_keras.layers.GlobalAveragePooling2D(name=f"{block.name}_pool")(x) if len(x.shape) == 4
+                      else x)
+    layout = Layout(tuple(b.name for b in backbone.blocks), tuple(int(p.shape[-1]) for p in pooled), True,
+                    tuple(b.trainable_params for b in backbone.block_infos))
+    out = tf_keras.layers.Concatenate(name="blocks")(pooled)
+    return tf_keras.Model(image_in, out, name="pooled_blocks"), layout
+
+
+def _forward(backbone_name: str, image_size: int | None):
+    """(callable uint8 images -> vectors, layout, engine, input size): the converted file if there is one."""
+    from core.backbones import lite_forward
+
+    lite = lite_forward.blocks_forward(backbone_name, image_size)
+    if lite is not None:
+        forward, layout_json, size = lite
+        return forward, Layout.from_json(layout_json), "tflite", size
+    from core.backbones import load_backbone
+    from core.training import run_batches
+
+    backbone = load_backbone(backbone_name, image_size)
+    model, layout = pooled_blocks_model(backbone)
+    return (lambda x: run_batches(model, x)), layout, "tensorflow", backbone.input_size
+
+
+def block_vectors(items: Sequence[ImageItem], backbone_name: str, image_size: int | None,
+                  progress: Callable[[str, int, int], None] | None = None) -> BlockVectors:
+    """Every item's pooled block outputs, from the store where it has them. progress(stage, done, total)."""
+    from core.backbones import get_spec
+
+    size = image_size or get_spec(backbone_name).input_size
+    layout = stored_layout(backbone_name, size)
+    found = [_get(backbone_name, size, item, layout) for item in items]
+    missing = [i for i, v in enumerate(found) if v is None]
+    if not missing:
+        return BlockVectors(layout, np.stack(found) if found else np.zeros((0, 0), np.float32), "store", 0)
+    forward, layout, engine, size = _forward(backbone_name, image_size)
+    _layout_path(backbone_name, size).parent.mkdir(parents=True, exist_ok=True)
+    _layout_path(backbone_name, size).write_text(json.dumps(layout.to_json()))
+    for start in range(0, len(missing), CHUNK):
+        chunk = missing[start:start + CHUNK]
+        arrays = load_arrays([items[i] for i in chunk], size)
+        for i, vector in zip(chunk, forward(arrays)):
+            found[i] = vector.astype(np.float32)
+            STORE.put(space(backbone_name, size), items[i].sha256, found[i])
+        if progress:
+            progress("features", min(start + CHUNK, len(missing)), len(missing))
+    STORE.evict()
+    return BlockVectors(layout, np.stack(found), engine, len(missing))
+
+
+def _get(backbone_name: str, size: int, item: ImageItem, layout: Layout | None) -> np.ndarray | None:
+    if layout is None:
+        return None
+    return STORE.get(space(backbone_name, size), item.sha256,
+                     lambda a: a.shape == (layout.width,) and a.dtype == np.float32)
