@@ -11,7 +11,7 @@ from core.predict import predict_sources, predictions_csv
 from core.views import RunViews
 from core.viz.figures import top_k_bars
 from ui import uploads
-from ui.widgets import pick_run, show_error
+from ui.widgets import pick_run, show_error, show_nearest
 
 st.title("Predict")
 run = pick_run("Model (a completed run)")
@@ -71,5 +71,8 @@ for (name, data), result in zip(files, results):
         st.image(views.saliency(array)[0] if views else array, caption=name, width=200)
     right.plotly_chart(top_k_bars(result["top"], f"{name}: {result['top'][0]['label']}"), width="stretch",
                        key=f"bars_{name}_{id(result)}")
+    if result.get("nearest"):
+        right.caption("Why: the training images nearest to it in feature space (cosine similarity)")
+        show_nearest(right, result["nearest"], RunViews(run))
 
 st.download_button("All predictions (CSV)", predictions_csv(results), f"predictions-{run.id}.csv", "text/csv")

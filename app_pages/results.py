@@ -8,7 +8,7 @@ from core.report import run_report
 from core.run_summary import RunSummary
 from core.runs import RunState, delete_run, list_runs
 from core.views import RunViews
-from ui.widgets import show_error
+from ui.widgets import show_error, show_nearest
 
 s = st.session_state
 st.title("Results")
@@ -117,6 +117,13 @@ else:
     for i, r in enumerate(wrong):
         cols[i % 6].image(r["saliency"] if with_saliency else r["image"],
                           caption=f"{r['true']} → {r['predicted']} ({r['probability']:.0%})", width=112)
+    if views.model.explains:
+        st.markdown(f"**Why:** the {run.config.head} head predicts from the training images nearest in feature "
+                    "space. For each mistake, its five nearest training images (label · cosine similarity):")
+        for r in wrong[:6]:
+            left, right = st.columns([1, 5])
+            left.image(r["image"], caption=f"{r['true']} → {r['predicted']}", width=96)
+            show_nearest(right, views.nearest_training(views.image(r["name"])), views)
 
 st.subheader("Feature space")
 c1, c2, c3 = st.columns(3)

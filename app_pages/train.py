@@ -71,9 +71,12 @@ with st.form("train_form"):
                 f"{', augmented' if s.augment.enabled else ''} (change on the Data page)")
     c1, c2, c3, c4 = st.columns(4)
     head = c1.selectbox("Head", HEADS, format_func={"dense": "Dense softmax", "logreg": "Logistic regression",
-                                                   "svm": "Linear SVM"}.get,
+                                                   "svm": "Linear SVM", "knn": "k nearest neighbours",
+                                                   "nearest-mean": "Nearest class mean"}.get,
                         help="Dense: softmax layer with dropout, trained with Adam. Logistic regression and linear "
-                             "SVM: scikit-learn on the cached feature vectors (every block frozen).")
+                             "SVM: scikit-learn on the cached feature vectors. k nearest neighbours and nearest "
+                             "class mean train nothing and show the training images behind each prediction. "
+                             "All but dense need every block frozen.")
     epochs = c2.number_input("Epochs", 1, 500, state.DEFAULTS.epochs)
     lr = c3.number_input("Learning rate", 1e-6, 1.0, state.DEFAULTS.learning_rate, format="%.5f")
     batch = c4.number_input("Batch size", 1, 512, state.DEFAULTS.batch_size)

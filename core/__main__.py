@@ -70,10 +70,8 @@ def cmd_datasets(args) -> None:
 def _config_from_args(args) -> TrainConfig:
     """The TrainConfig the options ask for; options a command lacks keep TrainConfig's defaults."""
     from core.data.augment import AugmentConfig
-    from core.data.sources import DEMOS, check_data_spec
 
-    check_data_spec(args.data)
-    data = args.data if args.data in DEMOS else str(Path(args.data).expanduser().resolve())
+    data = _data_spec(args.data)
     fraction = getattr(args, "fraction", D.fraction)
     return TrainConfig(dataset=data, backbone=args.model,
                        frozen_blocks=parse_frozen(getattr(args, "frozen_blocks", D.frozen_blocks)),
@@ -205,6 +203,37 @@ def cmd_export(args) -> None:
                       "top1_agreement": result.top1_agreement, "max_abs_diff": result.max_abs_diff}))
 
 
+class _StagePrinter:
+    """progress(stage, done, total) as one line per stage and a line at most every second."""
+
+    def __init__(self):
+        self.stage, self.last = None, 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        import time
+
+        now = time.monotonic()
+        if stage != self.stage or done == total or now - self.last >= 1.0:
+            print(f"{stage} {done}/{total}", flush=True)
+            self.stage, self.last = stage, now
+
+
+def _data_spec(text: str) -> str:
+    """A demo name as it is, a folder or zip as an absolute path (the key runs and analyses share)."""
+    from core.data.sources import DEMOS, check_data_spec
+
+    check_data_spec(text)
+    return text if text in DEMOS else str(Path(text).expanduser().resolve())
+
+
+def cmd_analyze(args) -> None:
+    from core.analysis import analyze
+
+    analysis = analyze(_data_spec(args.data), args.model, per_class=None if args.fraction else args.per_class,
+                       fraction=args.fraction, seed=args.seed, image_size=args.image_size, progress=_StagePrinter())
+    print(json.dumps(analysis.to_json()))
+
+
 def cmd_worker(args) -> None:
     from core.jobs import worker_main
 
@@ -263,6 +292,17 @@ def _add_sweep(sub, shared, training) -> None:
     p.set_defaults(func=cmd_sweep)
 
 
+def _add_analyze(sub) -> None:
+    p = sub.add_parser("analyze", help="probe every block and forecast accuracy with more data; JSON last")
+    p.add_argument("--data", default=D.dataset, help="demo name (digits, faces), folder of class folders, or .zip")
+    p.add_argument("--model", default=D.backbone, help=f"a backbone from `models` (default {DEFAULT_BACKBONE})")
+    p.add_argument("--per-class", type=int, default=D.per_class, help="images sampled per class")
+    p.add_argument("--fraction", type=float, default=None, help="sample this fraction of every class instead")
+    p.add_argument("--seed", type=int, default=D.seed)
+    p.add_argument("--image-size", type=int, default=D.image_size)
+    p.set_defaults(func=cmd_analyze)
+
+
 def _add_run_commands(sub, shared) -> None:
     """Commands on one finished run (or sweep)."""
     p = sub.add_parser("predict", parents=[shared], help="predict images with a completed run; one JSON line each")
@@ -297,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--top", type=int, default=5)
     p.set_defaults(func=cmd_imagenet)
+    _add_analyze(sub)
     _add_train(sub, shared, training)
     sub.add_parser("runs", parents=[shared], help="list runs").set_defaults(func=cmd_runs)
     _add_sweep(sub, shared, training)

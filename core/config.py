@@ -9,7 +9,7 @@ from core.backbones.registry import DEFAULT_BACKBONE
 from core.data.augment import AugmentConfig
 from core.errors import TrainingError
 
-HEADS = ("dense", "logreg", "svm")
+HEADS = ("dense", "logreg", "svm", "knn", "nearest-mean")
 ALL = -1  # frozen_blocks value meaning "every block frozen" (feature extraction)
 
 
@@ -45,7 +45,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     test_fraction: float = 0.1
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    head: str = "dense"  # dense (softmax + dropout) | logreg | svm (scikit-learn on features)
+    head: str = "dense"  # dense (softmax + dropout) | logreg | svm (scikit-learn) | knn | nearest-mean (no training)
     dropout: float = 0.2
     epochs: int = 10
     head_epochs: int | None = None  # phase 1 length when fine-tuning; default half of epochs

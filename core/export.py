@@ -80,6 +80,9 @@ def export_run(run_id: str, fmt: str, out: str | Path) -> ExportResult:
     if out.exists():
         raise StudioError(f"{out} already exists; choose a new folder for the export.")
     rm = run_model(run_id)
+    if fmt == "keras" and rm.run.config.head == "knn":
+        raise StudioError("The k-NN head votes with a TensorFlow top-k that no built-in Keras layer has, so a .keras "
+                          "file could not be loaded without the studio's code; export it as a SavedModel or TFLite.")
     model = _float_model(rm)
     size = rm.backbone.input_size
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,13 +9,16 @@ names it owns (the `classifier/` keys of a run's weights.npz), and a way back fr
   or together with the unfrozen backbone blocks).
 - logreg, svm: scikit-learn on standardised vectors (the classic "CNN features + SVM" recipe),
   fitted in one step with `fit`.
+- knn, nearest-mean: no training at all: the training vectors themselves (k nearest by cosine, k
+  chosen by leave-one-out) or each class's mean direction. Both can name the training images nearest
+  to a prediction, which is their explanation of it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from core.backbones.tf import tf_keras
+from core.backbones.tf import tf, tf_keras
 
 PREFIX = "classifier/"
 
@@ -107,9 +110,128 @@ class LinearHead:
         return self._layer
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+class _Memory:
+    """What both instant heads keep: the training vectors (unit length) and their labels."""
+
+    def remember(self, vectors: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
+        self.train, self.labels, self.num_classes = unit_rows(vectors).astype(np.float32), labels, num_classes
+
+    def nearest(self, vectors: np.ndarray, n: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """(indices into the training set, cosine similarities) of each vector's n nearest training vectors."""
+        sims = unit_rows(vectors) @ self.train.T
+        order = np.argsort(-sims, axis=1)[:, :n]
+        return order, np.take_along_axis(sims, order, axis=1)
+
+    def memory_weights(self) -> dict[str, np.ndarray]:
+        return {f"{PREFIX}train": self.train, f"{PREFIX}labels": self.labels.astype(np.int32),
+                f"{PREFIX}classes": np.array(self.num_classes)}
+
+    def load_memory(self, weights: dict[str, np.ndarray]) -> None:
+        self.train, self.labels = weights[f"{PREFIX}train"], weights[f"{PREFIX}labels"]
+        self.num_classes = int(weights[f"{PREFIX}classes"])
+
+
+class NeighbourHead(_Memory):
+    """k nearest training vectors by cosine similarity; each votes with weight exp(similarity / T), so the
+    probabilities are smooth in the input (Grad-CAM has a gradient). k is chosen by leave-one-out."""
+
+    kind = "knn"
+    CHOICES = (1, 3, 5, 7, 9, 15)
+    TEMPERATURE = 0.05
+
+    def fit(self, vectors: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0) -> "NeighbourHead":
+        self.remember(vectors, labels, num_classes)
+        sims = self.train @ self.train.T
+        np.fill_diagonal(sims, -np.inf)  # leave each image out of its own vote
+        choices = [k for k in self.CHOICES if k < len(labels)] or [1]
+        scores = [float((self._vote(sims, k).argmax(1) == labels).mean()) for k in choices]
+        self.k = choices[int(np.argmax(scores))]  # the first best: the smallest k among ties
+        self.loo_accuracy = max(scores)
+        return self
+
+    def _vote(self, sims: np.ndarray, k: int) -> np.ndarray:
+        order = np.argsort(-sims, axis=1)[:, :k]
+        top = np.take_along_axis(sims, order, axis=1)
+        weight = softmax(top / self.TEMPERATURE)
+        probs = np.zeros((len(sims), self.num_classes))
+        np.add.at(probs, (np.arange(len(sims))[:, None], self.labels[order]), weight)
+        return probs
+
+    def probs(self, vectors: np.ndarray) -> np.ndarray:
+        return self._vote(unit_rows(vectors) @ self.train.T, self.k)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {**self.memory_weights(), f"{PREFIX}k": np.array(self.k)}
+
+    def load(self, weights: dict[str, np.ndarray]) -> "NeighbourHead":
+        self.load_memory(weights)
+        self.k = int(weights[f"{PREFIX}k"])
+        return self
+
+    def keras_layer(self) -> tf_keras.layers.Layer:
+        return NeighbourVote(self.train, self.labels, self.num_classes, self.k, self.TEMPERATURE)
+
+
+class NeighbourVote(tf_keras.layers.Layer):
+    """NeighbourHead.probs as TensorFlow ops (top-k has no built-in Keras layer)."""
+
+    def __init__(self, train: np.ndarray, labels: np.ndarray, num_classes: int, k: int, temperature: float, **kw):
+        super().__init__(name="classifier", **kw)
+        self.train_t = tf.constant(train.T, tf.float32)
+        self.onehot = tf.constant(np.eye(num_classes, dtype=np.float32)[labels])
+        self.k, self.temperature = k, temperature
+
+    def call(self, vectors, training=None):
+        sims = tf.matmul(tf.math.l2_normalize(vectors, axis=1), self.train_t)
+        top, index = tf.math.top_k(sims, self.k)
+        weight = tf.nn.softmax(top / self.temperature, axis=1)
+        return tf.einsum("nk,nkc->nc", weight, tf.gather(self.onehot, index))
+
+
+class NearestMeanHead(_Memory):
+    """Each class's mean direction (of unit-length training vectors); probabilities are the softmax of the
+    cosine similarities to the means over a temperature."""
+
+    kind = "nearest-mean"
+    TEMPERATURE = 0.05
+
+    def fit(self, vectors: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0) -> "NearestMeanHead":
+        self.remember(vectors, labels, num_classes)
+        self.means = unit_rows(np.stack([self.train[labels == c].mean(0) for c in range(num_classes)]))
+        return self
+
+    def probs(self, vectors: np.ndarray) -> np.ndarray:
+        return softmax(unit_rows(vectors) @ self.means.T / self.TEMPERATURE)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {**self.memory_weights(), f"{PREFIX}means": self.means}
+
+    def load(self, weights: dict[str, np.ndarray]) -> "NearestMeanHead":
+        self.load_memory(weights)
+        self.means = weights[f"{PREFIX}means"]
+        return self
+
+    def keras_layer(self) -> tf_keras.layers.Layer:
+        """Unit length, cosine scores over the temperature, softmax: built-in layers only."""
+        dense = tf_keras.layers.Dense(len(self.means), activation="softmax", use_bias=False, name="head_means")
+        layer = tf_keras.Sequential([tf_keras.layers.UnitNormalization(name="head_unit"), dense], name="classifier")
+        layer.build((None, self.means.shape[1]))
+        dense.set_weights([(self.means.T / self.TEMPERATURE).astype(np.float32)])
+        return layer
+
+
+INSTANT = {"knn": NeighbourHead, "nearest-mean": NearestMeanHead}
+
+
 def new_head(kind: str, num_classes: int, dropout: float = 0.0):
     """An untrained head of this kind (config.HEADS names them)."""
-    return DenseHead(num_classes, dropout) if kind == "dense" else LinearHead(kind)
+    if kind == "dense":
+        return DenseHead(num_classes, dropout)
+    return INSTANT[kind]() if kind in INSTANT else LinearHead(kind)
 
 
 def load_head(kind: str, weights: dict[str, np.ndarray], num_classes: int):

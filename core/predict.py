@@ -43,6 +43,19 @@ class RunModel:
         self.features = tf_keras.Model(image_in, features, name="run_features")
         self.model = tf_keras.Model(image_in, self.head_probs(features), name="run_classifier")
 
+    @property
+    def explains(self) -> bool:
+        """The head keeps its training vectors (knn, nearest-mean): it can name the training images nearest
+        to a prediction."""
+        return hasattr(self.head, "nearest")
+
+    def nearest(self, images: np.ndarray, n: int = 5) -> list[list[dict]]:
+        """For each image, the n training images nearest in feature space: relpath, label, cosine similarity."""
+        train = self.run.split().train
+        index, sims = self.head.nearest(run_batches(self.features, images), n)
+        return [[{"relpath": train[i].relpath, "label": train[i].label, "similarity": round(float(sim), 4)}
+                 for i, sim in zip(row, row_sims)] for row, row_sims in zip(index, sims)]
+
     def head_probs(self, features):
         """Class probabilities from feature vectors, as a differentiable TensorFlow computation."""
         return self.head.keras_layer()(features, training=False)
@@ -69,7 +82,8 @@ def run_model(run_id: str) -> RunModel:
 
 
 def predict_sources(run_id: str, sources: list[tuple[str, bytes | str | Path]], k: int = 3) -> list[dict]:
-    """One dict per image: {"image", "top": [...]} or {"image", "error"} for a file that cannot be read."""
+    """One dict per image: {"image", "top": [...]} (and "nearest": the training images behind the prediction,
+    for a head that keeps them) or {"image", "error"} for a file that cannot be read."""
     model = run_model(run_id)
     results: list[dict] = [{} for _ in sources]
     arrays, where = [], []
@@ -80,9 +94,11 @@ def predict_sources(run_id: str, sources: list[tuple[str, bytes | str | Path]], 
         except ImageDecodeError as exc:
             results[i] = {"image": name, "error": str(exc)}
     if arrays:
-        probs = model.predict_arrays(np.stack(arrays))
-        for i, top in zip(where, model.top_k(probs, k)):
-            results[i] = {"image": sources[i][0], "top": top}
+        batch = np.stack(arrays)
+        probs = model.predict_arrays(batch)
+        nearest = model.nearest(batch) if model.explains else [None] * len(batch)
+        for i, top, near in zip(where, model.top_k(probs, k), nearest):
+            results[i] = {"image": sources[i][0], "top": top, **({"nearest": near} if near else {})}
     return results
 
 

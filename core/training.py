@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from core.analysis.features import stored_final_vectors
 from core.backbones import lite_forward, load_backbone
 from core.backbones.tf import tf, tf_keras
 from core.config import TrainConfig
@@ -28,7 +29,7 @@ from core.data.sampling import Split
 from core.errors import TrainingError
 from core.evaluation import Predictions, summarize
 from core.heads import DenseHead, new_head
-from core.plan import CUTS, EPOCH_VECTORS, IMAGES, Phase, RunPlan, plan_run
+from core.plan import CUTS, EPOCH_VECTORS, IMAGES, VECTORS, Phase, RunPlan, plan_run
 
 PROGRESS_INTERVAL_S = 0.5
 AUGMENT_BATCH = 32
@@ -283,22 +284,47 @@ def _load(job: _Job, split: Split):
     return plan, backbone, summary, forward
 
 
-def _decode(job: _Job, split: Split, size: int) -> tuple[dict, dict]:
+def _labels(split: Split) -> dict:
+    """Each part's labels as class indices."""
+    index = {c: i for i, c in enumerate(split.classes)}
+    return {n: np.array([index[i.label] for i in getattr(split, n)], dtype=np.int32) for n in PARTS}
+
+
+def _by_part(everything: np.ndarray, counts: dict) -> dict:
+    """Rows of `everything` (train, val, test in order) back into the parts of these sizes."""
+    out, start = {}, 0
+    for n in PARTS:
+        out[n], start = everything[start:start + counts[n]], start + counts[n]
+    return out
+
+
+def _counts(split: Split) -> dict:
+    return {n: len(getattr(split, n)) for n in PARTS}
+
+
+def _decode(job: _Job, split: Split, size: int) -> dict:
     """Every image of the split decoded once to uint8 at the input size (or read back from the array
-    cache of an earlier run); labels as class indices."""
-    items = {n: getattr(split, n) for n in PARTS}
-    everything = [i for n in PARTS for i in items[n]]
+    cache of an earlier run)."""
+    everything = [i for n in PARTS for i in getattr(split, n)]
     before = DEFAULT_CACHE.decoded
     arrays = load_arrays(everything, size, progress=lambda done, total: job.report("decode", batch=done,
                                                                                     batches=total))
     job.timings["decoded_images"] = DEFAULT_CACHE.decoded - before
-    index = {c: i for i, c in enumerate(split.classes)}
-    images, labels, start = {}, {}, 0
-    for n in PARTS:
-        images[n] = arrays[start:start + len(items[n])]
-        labels[n] = np.array([index[i.label] for i in items[n]], dtype=np.int32)
-        start += len(items[n])
-    return images, labels
+    return _by_part(arrays, _counts(split))
+
+
+def _stored_vectors(job: _Job, plan: RunPlan, split: Split, summary) -> dict | None:
+    """Feature vectors an analysis of these images left in the feature store, when the plan trains on
+    vectors: then nothing is decoded and nothing runs through the backbone."""
+    if plan.consumes != VECTORS:
+        return None
+    everything = [i for n in PARTS for i in getattr(split, n)]
+    vectors = stored_final_vectors(everything, job.config.backbone, summary.input_size, summary.feature_dim)
+    if vectors is None:
+        return None
+    job.timings.update(frozen_forward="feature store", decoded_images=0)
+    cuts = _by_part(vectors, _counts(split))
+    return {"images": None, "cuts": cuts, "per_epoch": None, "inputs": cuts}
 
 
 def _frozen_model(backbone, frozen: int, size: int) -> tf_keras.Model:
@@ -314,11 +340,7 @@ def _extract(job: _Job, forward, images: dict) -> dict:
     """The un-augmented images through the frozen part, once."""
     job.report("features", batches=sum(len(images[n]) for n in PARTS))
     everything = forward(np.concatenate([images[n] for n in PARTS]))
-    cuts, start = {}, 0
-    for n in PARTS:
-        cuts[n] = everything[start:start + len(images[n])]
-        start += len(images[n])
-    return cuts
+    return _by_part(everything, {n: len(images[n]) for n in PARTS})
 
 
 def _fit_linear(job: _Job, head, vectors: dict, labels: dict, num_classes: int) -> dict:
@@ -471,9 +493,12 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
     with job.timed("load"):
         plan, backbone, summary, forward = _load(job, split)
     job.timings["frozen_forward"] = plan.engine
-    with job.timed("decode"):
-        images, labels = _decode(job, split, summary.input_size)
-    data = {**_frozen_outputs(job, plan, backbone, summary, forward, images), "labels": labels}
+    labels, data = _labels(split), _stored_vectors(job, plan, split, summary)
+    if data is None:
+        with job.timed("decode"):
+            images = _decode(job, split, summary.input_size)
+        data = _frozen_outputs(job, plan, backbone, summary, forward, images)
+    data["labels"] = labels
     head, probs = _fit_head(job, plan, backbone, summary, data, len(classes))
     weights = {**head.weights(), **(backbone.tuned_weights(plan.frozen) if plan.fine_tunes else {})}
     predictions = {n: Predictions(tuple(i.relpath for i in getattr(split, n)), labels[n], probs[n], classes)

@@ -90,6 +90,16 @@ class RunViews:
                 row["saliency"] = thumbnail(insight.saliency_overlay(array, heat), 112)
         return rows
 
+    def nearest_training(self, array: np.ndarray, n: int = 5) -> list[dict]:
+        """The training images nearest to this image in feature space (heads that keep them), each with
+        its thumbnail: what a k-NN or nearest-mean prediction rests on. Empty for other heads."""
+        if not self.model.explains:
+            return []
+        rows = self.model.nearest(array[None], n)[0]
+        for row in rows:
+            row["image"] = thumbnail(self.image(row["relpath"]), 112)
+        return rows
+
     def misclassified_grid(self, k: int = 12, saliency: bool = True) -> Image.Image:
         rows = self.misclassified(k, saliency)
         tiles, labels = [], []

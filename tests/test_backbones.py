@@ -52,7 +52,7 @@ def test_damaged_model_store_is_detected_and_rebuilt():
     assert "does not match its SHA-256" in bundled.status()["keras"]
     shutil.rmtree(bundled.hub_dir() / "variables")
     assert "missing" in bundled.status()["hub"]
-    assert bundled.prepare() == {"keras": "ready", "hub": "ready", "tflite": "ready"}
+    assert bundled.prepare() == {"keras": "ready", "hub": "ready", "tflite": "ready", "blocks_tflite": "ready"}
 
 
 def test_random_init_differs_from_pretrained(lite0):

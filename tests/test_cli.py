@@ -48,7 +48,8 @@ def test_models_command():
 def test_prepare_command_reports_ready():
     result = run_cli("prepare")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"keras": "ready", "hub": "ready", "tflite": "ready"}
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"keras": "ready", "hub": "ready", "tflite": "ready",
+                                                                  "blocks_tflite": "ready"}
 
 
 def test_train_prints_what_was_skipped_and_a_linear_head_works_without_the_cache(tmp_path):

@@ -25,3 +25,13 @@ def pick_run(label: str = "Run", completed_only: bool = True, key: str = "run_pi
 
 def show_error(exc: StudioError) -> None:
     st.error(str(exc), icon=":material/error:")
+
+
+def show_nearest(container, rows: list[dict], views) -> None:
+    """Training images (rows of relpath, label, similarity, and 'image' if already made) side by side."""
+    from core.viz.images import thumbnail
+
+    cols = container.columns(max(len(rows), 1))
+    for col, row in zip(cols, rows):
+        image = row.get("image") or thumbnail(views.image(row["relpath"]), 112)
+        col.image(image, caption=f"{row['label']} · {row['similarity']:.2f}", width=96)

@@ -148,3 +148,19 @@ def _get(backbone_name: str, size: int, item: ImageItem, layout: Layout | None) 
         return None
     return STORE.get(space(backbone_name, size), item.sha256,
                      lambda a: a.shape == (layout.width,) and a.dtype == np.float32)
+
+
+def stored_final_vectors(items: Sequence[ImageItem], backbone_name: str, size: int,
+                         feature_dim: int) -> np.ndarray | None:
+    """The last block's vectors (the backbone's feature vectors) of every item, if the store has them
+    all (an analysis of these images ran before); else None. Nothing is computed."""
+    layout = stored_layout(backbone_name, size)
+    if layout is None or layout.dims[-1] != feature_dim:
+        return None
+    out = np.empty((len(items), feature_dim), np.float32)
+    for i, item in enumerate(items):
+        vector = _get(backbone_name, size, item, layout)
+        if vector is None:
+            return None
+        out[i] = vector[-feature_dim:]
+    return out
