@@ -24,9 +24,10 @@ IMAGES = "images"  # the whole model runs on the (augmented) images every epoch
 
 @dataclass(frozen=True)
 class Phase:
-    name: str  # head | fine-tune | fit (a scikit-learn head, one step)
+    name: str  # head | fine-tune | fit (a head fitted in one step)
     epochs: int
-    learning_rate: float | None
+    learning_rate: float | None  # the unfrozen blocks' rate when fine-tuning
+    head_learning_rate: float | None = None  # fine-tuning: the head keeps its own rate (None: learning_rate)
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,12 @@ def plan_phases(config: TrainConfig, frozen: int, num_blocks: int) -> list[Phase
         return [Phase("fit", 1, None)]
     if frozen == num_blocks:
         return [Phase("head", config.epochs, config.learning_rate)]
-    fine_lr = config.learning_rate * config.fine_tune_lr_factor
+    fine_lr, head_lr = config.learning_rate * config.fine_tune_lr_factor, config.learning_rate
     if not config.two_phase or config.epochs < 2:
-        return [Phase("fine-tune", config.epochs, fine_lr)]
+        return [Phase("fine-tune", config.epochs, fine_lr, head_lr)]
     head = config.head_epochs if config.head_epochs is not None else max(1, config.epochs // 2)
     head = min(max(head, 1), config.epochs - 1)
-    return [Phase("head", head, config.learning_rate), Phase("fine-tune", config.epochs - head, fine_lr)]
+    return [Phase("head", head, head_lr), Phase("fine-tune", config.epochs - head, fine_lr, head_lr)]
 
 
 def _dense_input(config: TrainConfig, split: Split, summary: BackboneSummary, frozen: int, precompute: bool) -> str:

@@ -133,22 +133,34 @@ class _Monitor(tf_keras.callbacks.Callback):
             self.on_epoch(list(self.history))
 
 
-class SelectiveModel(tf_keras.Model):
-    """A functional model whose training step updates only `selected` variables.
+class TrainableModel(tf_keras.Model):
+    """A functional model whose training step updates the head's variables and the `body` variables
+    (unfrozen backbone blocks or groups) only, each part at its own rate.
 
-    hub.KerasLayer has a single trainable flag; this is how part of an opaque layer stays
-    frozen: the layer is loaded trainable, called with training=False (BatchNorm keeps its
-    moving statistics), and gradients are applied to the variables of the unfrozen groups only."""
+    Fine-tuning keeps the head at its own rate (`head_optimizer`) while the blocks move at the small
+    fine-tuning rate (the compiled optimizer): discriminative rates, as fastai's fine_tune. Adam's steps
+    do not scale with the gradient, so two rates need two optimizers. It is also how part of an opaque
+    hub.KerasLayer stays frozen: that layer has a single trainable flag, so it is loaded trainable,
+    called with training=False (BatchNorm keeps its moving statistics), and only the variables of the
+    unfrozen groups get gradients."""
 
-    selected: list = []
+    head: list = []
+    body: list = []
+    head_optimizer = None  # None: the compiled optimizer updates the head too
 
     def train_step(self, data):
         x, y = data
         with tf.GradientTape() as tape:
             pred = self(x, training=True)
             loss = self.compiled_loss(y, pred, regularization_losses=self.losses)
-        grads = tape.gradient(loss, self.selected)
-        self.optimizer.apply_gradients(zip(grads, self.selected))
+        grads = tape.gradient(loss, self.head + self.body)
+        head_grads, body_grads = grads[:len(self.head)], grads[len(self.head):]
+        if self.head_optimizer is None:
+            self.optimizer.apply_gradients(zip(grads, self.head + self.body))
+        else:
+            self.head_optimizer.apply_gradients(zip(head_grads, self.head))
+            if self.body:
+                self.optimizer.apply_gradients(zip(body_grads, self.body))
         self.compiled_metrics.update_state(y, pred)
         return {m.name: m.result() for m in self.metrics}
 
@@ -378,8 +390,8 @@ def _full_model(job: _Job, plan: RunPlan, backbone, size: int, head: DenseHead, 
     if job.config.augment.enabled:
         x = build_augmenter(job.config.augment, job.config.seed)(x)
     if backbone.layered:
-        return tf_keras.Model(image_in, trainable(_chain(backbone.blocks[:plan.frozen], x)), name="full_model")
-    return SelectiveModel(image_in, head.layer(backbone.layer(x, training=False)), name="full_model")
+        return TrainableModel(image_in, trainable(_chain(backbone.blocks[:plan.frozen], x)), name="full_model")
+    return TrainableModel(image_in, head.layer(backbone.layer(x, training=False)), name="full_model")
 
 
 def _build_models(job: _Job, plan: RunPlan, backbone, summary, num_classes: int) -> _Models:
@@ -392,7 +404,7 @@ def _build_models(job: _Job, plan: RunPlan, backbone, summary, num_classes: int)
         head = DenseHead(num_classes, job.config.dropout)
         cut_in = tf_keras.Input(summary.cut_shape(plan.frozen), name="cut")
         vector = _chain(blocks, cut_in)
-        trainable = tf_keras.Model(cut_in, head.layer(vector), name="trainable_part")
+        trainable = TrainableModel(cut_in, head.layer(vector), name="trainable_part")
         vector_in = tf_keras.Input((summary.feature_dim,), name="vector")
         head_only = tf_keras.Model(vector_in, head.layer(vector_in), name="head_only")
         to_vectors = tf_keras.Model(cut_in, vector, name="to_vectors")
@@ -400,6 +412,17 @@ def _build_models(job: _Job, plan: RunPlan, backbone, summary, num_classes: int)
                                                                    trainable)
     unfrozen = backbone.unfrozen_variables(plan.frozen) if backbone is not None and not layered else []
     return _Models(head, trainable, to_vectors, head_only, fit, blocks, unfrozen)
+
+
+def _assign_rates(model: TrainableModel, phase: Phase, models: _Models) -> None:
+    """What this phase trains, and at which rates: in fine-tuning, the head at the head rate and the
+    unfrozen blocks (or an opaque layer's groups) at the fine-tuning rate."""
+    fine_tune = phase.name == "fine-tune"
+    model.head = list(models.head.layer.trainable_variables)
+    body = [v for b in models.trainable_blocks for v in b.trainable_variables] + models.unfrozen
+    model.body = body if fine_tune else []
+    two_rates = fine_tune and phase.head_learning_rate not in (None, phase.learning_rate)
+    model.head_optimizer = tf_keras.optimizers.Adam(phase.head_learning_rate) if two_rates else None
 
 
 def _fit_phase(job: _Job, plan: RunPlan, phase: Phase, models: _Models, data: dict, first_epoch: int) -> None:
@@ -411,12 +434,11 @@ def _fit_phase(job: _Job, plan: RunPlan, phase: Phase, models: _Models, data: di
     if plan.consumes == CUTS and phase.name == "head" and models.trainable_blocks:
         # Blocks after the cut are frozen in this phase too: their vectors are computed once.
         model, inputs = models.head_only, {n: run_batches(models.vectors, inputs[n]) for n in PARTS}
-    if isinstance(model, SelectiveModel):
-        model.selected = list(models.head.layer.trainable_variables) + (
-            models.unfrozen if phase.name == "fine-tune" else [])
     with job.scope():
-        model.compile(optimizer=tf_keras.optimizers.Adam(phase.learning_rate), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        optimizer = tf_keras.optimizers.Adam(phase.learning_rate)
+        if isinstance(model, TrainableModel):
+            _assign_rates(model, phase, models)
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     batches = max(1, math.ceil(len(labels["train"]) / config.batch_size))
     monitor = _Monitor(phase, first_epoch, config.epochs, batches, job.progress, job.should_stop, job.on_epoch,
                        job.history)

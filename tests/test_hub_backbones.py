@@ -9,7 +9,7 @@ from core.backbones.tf import tf, tf_keras
 from core.config import TrainConfig
 from core.data.sampling import sample, split
 from core.data.scan import scan_folder
-from core.training import SelectiveModel, parameter_counts, train
+from core.training import TrainableModel, parameter_counts, train
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +62,10 @@ def test_only_unfrozen_groups_change_and_batchnorm_statistics_stay(small_hub_mod
     before = {v.name: v.numpy().copy() for v in backbone.layer.variables}
     inputs = tf_keras.Input((32, 32, 3))
     head = tf_keras.layers.Dense(3, activation="softmax")
-    model = SelectiveModel(inputs, head(backbone.layer(inputs, training=False)))
+    model = TrainableModel(inputs, head(backbone.layer(inputs, training=False)))
     model.compile(tf_keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
     unfrozen = [v for _, vs in groups[frozen:] for v in vs if v.trainable]
-    model.selected = list(head.trainable_variables) + unfrozen
+    model.head, model.body = list(head.trainable_variables), unfrozen
     rng = np.random.default_rng(1)
     model.fit(rng.random((8, 32, 32, 3)).astype("float32"), rng.integers(0, 3, 8), epochs=2, batch_size=4, verbose=0)
     changed = {v.name for v in backbone.layer.variables if not np.array_equal(before[v.name], v.numpy())}
