@@ -11,6 +11,7 @@ state.init()
 pages = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("app_pages/data.py", title="Data", icon=":material/photo_library:"),
+    st.Page("app_pages/analyze.py", title="Analyze", icon=":material/query_stats:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("app_pages/results.py", title="Results", icon=":material/insights:"),
     st.Page("app_pages/activations.py", title="Activations", icon=":material/visibility:"),

@@ -109,8 +109,30 @@ def run_sections(run_id: str, fig) -> list[str]:
     ]
 
 
+def analysis_sections(dataset: str, backbone: str, frozen_blocks: int, fig) -> list[str]:
+    """The latest transfer analysis of this dataset and backbone (core.analysis), if one was made."""
+    from core.analysis import latest
+    from core.config import ALL
+    from core.viz.analysis import depth_figure, size_figure
+
+    analysis = latest(dataset, backbone)
+    if analysis is None:
+        return []
+    cut = len(analysis.depth) - 1 if frozen_blocks == ALL else frozen_blocks - 1
+    forecast = "; ".join(f"{f.per_class} training images per class: about {f.accuracy:.1%} ({f.low:.1%} to "
+                         f"{f.high:.1%})" for f in analysis.forecast) or "too few sizes to fit a curve"
+    return [f"<h2 id='analysis'>Transfer analysis</h2><p>Linear probes on every block's pooled output "
+            f"({analysis.images} images, {analysis.per_class} in the smallest class; k-fold accuracy). Best block: "
+            f"{html.escape(analysis.depth[analysis.best_block].block)}.</p>"
+            + fig(depth_figure(analysis, cut if cut >= 0 else None))
+            + fig(size_figure(analysis)) + f"<p>Forecast (an estimate from the fitted curve, 95% bootstrap "
+            f"interval): {html.escape(forecast)}.</p>"]
+
+
 def run_report(run_id: str) -> str:
-    return _page(f"Run {run_id}", run_sections(run_id, _Figures()))
+    fig, config = _Figures(), load_run(run_id).config
+    sections = run_sections(run_id, fig) + analysis_sections(config.dataset, config.backbone, config.frozen_blocks, fig)
+    return _page(f"Run {run_id}", sections)
 
 
 def sweep_report(sweep_id: str) -> str:
@@ -125,6 +147,9 @@ def sweep_report(sweep_id: str) -> str:
     points = learning_curve_points(runs)
     if points:
         sections.append("<h2 id='learning-curve'>Learning curve</h2>" + fig(figures.learning_curve(points)))
+    if runs:
+        sections += analysis_sections(runs[0].config.dataset, runs[0].config.backbone, runs[0].config.frozen_blocks,
+                                      fig)
     for row in rows:
         sections.append(f"<h2>Run {html.escape(row['run'])}</h2>" + fig(
             figures.training_curves(load_run(row["run"]).history(), f"Training curves: {row['run']}")))

@@ -174,3 +174,20 @@ def test_predict_page_classifies_an_upload_kept_on_disk(trained_run):
     assert name == "mine.png" and open(path, "rb").read() == buf.getvalue()
     assert any('mine.png: red' in chart.proto.spec for chart in at.get("plotly_chart"))
     assert "1 uploaded image(s) from this tab" in text_of(at)
+
+
+def test_analyze_page_probes_every_block_and_applies_the_suggested_depth(color_folder):
+    from core.analysis import latest
+
+    at = open_page("analyze", dataset=str(color_folder), dataset_label="colours", per_class=10, frozen_blocks=5)
+    assert "Press **Analyze**" in text_of(at) or at.button[0].label == "Analyze again"
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    analysis = latest(str(color_folder), "efficientnet_lite0")
+    assert analysis is not None and len(analysis.depth) == 18
+    assert metrics(at)["Best block"] == analysis.depth[analysis.best_block].block
+    assert len(at.get("plotly_chart")) == 2 and "training images per class" in text_of(at)
+    use = next(b for b in at.button if b.label.startswith("Use "))
+    use.click().run()
+    assert not at.exception and at.session_state.frozen_blocks == analysis.suggested_frozen
+    assert at.title[0].value == "Train"

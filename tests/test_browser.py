@@ -120,6 +120,13 @@ def test_walk_through_the_app(server, tmp_path):
         expect(page.get_by_text("200 images - 11% of 1,797")).to_be_visible()
         check_page(page, "2-data")
 
+        page.get_by_role("link", name="Analyze").first.click()
+        page.get_by_role("button", name="Analyze").click()
+        expect(page.get_by_text("Best block")).to_be_visible(timeout=300_000)
+        settle(page)
+        assert page.locator(".js-plotly-plot").count() == 2
+        check_page(page, "2b-analyze")
+
         page.get_by_role("link", name="Train").first.click()
         expect(page.get_by_text("Trainable parameters")).to_be_visible(timeout=120_000)
         settle(page)

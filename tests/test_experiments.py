@@ -66,9 +66,12 @@ def test_cli_sweep_prints_the_table(color_folder, tmp_path):
     assert re.search(r"^images\s+share\s+frozen", out.stdout, re.M)
 
 
-def test_run_report_has_every_section_and_no_network_reference(trained_run, tmp_path):
+def test_run_report_has_every_section_and_no_network_reference(trained_run, color_folder, tmp_path):
+    from core.analysis import analyze
+
+    analyze(str(color_folder), "efficientnet_lite0", per_class=10)  # the report shows the latest analysis
     html = run_report(trained_run)
-    for section in ("configuration", "dataset", "curves", "metrics", "confusion", "misclassified"):
+    for section in ("configuration", "dataset", "curves", "metrics", "confusion", "misclassified", "analysis"):
         assert f"id='{section}'" in html
     assert "plotly.js v" in html  # the library itself is inline
     assert not re.search(r"<script[^>]+src=['\"]https?://", html)
@@ -78,9 +81,12 @@ def test_run_report_has_every_section_and_no_network_reference(trained_run, tmp_
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
-def test_report_opens_offline_in_chromium(trained_run, tmp_path):
+def test_report_opens_offline_in_chromium(trained_run, color_folder, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    from core.analysis import analyze
+
+    analyze(str(color_folder), "efficientnet_lite0", per_class=10)
     path = tmp_path / "report.html"
     write_report(trained_run, str(path))
     with sync_playwright() as p:
@@ -89,9 +95,10 @@ def test_report_opens_offline_in_chromium(trained_run, tmp_path):
         page.route(re.compile(r"^https?://"), lambda route: route.abort())  # no network at all
         page.goto(path.as_uri())
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
-        for heading in ("Configuration", "Dataset", "Training curves", "Confusion matrix (validation)"):
+        for heading in ("Configuration", "Dataset", "Training curves", "Confusion matrix (validation)",
+                        "Transfer analysis"):
             assert page.get_by_role("heading", name=heading).count() == 1
-        assert page.locator(".js-plotly-plot").count() == 2
+        assert page.locator(".js-plotly-plot").count() == 4  # curves, confusion, the two analysis plots
         ARTIFACTS_DIR.mkdir(exist_ok=True)
         page.set_viewport_size({"width": 1280, "height": page.evaluate("document.body.scrollHeight") + 50})
         page.screenshot(path=str(ARTIFACTS_DIR / "report.png"))
