@@ -11,7 +11,7 @@ from core.runs import RunState, list_runs
 from core.training import parameter_counts
 from core.viz.blocks import blocks_figure
 from core.viz.figures import training_curves
-from ui import resources, state
+from ui import lr_finder, resources, state
 from ui.widgets import show_error
 
 s = st.session_state
@@ -65,6 +65,7 @@ with st.expander("Blocks as a table"):
                    "status": "frozen" if i < frozen else "trainable"} for i, b in enumerate(infos)],
                  hide_index=True)
 
+lr_finder.apply_chosen_rate()  # before the form's inputs exist in this run
 with st.form("train_form"):
     st.markdown(f"**Data:** {s.dataset_label}, "
                 f"{f'{s.per_class} images per class' if s.per_class else f'{s.fraction:.0%} of each class'}"
@@ -78,15 +79,21 @@ with st.form("train_form"):
                              "class mean train nothing and show the training images behind each prediction. "
                              "All but dense need every block frozen.")
     epochs = c2.number_input("Epochs", 1, 500, state.DEFAULTS.epochs)
-    lr = c3.number_input("Learning rate", 1e-6, 1.0, state.DEFAULTS.learning_rate, format="%.5f")
+    lr = c3.number_input("Learning rate", 1e-6, 1.0, format="%.5f",
+                         key=state.bind("w_lr", state.DEFAULTS.learning_rate))
     batch = c4.number_input("Batch size", 1, 512, state.DEFAULTS.batch_size)
     c1, c2, c3, c4 = st.columns(4)
     two_phase = c1.checkbox("Two phases", state.DEFAULTS.two_phase,
                             help="Phase 1 trains only the head; phase 2 unfreezes down to the chosen depth.")
-    factor = c2.number_input("Fine-tune rate factor", 0.001, 1.0, state.DEFAULTS.fine_tune_lr_factor, format="%.3f")
+    factor = c2.number_input("Fine-tune rate factor", 0.001, 1.0, format="%.3f",
+                             key=state.bind("w_factor", state.DEFAULTS.fine_tune_lr_factor))
     patience = c3.number_input("Early stopping patience (0 = off)", 0, 100, state.DEFAULTS.early_stopping)
     seed = c4.number_input("Seed", 0, 2**31 - 1, state.DEFAULTS.seed)
     submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:")
+
+with st.expander("Find a learning rate"):
+    lr_finder.panel(state.train_config(learning_rate=float(s.w_lr), batch_size=int(batch), seed=int(seed)),
+                    fine_tunes=frozen < n_blocks)
 
 if submitted:
     try:

@@ -53,11 +53,11 @@ def run_case(case: str, dataset: str, per_class: int, config: TrainConfig, seeds
                  "test_mean": round(float(np.mean(test)), 3), "test_std": round(float(np.std(test)), 3)})
 
 
-def fine_tune_rates(datasets, seeds) -> None:
+def fine_tune_rates(datasets, seeds, factors) -> None:
     base = TrainConfig(epochs=10)
     for dataset in datasets:
         run_case("feature extraction", dataset, 50, base, seeds)
-        for factor in FACTORS:
+        for factor in factors:
             run_case(f"fine-tune last 3, factor {factor:g}", dataset, 50,
                      base.with_(frozen_blocks=LAST_THREE, fine_tune_lr_factor=factor), seeds)
 
@@ -86,13 +86,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one seed, digits only")
     parser.add_argument("--only", choices=("rates", "random", "augment"), help="one part only")
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2)")
+    parser.add_argument("--factors", type=float, nargs="+", default=list(FACTORS), help="fine-tune factors to try")
     parser.add_argument("--factor", type=float, default=TrainConfig().fine_tune_lr_factor,
                         help="fine-tune factor for the random-weights case (default: the config's)")
     args = parser.parse_args()
-    datasets, seeds = (("digits",), [0]) if args.quick else (DATASETS, [0, 1, 2])
+    datasets, seeds = (("digits",), [0]) if args.quick else (DATASETS, args.seeds or [0, 1, 2])
     start = time.perf_counter()
     if args.only in (None, "rates"):
-        fine_tune_rates(datasets, seeds)
+        fine_tune_rates(datasets, seeds, args.factors)
     if args.only in (None, "random"):
         pretrained_vs_random(datasets, seeds, args.factor)
     if args.only in (None, "augment"):

@@ -234,6 +234,13 @@ def cmd_analyze(args) -> None:
     print(json.dumps(analysis.to_json()))
 
 
+def cmd_lr_find(args) -> None:
+    from core.lr_find import find_for_config
+
+    curve = find_for_config(_config_from_args(args).validate(), args.phase, progress=_StagePrinter())
+    print(json.dumps(curve.to_json()))
+
+
 def cmd_worker(args) -> None:
     from core.jobs import worker_main
 
@@ -303,6 +310,17 @@ def _add_analyze(sub) -> None:
     p.set_defaults(func=cmd_analyze)
 
 
+def _add_lr_find(sub, training) -> None:
+    p = sub.add_parser("lr-find", parents=[training], help="loss against a growing learning rate; JSON last")
+    p.add_argument("--phase", choices=["head", "fine-tune"], default="head",
+                   help="the head on the vectors, or the unfrozen blocks after the head phase")
+    p.add_argument("--frozen-blocks", default=frozen_text(D.frozen_blocks),
+                   help="number of blocks frozen from the input side, or 'all'")
+    p.add_argument("--per-class", type=int, default=D.per_class)
+    p.add_argument("--fraction", type=float, default=D.fraction, help="use this fraction of every class instead")
+    p.set_defaults(func=cmd_lr_find)
+
+
 def _add_run_commands(sub, shared) -> None:
     """Commands on one finished run (or sweep)."""
     p = sub.add_parser("predict", parents=[shared], help="predict images with a completed run; one JSON line each")
@@ -338,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5)
     p.set_defaults(func=cmd_imagenet)
     _add_analyze(sub)
+    _add_lr_find(sub, training)
     _add_train(sub, shared, training)
     sub.add_parser("runs", parents=[shared], help="list runs").set_defaults(func=cmd_runs)
     _add_sweep(sub, shared, training)

@@ -183,12 +183,9 @@ def _write_data(folder: Path, config: TrainConfig):
     """Scan, sample and split the data; write dataset.json (with every skipped file) and split.json. The
     scan keeps each image's array at the backbone's input size: the trainer then decodes nothing."""
     from core.backbones import get_spec
-    from core.data.sampling import sample, split
-    from core.data.sources import load_dataset
+    from core.data.sources import sample_split
 
-    dataset = load_dataset(config.dataset, prime_size=config.image_size or get_spec(config.backbone).input_size)
-    chosen = sample(dataset, config.per_class, config.fraction, config.seed)
-    parts = split(chosen.items, config.val_fraction, config.test_fraction, config.seed)
+    dataset, chosen, parts = sample_split(config, prime_size=config.image_size or get_spec(config.backbone).input_size)
     atomic_write_json(folder / "dataset.json", {
         **dataset.summary(), "sample": chosen.describe(), "sample_share": chosen.share,
         "sample_size": len(chosen.items), "sample_per_class": chosen.per_class,

@@ -527,3 +527,67 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
                    for n in PARTS}
     trainable, frozen = parameter_counts(summary, plan.frozen, len(classes))
     return TrainResult(job.history, predictions, summarize(predictions), job.timings, weights, trainable, frozen, plan)
+
+
+# ---------- the learning-rate finder's use of the stages (core.lr_find) ----------
+
+@dataclass
+class Prepared:
+    """A run's stages up to its first batch: the plan, the cached inputs and the untrained models."""
+    job: _Job
+    plan: RunPlan
+    data: dict
+    models: _Models
+
+    @property
+    def labels(self) -> dict:
+        return self.data["labels"]
+
+    def train_inputs(self, phase: str) -> np.ndarray:
+        """The head's vectors, or the cut tensors fine-tuning starts from."""
+        cuts = self.data["cuts"]["train"]
+        if phase == "fine-tune" or self.plan.consumes == VECTORS:
+            return cuts
+        return run_batches(self.models.vectors, cuts)
+
+
+def prepare_inputs(config: TrainConfig, split: Split, progress=None) -> Prepared:
+    """Load, decode (or read stored vectors), run the frozen part once and build the models, as train()
+    does; progress(stage, done, total)."""
+    report = (lambda p: progress(p.phase, p.batch, p.batches)) if progress else None
+    tf_keras.utils.set_random_seed(config.seed)
+    job = _Job(config, report, None, None, None)
+    plan, backbone, summary, forward = _load(job, split)
+    if plan.consumes not in (VECTORS, CUTS):
+        raise TrainingError("The learning-rate finder needs the frozen part's outputs cached: choose a layered "
+                            "backbone (an opaque hub layer cannot be cut) and a depth whose cut fits in memory.")
+    data = _stored_vectors(job, plan, split, summary)
+    if data is None:
+        data = _frozen_outputs(job, plan, backbone, summary, forward, _decode(job, split, summary.input_size))
+    data["labels"] = _labels(split)
+    return Prepared(job, plan, data, _build_models(job, plan, backbone, summary, len(split.classes)))
+
+
+def rate_probe(prepared: Prepared, phase: str):
+    """step(rate, x, y) -> the batch's loss after one update at `rate`: the head alone on vectors, or, after
+    the head phase the run would train first, the unfrozen blocks at `rate` with the head at its own rate."""
+    models, plan, config = prepared.models, prepared.plan, prepared.job.config
+    if phase == "head":
+        model = models.head_only
+        model.compile(optimizer=tf_keras.optimizers.Adam(config.learning_rate),
+                      loss="sparse_categorical_crossentropy")
+    else:
+        if plan.phases[0].name == "head":
+            _fit_phase(prepared.job, plan, plan.phases[0], models, prepared.data, 1)
+        model, fine = models.trainable, plan.phases[-1]
+        for block in models.trainable_blocks:
+            block.trainable = True
+        _assign_rates(model, fine, models)
+        model.compile(optimizer=tf_keras.optimizers.Adam(fine.learning_rate), loss="sparse_categorical_crossentropy")
+    train_step = tf.function(model.train_step)
+
+    def step(rate: float, x: np.ndarray, y: np.ndarray) -> float:
+        model.optimizer.learning_rate.assign(rate)
+        model.reset_metrics()
+        return float(train_step((tf.constant(x), tf.constant(y)))["loss"])
+    return step

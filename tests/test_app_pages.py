@@ -191,3 +191,15 @@ def test_analyze_page_probes_every_block_and_applies_the_suggested_depth(color_f
     use.click().run()
     assert not at.exception and at.session_state.frozen_blocks == analysis.suggested_frozen
     assert at.title[0].value == "Train"
+
+
+def test_train_page_finds_a_learning_rate_and_puts_it_in_the_form(color_folder):
+    at = open_page("train", dataset=str(color_folder), dataset_label="colours", per_class=6)
+    next(b for b in at.button if b.label == "Find a learning rate").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    curve = at.session_state.lr_curve
+    assert curve.phase == "head" and len(at.get("plotly_chart")) >= 2  # the blocks figure and the rate curve
+    next(b for b in at.button if b.label.startswith("Use ")).click().run()
+    assert not at.exception
+    assert at.session_state.w_lr == pytest.approx(min(max(curve.suggested, 1e-6), 1.0))
+    assert at.number_input(key="w_lr").value == pytest.approx(at.session_state.w_lr)

@@ -146,6 +146,15 @@ def load_dataset(spec: str, progress: Callable[[int, int], None] | None = None,
     return import_zip_file(path, path.name, progress=progress, prime_size=prime_size)
 
 
+def sample_split(config, progress: Callable[[int, int], None] | None = None, prime_size: int | None = None):
+    """(dataset, sample, split) exactly as a run of this TrainConfig draws them (seeded: the same each time)."""
+    from core.data.sampling import sample, split
+
+    dataset = load_dataset(config.dataset, progress=progress, prime_size=prime_size)
+    chosen = sample(dataset, config.per_class, config.fraction, config.seed)
+    return dataset, chosen, split(chosen.items, config.val_fraction, config.test_fraction, config.seed)
+
+
 def import_zip_file(path: Path, filename: str, limits: ZipLimits = ZipLimits(),
                     progress: Callable[[int, int], None] | None = None, prime_size: int | None = None) -> Dataset:
     """Unpack a zip on disk into the uploads folder (same bytes -> same folder, reused); it is hashed
