@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -20,11 +21,13 @@ import numpy as np
 import core  # noqa: F401  (Keras 2 before TensorFlow)
 from benchmarks.baseline import train_baseline
 from core import paths
+from core.analysis import features
 from core.backbones.registry import DEFAULT_BACKBONE
 from core.config import TrainConfig
 from core.data.augment import AugmentConfig
 from core.data.sampling import sample, split
 from core.data.sources import load_dataset
+from core.data.store import NpyStore
 
 CASES = {
     "all blocks frozen": TrainConfig(epochs=20),
@@ -146,6 +149,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also 150 images per class")
     args = parser.parse_args()
     os.environ.setdefault("STUDIO_RUNS_DIR", str(paths.studio_home() / "benchmark-runs"))
+    # (a) times training from images: vectors an earlier analysis stored must not be read.
+    features.STORE = NpyStore(tempfile.mkdtemp(prefix="benchmark-blocks-"), features.STORE.max_bytes)
     emit({"machine": f"{os.cpu_count()} cores", "python": sys.version.split()[0]})
     from core.backbones import bundled
 
