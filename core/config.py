@@ -50,8 +50,8 @@ class TrainConfig:
     epochs: int = 10
     head_epochs: int | None = None  # phase 1 length when fine-tuning; default half of epochs
     batch_size: int = 32
-    learning_rate: float = 1e-2  # head rate; fine-tuning uses this x fine_tune_lr_factor
-    fine_tune_lr_factor: float = 0.1
+    learning_rate: float = 1e-2  # the head's rate, in both phases
+    fine_tune_lr_factor: float = 0.01  # the unfrozen blocks train at learning_rate x this (BENCHMARKS.md: defaults)
     two_phase: bool = True
     early_stopping: int = 0  # patience in epochs on validation loss; 0 = off
     seed: int = 0

@@ -1,6 +1,6 @@
 """Learning-rate finder (Leslie Smith 2015; fastai's lr_find): a short run on the cached inputs with the
-rate growing exponentially each batch; the loss (averaged over neighbouring batches) against the rate shows where training is fast and
-where it diverges.
+rate growing exponentially each batch; the loss (averaged over neighbouring batches) against the rate
+shows where training is fast and where it diverges.
 
 `head`: the dense head on the frozen part's vectors, from a fresh head. `fine-tune`: the head is first
 trained as the run's head phase would train it, then the unfrozen blocks' rate grows while the head keeps

@@ -53,9 +53,9 @@ def test_trainable_parameter_counts_per_k(lite0):
 
 def test_phase_plan():
     assert [p.name for p in plan_phases(TrainConfig(epochs=6), 18, 18)] == ["head"]
-    two = plan_phases(TrainConfig(epochs=6, learning_rate=0.01), 15, 18)
+    two = plan_phases(TrainConfig(epochs=6, learning_rate=0.01, fine_tune_lr_factor=0.1), 15, 18)
     assert [(p.name, p.epochs) for p in two] == [("head", 3), ("fine-tune", 3)]
-    assert two[1].learning_rate == pytest.approx(0.001)
+    assert two[1].learning_rate == pytest.approx(0.001) and two[1].head_learning_rate == pytest.approx(0.01)
     assert [p.name for p in plan_phases(TrainConfig(epochs=6, two_phase=False), 15, 18)] == ["fine-tune"]
 
 
@@ -313,3 +313,22 @@ def test_augmented_features_differ_per_epoch_and_feed_each_epoch():
         feed.on_epoch_end()
     with pytest.raises(Cancelled, match="augmenting the images of epoch 1"):
         _augmented_features(augmenter, mean_colour, images, 3, None, lambda: True)
+
+
+def test_fine_tuning_moves_the_head_at_its_rate_and_the_blocks_at_theirs():
+    """Adam's first step moves every weight with a gradient by about its learning rate: the head's by the
+    head rate, the unfrozen blocks' by the fine-tuning rate."""
+    from core.backbones.tf import tf_keras
+    from core.training import TrainableModel
+
+    inputs = tf_keras.Input((5,))
+    body_layer, head_layer = tf_keras.layers.Dense(4, activation="tanh"), tf_keras.layers.Dense(3, activation="softmax")
+    model = TrainableModel(inputs, head_layer(body_layer(inputs)))
+    model.head, model.body = list(head_layer.trainable_variables), list(body_layer.trainable_variables)
+    model.head_optimizer = tf_keras.optimizers.Adam(1e-2)
+    model.compile(tf_keras.optimizers.Adam(1e-4), "sparse_categorical_crossentropy")
+    before = [v.numpy().copy() for v in model.head + model.body]
+    rng = np.random.default_rng(0)
+    model.fit(rng.normal(size=(16, 5)).astype("float32"), rng.integers(0, 3, 16), batch_size=16, epochs=1, verbose=0)
+    moved = [np.abs(v.numpy() - b).max() for v, b in zip(model.head + model.body, before)]
+    assert moved[0] == pytest.approx(1e-2, rel=0.05) and moved[2] == pytest.approx(1e-4, rel=0.05)
