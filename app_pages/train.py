@@ -91,7 +91,7 @@ with st.form("train_form"):
     seed = c4.number_input("Seed", 0, 2**31 - 1, state.DEFAULTS.seed)
     submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:")
 
-with st.expander("Find a learning rate"):
+with st.container(border=True):
     lr_finder.panel(state.train_config(learning_rate=float(s.w_lr), batch_size=int(batch), seed=int(seed)),
                     fine_tunes=frozen < n_blocks)
 

@@ -355,8 +355,8 @@ def _extract(job: _Job, forward, images: dict) -> dict:
     return _by_part(everything, {n: len(images[n]) for n in PARTS})
 
 
-def _fit_linear(job: _Job, head, vectors: dict, labels: dict, num_classes: int) -> dict:
-    """A scikit-learn head in one step on the vectors; returns each part's probabilities."""
+def _fit_in_one_step(job: _Job, head, vectors: dict, labels: dict, num_classes: int) -> dict:
+    """A head fitted in one step on the vectors (scikit-learn, k-NN, nearest mean); each part's probabilities."""
     start = time.monotonic()
     job.report("fit", epoch=1, epochs=1)
     head.fit(vectors["train"], labels["train"], num_classes, job.config.seed)
@@ -502,7 +502,7 @@ def _fit_head(job: _Job, plan: RunPlan, backbone, summary, data: dict, num_class
         return models.head, _fit_dense(job, plan, models, data)
     head = new_head(plan.head, num_classes)
     with job.timed("fit"):
-        return head, _fit_linear(job, head, data["cuts"], data["labels"], num_classes)
+        return head, _fit_in_one_step(job, head, data["cuts"], data["labels"], num_classes)
 
 
 def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None] | None = None,

@@ -28,6 +28,7 @@ def apply_chosen_rate() -> None:
 def panel(config, fine_tunes: bool) -> None:
     """`config`: the TrainConfig the form would submit now. Sets w_lr or w_factor when asked."""
     s = st.session_state
+    st.markdown("**Learning-rate finder**")
     phase = st.radio("Which rate", list(PHASES) if fine_tunes else ["head"], format_func=PHASES.get, horizontal=True)
     if st.button("Find a learning rate", icon=":material/speed:"):
         bar = st.progress(0.0, text="Preparing the cached inputs")

@@ -189,12 +189,11 @@ def rate_curve(rates, losses, suggested: float, steepest: float, title: str) -> 
     """Smoothed training loss against a learning rate that grew every batch (log scale), the suggestion marked."""
     fig = go.Figure(go.Scatter(x=list(rates), y=list(losses), mode="lines", name="smoothed loss",
                                line=dict(color=VAL_COLOR), hovertemplate="rate %{x:.2g}: loss %{y:.3f}<extra></extra>"))
-    for rate, name, dash in ((suggested, "suggested (a tenth of the minimum)", "dash"),
-                             (steepest, "steepest fall", "dot")):
-        fig.add_vline(x=np.log10(rate), line_dash=dash, line_color=TRAIN_COLOR)  # shapes on a log axis take log10
-        fig.add_annotation(x=np.log10(rate), yref="paper", y=1.0, text=f"{name}: {rate:.2g}", showarrow=False,
-                           yanchor="bottom", font=dict(color=TRAIN_COLOR),
-                           xanchor="left" if dash == "dash" else "right")
+    low, high = float(min(losses)), float(max(losses))
+    marks = ((suggested, "suggested (a tenth of the minimum)", "dash"), (steepest, "steepest fall", "dot"))
+    for rate, name, dash in marks:
+        fig.add_trace(go.Scatter(x=[rate, rate], y=[low, high], mode="lines", name=f"{name}: {rate:.2g}",
+                                 line=dict(color=TRAIN_COLOR, dash=dash), hoverinfo="skip"))
     fig.update_xaxes(title_text="learning rate", type="log")
     fig.update_yaxes(title_text="training loss (smoothed)")
     return _layout(fig, title)
