@@ -72,7 +72,10 @@ plan = (metrics.get("plan") or {}).get("description") or (
 st.caption(f"{dataset_info.get('sample', '')} of {dataset_info.get('name', '')}, trained on "
            f"{metrics.get('device', 'CPU')}: {plan}")
 
-st.plotly_chart(views.curves(), width="stretch")
+if any(h.get("loss") is not None for h in run.history()):
+    st.plotly_chart(views.curves(), width="stretch")
+else:
+    st.caption(f"The {run.config.head} head is fitted in one step: there are no epochs to plot.")
 
 st.subheader("Confusion matrix (validation)")
 normalise = st.toggle("Row-normalised (recall per class)", False)
@@ -118,7 +121,9 @@ else:
         cols[i % 6].image(r["saliency"] if with_saliency else r["image"],
                           caption=f"{r['true']} → {r['predicted']} ({r['probability']:.0%})", width=112)
     if views.model.explains:
-        st.markdown(f"**Why:** the {run.config.head} head predicts from the training images nearest in feature "
+        head = views.model.head
+        k = f" (k = {head.k}, chosen by leaving each training image out)" if hasattr(head, "k") else ""
+        st.markdown(f"**Why:** the {run.config.head} head{k} predicts from the training images nearest in feature "
                     "space. For each mistake, its five nearest training images (label · cosine similarity):")
         for r in wrong[:6]:
             left, right = st.columns([1, 5])

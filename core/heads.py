@@ -149,8 +149,8 @@ class NeighbourHead(_Memory):
         np.fill_diagonal(sims, -np.inf)  # leave each image out of its own vote
         choices = [k for k in self.CHOICES if k < len(labels)] or [1]
         scores = [float((self._vote(sims, k).argmax(1) == labels).mean()) for k in choices]
-        self.k = choices[int(np.argmax(scores))]  # the first best: the smallest k among ties
-        self.loo_accuracy = max(scores)
+        best = max(scores)
+        self.k = max(k for k, score in zip(choices, scores) if score == best)  # ties: the smoother vote
         return self
 
     def _vote(self, sims: np.ndarray, k: int) -> np.ndarray:

@@ -332,3 +332,27 @@ def test_fine_tuning_moves_the_head_at_its_rate_and_the_blocks_at_theirs():
     model.fit(rng.normal(size=(16, 5)).astype("float32"), rng.integers(0, 3, 16), batch_size=16, epochs=1, verbose=0)
     moved = [np.abs(v.numpy() - b).max() for v, b in zip(model.head + model.body, before)]
     assert moved[0] == pytest.approx(1e-2, rel=0.05) and moved[2] == pytest.approx(1e-4, rel=0.05)
+
+
+def test_a_knn_run_explains_its_predictions_with_training_images(color_folder, tmp_path):
+    from core import jobs
+    from core.errors import StudioError
+    from core.export import export_run
+    from core.predict import predict_sources
+    from core.runs import load_run
+    from tests.test_app_pages import open_page, text_of
+
+    run_id = jobs.submit(TrainConfig(dataset=str(color_folder), per_class=10, head="knn", val_fraction=0.3,
+                                     test_fraction=0.0))
+    assert jobs.wait(run_id, timeout=600)["state"] == "completed"
+    train_names = {i.relpath for i in load_run(run_id).split().train}
+    red = next(color_folder.glob("red/*.png"))
+    result = predict_sources(run_id, [("red.png", str(red))], k=2)[0]
+    assert result["top"][0]["label"] == "red"
+    assert len(result["nearest"]) == 5 and all(n["relpath"] in train_names for n in result["nearest"])
+    assert [n["label"] for n in result["nearest"][:3]] == ["red"] * 3
+    assert export_run(run_id, "tflite", tmp_path / "lite").top1_agreement == 1.0
+    with pytest.raises(StudioError, match="SavedModel or TFLite"):
+        export_run(run_id, "keras", tmp_path / "keras")
+    at = open_page("results", run_id=run_id)
+    assert "no epochs to plot" in text_of(at)
