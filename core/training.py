@@ -4,9 +4,10 @@ load (plan; the TensorFlow backbone only if the plan needs it) -> decode -> extr
 once per image) -> augment (per-epoch vectors) -> fit the head / each phase -> evaluate -> weights.
 
 The backbone is cut after block K. The frozen part always runs in inference mode with no
-backward pass. Every backbone block, trainable or not, runs with training=False so BatchNorm
+backward pass. Every pretrained block, trainable or not, runs with training=False so BatchNorm
 keeps its ImageNet statistics (the Keras fine-tuning guide's advice for small datasets); only the
-head's dropout trains.
+head's dropout trains. Randomly initialised blocks have no statistics to keep: their trainable
+blocks run BatchNorm in training mode, as training from scratch needs.
 """
 
 from __future__ import annotations
@@ -79,10 +80,15 @@ def parameter_counts(backbone, frozen: int, num_classes: int) -> tuple[int, int]
     return trainable, sum(b.params for b in infos) + head - trainable
 
 
-def _chain(blocks, x):
+def _chain(blocks, x, training: bool | None = False):
     for block in blocks:
-        x = block(x, training=False)
+        x = block(x, training=training)
     return x
+
+
+def _batchnorm_mode(backbone) -> bool | None:
+    """False (inference statistics) for pretrained blocks; None (batch statistics while fitting) for random ones."""
+    return None if backbone is not None and backbone.spec.source == "random" else False
 
 
 class _Monitor(tf_keras.callbacks.Callback):
@@ -403,7 +409,7 @@ def _build_models(job: _Job, plan: RunPlan, backbone, summary, num_classes: int)
     with job.scope():
         head = DenseHead(num_classes, job.config.dropout)
         cut_in = tf_keras.Input(summary.cut_shape(plan.frozen), name="cut")
-        vector = _chain(blocks, cut_in)
+        vector = _chain(blocks, cut_in, _batchnorm_mode(backbone))
         trainable = TrainableModel(cut_in, head.layer(vector), name="trainable_part")
         vector_in = tf_keras.Input((summary.feature_dim,), name="vector")
         head_only = tf_keras.Model(vector_in, head.layer(vector_in), name="head_only")

@@ -60,6 +60,8 @@ def test_random_init_differs_from_pretrained(lite0):
     a = lite0.blocks[0].get_layer("stem_conv").kernel.numpy()
     b = random.blocks[0].get_layer("stem_conv").kernel.numpy()
     assert a.shape == b.shape and not np.allclose(a, b)
+    momenta = {layer.momentum for block in random.blocks for layer in block.layers if hasattr(layer, "moving_mean")}
+    assert momenta == {0.9}  # from scratch, the moving statistics must catch up within one run
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
