@@ -55,8 +55,8 @@ def test_curve_sizes_leave_held_out_images_and_a_class_of_one_is_refused():
     assert probe.curve_sizes(np.repeat(np.arange(3), 25)) == [1, 2, 5, 10, 20]
     assert probe.curve_sizes(np.repeat(np.arange(2), 3)) == [1, 2]
     assert probe.curve_sizes(np.repeat(np.arange(2), 60)) == [1, 2, 5, 10, 20, 48]
-    with pytest.raises(DataError, match="at least 2 images"):
-        probe.folds_for(np.array([0, 0, 0, 1]))
+    with pytest.raises(DataError, match=r"smallest class here \('cat'\) has 1"):
+        probe.folds_for(np.array([0, 0, 0, 1]), ("dog", "cat"))
 
 
 def test_the_forecast_recovers_a_planted_learning_curve():

@@ -113,7 +113,7 @@ def analyze(spec: str, backbone: str, per_class: int | None = None, fraction: fl
     items = sample(dataset, per_class=per_class, fraction=fraction, seed=seed).items
     classes = tuple(sorted({i.label for i in items}))
     labels = np.array([classes.index(i.label) for i in items])
-    probe.folds_for(labels)  # refuse a sample too small before any forward pass
+    probe.folds_for(labels, classes)  # refuse a sample too small before any forward pass
     vectors = block_vectors(items, backbone, image_size, progress)
     depth = _depth(vectors, labels, seed, progress)
     smallest = int(np.bincount(labels).min())

@@ -34,12 +34,14 @@ class Score:
     std: float
 
 
-def folds_for(labels: np.ndarray) -> int:
+def folds_for(labels: np.ndarray, classes: tuple[str, ...] | None = None) -> int:
     """Stratified folds the smallest class allows, at most MAX_FOLDS; a class of one image cannot be scored."""
-    smallest = int(np.bincount(labels).min()) if len(labels) else 0
+    counts = np.bincount(labels) if len(labels) else np.zeros(1, int)
+    smallest = int(counts.min())
     if len(np.unique(labels)) < 2 or smallest < 2:
-        raise DataError("A probe needs at least two classes with at least 2 images each; "
-                        f"the smallest class here has {smallest}. Add images or sample more per class.")
+        name = f" ('{classes[int(counts.argmin())]}')" if classes and len(np.unique(labels)) >= 2 else ""
+        raise DataError(f"A probe needs at least two classes with at least 2 images each; the smallest class "
+                        f"here{name} has {smallest}. Add images or sample more per class.")
     return min(MAX_FOLDS, smallest)
 
 
