@@ -6,7 +6,8 @@
 1. Fine-tuning the last 3 blocks of the bundled model at 50 images per class, against feature
    extraction, for several fine-tune rate factors (the head trains at the default rate first).
 2. Pretrained against random initialisation: the same settings on efficientnet_lite0_random
-   (features only, the last 3 blocks fine-tuned, and every block trained from scratch on digits).
+   (features only, the last 3 blocks fine-tuned), and every block trained from scratch against every
+   block fine-tuned from ImageNet.
 3. Augmentation at 20 images per class, feature extraction, on and off.
 
 Every case is repeated over seeds (each seed draws its own sample and split). One JSON line per
@@ -69,12 +70,14 @@ def pretrained_vs_random(datasets, seeds, factor: float) -> None:
         run_case(f"random weights, last 3 fine-tuned (factor {factor:g})", dataset, 50,
                  random.with_(frozen_blocks=LAST_THREE, fine_tune_lr_factor=factor), seeds)
     # Every block trained from scratch (Adam at 1e-3, BatchNorm in training mode) against every block
-    # fine-tuned from ImageNet with the defaults (the head first, then every block at the fine-tuning rate).
+    # fine-tuned from ImageNet with the defaults (the head first, then every block at the fine-tuning rate);
+    # one seed each (minutes per run).
     scratch = TrainConfig(epochs=10, frozen_blocks=0, two_phase=False, learning_rate=1e-3, fine_tune_lr_factor=1.0,
                           backbone="efficientnet_lite0_random")
-    run_case("random weights, every block trained from scratch", "digits", 50, scratch, seeds[:1])
-    run_case(f"pretrained, every block fine-tuned (factor {factor:g})", "digits", 50,
-             TrainConfig(epochs=10, frozen_blocks=0, fine_tune_lr_factor=factor), seeds[:1])
+    for dataset in datasets:
+        run_case("random weights, every block trained from scratch", dataset, 50, scratch, seeds[:1])
+        run_case(f"pretrained, every block fine-tuned (factor {factor:g})", dataset, 50,
+                 TrainConfig(epochs=10, frozen_blocks=0, fine_tune_lr_factor=factor), seeds[:1])
 
 
 def augmentation(datasets, seeds) -> None:
