@@ -86,7 +86,9 @@ with st.form("train_form"):
     two_phase = c1.checkbox("Two phases", state.DEFAULTS.two_phase,
                             help="Phase 1 trains only the head; phase 2 unfreezes down to the chosen depth.")
     factor = c2.number_input("Fine-tune rate factor", 0.001, 1.0, format="%.3f",
-                             key=state.bind("w_factor", state.DEFAULTS.fine_tune_lr_factor))
+                             key=state.bind("w_factor", state.DEFAULTS.fine_tune_lr_factor),
+                             help="The unfrozen blocks train at the learning rate times this; the head keeps its "
+                                  "rate. 0.01 measured best on both demos (BENCHMARKS.md).")
     patience = c3.number_input("Early stopping patience (0 = off)", 0, 100, state.DEFAULTS.early_stopping)
     seed = c4.number_input("Seed", 0, 2**31 - 1, state.DEFAULTS.seed)
     submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:")

@@ -265,7 +265,7 @@ def _training_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=D.batch_size)
     p.add_argument("--lr", type=float, default=D.learning_rate, help="the head's learning rate")
     p.add_argument("--fine-tune-factor", type=float, default=D.fine_tune_lr_factor,
-                   help="fine-tuning runs at lr x this factor")
+                   help="the unfrozen blocks fine-tune at lr x this factor; the head keeps lr")
     p.add_argument("--one-phase", action="store_true", help="skip the head-only first phase")
     p.add_argument("--patience", type=int, default=D.early_stopping, help="early stopping patience (epochs), 0 = off")
     p.add_argument("--seed", type=int, default=D.seed)
