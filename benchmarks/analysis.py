@@ -6,7 +6,8 @@
    models copied, nothing cached): wall time the first time and the second time (features reused).
 2. For seeds 0, 1, 2: the analysis of 25 images per class forecasts 50 training images per class; a real
    feature-extraction run (the dense head, the defaults) trains on 50 images per class of the same seed
-   and is scored on every remaining digit (about 1,300), with the probe's last-block accuracy beside it.
+   and is scored on every remaining digit (about 1,300), with the probe's last-block accuracy beside it
+   and a real run on the analysed 25 per class.
 3. `core analyze --per-class 100` (1,000 images at 224 px) in a fresh home: the process's peak memory.
 
 One JSON line per measurement; BENCHMARKS.md holds a measured run.
@@ -14,6 +15,7 @@ One JSON line per measurement; BENCHMARKS.md holds a measured run.
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import subprocess
@@ -66,12 +68,14 @@ def forecast_against_runs(work: Path) -> None:
     for seed in (0, 1, 2):
         _, result = cli_analyze(env, 25, seed)
         predicted = next(f for f in result["forecast"] if f["per_class"] == 50)
-        actual = real_run(seed, 50)
+        actual, same_size = real_run(seed, 50), real_run(seed, 25)
         probe = result["depth"][-1]["accuracy"]
         emit({"measure": "forecast vs run", "seed": seed, "forecast_50": predicted["accuracy"],
               "interval": [predicted["low"], predicted["high"]], "run_50_accuracy": round(actual, 4),
               "forecast_error_points": round(100 * (predicted["accuracy"] - actual), 1),
-              "last_block_probe_25": round(probe, 4), "probe_error_points": round(100 * (probe - actual), 1)})
+              "last_block_probe_25": round(probe, 4), "probe_error_points": round(100 * (probe - actual), 1),
+              "run_25_accuracy": round(same_size, 4),
+              "probe_vs_run_25_points": round(100 * (probe - same_size), 1)})
 
 
 def memory(work: Path) -> None:
@@ -83,14 +87,20 @@ def memory(work: Path) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("speed", "memory", "forecast"), help="one part only")
+    only = parser.parse_args().only
     if not (paths.models_dir() / "tflite").is_dir():
         raise SystemExit("Prepare the bundled model first: make run, or .venv/bin/python -m core prepare")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="analysis-") as tmp:
         work = Path(tmp)
-        speed(work)
-        memory(work)  # before the in-process runs: RUSAGE_CHILDREN keeps the largest child's peak
-        forecast_against_runs(work)
+        if only in (None, "speed"):
+            speed(work)
+        if only in (None, "memory"):
+            memory(work)  # before the in-process runs: RUSAGE_CHILDREN keeps the largest child's peak
+        if only in (None, "forecast"):
+            forecast_against_runs(work)
     emit({"total_seconds": round(time.perf_counter() - start, 1)})
 
 
