@@ -54,14 +54,6 @@ def cross_validated(vectors: np.ndarray, labels: np.ndarray, seed: int = 0) -> S
     return Score(float(scores.mean()), float(scores.std()))
 
 
-def out_of_fold_probs(vectors: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Each image's class probabilities from a probe that never saw it (stratified folds)."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
-    folds = StratifiedKFold(folds_for(labels), shuffle=True, random_state=seed)
-    return cross_val_predict(probe_model(seed), vectors, labels, cv=folds, method="predict_proba")
-
-
 def depth_scores(block_vectors: Callable[[int], np.ndarray], blocks: int, labels: np.ndarray, seed: int = 0,
                  progress: Callable[[int, int], None] | None = None) -> list[Score]:
     """One cross-validated score per block, input side first (blocks on every core: the solver releases
