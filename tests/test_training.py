@@ -24,6 +24,16 @@ from core.training import parameter_counts, train
 from tests.conftest import PROJECT_DIR, make_color_folders, wait_for
 
 
+@pytest.fixture(autouse=True)
+def no_stored_vectors(tmp_path, monkeypatch):
+    """These tests are about the trainer's own engines: vectors an analysis in another test stored for the
+    same images would replace them (tests/test_analysis.py covers that path)."""
+    from core.analysis import features
+    from core.data.store import NpyStore
+
+    monkeypatch.setattr(features, "STORE", NpyStore(tmp_path / "blocks", 10**8))
+
+
 @pytest.fixture(scope="module")
 def small_split(color_folder):
     ds = scan_folder(color_folder)
