@@ -320,10 +320,15 @@ def _counts(split: Split) -> dict:
     return {n: len(getattr(split, n)) for n in PARTS}
 
 
+def _items(split: Split) -> list:
+    """Every image of the split: train, val, test in order."""
+    return [i for n in PARTS for i in getattr(split, n)]
+
+
 def _decode(job: _Job, split: Split, size: int) -> dict:
     """Every image of the split decoded once to uint8 at the input size (or read back from the array
     cache of an earlier run)."""
-    everything = [i for n in PARTS for i in getattr(split, n)]
+    everything = _items(split)
     before = DEFAULT_CACHE.decoded
     arrays = load_arrays(everything, size, progress=lambda done, total: job.report("decode", batch=done,
                                                                                     batches=total))
@@ -336,13 +341,23 @@ def _stored_vectors(job: _Job, plan: RunPlan, split: Split, summary) -> dict | N
     vectors: then nothing is decoded and nothing runs through the backbone."""
     if plan.consumes != VECTORS:
         return None
-    everything = [i for n in PARTS for i in getattr(split, n)]
-    vectors = stored_final_vectors(everything, job.config.backbone, summary.input_size, summary.feature_dim)
+    vectors = stored_final_vectors(_items(split), job.config.backbone, summary.input_size, summary.feature_dim)
     if vectors is None:
         return None
     job.timings.update(frozen_forward="feature store", decoded_images=0)
     cuts = _by_part(vectors, _counts(split))
     return {"images": None, "cuts": cuts, "per_epoch": None, "inputs": cuts}
+
+
+def _inputs(job: _Job, plan: RunPlan, backbone, summary, forward, split: Split) -> dict:
+    """What the trainable part trains on, with the labels: vectors an analysis stored, or the split decoded
+    and run through the frozen part as the plan says."""
+    data = _stored_vectors(job, plan, split, summary)
+    if data is None:
+        with job.timed("decode"):
+            images = _decode(job, split, summary.input_size)
+        data = _frozen_outputs(job, plan, backbone, summary, forward, images)
+    return {**data, "labels": _labels(split)}
 
 
 def _frozen_model(backbone, frozen: int, size: int) -> tf_keras.Model:
@@ -521,12 +536,8 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
     with job.timed("load"):
         plan, backbone, summary, forward = _load(job, split)
     job.timings["frozen_forward"] = plan.engine
-    labels, data = _labels(split), _stored_vectors(job, plan, split, summary)
-    if data is None:
-        with job.timed("decode"):
-            images = _decode(job, split, summary.input_size)
-        data = _frozen_outputs(job, plan, backbone, summary, forward, images)
-    data["labels"] = labels
+    data = _inputs(job, plan, backbone, summary, forward, split)
+    labels = data["labels"]
     head, probs = _fit_head(job, plan, backbone, summary, data, len(classes))
     weights = {**head.weights(), **(backbone.tuned_weights(plan.frozen) if plan.fine_tunes else {})}
     predictions = {n: Predictions(tuple(i.relpath for i in getattr(split, n)), labels[n], probs[n], classes)
@@ -567,10 +578,7 @@ def prepare_inputs(config: TrainConfig, split: Split, progress=None) -> Prepared
     if plan.consumes not in (VECTORS, CUTS):
         raise TrainingError("The learning-rate finder needs the frozen part's outputs cached: choose a layered "
                             "backbone (an opaque hub layer cannot be cut) and a depth whose cut fits in memory.")
-    data = _stored_vectors(job, plan, split, summary)
-    if data is None:
-        data = _frozen_outputs(job, plan, backbone, summary, forward, _decode(job, split, summary.input_size))
-    data["labels"] = _labels(split)
+    data = _inputs(job, plan, backbone, summary, forward, split)
     return Prepared(job, plan, data, _build_models(job, plan, backbone, summary, len(split.classes)))
 
 

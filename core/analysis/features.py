@@ -9,7 +9,6 @@ final vector only, as one block named "output".
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 from core.data.arrays import load_arrays
 from core.data.dataset import ImageItem
 from core.data.store import NpyStore
+from core.fileio import atomic_write_json, read_json
 
 STORE = NpyStore(Path("cache") / "blocks", 512 * 1024**2)
 CHUNK = 128  # images decoded and run at a time: memory stays flat however many images there are
@@ -73,7 +73,7 @@ def _layout_path(backbone: str, size: int) -> Path:
 
 def stored_layout(backbone: str, size: int) -> Layout | None:
     try:
-        return Layout.from_json(json.loads(_layout_path(backbone, size).read_text()))
+        return Layout.from_json(read_json(_layout_path(backbone, size)))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -129,8 +129,7 @@ def block_vectors(items: Sequence[ImageItem], backbone_name: str, image_size: in
     if not missing:
         return BlockVectors(layout, np.stack(found) if found else np.zeros((0, 0), np.float32), "store", 0)
     forward, layout, engine, size = _forward(backbone_name, image_size)
-    _layout_path(backbone_name, size).parent.mkdir(parents=True, exist_ok=True)
-    _layout_path(backbone_name, size).write_text(json.dumps(layout.to_json()))
+    atomic_write_json(_layout_path(backbone_name, size), layout.to_json())
     for start in range(0, len(missing), CHUNK):
         chunk = missing[start:start + CHUNK]
         arrays = load_arrays([items[i] for i in chunk], size)
