@@ -81,13 +81,17 @@ def _config_from_args(args) -> TrainConfig:
                        head=getattr(args, "head", D.head), epochs=args.epochs, batch_size=args.batch_size,
                        learning_rate=args.lr, fine_tune_lr_factor=args.fine_tune_factor, two_phase=not args.one_phase,
                        early_stopping=args.patience, seed=args.seed, image_size=args.image_size,
-                       cache_features=not args.no_cache)
+                       cache_features=not args.no_cache, class_weight=getattr(args, "class_weight", False))
 
 
 def _epoch_line(row: dict, epochs: int) -> str:
     values = " ".join(f"{k} {row[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy")
                       if row.get(k) is not None)
     return f"{row['phase']} epoch {row['epoch']}/{epochs} {values}".rstrip()
+
+
+TRAIN_KEYS = ("train_accuracy", "val_accuracy", "val_accuracy_interval", "test_accuracy", "test_accuracy_interval",
+              "val_balanced_accuracy", "val_macro_f1", "ece", "ece_before", "temperature", "seconds")
 
 
 def cmd_train(args) -> None:
@@ -101,7 +105,8 @@ def cmd_train(args) -> None:
     run = load_run(run_id)
     metrics = run.metrics()
     result = {"run_id": run_id, "dir": str(run.dir), "state": run.state, "message": status.get("message", ""),
-              **{k: metrics.get(k) for k in ("train_accuracy", "val_accuracy", "test_accuracy", "seconds")}}
+              **{k: metrics.get(k) for k in TRAIN_KEYS}, "leak_check": run.dataset().get("leak_check", {}).get("text"),
+              "overrides": len(run.dataset().get("overrides", {}).get("applied", []))}
     print(json.dumps(result))
     if run.state != "completed":
         raise SystemExit(1)
@@ -234,6 +239,15 @@ def cmd_analyze(args) -> None:
     print(json.dumps(analysis.to_json()))
 
 
+def cmd_health(args) -> None:
+    from core.data.sources import load_dataset
+    from core.health import check_health, save
+
+    health = check_health(load_dataset(_data_spec(args.data)), args.model, args.image_size, progress=_StagePrinter())
+    save(health)
+    print(json.dumps(health.to_json()))
+
+
 def cmd_lr_find(args) -> None:
     from core.lr_find import find_for_config
 
@@ -283,6 +297,7 @@ def _add_train(sub, shared, training) -> None:
     p.add_argument("--fraction", type=float, default=D.fraction, help="use this fraction of every class instead")
     p.add_argument("--augment", action="store_true")
     p.add_argument("--head", choices=HEADS, default=D.head)
+    p.add_argument("--class-weight", action="store_true", help="weight the loss so every class counts the same")
     p.set_defaults(func=cmd_train)
 
 
@@ -308,6 +323,14 @@ def _add_analyze(sub) -> None:
     p.add_argument("--seed", type=int, default=D.seed)
     p.add_argument("--image-size", type=int, default=D.image_size)
     p.set_defaults(func=cmd_analyze)
+
+
+def _add_health(sub) -> None:
+    p = sub.add_parser("health", help="label issues, near duplicates, imbalance and odd images; JSON last")
+    p.add_argument("--data", default=D.dataset, help="demo name (digits, faces), folder of class folders, or .zip")
+    p.add_argument("--model", default=D.backbone, help=f"a backbone from `models` (default {DEFAULT_BACKBONE})")
+    p.add_argument("--image-size", type=int, default=D.image_size)
+    p.set_defaults(func=cmd_health)
 
 
 def _add_lr_find(sub, training) -> None:
@@ -356,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5)
     p.set_defaults(func=cmd_imagenet)
     _add_analyze(sub)
+    _add_health(sub)
     _add_lr_find(sub, training)
     _add_train(sub, shared, training)
     sub.add_parser("runs", parents=[shared], help="list runs").set_defaults(func=cmd_runs)

@@ -57,6 +57,7 @@ class TrainConfig:
     seed: int = 0
     image_size: int | None = None  # override the backbone's input size (layered backbones)
     cache_features: bool = True  # run the frozen part once per image when nothing upstream changes
+    class_weight: bool = False  # weight the loss so every class counts the same (imbalanced data)
 
     def validate(self) -> "TrainConfig":
         for name in ("epochs", "batch_size", "frozen_blocks", "seed", "early_stopping"):
@@ -80,6 +81,9 @@ class TrainConfig:
         if self.head != "dense" and (self.frozen_blocks != ALL or self.augment.enabled):
             raise TrainingError(f"The {self.head} head is fitted on fixed feature vectors: use it with every block "
                                 f"frozen and no augmentation, or choose the dense head.")
+        if self.class_weight and self.head in ("knn", "nearest-mean"):
+            raise TrainingError(f"The {self.head} head has no loss to weight: class weighting works with the dense, "
+                                f"logreg and svm heads.")
         if self.image_size is not None and not 32 <= self.image_size <= 1024:
             raise TrainingError(f"Image size must be between 32 and 1024 pixels, got {self.image_size}.")
         return self

@@ -1,4 +1,5 @@
-"""Metrics from predicted probabilities: accuracy, per-class table, confusion, top losses.
+"""Metrics from predicted probabilities: accuracy with its interval, balanced accuracy, macro-F1,
+per-class table, confusion, calibration, top losses.
 
 Predict once, then derive every view from the probabilities (fastai's
 ClassificationInterpretation does the same).
@@ -11,6 +12,25 @@ from dataclasses import dataclass
 import numpy as np
 
 EPS = 1e-12
+Z95 = 1.959964
+
+
+def wilson(correct: float, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """95% Wilson score interval for a proportion of `correct` out of `n` (sound for small n and for
+    proportions near 0 or 1, where the normal approximation is not)."""
+    if not n:
+        return None
+    p, z2 = correct / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def accuracy_text(accuracy: float | None, interval: list | tuple | None) -> str:
+    """'93.0% (87.1-96.4%)': an accuracy as the app, CLI and report show it; '-' when there is none."""
+    if accuracy is None:
+        return "-"
+    return f"{accuracy:.1%}" + (f" ({interval[0]:.1%}-{interval[1]:.1%})" if interval else "")
 
 
 @dataclass(frozen=True)
@@ -32,6 +52,19 @@ class Predictions:
 
     def accuracy(self) -> float | None:
         return float((self.predicted == self.labels).mean()) if len(self.names) else None
+
+    def interval(self) -> tuple[float, float] | None:
+        """95% Wilson interval of the accuracy for this split's size."""
+        return wilson(float((self.predicted == self.labels).sum()), len(self.names))
+
+    def balanced_accuracy(self) -> float | None:
+        """Mean recall over the classes present: what accuracy says when the classes are imbalanced."""
+        recalls = [r["recall"] for r in self.per_class() if r["support"]]
+        return float(np.mean(recalls)) if recalls else None
+
+    def macro_f1(self) -> float | None:
+        rows = [r["f1"] for r in self.per_class() if r["support"]]
+        return float(np.mean(rows)) if rows else None
 
     def confusion(self) -> np.ndarray:
         """counts[true, predicted]"""
@@ -77,10 +110,15 @@ class Predictions:
 
 
 def summarize(splits: dict[str, Predictions]) -> dict:
-    """The metrics.json content: accuracy and loss per split; per-class table and confusion on validation."""
+    """The metrics.json content: accuracy (with its interval, balanced, macro-F1) and loss per split;
+    per-class table and confusion on validation."""
     metrics: dict = {}
     for name, p in splits.items():
         metrics[f"{name}_accuracy"] = p.accuracy()
+        interval = p.interval()
+        metrics[f"{name}_accuracy_interval"] = list(interval) if interval else None
+        metrics[f"{name}_balanced_accuracy"] = p.balanced_accuracy()
+        metrics[f"{name}_macro_f1"] = p.macro_f1()
         metrics[f"{name}_loss"] = float(p.losses.mean()) if len(p.names) else None
     val = splits["val"]
     metrics["per_class"] = val.per_class()

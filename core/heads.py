@@ -21,6 +21,7 @@ import numpy as np
 from core.backbones.tf import tf, tf_keras
 
 PREFIX = "classifier/"
+TEMPERATURE_KEY = f"{PREFIX}temperature"
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -29,8 +30,26 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-class DenseHead:
-    """Dropout then a softmax layer; `layer` is trained by the trainer's Keras phases."""
+class _Calibrated:
+    """Temperature scaling (core.calibration), fitted after training: every head's scores are divided by
+    `temperature` before its softmax, in numpy and in its Keras layer alike. Saved beside the weights."""
+
+    temperature = 1.0
+
+    def calibrate(self, temperature: float) -> None:
+        self.temperature = float(temperature)
+
+    def temperature_weights(self) -> dict[str, np.ndarray]:
+        return {TEMPERATURE_KEY: np.array(self.temperature)}
+
+    def load_temperature(self, weights: dict[str, np.ndarray]) -> None:
+        """A run trained before calibration existed has no temperature: 1."""
+        self.calibrate(float(weights.get(TEMPERATURE_KEY, 1.0)))
+
+
+class DenseHead(_Calibrated):
+    """Dropout then a softmax layer; `layer` is trained by the trainer's Keras phases. Calibrating folds the
+    temperature into the layer's weights (softmax(z / T) is a softmax of a layer scaled by 1 / T)."""
 
     kind = "dense"
 
@@ -43,13 +62,21 @@ class DenseHead:
         self.layer.build((None, feature_dim))
         return self
 
+    def calibrate(self, temperature: float) -> None:
+        kernel, bias = (w * self.temperature for w in self.layer.get_weights())
+        super().calibrate(temperature)
+        self.layer.set_weights([kernel / self.temperature, bias / self.temperature])
+
     def weights(self) -> dict[str, np.ndarray]:
-        return {f"{PREFIX}{i}": w for i, w in enumerate(self.layer.get_weights())}
+        """The trained weights (the temperature unfolded) and the temperature."""
+        raw = {f"{PREFIX}{i}": w * self.temperature for i, w in enumerate(self.layer.get_weights())}
+        return {**raw, **self.temperature_weights()}
 
     def load(self, weights: dict[str, np.ndarray]) -> "DenseHead":
         kernel = weights[f"{PREFIX}0"]
         self.build(kernel.shape[0])
         self.layer.set_weights([kernel, weights[f"{PREFIX}1"]])
+        self.load_temperature(weights)
         return self
 
     def probs(self, vectors: np.ndarray) -> np.ndarray:
@@ -60,14 +87,14 @@ class DenseHead:
         return self.layer
 
 
-class LinearHead:
+class LinearHead(_Calibrated):
     """Logistic regression or linear SVM from scikit-learn on standardised vectors. Probabilities are
     the softmax of the decision scores: for logistic regression this equals predict_proba (binary:
     the halved, mirrored rows make the softmax a sigmoid); for the SVM the scores rank like its
     decisions."""
 
-    def __init__(self, kind: str):
-        self.kind = kind
+    def __init__(self, kind: str, balanced: bool = False):
+        self.kind, self.balanced = kind, balanced
         self.mean = self.scale = self.coef = self.intercept = None
         self._layer = None
 
@@ -77,8 +104,9 @@ class LinearHead:
         from sklearn.svm import LinearSVC
 
         scaler = StandardScaler().fit(vectors)
-        model = LogisticRegression(max_iter=2000, random_state=seed) if self.kind == "logreg" else \
-            LinearSVC(C=1.0, max_iter=5000, random_state=seed)
+        weight = "balanced" if self.balanced else None
+        model = LogisticRegression(max_iter=2000, random_state=seed, class_weight=weight) if self.kind == "logreg" \
+            else LinearSVC(C=1.0, max_iter=5000, random_state=seed, class_weight=weight)
         model.fit(scaler.transform(vectors), labels)
         coef, intercept = model.coef_, model.intercept_
         if coef.shape[0] == 1 and num_classes == 2:  # binary: one row of scores for class 1
@@ -88,15 +116,16 @@ class LinearHead:
 
     def weights(self) -> dict[str, np.ndarray]:
         return {f"{PREFIX}mean": self.mean, f"{PREFIX}scale": self.scale, f"{PREFIX}coef": self.coef,
-                f"{PREFIX}intercept": self.intercept}
+                f"{PREFIX}intercept": self.intercept, **self.temperature_weights()}
 
     def load(self, weights: dict[str, np.ndarray]) -> "LinearHead":
         self.mean, self.scale = weights[f"{PREFIX}mean"], weights[f"{PREFIX}scale"]
         self.coef, self.intercept = weights[f"{PREFIX}coef"], weights[f"{PREFIX}intercept"]
+        self.load_temperature(weights)
         return self
 
     def probs(self, vectors: np.ndarray) -> np.ndarray:
-        return softmax((vectors - self.mean) / self.scale @ self.coef.T + self.intercept)
+        return softmax(((vectors - self.mean) / self.scale @ self.coef.T + self.intercept) / self.temperature)
 
     def keras_layer(self) -> tf_keras.layers.Layer:
         """Standardise, linear scores, softmax, as Keras layers (built once)."""
@@ -106,7 +135,8 @@ class LinearHead:
                 tf_keras.layers.Normalization(mean=self.mean, variance=self.scale ** 2, name="head_standardise"),
                 dense], name="classifier")
             self._layer.build((None, len(self.mean)))
-            dense.set_weights([self.coef.T.astype(np.float32), self.intercept.astype(np.float32)])
+            dense.set_weights([(self.coef.T / self.temperature).astype(np.float32),
+                               (self.intercept / self.temperature).astype(np.float32)])
         return self._layer
 
 
@@ -114,7 +144,7 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-class _Memory:
+class _Memory(_Calibrated):
     """What both instant heads keep: the training vectors (unit length) and their labels."""
 
     def remember(self, vectors: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
@@ -128,11 +158,12 @@ class _Memory:
 
     def memory_weights(self) -> dict[str, np.ndarray]:
         return {f"{PREFIX}train": self.train, f"{PREFIX}labels": self.labels.astype(np.int32),
-                f"{PREFIX}classes": np.array(self.num_classes)}
+                f"{PREFIX}classes": np.array(self.num_classes), **self.temperature_weights()}
 
     def load_memory(self, weights: dict[str, np.ndarray]) -> None:
         self.train, self.labels = weights[f"{PREFIX}train"], weights[f"{PREFIX}labels"]
         self.num_classes = int(weights[f"{PREFIX}classes"])
+        self.load_temperature(weights)
 
 
 class NeighbourHead(_Memory):
@@ -162,7 +193,9 @@ class NeighbourHead(_Memory):
         return probs
 
     def probs(self, vectors: np.ndarray) -> np.ndarray:
-        return self._vote(unit_rows(vectors) @ self.train.T, self.k)
+        from core.calibration import scale
+
+        return scale(self._vote(unit_rows(vectors) @ self.train.T, self.k), self.temperature)
 
     def weights(self) -> dict[str, np.ndarray]:
         return {**self.memory_weights(), f"{PREFIX}k": np.array(self.k)}
@@ -173,23 +206,27 @@ class NeighbourHead(_Memory):
         return self
 
     def keras_layer(self) -> tf_keras.layers.Layer:
-        return NeighbourVote(self.train, self.labels, self.num_classes, self.k, self.TEMPERATURE)
+        return NeighbourVote(self.train, self.labels, self.num_classes, self.k, self.TEMPERATURE, self.temperature)
 
 
 class NeighbourVote(tf_keras.layers.Layer):
     """NeighbourHead.probs as TensorFlow ops (top-k has no built-in Keras layer)."""
 
-    def __init__(self, train: np.ndarray, labels: np.ndarray, num_classes: int, k: int, temperature: float, **kw):
+    def __init__(self, train: np.ndarray, labels: np.ndarray, num_classes: int, k: int, temperature: float,
+                 calibration: float = 1.0, **kw):
         super().__init__(name="classifier", **kw)
         self.train_t = tf.constant(train.T, tf.float32)
         self.onehot = tf.constant(np.eye(num_classes, dtype=np.float32)[labels])
-        self.k, self.temperature = k, temperature
+        self.k, self.temperature, self.calibration = k, temperature, calibration
 
     def call(self, vectors, training=None):
         sims = tf.matmul(tf.math.l2_normalize(vectors, axis=1), self.train_t)
         top, index = tf.math.top_k(sims, self.k)
         weight = tf.nn.softmax(top / self.temperature, axis=1)
-        return tf.einsum("nk,nkc->nc", weight, tf.gather(self.onehot, index))
+        votes = tf.einsum("nk,nkc->nc", weight, tf.gather(self.onehot, index))
+        if self.calibration == 1.0:
+            return votes
+        return tf.nn.softmax(tf.math.log(tf.maximum(votes, 1e-12)) / self.calibration, axis=1)
 
 
 class NearestMeanHead(_Memory):
@@ -205,7 +242,7 @@ class NearestMeanHead(_Memory):
         return self
 
     def probs(self, vectors: np.ndarray) -> np.ndarray:
-        return softmax(unit_rows(vectors) @ self.means.T / self.TEMPERATURE)
+        return softmax(unit_rows(vectors) @ self.means.T / (self.TEMPERATURE * self.temperature))
 
     def weights(self) -> dict[str, np.ndarray]:
         return {**self.memory_weights(), f"{PREFIX}means": self.means}
@@ -220,18 +257,19 @@ class NearestMeanHead(_Memory):
         dense = tf_keras.layers.Dense(len(self.means), activation="softmax", use_bias=False, name="head_means")
         layer = tf_keras.Sequential([tf_keras.layers.UnitNormalization(name="head_unit"), dense], name="classifier")
         layer.build((None, self.means.shape[1]))
-        dense.set_weights([(self.means.T / self.TEMPERATURE).astype(np.float32)])
+        dense.set_weights([(self.means.T / (self.TEMPERATURE * self.temperature)).astype(np.float32)])
         return layer
 
 
 INSTANT = {"knn": NeighbourHead, "nearest-mean": NearestMeanHead}
 
 
-def new_head(kind: str, num_classes: int, dropout: float = 0.0):
-    """An untrained head of this kind (config.HEADS names them)."""
+def new_head(kind: str, num_classes: int, dropout: float = 0.0, balanced: bool = False):
+    """An untrained head of this kind (config.HEADS names them); balanced: classes weighted equally (the
+    dense head's weighting is the trainer's, in its loss)."""
     if kind == "dense":
         return DenseHead(num_classes, dropout)
-    return INSTANT[kind]() if kind in INSTANT else LinearHead(kind)
+    return INSTANT[kind]() if kind in INSTANT else LinearHead(kind, balanced)
 
 
 def load_head(kind: str, weights: dict[str, np.ndarray], num_classes: int):

@@ -180,14 +180,16 @@ def _status_writer(run_id: str):
 
 
 def _write_data(folder: Path, config: TrainConfig):
-    """Scan, sample and split the data; write dataset.json (with every skipped file) and split.json. The
+    """Scan, sample and split the data; write dataset.json (with every skipped file, the corrections applied
+    and the leak check) and split.json. The
     scan keeps each image's array at the backbone's input size: the trainer then decodes nothing."""
     from core.backbones import get_spec
     from core.data.sources import sample_split
 
-    dataset, chosen, parts = sample_split(config, prime_size=config.image_size or get_spec(config.backbone).input_size)
+    dataset, chosen, parts, leaks = sample_split(config, prime_size=config.image_size or
+                                                 get_spec(config.backbone).input_size)
     atomic_write_json(folder / "dataset.json", {
-        **dataset.summary(), "sample": chosen.describe(), "sample_share": chosen.share,
+        **dataset.summary(), "leak_check": leaks, "sample": chosen.describe(), "sample_share": chosen.share,
         "sample_size": len(chosen.items), "sample_per_class": chosen.per_class,
         "split_sizes": {"train": len(parts.train), "val": len(parts.val), "test": len(parts.test)}})
     atomic_write_json(folder / "split.json", {**parts.to_json(), "root": dataset.root})

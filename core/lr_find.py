@@ -99,7 +99,7 @@ def find_for_config(config: TrainConfig, phase: str = "head",
     """The rate curve on the training images a run of this config would use."""
     from core.data.sources import sample_split
 
-    _, _, parts = sample_split(config, progress and (lambda d, t: progress("scan", d, t)))
+    _, _, parts, _ = sample_split(config, progress and (lambda d, t: progress("scan", d, t)))
     return find_learning_rate(config, parts, phase, progress=progress)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from core.analysis.features import stored_final_vectors
 from core.backbones import lite_forward, load_backbone
 from core.backbones.tf import tf, tf_keras
+from core.calibration import ece, fit_temperature, scale
 from core.config import TrainConfig
 from core.data.arrays import DEFAULT_CACHE, load_arrays
 from core.data.augment import ArrayAugmenter, build_augmenter
@@ -31,6 +32,7 @@ from core.errors import TrainingError
 from core.evaluation import Predictions, summarize
 from core.heads import DenseHead, new_head
 from core.plan import CUTS, EPOCH_VECTORS, IMAGES, VECTORS, Phase, RunPlan, plan_run
+from core.rejection import fit_rule
 
 PROGRESS_INTERVAL_S = 0.5
 AUGMENT_BATCH = 32
@@ -477,9 +479,16 @@ def _fit_phase(job: _Job, plan: RunPlan, phase: Phase, models: _Models, data: di
                           shuffle=False)
     else:
         train_data = dict(x=inputs["train"], y=labels["train"], batch_size=config.batch_size, shuffle=True)
-    model.fit(**train_data, epochs=phase.epochs, validation_data=validation, callbacks=callbacks, verbose=0)
+    model.fit(**train_data, epochs=phase.epochs, validation_data=validation, callbacks=callbacks, verbose=0,
+              class_weight=balanced_weights(labels["train"]) if config.class_weight else None)
     if monitor.cancelled:
         raise Cancelled(f"cancelled during epoch {job.history[-1]['epoch'] + 1 if job.history else 1}")
+
+
+def balanced_weights(labels: np.ndarray) -> dict[int, float]:
+    """Class weights that give every class the same total weight (scikit-learn's "balanced")."""
+    counts = np.bincount(labels)
+    return {c: len(labels) / (len(counts) * n) for c, n in enumerate(counts) if n}
 
 
 def _fit_dense(job: _Job, plan: RunPlan, models: _Models, data: dict) -> dict:
@@ -517,19 +526,46 @@ def _frozen_outputs(job: _Job, plan: RunPlan, backbone, summary, forward, images
 
 
 def _fit_head(job: _Job, plan: RunPlan, backbone, summary, data: dict, num_classes: int):
-    """The head (and the unfrozen blocks) trained; returns the head and each part's probabilities."""
+    """The head (and the unfrozen blocks) trained; returns the head, each part's probabilities and the
+    training images' final feature vectors (the rejection rule's)."""
     if plan.head == "dense":
         models = _build_models(job, plan, backbone, summary, num_classes)
-        return models.head, _fit_dense(job, plan, models, data)
-    head = new_head(plan.head, num_classes)
+        probs = _fit_dense(job, plan, models, data)
+        return models.head, probs, _trained_vectors(job, plan, backbone, summary, models, data)
+    head = new_head(plan.head, num_classes, balanced=job.config.class_weight)
     with job.timed("fit"):
-        return head, _fit_in_one_step(job, head, data["cuts"], data["labels"], num_classes)
+        return head, _fit_in_one_step(job, head, data["cuts"], data["labels"], num_classes), data["cuts"]["train"]
+
+
+def _trained_vectors(job: _Job, plan: RunPlan, backbone, summary, models: _Models, data: dict) -> np.ndarray:
+    """The training images' feature vectors through the network as trained (un-augmented)."""
+    if plan.consumes in (VECTORS, EPOCH_VECTORS):
+        return data["cuts"]["train"]
+    if plan.consumes == CUTS:
+        return run_batches(models.vectors, data["cuts"]["train"])
+    with job.scope():
+        to_vectors = _frozen_model(backbone, summary.num_blocks, summary.input_size)
+    return run_batches(to_vectors, data["images"]["train"])
+
+
+def _calibrate(head, probs: dict, labels: dict, train_vectors: np.ndarray, num_classes: int):
+    """Temperature scaling fitted on validation (every part's probabilities rescaled, the head told) and the
+    "none of these" rule fitted on the training vectors; the metrics both add."""
+    temperature = fit_temperature(probs["val"], labels["val"])
+    head.calibrate(temperature)
+    scaled = {n: scale(probs[n], temperature) for n in PARTS}
+    rule = fit_rule(train_vectors, labels["train"], num_classes)
+    metrics = {"temperature": temperature, "ece_before": ece(probs["val"], labels["val"]),
+               "ece": ece(scaled["val"], labels["val"]), "test_ece": ece(scaled["test"], labels["test"]),
+               "rejection_threshold": rule.threshold}
+    return scaled, rule, metrics
 
 
 def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None] | None = None,
           should_stop: Callable[[], bool] | None = None, on_epoch: Callable[[list[dict]], None] | None = None,
           strategy: tf.distribute.Strategy | None = None) -> TrainResult:
-    """Plan the run, then decode, extract, fit the head (and fine-tune), evaluate and collect weights."""
+    """Plan the run, then decode, extract, fit the head (and fine-tune), evaluate, calibrate and collect
+    weights."""
     config.validate()
     tf_keras.utils.set_random_seed(config.seed)
     job, classes = _Job(config, progress, should_stop, on_epoch, strategy), split.classes
@@ -538,12 +574,15 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
     job.timings["frozen_forward"] = plan.engine
     data = _inputs(job, plan, backbone, summary, forward, split)
     labels = data["labels"]
-    head, probs = _fit_head(job, plan, backbone, summary, data, len(classes))
-    weights = {**head.weights(), **(backbone.tuned_weights(plan.frozen) if plan.fine_tunes else {})}
+    head, raw, train_vectors = _fit_head(job, plan, backbone, summary, data, len(classes))
+    probs, rule, calibration = _calibrate(head, raw, labels, train_vectors, len(classes))
+    weights = {**head.weights(), **rule.weights(),
+               **(backbone.tuned_weights(plan.frozen) if plan.fine_tunes else {})}
     predictions = {n: Predictions(tuple(i.relpath for i in getattr(split, n)), labels[n], probs[n], classes)
                    for n in PARTS}
     trainable, frozen = parameter_counts(summary, plan.frozen, len(classes))
-    return TrainResult(job.history, predictions, summarize(predictions), job.timings, weights, trainable, frozen, plan)
+    return TrainResult(job.history, predictions, {**summarize(predictions), **calibration}, job.timings, weights,
+                       trainable, frozen, plan)
 
 
 # ---------- the learning-rate finder's use of the stages (core.lr_find) ----------

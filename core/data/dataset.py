@@ -30,6 +30,7 @@ class Dataset:
     skipped: tuple[Skipped, ...] = ()
     warnings: tuple[str, ...] = field(default=())
     notes: tuple[str, ...] = ()  # what the studio did to its copy of the data (downscaling)
+    overrides: dict = field(default_factory=dict)  # the user's corrections applied (core.data.overrides)
 
     def counts(self) -> dict[str, int]:
         counter = Counter(item.label for item in self.items)
@@ -44,7 +45,7 @@ class Dataset:
     def summary(self) -> dict:
         return {"name": self.name, "root": self.root, "classes": list(self.classes), "images": len(self.items),
                 "counts": self.counts(), "skipped": self.skipped_by_reason(), "warnings": list(self.warnings),
-                "notes": list(self.notes),
+                "notes": list(self.notes), "overrides": self.overrides,
                 "skipped_files": [{"name": s.name, "reason": s.reason, "detail": s.detail} for s in self.skipped]}
 
 

@@ -79,27 +79,55 @@ def sample(dataset: Dataset, per_class: int | None = None, fraction: float | Non
     return Sample(tuple(taken), per, len(dataset.items))
 
 
-def split(items, val: float = 0.2, test: float = 0.1, seed: int = 0) -> Split:
+def _units(items, groups) -> dict[str, list[list[ImageItem]]]:
+    """Images that must stay together (identical bytes, or one near-duplicate group), filed under the class
+    most of them carry, so that the split stays stratified."""
+    items = sorted(items, key=lambda i: i.relpath)
+    parent = list(range(len(items)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    position = {item.relpath: n for n, item in enumerate(items)}
+    first_of: dict[str, int] = {}
+    for n, item in enumerate(items):
+        parent[root(n)] = root(first_of.setdefault(item.sha256, n))
+    for group in groups or ():
+        members = [position[r] for r in group if r in position]
+        for n in members[1:]:
+            parent[root(n)] = root(members[0])
+    together: dict[int, list[ImageItem]] = defaultdict(list)
+    for n, item in enumerate(items):
+        together[root(n)].append(item)
+    by_class: dict[str, list[list[ImageItem]]] = defaultdict(list)
+    for unit in together.values():
+        labels = [i.label for i in unit]
+        by_class[max(sorted(set(labels)), key=labels.count)].append(unit)
+    return by_class
+
+
+def split(items, val: float = 0.2, test: float = 0.1, seed: int = 0, groups=None) -> Split:
     """Stratified split; every class keeps at least one training image and, when it has 2+ images
-    and val > 0, at least one validation image. Duplicate bytes never cross splits."""
+    and val > 0, at least one validation image. Duplicate bytes never cross splits, and neither does
+    any group in `groups` (lists of relpaths: near duplicates)."""
     if val < 0 or test < 0 or val + test >= 1:
         raise DataError(f"Validation ({val}) and test ({test}) fractions must be >= 0 and sum to less than 1.")
-    groups = _by_class(items)
-    small = {label: len(g) for label, g in groups.items() if len(g) < 2}
+    labels = _by_class(items)
+    small = {label: len(g) for label, g in labels.items() if len(g) < 2}
     if small:
         label, n = next(iter(small.items()))
         raise DataError(f"class {label!r} has {n} image; each class needs at least 2 (one to train on, one to "
                         f"validate). Add images or remove the class.")
-    if len(groups) < 2:
-        raise DataError(f"Found {len(groups)} class; a classifier needs at least 2 classes.")
+    if len(labels) < 2:
+        raise DataError(f"Found {len(labels)} class; a classifier needs at least 2 classes.")
     rng = np.random.default_rng(seed)
     train, val_items, test_items = [], [], []
-    for label in sorted(groups):
-        # Group identical bytes so a duplicate can only ever go one way.
-        by_hash: dict[str, list[ImageItem]] = defaultdict(list)
-        for item in groups[label]:
-            by_hash[item.sha256].append(item)
-        units = [by_hash[h] for h in sorted(by_hash)]
+    units_by_class = _units(items, groups)
+    for label in sorted(units_by_class):
+        units = sorted(units_by_class[label], key=lambda u: u[0].relpath)
         order = rng.permutation(len(units))
         n = len(units)
         n_val = int(round(n * val)) if val > 0 else 0
@@ -116,4 +144,15 @@ def split(items, val: float = 0.2, test: float = 0.1, seed: int = 0) -> Split:
             target.extend(units[index])
     key = lambda i: i.relpath  # noqa: E731
     return Split(tuple(sorted(train, key=key)), tuple(sorted(val_items, key=key)), tuple(sorted(test_items, key=key)),
-                 tuple(sorted(groups)))
+                 tuple(sorted(labels)))
+
+
+def leak_check(parts: Split, groups, how: str) -> dict:
+    """How many near-duplicate groups have images in more than one of train, validation and test."""
+    side = {i.relpath: name for name in ("train", "val", "test") for i in getattr(parts, name)}
+    placed = [{side[r] for r in g if r in side} for g in groups or ()]
+    placed = [p for p in placed if p]
+    across = sum(1 for p in placed if len(p) > 1)
+    return {"groups": len(placed), "across": across, "method": how,
+            "text": f"{across} near-duplicate groups across train/validation/test ({len(placed)} found in the "
+                    f"sample, each kept on one side; checked by {how})"}

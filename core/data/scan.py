@@ -18,6 +18,7 @@ from typing import Callable
 from core.data.arrays import DEFAULT_CACHE
 from core.data.dataset import Dataset, ImageItem, Skipped
 from core.data.decode import DRAFT_FACTOR, IMAGE_EXTENSIONS, VALIDATION_SIZE, ImageDecodeError, open_image, resize
+from core.data.overrides import apply_overrides
 from core.data.parallel import parallel_map
 from core.errors import DataError
 from core.fileio import read_json
@@ -96,8 +97,9 @@ def scan_folder(root: str | Path, name: str | None = None, progress: Callable[[i
     warnings = [f"Class folder {c!r} has no usable images and was left out." for c in empty]
     if prime_size:
         DEFAULT_CACHE.evict()
-    return Dataset(name or root.name, str(classes_in), tuple(counts), tuple(items), tuple(skipped),
-                   tuple(warnings + dataset_warnings(counts)), notes)
+    dataset = Dataset(name or root.name, str(classes_in), tuple(counts), tuple(items), tuple(skipped),
+                      tuple(warnings + dataset_warnings(counts)), notes)
+    return apply_overrides(dataset)
 
 
 def _import_record(classes_in: Path) -> tuple[list[Skipped], tuple[str, ...]]:

@@ -1,0 +1,60 @@
+"""Calibration: how far a model's confidence can be taken at its word, and temperature scaling.
+
+Temperature scaling (Guo et al., 2017) divides the scores before the softmax by one number T,
+fitted on validation by minimising the negative log-likelihood. It never changes which class
+wins, only how sure the model says it is. Every head here ends in a softmax (k-NN's vote is
+rescaled the same way), so softmax(log p / T) is the scaled model exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BINS = 10
+EPS = 1e-12
+T_RANGE = (0.05, 20.0)
+
+
+def scale(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """The probabilities of the scores divided by `temperature`."""
+    if temperature == 1.0 or not len(probs):
+        return probs
+    z = np.log(np.clip(probs, EPS, 1.0)) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _nll(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], EPS, 1.0)).mean())
+
+
+def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
+    """The T in T_RANGE that minimises validation log-loss; 1.0 without validation images."""
+    from scipy.optimize import minimize_scalar
+
+    if len(labels) < 2:
+        return 1.0
+    low, high = np.log(T_RANGE[0]), np.log(T_RANGE[1])
+    found = minimize_scalar(lambda log_t: _nll(scale(probs, float(np.exp(log_t))), labels),
+                            bounds=(low, high), method="bounded", options={"xatol": 1e-3})
+    return round(float(np.exp(found.x)), 4)
+
+
+def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> list[dict]:
+    """Equal-width confidence bins: each non-empty bin's mean confidence, accuracy and image count."""
+    if not len(labels):
+        return []
+    confidence, correct = probs.max(1), probs.argmax(1) == labels
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    return [{"low": b / bins, "high": (b + 1) / bins, "confidence": float(confidence[which == b].mean()),
+             "accuracy": float(correct[which == b].mean()), "count": int((which == b).sum())}
+            for b in range(bins) if (which == b).any()]
+
+
+def ece(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> float | None:
+    """Expected calibration error: the image-weighted mean gap between confidence and accuracy per bin."""
+    rows = reliability(probs, labels, bins)
+    if not rows:
+        return None
+    return float(sum(r["count"] * abs(r["accuracy"] - r["confidence"]) for r in rows) / len(labels))

@@ -1,0 +1,144 @@
+"""Dataset health, before any accuracy is reported: likely label errors, near duplicates, class
+imbalance and odd images, from the feature store's vectors (core.analysis.features) and one small
+look at every image. The latest result per dataset and backbone is kept under STUDIO_HOME/health/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from core import paths
+from core.data.dataset import Dataset, ImageItem
+from core.data.scan import IMBALANCE_WARNING_RATIO
+from core.errors import DataError, StudioError
+from core.fileio import atomic_write_json, read_json
+from core.health.duplicates import near_duplicates
+from core.health.inspect import look_at
+from core.health.labels import label_issues, out_of_fold_probs
+from core.health.odd import odd_reasons
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class Health:
+    dataset: str
+    root: str
+    backbone: str
+    classes: tuple[str, ...]
+    images: int
+    label_issues: tuple[dict, ...]  # {"file", "given", "suggested", "score"}, most likely first
+    label_check: str  # how the labels were checked, or why they could not be
+    near_duplicates: tuple[tuple[str, ...], ...]  # groups of files
+    duplicate_check: str
+    imbalance: dict
+    odd_images: tuple[dict, ...]  # {"file", "reason"}
+    engine: str
+    computed: int  # images that went through the backbone (the rest came from the feature store)
+    seconds: float
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["near_duplicates"] = [list(g) for g in self.near_duplicates]
+        return data
+
+    @staticmethod
+    def from_json(data: dict) -> "Health":
+        data = {**data, "classes": tuple(data["classes"]), "label_issues": tuple(data["label_issues"]),
+                "near_duplicates": tuple(tuple(g) for g in data["near_duplicates"]),
+                "odd_images": tuple(data["odd_images"])}
+        return Health(**data)
+
+
+def imbalance(counts: dict[str, int]) -> dict:
+    present = {c: n for c, n in counts.items() if n}
+    ratio = max(present.values()) / min(present.values()) if present else 1.0
+    warn = ratio > IMBALANCE_WARNING_RATIO
+    text = (f"The largest class has {ratio:.1f}x the images of the smallest: look at balanced accuracy and per-class "
+            f"recall, and consider class weighting." if warn else f"Classes are balanced within {ratio:.1f}x.")
+    return {"counts": counts, "ratio": round(ratio, 3), "warning": warn, "threshold": IMBALANCE_WARNING_RATIO,
+            "text": text}
+
+
+def _vectors(items: Sequence[ImageItem], backbone: str, image_size: int | None, progress: Progress | None):
+    from core.analysis.features import block_vectors
+
+    found = block_vectors(items, backbone, image_size, progress)
+    return found.block(len(found.layout.dims) - 1), found.engine, found.computed
+
+
+def near_duplicate_groups(items: Sequence[ImageItem], backbone: str, image_size: int | None = None,
+                          vectors: np.ndarray | None = None, progress: Progress | None = None):
+    """(groups of item indices, a sentence on how they were found). Without usable vectors (a backbone that
+    cannot load here), thumbnails alone."""
+    looks = look_at(items, (lambda d, t: progress("look", d, t)) if progress else None)
+    how = "thumbnails and feature vectors"
+    if vectors is None:
+        try:
+            vectors = _vectors(items, backbone, image_size, progress)[0]
+        except StudioError:
+            how = "thumbnails only (the backbone's features were not available)"
+    thumbs = np.stack([x.thumb if x is not None else np.zeros(256, np.float32) for x in looks])
+    found = near_duplicates(thumbs, vectors)
+    if found.crowded:
+        how = (f"not claimed: the typical image here has a neighbour nearly as close as a copy would be (very "
+               f"small or very alike images), so copies cannot be told from neighbours ({how})")
+    return found.groups, how, looks
+
+
+def check_health(dataset: Dataset, backbone: str, image_size: int | None = None, seed: int = 0,
+                 progress: Progress | None = None) -> Health:
+    start = time.monotonic()
+    items = list(dataset.items)
+    vectors, engine, computed = _vectors(items, backbone, image_size, progress)
+    groups, duplicate_check, looks = near_duplicate_groups(items, backbone, image_size, vectors, progress)
+    issues, label_check = _label_issues(items, vectors, dataset.classes, seed, progress)
+    odd = odd_reasons(looks)
+    return Health(dataset.name, dataset.root, backbone, dataset.classes, len(items), tuple(issues), label_check,
+                  tuple(tuple(items[i].relpath for i in g) for g in groups), duplicate_check,
+                  imbalance(dataset.counts()), tuple({"file": items[i].relpath, "reason": r} for i, r in odd.items()),
+                  engine, computed, round(time.monotonic() - start, 2))
+
+
+def _label_issues(items, vectors, classes, seed, progress) -> tuple[list[dict], str]:
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([index[i.label] for i in items])
+    if progress:
+        progress("labels", 0, 1)
+    try:
+        probs = out_of_fold_probs(vectors, labels, classes, seed)
+    except DataError as exc:
+        return [], f"not checked: {exc}"
+    found = label_issues(probs, labels)
+    rows = [{"file": items[x.index].relpath, "given": classes[x.given], "suggested": classes[x.suggested],
+             "score": float(f"{x.score:.3g}")} for x in found]
+    return rows, ("out-of-fold probabilities of a linear probe on the feature vectors, ranked by cleanlab's "
+                  "find_label_issues")
+
+
+def _key(root: str, backbone: str) -> str:
+    return f"{Path(root).name[:40]}-{hashlib.sha256(f'{root}|{backbone}'.encode()).hexdigest()[:12]}"
+
+
+def health_dir() -> Path:
+    return paths.studio_home() / "health"
+
+
+def save(health: Health) -> Path:
+    path = health_dir() / f"{_key(health.root, health.backbone)}.json"
+    atomic_write_json(path, health.to_json())
+    return path
+
+
+def latest(root: str, backbone: str) -> Health | None:
+    """The last health check of this dataset folder with this backbone, if one was kept."""
+    try:
+        return Health.from_json(read_json(health_dir() / f"{_key(root, backbone)}.json"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
