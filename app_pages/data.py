@@ -17,6 +17,7 @@ from core.data.sources import (
 )
 from core.errors import StudioError
 from core.viz.figures import class_counts
+from ui import health as health_section
 from ui import resources, state, uploads
 from ui.widgets import show_error
 
@@ -110,6 +111,8 @@ with right:
     else:
         st.success("Every file was a usable image; no duplicates.", icon=":material/check_circle:")
 
+health_section.section(ds, s.backbone, lambda: use(s.dataset, s.dataset_label, edited=True))
+
 st.subheader("Sample and split")
 c1, c2 = st.columns(2)
 with c1:
@@ -132,7 +135,7 @@ with c2:
     s.test_fraction = st.slider("Test share", 0.0, 0.4, step=0.05, key=state.bind("w_test", s.test_fraction))
     n = len(chosen.items)
     st.caption(f"About {round(n * (1 - s.val_fraction - s.test_fraction))} train, {round(n * s.val_fraction)} "
-               f"validation, {round(n * s.test_fraction)} test images; stratified by class, seeded, exact "
+               f"validation, {round(n * s.test_fraction)} test images; stratified by class, seeded, exact and near "
                f"duplicates never on both sides.")
 
 st.subheader("Examples")

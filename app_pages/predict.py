@@ -69,8 +69,13 @@ for (name, data), result in zip(files, results):
     with left:
         array = load_array(data, views.model.size if views else THUMBNAIL, name=name)
         st.image(views.saliency(array)[0] if views else array, caption=name, width=200)
-    right.plotly_chart(top_k_bars(result["top"], f"{name}: {result['top'][0]['label']}"), width="stretch",
-                       key=f"bars_{name}_{id(result)}")
+    closest = result["top"][0]["label"]
+    if result.get("unknown"):
+        right.warning(f"**None of the classes** (closest: {closest}). This image is further from every class than "
+                      f"99% of the training images are from their own; the probabilities below are not to be "
+                      f"trusted.", icon=":material/help:")
+    title = f"{name}: none of these (closest {closest})" if result.get("unknown") else f"{name}: {closest}"
+    right.plotly_chart(top_k_bars(result["top"], title), width="stretch", key=f"bars_{name}_{id(result)}")
     if result.get("nearest"):
         right.caption("Why: the training images nearest to it in feature space (cosine similarity)")
         show_nearest(right, result["nearest"], RunViews(run))

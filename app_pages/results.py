@@ -8,6 +8,7 @@ from core.report import run_report
 from core.run_summary import RunSummary
 from core.runs import RunState, delete_run, list_runs
 from core.views import RunViews
+from ui import trust as ui_trust
 from ui.widgets import show_error, show_nearest
 
 s = st.session_state
@@ -61,16 +62,28 @@ except (StudioError, OSError, ValueError) as exc:
     show_error(StudioError(f"Run {run.id} cannot be read: {exc}"))
     st.stop()
 
+summary = RunSummary.of(run)
+
+
+def with_interval(column, label, accuracy, interval):
+    if accuracy is None:
+        column.metric(label, "-")
+    else:
+        column.metric(label, f"{accuracy:.1%}", f"95% CI {interval[0]:.1%} to {interval[1]:.1%}" if interval else None,
+                      delta_color="off", delta_arrow="off")
+
+
 c = st.columns(5)
 c[0].metric("Train accuracy", f"{metrics['train_accuracy']:.1%}")
-c[1].metric("Validation accuracy", f"{metrics['val_accuracy']:.1%}")
-c[2].metric("Test accuracy", "-" if metrics.get("test_accuracy") is None else f"{metrics['test_accuracy']:.1%}")
+with_interval(c[1], "Validation accuracy", summary.val_accuracy, summary.val_interval)
+with_interval(c[2], "Test accuracy", summary.test_accuracy, summary.test_interval)
 c[3].metric("Training time", f"{metrics['seconds']:.0f} s")
 c[4].metric("Trainable parameters", f"{metrics['trainable_params']:,}")
 plan = (metrics.get("plan") or {}).get("description") or (
     "features cached at the cut." if metrics.get("cached_features") else "no feature cache.")
 st.caption(f"{dataset_info.get('sample', '')} of {dataset_info.get('name', '')}, trained on "
            f"{metrics.get('device', 'CPU')}: {plan}")
+ui_trust.checks(run, dataset_info, metrics)
 
 if any(h.get("loss") is not None for h in run.history()):
     st.plotly_chart(views.curves(), width="stretch")
@@ -109,6 +122,10 @@ left, right = st.columns([2, 3])
 left.dataframe([{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in val.per_class()],
                hide_index=True)
 right.plotly_chart(views.per_class(), width="stretch")
+
+ui_trust.calibration(run, metrics)
+ui_trust.corrections_compare(run)
+ui_trust.kfold(run, summary)
 
 st.subheader("Misclassified images, highest loss first")
 with_saliency = st.toggle("Show Grad-CAM saliency (what the model looked at)", False)

@@ -6,6 +6,7 @@ from core import jobs
 from core.backbones import available_offline, custom_name, get_spec, list_specs
 from core.config import ALL, HEADS
 from core.errors import StudioError
+from core.evaluation import accuracy_text
 from core.run_summary import describe_progress
 from core.runs import RunState, list_runs
 from core.training import parameter_counts
@@ -91,6 +92,9 @@ with st.form("train_form"):
                                   "rate. 0.01 measured best on both demos (BENCHMARKS.md).")
     patience = c3.number_input("Early stopping patience (0 = off)", 0, 100, state.DEFAULTS.early_stopping)
     seed = c4.number_input("Seed", 0, 2**31 - 1, state.DEFAULTS.seed)
+    balanced = st.checkbox("Weight classes equally in the loss (for imbalanced data)", state.DEFAULTS.class_weight,
+                           help="Each class's images count inversely to how many there are, so a small class "
+                                "matters as much as a large one. Dense, logistic regression and SVM heads.")
     submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:")
 
 with st.container(border=True):
@@ -101,7 +105,7 @@ if submitted:
     try:
         config = state.train_config(head=head, epochs=int(epochs), learning_rate=float(lr), batch_size=int(batch),
                                     two_phase=two_phase, fine_tune_lr_factor=float(factor),
-                                    early_stopping=int(patience), seed=int(seed))
+                                    early_stopping=int(patience), seed=int(seed), class_weight=balanced)
         s.run_id = jobs.submit(config, owner=s.token)
     except StudioError as exc:
         show_error(exc)
@@ -139,7 +143,8 @@ def live_progress():
             jobs.cancel(run.id)
     elif run.state == RunState.COMPLETED:
         m = run.metrics()
-        st.success(f"Done in {m.get('seconds', 0):.0f} s: validation accuracy {m.get('val_accuracy', 0):.1%}.")
+        st.success(f"Done in {m.get('seconds', 0):.0f} s: validation accuracy "
+                   f"{accuracy_text(m.get('val_accuracy'), m.get('val_accuracy_interval'))} (95% interval).")
         st.page_link("app_pages/results.py", label="See the results", icon=":material/insights:")
     else:
         st.error(f"{run.state.capitalize()}: {status.get('message', '')}")

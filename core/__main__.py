@@ -142,7 +142,8 @@ def cmd_runs(args) -> None:
     from core.run_summary import RunSummary
     from core.runs import list_runs
 
-    columns = ["run", "state", "data", "backbone", "frozen", "head", "train acc", "val acc", "test acc"]
+    columns = ["run", "state", "data", "backbone", "frozen", "head", "train acc", "val acc", "val 95% CI", "test acc",
+               "test 95% CI"]
     rows = [RunSummary.of(run).row() for run in list_runs()]
     print(_table([["-" if r[c] is None else r[c] for c in columns] for r in rows], columns))
 
@@ -189,7 +190,7 @@ def cmd_sweep(args) -> None:
     rows = comparison_rows([r for r in sweep.runs() if r is not None])
     if rows:
         cols = ["images", "share", "frozen", "trainable %", "augmentation", "head", "train acc", "val acc",
-                "test acc", "seconds"]
+                "val 95% CI", "test acc", "test 95% CI", "seconds"]
         print(_table([[r[c] for c in cols] for r in rows], cols))
     print(json.dumps({"sweep_id": sweep.id, "runs": list(sweep.run_ids), "progress": sweep.progress()}))
 

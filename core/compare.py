@@ -1,16 +1,16 @@
 """Comparison tables in the seeds' form: size (count and %), frozen depth and trainable share,
-augmentation, head, train / validation / test accuracy, training time."""
+augmentation, head, train / validation / test accuracy (with 95% Wilson intervals), training time."""
 
 from __future__ import annotations
 
 import csv
 import io
 
-from core.run_summary import RunSummary
+from core.run_summary import RunSummary, interval_text
 from core.runs import Run, RunState
 
 COLUMNS = ["run", "dataset", "images", "share", "per class", "backbone", "frozen", "trainable %", "augmentation",
-           "head", "train acc", "val acc", "test acc", "seconds"]
+           "head", "train acc", "val acc", "val 95% CI", "test acc", "test 95% CI", "seconds"]
 ACCURACY_COLUMNS = ("train acc", "val acc", "test acc")
 
 
@@ -20,7 +20,8 @@ def comparison_row(run: Run) -> dict:
             "per class": r.per_class, "backbone": r.backbone, "frozen": r.frozen,
             "trainable %": _round(100 * r.trainable_share if r.trainable_share is not None else None, 2),
             "augmentation": "yes" if r.augmented else "no", "head": r.head, "train acc": _round(r.train_accuracy),
-            "val acc": _round(r.val_accuracy), "test acc": _round(r.test_accuracy),
+            "val acc": _round(r.val_accuracy), "val 95% CI": interval_text(r.val_interval),
+            "test acc": _round(r.test_accuracy), "test 95% CI": interval_text(r.test_interval),
             "seconds": _round(r.seconds, 1)}
 
 

@@ -1,4 +1,7 @@
-"""Export a run's classifier: SavedModel, .keras model, or TFLite, each with labels and usage notes.
+"""Export a run's classifier: SavedModel, .keras model, or TFLite, each with labels, metadata and usage
+notes. The metadata carries the run's temperature (already inside the model's probabilities) and its
+"none of these" rule. The rule reads the backbone's feature vector: a SavedModel serves it as a second
+signature, `features`; the .keras and TFLite files output probabilities only.
 
 Every export takes float32 images in [0, 1] (N, S, S, 3) and returns class probabilities.
 After writing, the export is loaded back and must agree with the run's own model on the
@@ -8,6 +11,7 @@ error raised.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -32,10 +36,12 @@ class ExportResult:
     max_abs_diff: float
 
 
-def _float_model(rm) -> tf_keras.Model:
-    """The run's classifier on [0, 1] float images, as one Keras model."""
+def _float_models(rm) -> tuple[tf_keras.Model, tf_keras.Model]:
+    """The run's classifier on [0, 1] float images, and the same images to feature vectors."""
     inputs = tf_keras.Input(rm.backbone.image_shape, name="image")
-    return tf_keras.Model(inputs, rm.head_probs(rm.backbone.feature_model(inputs)), name="classifier")
+    vectors = rm.backbone.feature_model(inputs)
+    return (tf_keras.Model(inputs, rm.head_probs(vectors), name="classifier"),
+            tf_keras.Model(inputs, vectors, name="features"))
 
 
 def _usage(fmt: str, rm, size: int) -> str:
@@ -54,7 +60,22 @@ def _usage(fmt: str, rm, size: int) -> str:
             f"Input: float32 RGB images in [0, 1], shape (N, {size}, {size}, 3) (resize first; no other "
             f"preprocessing).\nOutput: (N, {len(rm.classes)}) class probabilities in the order of labels.txt.\n\n"
             f"```python\n{load}\nlabels = open('labels.txt').read().splitlines()\n"
-            f"print(labels[probs[0].argmax()])\n```\n")
+            f"print(labels[probs[0].argmax()])\n```\n\n"
+            f"metadata.json holds the temperature the probabilities are already scaled by, and the run's \"none of "
+            f"these\" rule: class mean directions and a cosine-distance threshold on the backbone's feature vector"
+            + (" (`model.features(images)` gives that vector)." if fmt == "savedmodel" else
+               "; this format outputs probabilities only, so apply the rule with the SavedModel export.") + "\n")
+
+
+def _metadata(rm) -> dict:
+    """What a user of the export needs beside the model: classes, calibration, the rejection rule."""
+    return {"run": rm.run.id, "backbone": rm.run.config.backbone, "classes": list(rm.classes),
+            "input": {"shape": [None, rm.size, rm.size, 3], "dtype": "float32", "range": [0, 1]},
+            "temperature": {"value": rm.head.temperature, "note": "already applied inside the model's probabilities"},
+            "none_of_these": (rm.rule.to_json() if rm.rule else None),
+            "none_of_these_note": "apply to the backbone's feature vector (the pooled output before the head): "
+                                  "1 - max over classes of cosine(vector, class_means[c]) > threshold means none of "
+                                  "the classes"}
 
 
 def _predict_export(fmt: str, path: Path, images: np.ndarray) -> np.ndarray:
@@ -83,23 +104,26 @@ def export_run(run_id: str, fmt: str, out: str | Path) -> ExportResult:
     if fmt == "keras" and rm.run.config.head == "knn":
         raise StudioError("The k-NN head votes with a TensorFlow top-k that no built-in Keras layer has, so a .keras "
                           "file could not be loaded without the studio's code; export it as a SavedModel or TFLite.")
-    model = _float_model(rm)
+    model, features = _float_models(rm)
     size = rm.backbone.input_size
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
         if fmt == "savedmodel":
             module = tf.Module()
-            module.model = model
-            module.serve = tf.function(lambda image: model(image, training=False),
-                                       input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, "image")])
-            tf.saved_model.save(module, str(tmp / "model"), signatures={"serving_default": module.serve})
+            module.model, module.feature_model = model, features
+            spec = [tf.TensorSpec([None, size, size, 3], tf.float32, "image")]
+            module.serve = tf.function(lambda image: model(image, training=False), input_signature=spec)
+            module.features = tf.function(lambda image: features(image, training=False), input_signature=spec)
+            tf.saved_model.save(module, str(tmp / "model"),
+                                signatures={"serving_default": module.serve, "features": module.features})
         elif fmt == "keras":
             model.save(str(tmp / "model.keras"))
         else:
             converter = tf.lite.TFLiteConverter.from_keras_model(model)
             (tmp / "model.tflite").write_bytes(converter.convert())
         (tmp / "labels.txt").write_text("\n".join(rm.classes) + "\n", encoding="utf-8")
+        (tmp / "metadata.json").write_text(json.dumps(_metadata(rm), indent=1), encoding="utf-8")
         (tmp / "USAGE.md").write_text(_usage(fmt, rm, size), encoding="utf-8")
 
         val = rm.run.split().val

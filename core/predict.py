@@ -18,6 +18,7 @@ from core.backbones.tf import tf_keras
 from core.data.decode import ImageDecodeError, load_array
 from core.errors import RunError
 from core.heads import load_head
+from core.rejection import RejectionRule
 from core.runs import Run, RunState, load_run
 from core.training import run_batches
 
@@ -38,6 +39,7 @@ class RunModel:
         self.backbone.load_tuned_weights(weights)
         self.size = self.backbone.input_size
         self.head = load_head(run.config.head, weights, len(self.classes))
+        self.rule = RejectionRule.from_weights(weights)  # None for a run trained before the rule existed
         image_in = tf_keras.Input(self.backbone.image_shape, dtype="uint8", name="image")
         features = self.backbone.feature_model(tf_keras.layers.Rescaling(1.0 / 255.0)(image_in))
         self.features = tf_keras.Model(image_in, features, name="run_features")
@@ -51,14 +53,28 @@ class RunModel:
 
     def nearest(self, images: np.ndarray, n: int = 5) -> list[list[dict]]:
         """For each image, the n training images nearest in feature space: relpath, label, cosine similarity."""
+        return self.nearest_to(run_batches(self.features, images), n)
+
+    def nearest_to(self, vectors: np.ndarray, n: int = 5) -> list[list[dict]]:
         train = self.run.split().train
-        index, sims = self.head.nearest(run_batches(self.features, images), n)
+        index, sims = self.head.nearest(vectors, n)
         return [[{"relpath": train[i].relpath, "label": train[i].label, "similarity": round(float(sim), 4)}
                  for i, sim in zip(row, row_sims)] for row, row_sims in zip(index, sims)]
 
     def head_probs(self, features):
         """Class probabilities from feature vectors, as a differentiable TensorFlow computation."""
         return self.head.keras_layer()(features, training=False)
+
+    def classify(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(class probabilities, feature vectors): one pass through the backbone serves both."""
+        vectors = run_batches(self.features, images)
+        return self.head.probs(vectors), vectors
+
+    def unknown(self, vectors: np.ndarray) -> list[bool | None]:
+        """The "none of these" rule's verdict per image (None: the run has no rule)."""
+        if self.rule is None:
+            return [None] * len(vectors)
+        return [bool(u) for u in self.rule.unknown(vectors)]
 
     def predict_arrays(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
         # A traced function, not model.predict: much faster for one image (BENCHMARKS.md, (c)).
@@ -82,8 +98,9 @@ def run_model(run_id: str) -> RunModel:
 
 
 def predict_sources(run_id: str, sources: list[tuple[str, bytes | str | Path]], k: int = 3) -> list[dict]:
-    """One dict per image: {"image", "top": [...]} (and "nearest": the training images behind the prediction,
-    for a head that keeps them) or {"image", "error"} for a file that cannot be read."""
+    """One dict per image: {"image", "top": [...], "unknown": far from every class (the run's rule)} (and
+    "nearest": the training images behind the prediction, for a head that keeps them) or {"image", "error"}
+    for a file that cannot be read."""
     model = run_model(run_id)
     results: list[dict] = [{} for _ in sources]
     arrays, where = [], []
@@ -94,11 +111,10 @@ def predict_sources(run_id: str, sources: list[tuple[str, bytes | str | Path]], 
         except ImageDecodeError as exc:
             results[i] = {"image": name, "error": str(exc)}
     if arrays:
-        batch = np.stack(arrays)
-        probs = model.predict_arrays(batch)
-        nearest = model.nearest(batch) if model.explains else [None] * len(batch)
-        for i, top, near in zip(where, model.top_k(probs, k), nearest):
-            results[i] = {"image": sources[i][0], "top": top, **({"nearest": near} if near else {})}
+        probs, vectors = model.classify(np.stack(arrays))
+        nearest = model.nearest_to(vectors) if model.explains else [None] * len(vectors)
+        for i, top, unknown, near in zip(where, model.top_k(probs, k), model.unknown(vectors), nearest):
+            results[i] = {"image": sources[i][0], "top": top, "unknown": unknown, **({"nearest": near} if near else {})}
     return results
 
 
@@ -106,10 +122,10 @@ def predictions_csv(results: list[dict]) -> str:
     """predict_sources' results as CSV: one row per image and rank, or one row with the error."""
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["image", "rank", "label", "probability"])
+    writer.writerow(["image", "rank", "label", "probability", "unknown"])
     for result in results:
         for rank, t in enumerate(result.get("top", []), 1):
-            writer.writerow([result["image"], rank, t["label"], f"{t['probability']:.6f}"])
+            writer.writerow([result["image"], rank, t["label"], f"{t['probability']:.6f}", result.get("unknown")])
         if "error" in result:
             writer.writerow([result["image"], "", "error", result["error"]])
     return buf.getvalue()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.config import frozen_text
+from core.evaluation import wilson
 from core.runs import Run, RunState
 
 
@@ -30,6 +31,8 @@ class RunSummary:
     test_accuracy: float | None
     seconds: float | None
     trainable_share: float | None  # of all parameters, the head's included
+    val_interval: tuple[float, float] | None = None  # 95% Wilson interval of the validation accuracy
+    test_interval: tuple[float, float] | None = None
 
     @staticmethod
     def of(run: Run) -> "RunSummary":
@@ -43,7 +46,8 @@ class RunSummary:
             d.get("name", c.dataset.replace("\\", "/").rsplit("/", 1)[-1]), c.backbone, frozen_text(c.frozen_blocks),
             sample, max(taken.values()) if taken else c.per_class, d.get("sample_size"), d.get("sample_share"),
             c.augment.enabled, c.head, c.epochs, m.get("train_accuracy"), m.get("val_accuracy"),
-            m.get("test_accuracy"), m.get("seconds"), trainable / (trainable + frozen) if trainable + frozen else None)
+            m.get("test_accuracy"), m.get("seconds"), trainable / (trainable + frozen) if trainable + frozen else None,
+            _interval(m, d, "val"), _interval(m, d, "test"))
 
     @property
     def frozen_phrase(self) -> str:
@@ -67,8 +71,23 @@ class RunSummary:
         return {"run": self.id, "state": str(self.state), "data": self.dataset, "per class": self.sample,
                 "frozen": self.frozen, "augment": "yes" if self.augmented else "no", "head": self.head,
                 "train acc": acc(self.train_accuracy), "val acc": acc(self.val_accuracy),
-                "test acc": acc(self.test_accuracy), "seconds": round(self.seconds) if self.seconds else None,
+                "val 95% CI": interval_text(self.val_interval), "test acc": acc(self.test_accuracy),
+                "test 95% CI": interval_text(self.test_interval),
+                "seconds": round(self.seconds) if self.seconds else None,
                 "epochs": self.epochs, "backbone": self.backbone}
+
+
+def _interval(metrics: dict, dataset: dict, part: str) -> tuple[float, float] | None:
+    """The stored interval, or (a run from before intervals) the Wilson interval for the split's size."""
+    stored = metrics.get(f"{part}_accuracy_interval")
+    if stored:
+        return tuple(stored)
+    accuracy, n = metrics.get(f"{part}_accuracy"), (dataset.get("split_sizes") or {}).get(part)
+    return wilson(round(accuracy * n), n) if accuracy is not None and n else None
+
+
+def interval_text(interval) -> str | None:
+    return f"{interval[0]:.1%}-{interval[1]:.1%}" if interval else None
 
 
 _STAGE_TEXT = {"features": "computing features at the cut (once per image)", "evaluate": "evaluating",

@@ -197,3 +197,22 @@ def rate_curve(rates, losses, suggested: float, steepest: float, title: str) -> 
     fig.update_xaxes(title_text="learning rate", type="log")
     fig.update_yaxes(title_text="training loss (smoothed)")
     return _layout(fig, title)
+
+
+def reliability_diagram(before: list[dict], after: list[dict], title: str = "Reliability (validation)") -> go.Figure:
+    """Accuracy against confidence per bin (core.calibration.reliability rows), before and after temperature
+    scaling; a calibrated model sits on the diagonal. Marker size: images in the bin."""
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#9ca3af", dash="dot"),
+                               name="perfectly calibrated"))
+    for rows, name, color in ((before, "before scaling", "#9ca3af"), (after, "after temperature scaling",
+                                                                       VAL_COLOR)):
+        if rows:
+            fig.add_trace(go.Scatter(x=[r["confidence"] for r in rows], y=[r["accuracy"] for r in rows],
+                                     mode="lines+markers", name=name, line=dict(color=color),
+                                     marker=dict(size=[6 + 2 * np.sqrt(r["count"]) for r in rows]),
+                                     customdata=[r["count"] for r in rows],
+                                     hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.2f}<br>%{customdata} "
+                                                   "images<extra></extra>"))
+    fig.update_xaxes(title="confidence (top probability)", range=[0, 1.02])
+    fig.update_yaxes(title="accuracy", range=[0, 1.02])
+    return _layout(fig, title)
