@@ -1,0 +1,198 @@
+"""Trust: intervals, calibration, the "none of these" rule, near duplicates and the split, label
+issues, the corrections file, and what a run and its predictions record of all this."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.calibration import ece, fit_temperature, scale
+from core.data.overrides import overrides_path, read_overrides, set_override
+from core.data.sampling import leak_check, split
+from core.data.scan import scan_folder
+from core.errors import DataError, TrainingError
+from core.evaluation import wilson
+from core.health.duplicates import near_duplicates
+from core.health.inspect import look_at
+from core.health.labels import label_issues
+from core.rejection import fit_rule
+from tests.conftest import PROJECT_DIR, make_color_folders
+
+
+def test_wilson_interval_matches_published_values():
+    # Newcombe (1998), table I: 81/263 -> 0.2553-0.3662; 0/10 and 10/10 stay inside [0, 1].
+    low, high = wilson(81, 263)
+    assert (round(low, 4), round(high, 4)) == (0.2553, 0.3662)
+    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == pytest.approx(1.0) and wilson(0, 0) is None
+    assert wilson(18, 20)[1] - wilson(18, 20)[0] > wilson(180, 200)[1] - wilson(180, 200)[0]
+
+
+def test_temperature_scaling_recovers_a_planted_overconfidence():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 1.5, (4000, 5))
+    truth = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = np.array([rng.choice(5, p=p) for p in truth])
+    overconfident = scale(truth, 1 / 3.0)  # the model says softmax(3 z)
+    temperature = fit_temperature(overconfident, labels)
+    assert 2.7 < temperature < 3.3
+    fixed = scale(overconfident, temperature)
+    assert (fixed.argmax(1) == overconfident.argmax(1)).all()
+    assert ece(fixed, labels) < 0.03 < ece(overconfident, labels)
+
+
+def test_none_of_these_rule_flags_far_vectors_and_few_of_its_own():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 32))
+    def draw(n):
+        labels = np.repeat(np.arange(4), n)
+        return centres[labels] + rng.normal(0, 0.35, (len(labels), 32)), labels
+    train, labels = draw(30)
+    rule = fit_rule(train, labels, 4)
+    held, _ = draw(100)
+    far = rng.normal(size=(200, 32))
+    assert rule.unknown(held).mean() <= 0.05
+    assert rule.unknown(far).mean() >= 0.9
+    again = type(rule).from_weights(rule.weights())
+    assert again.threshold == pytest.approx(rule.threshold) and np.allclose(again.means, rule.means)
+
+
+def _texture(rng, size=48):
+    small = rng.integers(0, 255, (6, 6), dtype=np.uint8)
+    return Image.fromarray(small).resize((size, size), Image.BICUBIC)
+
+
+def _items(folder: Path):
+    return list(scan_folder(folder).items)
+
+
+def test_near_duplicates_find_planted_copies_and_refuse_a_crowded_set(tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "textures"
+    planted = set()
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        for i in range(20):
+            _texture(rng).save(root / label / f"{i:02d}.png")
+    source = Image.open(root / "a" / "03.png")
+    source.resize((96, 96), Image.BILINEAR).save(root / "b" / "copy-resized.png")  # across classes
+    buf = io.BytesIO()
+    source.convert("RGB").save(buf, "JPEG", quality=70)
+    (root / "a" / "copy-jpeg.jpg").write_bytes(buf.getvalue())
+    planted = {"a/03.png", "b/copy-resized.png", "a/copy-jpeg.jpg"}
+    items = _items(root)
+    thumbs = np.stack([x.thumb for x in look_at(items)])
+    found = near_duplicates(thumbs, None)
+    assert not found.crowded and len(found.groups) == 1
+    assert {items[i].relpath for i in found.groups[0]} == planted
+    groups = [[items[i].relpath for i in g] for g in found.groups]
+    for seed in range(5):
+        parts = split(items, 0.3, 0.2, seed, groups)
+        assert leak_check(parts, groups, "thumbnails")["across"] == 0
+    crowded = np.tile(thumbs[:1], (30, 1)) + rng.normal(0, 0.01, (30, thumbs.shape[1]))
+    assert near_duplicates(crowded / np.linalg.norm(crowded, axis=1, keepdims=True), None).crowded
+
+
+def test_label_issues_rank_planted_flips_first():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(5, 24)) * 2
+    labels = np.repeat(np.arange(5), 40)
+    vectors = centres[labels] + rng.normal(0, 1.0, (200, 24))
+    flipped = rng.choice(200, 10, replace=False)
+    given = labels.copy()
+    given[flipped] = (labels[flipped] + 1 + rng.integers(0, 4, 10)) % 5
+    from core.health.labels import out_of_fold_probs
+
+    issues = label_issues(out_of_fold_probs(vectors, given, tuple("abcde")), given)
+    top = [x.index for x in issues[:10]]
+    assert len(set(top) & set(flipped.tolist())) >= 6
+    assert all(x.suggested == labels[x.index] for x in issues[:10] if x.index in flipped)
+
+
+def _tree(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_corrections_relabel_and_exclude_without_touching_the_images(tmp_path):
+    root = make_color_folders(tmp_path / "colors", per_class=4)
+    before = _tree(root)
+    ds = scan_folder(root)
+    set_override(ds, "red/red_00.png", "relabel", "green")
+    set_override(ds, "blue/blue_01.png", "exclude")
+    again = scan_folder(root)
+    labels = {i.relpath: i.label for i in again.items}
+    assert labels["red/red_00.png"] == "green" and "blue/blue_01.png" not in labels and len(again) == 11
+    assert [a["file"] for a in again.overrides["applied"]] == ["blue/blue_01.png", "red/red_00.png"]
+    assert _tree(root) == before and overrides_path(root).parent == root.parent
+    set_override(again, "red/red_00.png", "relabel", "red")  # back to its folder's class: the mark goes
+    assert list(read_overrides(root)) == ["blue/blue_01.png"]
+    with pytest.raises(DataError, match="not one of this dataset's classes"):
+        set_override(again, "red/red_01.png", "relabel", "purple")
+
+
+def test_a_stale_or_malformed_corrections_file_is_named_and_changes_nothing(tmp_path):
+    root = make_color_folders(tmp_path / "colors", per_class=3)
+    set_override(scan_folder(root), "red/red_00.png", "exclude")
+    Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(root / "red" / "red_00.png")  # edited after marking
+    before = _tree(root)
+    stale = scan_folder(root)
+    assert "red/red_00.png" in {i.relpath for i in stale.items}
+    assert any("no longer match" in w and "red/red_00.png (the file changed" in w for w in stale.warnings)
+    overrides_path(root).write_text('{"entries": {"red/red_01.png": {"action": "burn"}}')
+    with pytest.raises(DataError) as error:
+        scan_folder(root)
+    assert str(overrides_path(root)) in str(error.value) and "Fix it or delete it" in str(error.value)
+    overrides_path(root).write_text("{not json")
+    with pytest.raises(DataError, match="not readable JSON"):
+        scan_folder(root)
+    assert _tree(root) == before
+
+
+def test_class_weighting_is_refused_where_there_is_no_loss():
+    from core.config import TrainConfig
+    from core.training import balanced_weights
+
+    with pytest.raises(TrainingError, match="no loss to weight"):
+        TrainConfig(head="knn", class_weight=True).validate()
+    weights = balanced_weights(np.array([0] * 30 + [1] * 10))
+    assert weights[0] * 30 == pytest.approx(weights[1] * 10)
+
+
+def test_a_run_records_intervals_calibration_and_its_rule(trained_run, skimage_images, tmp_path):
+    from core.predict import predict_sources
+    from core.runs import load_run
+
+    run = load_run(trained_run)
+    m, data = run.metrics(), run.dataset()
+    n_val = len(run.split().val)
+    assert m["val_accuracy_interval"] == list(wilson(round(m["val_accuracy"] * n_val), n_val))
+    assert {"ece", "ece_before", "temperature", "val_balanced_accuracy", "val_macro_f1"} <= set(m)
+    assert data["leak_check"]["across"] == 0 and "near-duplicate groups across" in data["leak_check"]["text"]
+    assert "rejection/means" in run.weights()
+    photo = tmp_path / "chelsea.png"
+    Image.fromarray(skimage_images["chelsea"]).save(photo)
+    own = run.split().val[0]
+    results = predict_sources(trained_run, [("chelsea.png", photo), (own.relpath, own.path)])
+    assert results[0]["unknown"] is True and results[1]["unknown"] is False
+
+
+def test_health_cli_prints_the_documented_json(tmp_path):
+    root = make_color_folders(tmp_path / "colors", per_class=8)
+    (root / "green" / "red_07.png").write_bytes((root / "red" / "red_07.png").read_bytes())
+    (root / "red" / "red_07.png").unlink()  # a red image filed under green
+    Image.fromarray(np.full((24, 200, 3), 128, np.uint8)).save(root / "blue" / "strip.png")
+    out = subprocess.run([sys.executable, "-m", "core", "health", "--data", str(root)], cwd=PROJECT_DIR,
+                         capture_output=True, text=True, env={**os.environ})
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {"label_issues", "near_duplicates", "imbalance", "odd_images", "seconds"} <= set(result)
+    first = result["label_issues"][0]
+    assert (first["file"], first["given"], first["suggested"]) == ("green/red_07.png", "green", "red")
+    odd = {x["file"]: x["reason"] for x in result["odd_images"]}
+    assert "extreme aspect ratio" in odd["blue/strip.png"] or "nearly blank" in odd["blue/strip.png"]
+    assert result["imbalance"]["counts"] == {"blue": 9, "green": 9, "red": 7}
