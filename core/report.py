@@ -13,6 +13,7 @@ import time
 from PIL import Image
 
 from core.compare import COLUMNS, best, comparison_rows
+from core.evaluation import accuracy_text
 from core.fileio import atomic_write_text
 from core.run_summary import RunSummary
 from core.runs import load_run
@@ -78,8 +79,9 @@ def run_sections(run_id: str, fig) -> list[str]:
     m, d, c, summary = run.metrics(), run.dataset(), run.config, RunSummary.of(run)
     val = views.predictions["val"]
     cards = "".join(f"<div class='card'>{label}<b>{value}</b></div>" for label, value in (
-        ("Train accuracy", f"{m['train_accuracy']:.1%}"), ("Validation accuracy", f"{m['val_accuracy']:.1%}"),
-        ("Test accuracy", "-" if m.get("test_accuracy") is None else f"{m['test_accuracy']:.1%}"),
+        ("Train accuracy", f"{m['train_accuracy']:.1%}"),
+        ("Validation accuracy", accuracy_text(summary.val_accuracy, summary.val_interval)),
+        ("Test accuracy", accuracy_text(summary.test_accuracy, summary.test_interval)),
         ("Training time", f"{m['seconds']:.0f} s"), ("Trainable parameters", f"{m['trainable_params']:,}")))
     config_rows = [{"setting": k, "value": str(v)} for k, v in c.to_json().items()]
     for row in config_rows:
@@ -109,6 +111,38 @@ def run_sections(run_id: str, fig) -> list[str]:
     ]
 
 
+def trust_sections(run_id: str, fig) -> list[str]:
+    """What the run's numbers rest on: intervals, calibration, the leak check, corrections, the k-fold
+    estimate, and the latest health check of its dataset."""
+    from core import trust
+    from core.health import latest
+
+    run = load_run(run_id)
+    m, d = run.metrics(), run.dataset()
+    lines = [f"{label}: {value}" for label, value in trust.accuracy_lines(run)]
+    leak = (d.get("leak_check") or {}).get("text")
+    lines += [f"Leak check: {leak}"] if leak else []
+    applied = trust.corrections(run).get("applied", [])
+    lines += [f"Trained with {len(applied)} correction(s): " + ", ".join(
+        f"{a['file']} {'excluded' if a['action'] == 'exclude' else 'relabelled ' + str(a['label'])}"
+        for a in applied[:10])] if applied else []
+    kfold = trust.stored_kfold(run)
+    lines += [f"{kfold['folds']}-fold estimate of this head on {kfold['images']} images: {kfold['mean']:.1%} ± "
+              f"{kfold['std']:.1%}"] if kfold else []
+    health = latest(d.get("root", ""), run.config.backbone)
+    if health is not None:
+        lines.append(f"Dataset health ({health.images:,} images): {len(health.label_issues)} likely label errors, "
+                     f"{len(health.near_duplicates)} near-duplicate groups, {len(health.odd_images)} odd images; "
+                     f"{health.imbalance['text']}")
+    section = ("<h2 id='trust'>How far these numbers can be trusted</h2><p class='muted'>Accuracies carry 95% Wilson "
+               "intervals for the size of their split.</p><ul>"
+               + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
+    if m.get("ece") is not None:
+        before, after = trust.reliability_rows(run)
+        section += fig(figures.reliability_diagram(before, after))
+    return [section]
+
+
 def analysis_sections(dataset: str, backbone: str, frozen_blocks: int, fig) -> list[str]:
     """The latest transfer analysis of this dataset and backbone (core.analysis), if one was made."""
     from core.analysis import latest
@@ -131,7 +165,8 @@ def analysis_sections(dataset: str, backbone: str, frozen_blocks: int, fig) -> l
 
 def run_report(run_id: str) -> str:
     fig, config = _Figures(), load_run(run_id).config
-    sections = run_sections(run_id, fig) + analysis_sections(config.dataset, config.backbone, config.frozen_blocks, fig)
+    sections = (run_sections(run_id, fig) + trust_sections(run_id, fig)
+                + analysis_sections(config.dataset, config.backbone, config.frozen_blocks, fig))
     return _page(f"Run {run_id}", sections)
 
 

@@ -71,7 +71,8 @@ def test_run_report_has_every_section_and_no_network_reference(trained_run, colo
 
     analyze(str(color_folder), "efficientnet_lite0", per_class=10)  # the report shows the latest analysis
     html = run_report(trained_run)
-    for section in ("configuration", "dataset", "curves", "metrics", "confusion", "misclassified", "analysis"):
+    for section in ("configuration", "dataset", "curves", "metrics", "confusion", "misclassified", "trust",
+                    "analysis"):
         assert f"id='{section}'" in html
     assert "plotly.js v" in html  # the library itself is inline
     assert not re.search(r"<script[^>]+src=['\"]https?://", html)
@@ -96,9 +97,9 @@ def test_report_opens_offline_in_chromium(trained_run, color_folder, tmp_path):
         page.goto(path.as_uri())
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
         for heading in ("Configuration", "Dataset", "Training curves", "Confusion matrix (validation)",
-                        "Transfer analysis"):
+                        "How far these numbers can be trusted", "Transfer analysis"):
             assert page.get_by_role("heading", name=heading).count() == 1
-        assert page.locator(".js-plotly-plot").count() == 4  # curves, confusion, the two analysis plots
+        assert page.locator(".js-plotly-plot").count() == 5  # curves, confusion, reliability, the two analysis plots
         ARTIFACTS_DIR.mkdir(exist_ok=True)
         page.set_viewport_size({"width": 1280, "height": page.evaluate("document.body.scrollHeight") + 50})
         page.screenshot(path=str(ARTIFACTS_DIR / "report.png"))
