@@ -196,3 +196,25 @@ def test_health_cli_prints_the_documented_json(tmp_path):
     odd = {x["file"]: x["reason"] for x in result["odd_images"]}
     assert "extreme aspect ratio" in odd["blue/strip.png"] or "nearly blank" in odd["blue/strip.png"]
     assert result["imbalance"]["counts"] == {"blue": 9, "green": 9, "red": 7}
+
+
+def test_a_run_after_corrections_records_them_and_results_compares_it_with_the_run_before(tmp_path):
+    from core import jobs, trust
+    from core.config import TrainConfig
+    from core.runs import load_run
+    from tests.test_app_pages import open_page, text_of
+
+    root = make_color_folders(tmp_path / "colors", per_class=6)
+    config = TrainConfig(dataset=str(root), per_class=6, head="knn", val_fraction=0.34, test_fraction=0.0)
+    before = jobs.submit(config)
+    assert jobs.wait(before, timeout=600)["state"] == "completed"
+    set_override(scan_folder(root), "red/red_05.png", "exclude")
+    after = jobs.submit(config)
+    assert jobs.wait(after, timeout=600)["state"] == "completed"
+    run = load_run(after)
+    assert trust.corrections(run)["applied"] == [{"file": "red/red_05.png", "action": "exclude", "label": None}]
+    assert [r.id for r in trust.related_by_corrections(run)] == [before, after]
+    at = open_page("results", run_id=after)
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Before and after corrections" in [h.value for h in at.subheader]
+    assert "Trained with 1 correction(s)" in text_of(at)
