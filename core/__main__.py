@@ -91,7 +91,8 @@ def _epoch_line(row: dict, epochs: int) -> str:
 
 
 TRAIN_KEYS = ("train_accuracy", "val_accuracy", "val_accuracy_interval", "test_accuracy", "test_accuracy_interval",
-              "val_balanced_accuracy", "val_macro_f1", "ece", "ece_before", "temperature", "seconds")
+              "val_balanced_accuracy", "val_macro_f1", "ece", "ece_before", "temperature", "val_unknown_share",
+              "seconds")
 
 
 def cmd_train(args) -> None:

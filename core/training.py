@@ -527,37 +527,39 @@ def _frozen_outputs(job: _Job, plan: RunPlan, backbone, summary, forward, images
 
 def _fit_head(job: _Job, plan: RunPlan, backbone, summary, data: dict, num_classes: int):
     """The head (and the unfrozen blocks) trained; returns the head, each part's probabilities and the
-    training images' final feature vectors (the rejection rule's)."""
+    training and validation images' final feature vectors (the rejection rule's)."""
     if plan.head == "dense":
         models = _build_models(job, plan, backbone, summary, num_classes)
         probs = _fit_dense(job, plan, models, data)
         return models.head, probs, _trained_vectors(job, plan, backbone, summary, models, data)
     head = new_head(plan.head, num_classes, balanced=job.config.class_weight)
     with job.timed("fit"):
-        return head, _fit_in_one_step(job, head, data["cuts"], data["labels"], num_classes), data["cuts"]["train"]
+        return head, _fit_in_one_step(job, head, data["cuts"], data["labels"], num_classes), data["cuts"]
 
 
-def _trained_vectors(job: _Job, plan: RunPlan, backbone, summary, models: _Models, data: dict) -> np.ndarray:
-    """The training images' feature vectors through the network as trained (un-augmented)."""
+def _trained_vectors(job: _Job, plan: RunPlan, backbone, summary, models: _Models, data: dict) -> dict:
+    """The training and validation images' feature vectors through the network as trained (un-augmented)."""
     if plan.consumes in (VECTORS, EPOCH_VECTORS):
-        return data["cuts"]["train"]
+        return data["cuts"]
     if plan.consumes == CUTS:
-        return run_batches(models.vectors, data["cuts"]["train"])
+        return {n: run_batches(models.vectors, data["cuts"][n]) for n in ("train", "val")}
     with job.scope():
         to_vectors = _frozen_model(backbone, summary.num_blocks, summary.input_size)
-    return run_batches(to_vectors, data["images"]["train"])
+    return {n: run_batches(to_vectors, data["images"][n]) for n in ("train", "val")}
 
 
-def _calibrate(head, probs: dict, labels: dict, train_vectors: np.ndarray, num_classes: int):
+def _calibrate(head, probs: dict, labels: dict, vectors: dict, num_classes: int):
     """Temperature scaling fitted on validation (every part's probabilities rescaled, the head told) and the
     "none of these" rule fitted on the training vectors; the metrics both add."""
     temperature = fit_temperature(probs["val"], labels["val"])
     head.calibrate(temperature)
     scaled = {n: scale(probs[n], temperature) for n in PARTS}
-    rule = fit_rule(train_vectors, labels["train"], num_classes)
+    rule = fit_rule(vectors["train"], labels["train"], num_classes)
+    flagged = rule.unknown(vectors["val"]) if len(vectors["val"]) else None
     metrics = {"temperature": temperature, "ece_before": ece(probs["val"], labels["val"]),
                "ece": ece(scaled["val"], labels["val"]), "test_ece": ece(scaled["test"], labels["test"]),
-               "rejection_threshold": rule.threshold}
+               "rejection_threshold": rule.threshold,
+               "val_unknown_share": float(flagged.mean()) if flagged is not None else None}
     return scaled, rule, metrics
 
 
@@ -574,8 +576,8 @@ def train(config: TrainConfig, split: Split, progress: Callable[[Progress], None
     job.timings["frozen_forward"] = plan.engine
     data = _inputs(job, plan, backbone, summary, forward, split)
     labels = data["labels"]
-    head, raw, train_vectors = _fit_head(job, plan, backbone, summary, data, len(classes))
-    probs, rule, calibration = _calibrate(head, raw, labels, train_vectors, len(classes))
+    head, raw, vectors = _fit_head(job, plan, backbone, summary, data, len(classes))
+    probs, rule, calibration = _calibrate(head, raw, labels, vectors, len(classes))
     weights = {**head.weights(), **rule.weights(),
                **(backbone.tuned_weights(plan.frozen) if plan.fine_tunes else {})}
     predictions = {n: Predictions(tuple(i.relpath for i in getattr(split, n)), labels[n], probs[n], classes)

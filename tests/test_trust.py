@@ -172,6 +172,7 @@ def test_a_run_records_intervals_calibration_and_its_rule(trained_run, skimage_i
     n_val = len(run.split().val)
     assert m["val_accuracy_interval"] == list(wilson(round(m["val_accuracy"] * n_val), n_val))
     assert {"ece", "ece_before", "temperature", "val_balanced_accuracy", "val_macro_f1"} <= set(m)
+    assert m["val_unknown_share"] <= 0.1
     assert data["leak_check"]["across"] == 0 and "near-duplicate groups across" in data["leak_check"]["text"]
     assert "rejection/means" in run.weights()
     photo = tmp_path / "chelsea.png"

@@ -42,7 +42,9 @@ def calibration(run, metrics: dict) -> None:
                           else ""))
     right.caption(f"'None of these': an image further from every class mean than "
                   f"{metrics.get('rejection_threshold', 0):.3f} (cosine distance; 99% of training images are closer to "
-                  f"their own class) is reported as none of the classes on the Predict page.")
+                  f"their own class) is reported as none of the classes on the Predict page"
+                  + (f"; {metrics['val_unknown_share']:.0%} of this run's validation images would be."
+                     if metrics.get("val_unknown_share") is not None else "."))
 
 
 def corrections_compare(run) -> None:
