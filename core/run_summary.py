@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.config import frozen_text
-from core.evaluation import wilson
+from core.evaluation import accuracy_text, wilson
 from core.runs import Run, RunState
 
 
@@ -55,7 +55,7 @@ class RunSummary:
 
     def label(self) -> str:
         """One line for a select box."""
-        val = f" - val {self.val_accuracy:.1%}" if self.val_accuracy is not None else ""
+        val = f" - val {accuracy_text(self.val_accuracy, self.val_interval)}" if self.val_accuracy is not None else ""
         return f"{self.id} - {self.dataset}, {self.backbone}, {self.frozen} frozen, {self.head}{val} [{self.state}]"
 
     def series(self) -> str:

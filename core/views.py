@@ -187,4 +187,4 @@ def learning_curve_points(runs: list[Run]) -> list[dict]:
     """Completed runs as learning-curve points: one series per backbone, depth, augmentation and head."""
     summaries = [RunSummary.of(run) for run in runs if run.state == RunState.COMPLETED]
     return [{"series": r.series(), "per_class": r.per_class or 0, "val_accuracy": r.val_accuracy, "share": r.share,
-             "run": r.id} for r in summaries]
+             "interval": r.val_interval, "run": r.id} for r in summaries]

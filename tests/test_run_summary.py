@@ -43,3 +43,16 @@ def test_progress_text():
     assert describe_progress({"phase": "decode", "batch": 64, "batches": 128})[0] == [
         (0.5, "decoding images: 64 of 128")]
     assert describe_progress({"phase": "features"})[0] == [(0.0, "computing features at the cut (once per image)")]
+
+
+def test_a_run_from_before_intervals_gets_them_from_its_split_sizes(tmp_path):
+    from core.evaluation import wilson
+
+    make_run(tmp_path)
+    data = json.loads((tmp_path / "dataset.json").read_text())
+    (tmp_path / "dataset.json").write_text(json.dumps({**data, "split_sizes": {"train": 20, "val": 8, "test": 0}}))
+    r = RunSummary.of(Run("r1", tmp_path, TrainConfig(), {"state": "completed"}))
+    low, high = wilson(7, 8)
+    assert r.val_interval == (low, high) and r.test_interval is None
+    assert r.label().endswith(f"val 87.5% ({low:.1%}-{high:.1%}) [completed]")
+    assert r.row()["val 95% CI"] == f"{low:.1%}-{high:.1%}"

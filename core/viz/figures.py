@@ -139,11 +139,15 @@ def embedding(features: np.ndarray, labels: list[str], names: list[str], wrong: 
 
 
 def learning_curve(points: list[dict], title: str = "Validation accuracy vs training-set size") -> go.Figure:
-    """points: {"series": label, "per_class": int, "val_accuracy": float, "share": float | None}."""
+    """points: {"series": label, "per_class": int, "val_accuracy": float, "share": float | None,
+    "interval": (low, high) | None}; error bars: the 95% Wilson interval of each run's validation size."""
     fig = go.Figure()
     for i, series in enumerate(sorted({p["series"] for p in points})):
         pts = sorted((p for p in points if p["series"] == series), key=lambda p: p["per_class"])
+        above = [(p["interval"][1] - p["val_accuracy"]) if p.get("interval") else 0 for p in pts]
+        below = [(p["val_accuracy"] - p["interval"][0]) if p.get("interval") else 0 for p in pts]
         fig.add_trace(go.Scatter(x=[p["per_class"] for p in pts], y=[p["val_accuracy"] for p in pts],
+                                 error_y=dict(type="data", array=above, arrayminus=below, thickness=1),
                                  mode="lines+markers", name=series,
                                  line=dict(color=CLASS_COLORS[i % len(CLASS_COLORS)]),
                                  hovertemplate="%{x} images per class<br>val accuracy %{y:.3f}<extra></extra>"))
