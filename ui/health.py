@@ -97,6 +97,9 @@ def section(ds, backbone: str, on_saved) -> None:
     c[3].metric("Odd images", len(health.odd_images))
     st.caption(f"Checked {health.images:,} images in {health.seconds:.1f} s with {backbone}. Labels: "
                f"{health.label_check}. Near duplicates: {health.duplicate_check}.")
+    if health.corrections != len(ds.overrides.get("applied", [])):
+        st.info("Your corrections changed the dataset since this check: the tables show the labels as they were. "
+                "**Check again** to rank the corrected dataset.", icon=":material/update:")
     (st.warning if health.imbalance["warning"] else st.caption)(health.imbalance["text"])
     chosen = {}
     if health.label_issues:

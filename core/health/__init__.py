@@ -42,6 +42,7 @@ class Health:
     engine: str
     computed: int  # images that went through the backbone (the rest came from the feature store)
     seconds: float
+    corrections: int = 0  # the user's corrections in effect when it was checked
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -103,7 +104,7 @@ def check_health(dataset: Dataset, backbone: str, image_size: int | None = None,
     return Health(dataset.name, dataset.root, backbone, dataset.classes, len(items), tuple(issues), label_check,
                   tuple(tuple(items[i].relpath for i in g) for g in groups), duplicate_check,
                   imbalance(dataset.counts()), tuple({"file": items[i].relpath, "reason": r} for i, r in odd.items()),
-                  engine, computed, round(time.monotonic() - start, 2))
+                  engine, computed, round(time.monotonic() - start, 2), len(dataset.overrides.get("applied", [])))
 
 
 def _label_issues(items, vectors, classes, seed, progress) -> tuple[list[dict], str]:
