@@ -11,7 +11,7 @@ from PIL import Image
 
 from core.data.overrides import read_overrides, set_override
 from core.errors import StudioError
-from core.health import check_health, latest, save
+from core.health import check_health, latest, save, scanned_images
 from ui import resources
 from ui.widgets import show_error
 
@@ -76,7 +76,7 @@ def _save(ds, chosen: dict, overrides) -> int:
 def section(ds, backbone: str, on_saved) -> None:
     st.subheader("Health: can the accuracy be trusted?")
     health = latest(ds.root, backbone)
-    fresh = health is not None and health.images == len(ds) and health.classes == ds.classes
+    fresh = health is not None and health.scanned == scanned_images(ds) and set(ds.classes) <= set(health.classes)
     label = "Check again" if fresh else "Check the dataset's health"
     if st.button(label, icon=":material/health_and_safety:", type="secondary" if fresh else "primary"):
         try:

@@ -43,6 +43,12 @@ class Health:
     computed: int  # images that went through the backbone (the rest came from the feature store)
     seconds: float
     corrections: int = 0  # the user's corrections in effect when it was checked
+    scanned: int = 0  # images the folder held, before the corrections excluded any
+
+
+def scanned_images(dataset: Dataset) -> int:
+    """The dataset's usable images before the user's exclusions."""
+    return len(dataset) + sum(a["action"] == "exclude" for a in dataset.overrides.get("applied", []))
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -104,7 +110,8 @@ def check_health(dataset: Dataset, backbone: str, image_size: int | None = None,
     return Health(dataset.name, dataset.root, backbone, dataset.classes, len(items), tuple(issues), label_check,
                   tuple(tuple(items[i].relpath for i in g) for g in groups), duplicate_check,
                   imbalance(dataset.counts()), tuple({"file": items[i].relpath, "reason": r} for i, r in odd.items()),
-                  engine, computed, round(time.monotonic() - start, 2), len(dataset.overrides.get("applied", [])))
+                  engine, computed, round(time.monotonic() - start, 2), len(dataset.overrides.get("applied", [])),
+                  scanned_images(dataset))
 
 
 def _label_issues(items, vectors, classes, seed, progress) -> tuple[list[dict], str]:
