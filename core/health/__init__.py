@@ -45,11 +45,6 @@ class Health:
     corrections: int = 0  # the user's corrections in effect when it was checked
     scanned: int = 0  # images the folder held, before the corrections excluded any
 
-
-def scanned_images(dataset: Dataset) -> int:
-    """The dataset's usable images before the user's exclusions."""
-    return len(dataset) + sum(a["action"] == "exclude" for a in dataset.overrides.get("applied", []))
-
     def to_json(self) -> dict:
         data = asdict(self)
         data["near_duplicates"] = [list(g) for g in self.near_duplicates]
@@ -61,6 +56,11 @@ def scanned_images(dataset: Dataset) -> int:
                 "near_duplicates": tuple(tuple(g) for g in data["near_duplicates"]),
                 "odd_images": tuple(data["odd_images"])}
         return Health(**data)
+
+
+def scanned_images(dataset: Dataset) -> int:
+    """The dataset's usable images before the user's exclusions."""
+    return len(dataset) + sum(a["action"] == "exclude" for a in dataset.overrides.get("applied", []))
 
 
 def imbalance(counts: dict[str, int]) -> dict:
