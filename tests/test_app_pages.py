@@ -203,3 +203,31 @@ def test_train_page_finds_a_learning_rate_and_puts_it_in_the_form(color_folder):
     assert not at.exception
     assert at.session_state.w_lr == pytest.approx(min(max(curve.suggested, 1e-6), 1.0))
     assert at.number_input(key="w_lr").value == pytest.approx(at.session_state.w_lr)
+
+
+def test_data_page_health_finds_a_planted_flip_and_undoes_corrections(tmp_path, color_folder):
+    import shutil
+    import time
+
+    from core.data.overrides import overrides_path, set_override
+    from core.data.scan import scan_folder
+    from core.health import latest
+
+    folder = tmp_path / "flipped"
+    shutil.copytree(color_folder, folder)
+    (folder / "red" / "red_03.png").rename(folder / "green" / "red_03.png")
+    at = open_page("data")
+    at.radio[0].set_value("Folder on this machine").run()
+    at.text_input[0].set_value(str(folder)).run()
+    at.button[0].click().run()
+    next(b for b in at.button if b.label == "Check the dataset's health").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    health = latest(str(folder), "efficientnet_lite0")
+    assert health.label_issues[0]["file"] == "green/red_03.png" and health.label_issues[0]["suggested"] == "red"
+    assert metrics(at)["Likely label errors"] == str(len(health.label_issues))
+    set_override(scan_folder(folder), "green/red_03.png", "relabel", "red")
+    at.session_state.dataset_stamp = time.time()  # as the page's own save does: scan again
+    at.run()
+    assert "1 correction(s) in effect" in text_of(at)
+    next(b for b in at.button if b.label == "Remove every correction").click().run()
+    assert not at.exception and not overrides_path(folder).exists()
