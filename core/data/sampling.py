@@ -79,11 +79,10 @@ def sample(dataset: Dataset, per_class: int | None = None, fraction: float | Non
     return Sample(tuple(taken), per, len(dataset.items))
 
 
-def _units(items, groups) -> dict[str, list[list[ImageItem]]]:
-    """Images that must stay together (identical bytes, or one near-duplicate group), filed under the class
-    most of them carry, so that the split stays stratified."""
-    items = sorted(items, key=lambda i: i.relpath)
-    parent = list(range(len(items)))
+def connected(n: int, pairs) -> list[list[int]]:
+    """The groups of 0..n-1 that the (a, b) pairs join, directly or through others (union-find); each group
+    in index order, in order of its first index."""
+    parent = list(range(n))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -91,19 +90,26 @@ def _units(items, groups) -> dict[str, list[list[ImageItem]]]:
             i = parent[i]
         return i
 
+    for a, b in pairs:
+        parent[root(a)] = root(b)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
+
+
+def _units(items, groups) -> dict[str, list[list[ImageItem]]]:
+    """Images that must stay together (identical bytes, or one near-duplicate group), filed under the class
+    most of them carry, so that the split stays stratified."""
+    items = sorted(items, key=lambda i: i.relpath)
     position = {item.relpath: n for n, item in enumerate(items)}
     first_of: dict[str, int] = {}
-    for n, item in enumerate(items):
-        parent[root(n)] = root(first_of.setdefault(item.sha256, n))
+    pairs = [(n, first_of.setdefault(item.sha256, n)) for n, item in enumerate(items)]
     for group in groups or ():
         members = [position[r] for r in group if r in position]
-        for n in members[1:]:
-            parent[root(n)] = root(members[0])
-    together: dict[int, list[ImageItem]] = defaultdict(list)
-    for n, item in enumerate(items):
-        together[root(n)].append(item)
+        pairs += [(n, members[0]) for n in members[1:]]
     by_class: dict[str, list[list[ImageItem]]] = defaultdict(list)
-    for unit in together.values():
+    for unit in (list(map(items.__getitem__, g)) for g in connected(len(items), pairs)):
         labels = [i.label for i in unit]
         by_class[max(sorted(set(labels)), key=labels.count)].append(unit)
     return by_class

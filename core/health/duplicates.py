@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.data.sampling import connected
 from core.heads import unit_rows
 
 NEAR = 0.95
@@ -53,26 +54,10 @@ def similar_pairs(thumbs: np.ndarray, vectors: np.ndarray | None) -> tuple[np.nd
     return np.concatenate(firsts or [np.zeros(0, int)]), np.concatenate(seconds or [np.zeros(0, int)]), median
 
 
-def _components(n: int, firsts: np.ndarray, seconds: np.ndarray) -> list[list[int]]:
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b in zip(firsts.tolist(), seconds.tolist()):
-        parent[root(a)] = root(b)
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(root(i), []).append(i)
-    return [g for g in groups.values() if len(g) > 1]
-
-
 def near_duplicates(thumbs: np.ndarray, vectors: np.ndarray | None) -> NearDuplicates:
     firsts, seconds, median = similar_pairs(thumbs, vectors)
     if median >= CROWDED:
         return NearDuplicates((), len(firsts), True)
-    groups = sorted((tuple(sorted(g)) for g in _components(len(thumbs), firsts, seconds)), key=lambda g: (-len(g), g))
+    joined = [g for g in connected(len(thumbs), zip(firsts.tolist(), seconds.tolist())) if len(g) > 1]
+    groups = sorted((tuple(g) for g in joined), key=lambda g: (-len(g), g))
     return NearDuplicates(tuple(groups), len(firsts), False)
