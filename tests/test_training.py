@@ -98,7 +98,7 @@ def test_two_phase_history_and_fine_tuned_weights(small_split):
     result = train(_config(frozen_blocks=16, epochs=4), small_split)
     assert [h["phase"] for h in result.history] == ["head", "head", "fine-tune", "fine-tune"]
     # blocks 16 and 17 (block15 and the backbone's head block) were fine-tuned and are saved
-    assert {k.split("/")[0] for k in result.weights} == {"classifier", "block15", "head"}
+    assert {k.split("/")[0] for k in result.weights} == {"classifier", "block15", "head", "rejection"}
 
 
 def test_augmentation_trains_without_cache(small_split):

@@ -219,3 +219,9 @@ def test_a_run_after_corrections_records_them_and_results_compares_it_with_the_r
     assert not at.exception, [e.value for e in at.exception]
     assert "Before and after corrections" in [h.value for h in at.subheader]
     assert "Trained with 1 correction(s)" in text_of(at)
+
+
+def test_no_temperature_is_fitted_when_every_validation_image_is_right():
+    probs = np.array([[0.7, 0.3], [0.2, 0.8], [0.6, 0.4]])
+    assert fit_temperature(probs, np.array([0, 1, 0])) == 1.0  # log-loss would only say "sharper, forever"
+    assert fit_temperature(probs, np.array([1, 1, 0])) >= 0.5
