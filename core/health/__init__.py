@@ -80,11 +80,22 @@ def _vectors(items: Sequence[ImageItem], backbone: str, image_size: int | None, 
     return found.block(len(found.layout.dims) - 1), found.engine, found.computed
 
 
+def _input_size(backbone: str, image_size: int | None) -> int | None:
+    """The size the scan caches photos at for this backbone (None if it is not known here)."""
+    from core.backbones import get_spec
+
+    try:
+        return image_size or get_spec(backbone).input_size
+    except StudioError:
+        return None
+
+
 def near_duplicate_groups(items: Sequence[ImageItem], backbone: str, image_size: int | None = None,
                           vectors: np.ndarray | None = None, progress: Progress | None = None):
     """(groups of item indices, a sentence on how they were found). Without usable vectors (a backbone that
     cannot load here), thumbnails alone."""
-    looks = look_at(items, (lambda d, t: progress("look", d, t)) if progress else None)
+    looks = look_at(items, (lambda d, t: progress("look", d, t)) if progress else None,
+                    _input_size(backbone, image_size))
     how = "thumbnails and feature vectors"
     if vectors is None:
         try:
