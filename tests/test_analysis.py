@@ -18,10 +18,14 @@ def colors(tmp_path):
     return make_color_folders(tmp_path / "colors", per_class=6)
 
 
-def test_block_vectors_run_once_match_tensorflow_and_a_damaged_entry_is_recomputed(lite0, colors):
+def test_block_vectors_run_once_match_tensorflow_and_a_damaged_entry_is_recomputed(lite0, colors, tmp_path,
+                                                                                    monkeypatch):
     from core.backbones import bundled
     from core.data.arrays import load_arrays
+    from core.data.store import NpyStore
     from core.training import run_batches
+
+    monkeypatch.setattr(features, "STORE", NpyStore(tmp_path / "blocks", 10**8))  # empty: whatever other tests stored
 
     bundled.prepare()  # converts the pooled-blocks model too
     items = scan_folder(colors).items

@@ -101,14 +101,17 @@ def pooled_blocks_model(backbone):
     return tf_keras.Model(image_in, out, name="pooled_blocks"), layout
 
 
-def _forward(backbone_name: str, image_size: int | None):
-    """(callable uint8 images -> vectors, layout, engine, input size): the converted file if there is one."""
+def _forward(backbone_name: str, image_size: int | None, tensorflow: bool = True):
+    """(callable uint8 images -> vectors, layout, engine, input size): the converted file if there is one,
+    else TensorFlow (None when tensorflow is False)."""
     from core.backbones import lite_forward
 
     lite = lite_forward.blocks_forward(backbone_name, image_size)
     if lite is not None:
         forward, layout_json, size = lite
         return forward, Layout.from_json(layout_json), "tflite", size
+    if not tensorflow:
+        return None
     from core.backbones import load_backbone
     from core.training import run_batches
 
@@ -118,8 +121,11 @@ def _forward(backbone_name: str, image_size: int | None):
 
 
 def block_vectors(items: Sequence[ImageItem], backbone_name: str, image_size: int | None,
-                  progress: Callable[[str, int, int], None] | None = None) -> BlockVectors:
-    """Every item's pooled block outputs, from the store where it has them. progress(stage, done, total)."""
+                  progress: Callable[[str, int, int], None] | None = None,
+                  tensorflow: bool = True) -> BlockVectors | None:
+    """Every item's pooled block outputs, from the store where it has them. progress(stage, done, total).
+    tensorflow=False: None rather than build the backbone in TensorFlow for the missing ones (only the
+    store and a converted file serve)."""
     from core.backbones import get_spec
 
     size = image_size or get_spec(backbone_name).input_size
@@ -128,7 +134,10 @@ def block_vectors(items: Sequence[ImageItem], backbone_name: str, image_size: in
     missing = [i for i, v in enumerate(found) if v is None]
     if not missing:
         return BlockVectors(layout, np.stack(found) if found else np.zeros((0, 0), np.float32), "store", 0)
-    forward, layout, engine, size = _forward(backbone_name, image_size)
+    engine = _forward(backbone_name, image_size, tensorflow)
+    if engine is None:
+        return None
+    forward, layout, engine, size = engine
     atomic_write_json(_layout_path(backbone_name, size), layout.to_json())
     for start in range(0, len(missing), CHUNK):
         chunk = missing[start:start + CHUNK]

@@ -90,18 +90,30 @@ def _input_size(backbone: str, image_size: int | None) -> int | None:
         return None
 
 
+def _cheap_vectors(items: Sequence[ImageItem], backbone: str, image_size: int | None) -> np.ndarray | None:
+    """Feature vectors from the store or a converted (TFLite) file; None rather than build the backbone in
+    TensorFlow, or when the backbone cannot load here."""
+    from core.analysis.features import block_vectors
+
+    try:
+        found = block_vectors(items, backbone, image_size, tensorflow=False)
+    except StudioError:
+        return None
+    return None if found is None else found.block(len(found.layout.dims) - 1)
+
+
 def near_duplicate_groups(items: Sequence[ImageItem], backbone: str, image_size: int | None = None,
                           vectors: np.ndarray | None = None, progress: Progress | None = None):
-    """(groups of item indices, a sentence on how they were found). Without usable vectors (a backbone that
-    cannot load here), thumbnails alone."""
+    """(groups of item indices, a sentence on how they were found). Without vectors given, those the feature
+    store or a converted file can give (a run's split: it never builds a TensorFlow backbone for this);
+    failing those, thumbnails alone."""
     looks = look_at(items, (lambda d, t: progress("look", d, t)) if progress else None,
                     _input_size(backbone, image_size))
     how = "thumbnails and feature vectors"
     if vectors is None:
-        try:
-            vectors = _vectors(items, backbone, image_size, progress)[0]
-        except StudioError:
-            how = "thumbnails only (the backbone's features were not available)"
+        vectors = _cheap_vectors(items, backbone, image_size)
+        if vectors is None:
+            how = "thumbnails only (no converted model or stored features for this backbone)"
     thumbs = np.stack([x.thumb if x is not None else np.zeros(256, np.float32) for x in looks])
     found = near_duplicates(thumbs, vectors)
     if found.crowded:
