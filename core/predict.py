@@ -43,7 +43,6 @@ class RunModel:
         image_in = tf_keras.Input(self.backbone.image_shape, dtype="uint8", name="image")
         features = self.backbone.feature_model(tf_keras.layers.Rescaling(1.0 / 255.0)(image_in))
         self.features = tf_keras.Model(image_in, features, name="run_features")
-        self.model = tf_keras.Model(image_in, self.head_probs(features), name="run_classifier")
 
     @property
     def explains(self) -> bool:
@@ -65,9 +64,11 @@ class RunModel:
         """Class probabilities from feature vectors, as a differentiable TensorFlow computation."""
         return self.head.keras_layer()(features, training=False)
 
-    def classify(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(class probabilities, feature vectors): one pass through the backbone serves both."""
-        vectors = run_batches(self.features, images)
+    def classify(self, images: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """(class probabilities, feature vectors): one pass through the backbone serves both; the head is
+        numpy (the same probabilities as its Keras layer)."""
+        # A traced function, not model.predict: much faster for one image (BENCHMARKS.md, (c)).
+        vectors = run_batches(self.features, images, batch_size)
         return self.head.probs(vectors), vectors
 
     def unknown(self, vectors: np.ndarray) -> list[bool | None]:
@@ -77,8 +78,7 @@ class RunModel:
         return [bool(u) for u in self.rule.unknown(vectors)]
 
     def predict_arrays(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        # A traced function, not model.predict: much faster for one image (BENCHMARKS.md, (c)).
-        return run_batches(self.model, images, batch_size)
+        return self.classify(images, batch_size)[0]
 
     def top_k(self, probs: np.ndarray, k: int = 3) -> list[list[dict]]:
         k = min(k, len(self.classes))

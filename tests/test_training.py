@@ -182,7 +182,7 @@ def test_prediction_of_a_saved_run_matches_its_evaluation(trained_run):
     assert bad == [{"image": "notes.png", "error": "notes.png: not a recognised image file"}]
     # One image, then the whole set: the traced prediction function is traced once and reused.
     predict_sources(trained_run, [(split_.val[0].relpath, split_.val[0].path)])
-    (function,) = run_model(trained_run).model.__dict__["_studio_inference"].values()
+    (function,) = run_model(trained_run).features.__dict__["_studio_inference"].values()
     assert function.experimental_get_tracing_count() == 1
 
 

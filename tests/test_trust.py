@@ -3,9 +3,6 @@ issues, the corrections file, and what a run and its predictions record of all t
 
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +19,7 @@ from core.health.duplicates import near_duplicates
 from core.health.inspect import look_at
 from core.health.labels import label_issues
 from core.rejection import fit_rule
-from tests.conftest import PROJECT_DIR, make_color_folders
+from tests.conftest import make_color_folders
 
 
 def test_wilson_interval_matches_published_values():
@@ -182,15 +179,15 @@ def test_a_run_records_intervals_calibration_and_its_rule(trained_run, skimage_i
     assert results[0]["unknown"] is True and results[1]["unknown"] is False
 
 
-def test_health_cli_prints_the_documented_json(tmp_path):
+def test_health_cli_prints_the_documented_json(tmp_path, capsys):
     root = make_color_folders(tmp_path / "colors", per_class=8)
     (root / "green" / "red_07.png").write_bytes((root / "red" / "red_07.png").read_bytes())
     (root / "red" / "red_07.png").unlink()  # a red image filed under green
     Image.fromarray(np.full((24, 200, 3), 128, np.uint8)).save(root / "blue" / "strip.png")
-    out = subprocess.run([sys.executable, "-m", "core", "health", "--data", str(root)], cwd=PROJECT_DIR,
-                         capture_output=True, text=True, env={**os.environ})
-    assert out.returncode == 0, out.stderr[-2000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    from core.__main__ import main
+
+    assert main(["health", "--data", str(root)]) == 0  # in this process: the session's TensorFlow is loaded
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"label_issues", "near_duplicates", "imbalance", "odd_images", "seconds"} <= set(result)
     first = result["label_issues"][0]
     assert (first["file"], first["given"], first["suggested"]) == ("green/red_07.png", "green", "red")
@@ -202,16 +199,20 @@ def test_health_cli_prints_the_documented_json(tmp_path):
 def test_a_run_after_corrections_records_them_and_results_compares_it_with_the_run_before(tmp_path):
     from core import jobs, trust
     from core.config import TrainConfig
-    from core.runs import load_run
+    from core.runs import create_run, load_run
     from tests.test_app_pages import open_page, text_of
 
     root = make_color_folders(tmp_path / "colors", per_class=6)
     config = TrainConfig(dataset=str(root), per_class=6, head="knn", val_fraction=0.34, test_fraction=0.0)
-    before = jobs.submit(config)
-    assert jobs.wait(before, timeout=600)["state"] == "completed"
+
+    def trained() -> str:  # in this process, as a worker would (jobs.execute), without a worker's start-up
+        run_id = create_run(config).id
+        jobs.execute(run_id)
+        assert load_run(run_id).state == "completed", load_run(run_id).status
+        return run_id
+    before = trained()
     set_override(scan_folder(root), "red/red_05.png", "exclude")
-    after = jobs.submit(config)
-    assert jobs.wait(after, timeout=600)["state"] == "completed"
+    after = trained()
     run = load_run(after)
     assert trust.corrections(run)["applied"] == [{"file": "red/red_05.png", "action": "exclude", "label": None}]
     assert [r.id for r in trust.related_by_corrections(run)] == [before, after]
