@@ -55,11 +55,11 @@ def _corrections_key(run: Run) -> tuple:
 
 def related_by_corrections(run: Run) -> list[Run]:
     """Completed runs with this run's config whose corrections differ (the runs before and after a fix),
-    and this run, oldest first."""
+    and this run, in the order they finished."""
     mine = _corrections_key(run)
     found = [r for r in list_runs() if r.state == RunState.COMPLETED and r.config == run.config
              and (r.id == run.id or _corrections_key(r) != mine)]
-    return sorted(found, key=lambda r: r.id)
+    return sorted(found, key=lambda r: (r.status.get("finished") or 0, r.id))  # ids of one second sort at random
 
 
 def kfold_possible(run: Run) -> str | None:
