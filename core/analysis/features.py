@@ -62,6 +62,11 @@ class BlockVectors:
         start = sum(self.layout.dims[:index])
         return self.vectors[:, start:start + self.layout.dims[index]]
 
+    @property
+    def final(self) -> np.ndarray:
+        """The last block's vectors: the backbone's feature vectors."""
+        return self.block(len(self.layout.dims) - 1)
+
 
 def space(backbone: str, size: int) -> str:
     return f"{backbone}-{size}px"

@@ -77,7 +77,7 @@ def _vectors(items: Sequence[ImageItem], backbone: str, image_size: int | None, 
     from core.analysis.features import block_vectors
 
     found = block_vectors(items, backbone, image_size, progress)
-    return found.block(len(found.layout.dims) - 1), found.engine, found.computed
+    return found.final, found.engine, found.computed
 
 
 def _input_size(backbone: str, image_size: int | None) -> int | None:
@@ -99,7 +99,7 @@ def _cheap_vectors(items: Sequence[ImageItem], backbone: str, image_size: int | 
         found = block_vectors(items, backbone, image_size, tensorflow=False)
     except StudioError:
         return None
-    return None if found is None else found.block(len(found.layout.dims) - 1)
+    return None if found is None else found.final
 
 
 def near_duplicate_groups(items: Sequence[ImageItem], backbone: str, image_size: int | None = None,
