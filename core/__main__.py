@@ -150,10 +150,24 @@ def cmd_runs(args) -> None:
 
 
 def cmd_predict(args) -> None:
-    from core.predict import predict_sources
+    from core.batch import predict_batch
+    from core.fileio import atomic_write_text
+    from core.predict import predictions_csv
 
-    for result in predict_sources(args.run, [(p, p) for p in args.images], k=args.top):
-        print(json.dumps(result))
+    def progress(done: int, total: int) -> None:
+        print(f"predicted {done}/{total} images", file=sys.stderr, flush=True)
+
+    batch = predict_batch(args.run, args.paths, k=args.top, progress=progress if args.csv else None)
+    if not args.csv:
+        for result in batch.as_results():
+            print(json.dumps(result))
+        return
+    atomic_write_text(args.csv, predictions_csv(batch.as_results()))
+    predicted = len(batch.predicted)
+    print(json.dumps({"csv": args.csv, "images": len(batch.results), "predicted": predicted,
+                      "unreadable": len(batch.results) - predicted, "skipped": len(batch.skipped),
+                      "counts": batch.counts(), "engine": batch.engine, "seconds": round(batch.seconds, 2),
+                      "images_per_second": round(len(batch.results) / max(batch.seconds, 1e-9), 1)}))
 
 
 def cmd_views(args) -> None:
@@ -348,10 +362,12 @@ def _add_lr_find(sub, training) -> None:
 
 def _add_run_commands(sub, shared) -> None:
     """Commands on one finished run (or sweep)."""
-    p = sub.add_parser("predict", parents=[shared], help="predict images with a completed run; one JSON line each")
+    p = sub.add_parser("predict", parents=[shared], help="predict images with a completed run; one JSON line each, "
+                       "or a CSV with --csv")
     p.add_argument("run")
-    p.add_argument("images", nargs="+")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively) and zips")
     p.add_argument("--top", type=int, default=3)
+    p.add_argument("--csv", metavar="FILE", help="write one row per image to FILE and print a summary line")
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("views", parents=[shared], help="render every insight view of a run to PNG files")
     p.add_argument("run")

@@ -2,7 +2,7 @@
 
 A head maps feature vectors to class probabilities. Each one offers the same four things:
 probabilities in numpy (training's evaluation of fixed vectors), a Keras layer that computes the
-same probabilities as TensorFlow ops (prediction, Grad-CAM gradients, exports), its weights under
+same probabilities as TensorFlow ops (Grad-CAM gradients, exports, training's dense head), its weights under
 names it owns (the `classifier/` keys of a run's weights.npz), and a way back from those weights.
 
 - dense: dropout + softmax layer, trained by Keras inside the trainer's models (alone on vectors,
@@ -17,8 +17,6 @@ names it owns (the `classifier/` keys of a run's weights.npz), and a way back fr
 from __future__ import annotations
 
 import numpy as np
-
-from core.backbones.tf import tf, tf_keras
 
 PREFIX = "classifier/"
 TEMPERATURE_KEY = f"{PREFIX}temperature"
@@ -49,41 +47,64 @@ class _Calibrated:
 
 class DenseHead(_Calibrated):
     """Dropout then a softmax layer; `layer` is trained by the trainer's Keras phases. Calibrating folds the
-    temperature into the layer's weights (softmax(z / T) is a softmax of a layer scaled by 1 / T)."""
+    temperature into the layer's weights (softmax(z / T) is a softmax of a layer scaled by 1 / T). A head
+    loaded from a run keeps numpy weights and builds its Keras layer only when asked, so prediction from
+    vectors never loads TensorFlow."""
 
     kind = "dense"
 
     def __init__(self, num_classes: int, dropout: float = 0.0):
-        self.layer = tf_keras.Sequential([tf_keras.layers.Dropout(dropout, name="head_dropout"),
-                                          tf_keras.layers.Dense(num_classes, activation="softmax",
-                                                                name="head_dense")], name="classifier")
+        self.num_classes, self.dropout = num_classes, dropout
+        self._layer = None
+        self._loaded: list[np.ndarray] | None = None  # [kernel, bias] until a Keras layer takes them over
+
+    @property
+    def layer(self):
+        if self._layer is None:
+            from core.backbones.tf import tf_keras
+
+            self._layer = tf_keras.Sequential([tf_keras.layers.Dropout(self.dropout, name="head_dropout"),
+                                               tf_keras.layers.Dense(self.num_classes, activation="softmax",
+                                                                     name="head_dense")], name="classifier")
+            if self._loaded is not None:
+                self._layer.build((None, self._loaded[0].shape[0]))
+                self._layer.set_weights(self._loaded)
+                self._loaded = None
+        return self._layer
 
     def build(self, feature_dim: int) -> "DenseHead":
         self.layer.build((None, feature_dim))
         return self
 
+    def _kernel_bias(self) -> list[np.ndarray]:
+        return self._loaded if self._layer is None else self._layer.get_weights()
+
+    def _set_kernel_bias(self, weights: list[np.ndarray]) -> None:
+        if self._layer is None:
+            self._loaded = [np.asarray(w, np.float32) for w in weights]
+        else:
+            self._layer.set_weights(weights)
+
     def calibrate(self, temperature: float) -> None:
-        kernel, bias = (w * self.temperature for w in self.layer.get_weights())
+        kernel, bias = (w * self.temperature for w in self._kernel_bias())
         super().calibrate(temperature)
-        self.layer.set_weights([kernel / self.temperature, bias / self.temperature])
+        self._set_kernel_bias([kernel / self.temperature, bias / self.temperature])
 
     def weights(self) -> dict[str, np.ndarray]:
         """The trained weights (the temperature unfolded) and the temperature."""
-        raw = {f"{PREFIX}{i}": w * self.temperature for i, w in enumerate(self.layer.get_weights())}
+        raw = {f"{PREFIX}{i}": w * self.temperature for i, w in enumerate(self._kernel_bias())}
         return {**raw, **self.temperature_weights()}
 
     def load(self, weights: dict[str, np.ndarray]) -> "DenseHead":
-        kernel = weights[f"{PREFIX}0"]
-        self.build(kernel.shape[0])
-        self.layer.set_weights([kernel, weights[f"{PREFIX}1"]])
+        self._set_kernel_bias([weights[f"{PREFIX}0"], weights[f"{PREFIX}1"]])
         self.load_temperature(weights)
         return self
 
     def probs(self, vectors: np.ndarray) -> np.ndarray:
-        kernel, bias = self.layer.get_weights()
+        kernel, bias = self._kernel_bias()
         return softmax(vectors @ kernel + bias)
 
-    def keras_layer(self) -> tf_keras.layers.Layer:
+    def keras_layer(self):
         return self.layer
 
 
@@ -127,8 +148,10 @@ class LinearHead(_Calibrated):
     def probs(self, vectors: np.ndarray) -> np.ndarray:
         return softmax(((vectors - self.mean) / self.scale @ self.coef.T + self.intercept) / self.temperature)
 
-    def keras_layer(self) -> tf_keras.layers.Layer:
+    def keras_layer(self):
         """Standardise, linear scores, softmax, as Keras layers (built once)."""
+        from core.backbones.tf import tf_keras
+
         if self._layer is None:
             dense = tf_keras.layers.Dense(len(self.intercept), activation="softmax", name="head_linear")
             self._layer = tf_keras.Sequential([
@@ -205,28 +228,10 @@ class NeighbourHead(_Memory):
         self.k = int(weights[f"{PREFIX}k"])
         return self
 
-    def keras_layer(self) -> tf_keras.layers.Layer:
+    def keras_layer(self):
+        from core.head_layers import NeighbourVote
+
         return NeighbourVote(self.train, self.labels, self.num_classes, self.k, self.TEMPERATURE, self.temperature)
-
-
-class NeighbourVote(tf_keras.layers.Layer):
-    """NeighbourHead.probs as TensorFlow ops (top-k has no built-in Keras layer)."""
-
-    def __init__(self, train: np.ndarray, labels: np.ndarray, num_classes: int, k: int, temperature: float,
-                 calibration: float = 1.0, **kw):
-        super().__init__(name="classifier", **kw)
-        self.train_t = tf.constant(train.T, tf.float32)
-        self.onehot = tf.constant(np.eye(num_classes, dtype=np.float32)[labels])
-        self.k, self.temperature, self.calibration = k, temperature, calibration
-
-    def call(self, vectors, training=None):
-        sims = tf.matmul(tf.math.l2_normalize(vectors, axis=1), self.train_t)
-        top, index = tf.math.top_k(sims, self.k)
-        weight = tf.nn.softmax(top / self.temperature, axis=1)
-        votes = tf.einsum("nk,nkc->nc", weight, tf.gather(self.onehot, index))
-        if self.calibration == 1.0:
-            return votes
-        return tf.nn.softmax(tf.math.log(tf.maximum(votes, 1e-12)) / self.calibration, axis=1)
 
 
 class NearestMeanHead(_Memory):
@@ -252,8 +257,10 @@ class NearestMeanHead(_Memory):
         self.means = weights[f"{PREFIX}means"]
         return self
 
-    def keras_layer(self) -> tf_keras.layers.Layer:
+    def keras_layer(self):
         """Unit length, cosine scores over the temperature, softmax: built-in layers only."""
+        from core.backbones.tf import tf_keras
+
         dense = tf_keras.layers.Dense(len(self.means), activation="softmax", use_bias=False, name="head_means")
         layer = tf_keras.Sequential([tf_keras.layers.UnitNormalization(name="head_unit"), dense], name="classifier")
         layer.build((None, self.means.shape[1]))

@@ -75,8 +75,18 @@ def color_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def trained_run(color_folder):
-    """One completed run trained by a real worker process, shared by many tests."""
+def prepared():
+    """`prepare` done once: the converted TFLite files exist, so every block frozen runs on TFLite whatever
+    order the tests run in."""
+    from core.backbones import bundled
+
+    return bundled.prepare()
+
+
+@pytest.fixture(scope="session")
+def trained_run(color_folder, prepared):
+    """One completed run trained by a real worker process, shared by many tests (every block frozen, on
+    the converted TFLite forward)."""
     from core import jobs
     from core.config import TrainConfig
 

@@ -13,6 +13,7 @@ import pytest
 from core import jobs, training
 from core.backbones.efficientnet_lite import chain
 from core.config import TrainConfig
+from core.data.arrays import load_arrays
 from core.data.augment import AugmentConfig
 from core.data.sampling import sample, split
 from core.data.scan import scan_folder
@@ -20,7 +21,7 @@ from core.errors import RunError, TrainingError
 from core.plan import plan_phases
 from core.predict import predict_sources, run_model
 from core.runs import list_runs, load_run
-from core.training import parameter_counts, train
+from core.training import parameter_counts, run_batches, train
 from tests.conftest import PROJECT_DIR, make_color_folders, wait_for
 
 
@@ -180,9 +181,15 @@ def test_prediction_of_a_saved_run_matches_its_evaluation(trained_run):
         assert top["probability"] == pytest.approx(saved.probs[i].max(), abs=1e-4)
     bad = predict_sources(trained_run, [("notes.png", b"not an image")])
     assert bad == [{"image": "notes.png", "error": "notes.png: not a recognised image file"}]
-    # One image, then the whole set: the traced prediction function is traced once and reused.
-    predict_sources(trained_run, [(split_.val[0].relpath, split_.val[0].path)])
-    (function,) = run_model(trained_run).features.__dict__["_studio_inference"].values()
+    # Every block frozen: the vectors come from the converted TFLite file, as in training; TensorFlow's
+    # forward gives the same probabilities, and its traced function is traced once for one image, then all.
+    model = run_model(trained_run)
+    assert model.engine == "tflite"
+    arrays = load_arrays(split_.val, model.size)
+    run_batches(model.features, arrays[:1])
+    by_tensorflow = model.head.probs(run_batches(model.features, arrays))
+    assert np.abs(by_tensorflow - model.predict_arrays(arrays)).max() < 1e-3
+    (function,) = model.features.__dict__["_studio_inference"].values()
     assert function.experimental_get_tracing_count() == 1
 
 

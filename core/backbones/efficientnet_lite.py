@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.backbones.lite0_shape import FEATURE_DIM, INPUT_SIZE, NUM_BLOCKS  # noqa: F401 (the module's interface)
 from core.backbones.tf import tf_keras
 
-INPUT_SIZE = 224
-FEATURE_DIM = 1280
-NUM_BLOCKS = 18  # stem + 16 MBConv blocks + head
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
 # (repeats, kernel, stride, expand ratio, in channels, out channels)

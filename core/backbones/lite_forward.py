@@ -10,24 +10,16 @@ when one exists and TensorFlow otherwise.
 from __future__ import annotations
 
 import logging
-import os
-import warnings
 from pathlib import Path
 
-import numpy as np
-
 from core import paths
+from core.backbones.lite_runtime import LiteForward, path_for
 from core.backbones.registry import DEFAULT_BACKBONE
 from core.backbones.summary import BackboneSummary
 from core.backbones.tf import tf, tf_keras
 from core.fileio import atomic_write_bytes, atomic_write_json, read_json
 
-BATCH = 32
 log = logging.getLogger(__name__)
-
-
-def path_for(backbone: str, size: int, cut: int) -> Path:
-    return paths.models_dir() / "tflite" / f"{backbone}-{size}px-cut{cut}.tflite"
 
 
 def frozen_part(blocks, size: int, cut: int) -> tf_keras.Model:
@@ -57,30 +49,6 @@ def convert(model: tf_keras.Model, path: Path, num_blocks: int, extra: dict | No
     atomic_write_json(path.with_suffix(".json"), summary)
     atomic_write_bytes(path, converter.convert())  # last: the .tflite file is what marks it ready
     return path
-
-
-class LiteForward:
-    """Callable: uint8 images (n, h, w, 3) -> float32 outputs, in batches of BATCH."""
-
-    def __init__(self, path: Path):
-        with warnings.catch_warnings():  # tf.lite.Interpreter points to ai_edge_litert; it still works
-            warnings.simplefilter("ignore")
-            self.interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
-        detail = self.interpreter.get_input_details()[0]
-        self.input, self.output = detail["index"], self.interpreter.get_output_details()[0]["index"]
-        self.interpreter.resize_tensor_input(self.input, (BATCH, *detail["shape"][1:]))
-        self.interpreter.allocate_tensors()
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        out = []
-        for i in range(0, len(images), BATCH):
-            batch = images[i:i + BATCH]
-            if len(batch) < BATCH:  # pad the last batch rather than re-allocating the interpreter
-                batch = np.concatenate([batch, np.zeros((BATCH - len(batch), *batch.shape[1:]), batch.dtype)])
-            self.interpreter.set_tensor(self.input, np.ascontiguousarray(batch, dtype=np.uint8))
-            self.interpreter.invoke()
-            out.append(self.interpreter.get_tensor(self.output)[:len(images) - i].copy())
-        return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
 def _usable(backbone_name: str, cut: int) -> bool:

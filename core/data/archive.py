@@ -20,7 +20,7 @@ import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from typing import Callable, Iterator
 
 from core.data.dataset import Dataset, Skipped
 from core.data.decode import IMAGE_EXTENSIONS, downscaled
@@ -135,36 +135,62 @@ def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, tmp: Path, limits:
     """Write one member under `tmp` if it is a safe, readable image (downscaled to max_side), else note
     why it was skipped; returns the bytes read (they count against the archive's limit even when not
     written)."""
-    skipped = done.skipped
+    found = _read_image(archive, info, limits, done.skipped)
+    if found is None:
+        return 0
+    parts, member, content = found
+    smaller = downscaled(content, member, max_side) if max_side else None
+    problem = _write_member(tmp, parts, smaller or content, member, label)
+    if problem:
+        done.skipped.append(problem)
+    elif smaller:
+        done.downscaled += 1
+    return len(content)
+
+
+def _read_image(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ZipLimits,
+                skipped: list[Skipped]) -> tuple[list[str], str, bytes] | None:
+    """(path parts, member name, bytes) of a safe member with an image extension; None for anything else,
+    noted in `skipped` with its reason unless it is a folder or junk (.DS_Store, __MACOSX)."""
     parts = [normalise(p) for p in PurePosixPath(info.filename.replace("\\", "/")).parts]
     if not parts or info.is_dir():  # a name cut to nothing at a NUL byte has no parts
-        return 0
+        return None
     member = "/".join(parts).replace("//", "/")
     reason = _unsafe_reason(info, limits)  # before the junk test: '..' looks hidden
     if reason:
         skipped.append(Skipped(member, reason, "archive member not extracted"))
-        return 0
+        return None
     if is_junk(parts):
-        return 0
+        return None
     if PurePosixPath(member).suffix.lower() not in IMAGE_EXTENSIONS:
         skipped.append(Skipped(member, "not an image", "extension is not an image type"))
-        return 0
+        return None
     try:
-        content = _read_bounded(archive, info, info.file_size)
+        return parts, member, _read_bounded(archive, info, info.file_size)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError, ValueError,
             zlib.error) as exc:  # what a damaged member can raise while it is read
         skipped.append(Skipped(member, "corrupt", f"cannot read archive member ({exc})"))
-        return 0
     except RuntimeError as exc:  # zipfile raises RuntimeError for encrypted members
         skipped.append(Skipped(member, "encrypted", str(exc)))
-        return 0
-    smaller = downscaled(content, member, max_side) if max_side else None
-    problem = _write_member(tmp, parts, smaller or content, member, label)
-    if problem:
-        skipped.append(problem)
-    elif smaller:
-        done.downscaled += 1
-    return len(content)
+    return None
+
+
+def zip_images(source: bytes | Path, label: str, skipped: list[Skipped],
+               limits: ZipLimits = ZipLimits()) -> Iterator[tuple[str, bytes]]:
+    """(member name, bytes) of every safe image member of a zip in any folder layout, read one at a time
+    under the same limits as import_zip; what is skipped is appended to `skipped` with its reason."""
+    with _open_archive(source, label) as archive:
+        infos = archive.infolist()
+        _check_declared(infos, limits, label)
+        read = 0
+        for info in infos:
+            found = _read_image(archive, info, limits, skipped)
+            if found is None:
+                continue
+            read += len(found[2])
+            if read > limits.max_total_bytes:
+                raise DataError(f"{label}: the archive expands beyond {limits.max_total_bytes / 1024**3:.1f} GB.")
+            yield found[1], found[2]
 
 
 def _write_member(tmp: Path, parts: list[str], content: bytes, member: str, label: str) -> Skipped | None:
