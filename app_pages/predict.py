@@ -1,4 +1,4 @@
-"""Predict: a trained run on new images, with probabilities, saliency and a CSV of the results."""
+"""Predict: a trained run on new images (or a zip of them), with probabilities, saliency and a CSV of the results."""
 
 from pathlib import Path
 
@@ -10,7 +10,7 @@ from core.errors import StudioError
 from core.predict import predict_sources, predictions_csv
 from core.views import RunViews
 from core.viz.figures import top_k_bars
-from ui import uploads
+from ui import batch, uploads
 from ui.widgets import pick_run, show_error, show_nearest
 
 st.title("Predict")
@@ -22,6 +22,11 @@ PREDICT_KEEP = 50  # images kept per session; older ones are dropped
 THUMBNAIL = 224
 s = st.session_state
 s.setdefault("predict_files", [])
+mode = st.radio("Predict", ["Images", "A zip of images"], horizontal=True, label_visibility="collapsed")
+k = st.slider("Show the top", 1, 10, 3)
+if mode == "A zip of images":
+    batch.section(run, k)
+    st.stop()
 try:
     added = uploads.save_images("Drop one or more images", "predict_upload", uploads_dir() / "predict" / s.token,
                                 multiple=True)
@@ -36,7 +41,6 @@ if added:
     st.rerun()  # the drop zone shows empty again; the images are listed below, read from disk
 with st.expander("Or take a photo"):
     photo = st.camera_input("Camera")  # one small JPEG; kept by its widget so the preview stays
-k = st.slider("Show the top", 1, 10, 3)
 saliency = st.toggle("Show saliency (which pixels mattered)", False)
 
 files = [(name, Path(path).read_bytes()) for name, path in s.predict_files if Path(path).is_file()]

@@ -19,6 +19,7 @@ from core.data.decode import IMAGE_EXTENSIONS
 from core.data.scan import is_junk
 from core.errors import DataError
 from core.predict import classify_decoded, decode_sources, run_model
+from core.viz.images import thumbnail
 
 CHUNK = 64  # images decoded and classified together: two TFLite batches
 
@@ -108,10 +109,12 @@ def estimate(paths: list[str | Path], zip_bytes: dict[str, bytes] | None = None)
 
 
 def predict_batch(run_id: str, paths: list[str | Path], k: int = 3, zip_bytes: dict[str, bytes] | None = None,
-                  progress: Callable[[int, int], None] | None = None, limits: ZipLimits = ZipLimits()) -> Batch:
+                  progress: Callable[[int, int], None] | None = None, limits: ZipLimits = ZipLimits(),
+                  thumbnails: int = 0) -> Batch:
     """Every image under `paths` (and the in-memory zips) through the run, CHUNK images at a time;
     progress(done, estimated total) after each chunk. The next chunk decodes while this one is classified
-    (Pillow and the TFLite interpreter both release the GIL)."""
+    (Pillow and the TFLite interpreter both release the GIL). With `thumbnails`, each readable image's
+    result also has "thumbnail": a thumbnails x thumbnails PIL image made from the decoded array."""
     start, skipped, results = time.perf_counter(), [], []
     model = run_model(run_id)
     total = estimate(paths, zip_bytes)
@@ -128,7 +131,12 @@ def predict_batch(run_id: str, paths: list[str | Path], k: int = 3, zip_bytes: d
             if not chunk:
                 break
             ahead = reader.submit(read_next)
-            results += classify_decoded(model, chunk, decoded, k)
+            chunk_results = classify_decoded(model, chunk, decoded, k)
+            if thumbnails:
+                for result, array in zip(chunk_results, decoded):
+                    if "top" in result:
+                        result["thumbnail"] = thumbnail(array, thumbnails)
+            results += chunk_results
             if progress is not None:
                 progress(len(results), max(total, len(results)))
     return Batch(results, skipped, model.engine, time.perf_counter() - start)

@@ -94,3 +94,24 @@ def test_a_damaged_zip_is_named_and_the_other_paths_still_predicted(trained_run,
     rows = {r["image"]: r for r in csv.DictReader((tmp_path / "out.csv").open())}
     assert summary["predicted"] == 1 and rows[str(single)]["label"] == "red"
     assert "not a readable zip archive" in rows[str(bad)]["error"]
+
+
+def test_predict_page_takes_a_zip_and_lists_lowest_confidence_first(trained_run, tmp_path):
+    from tests.test_app_pages import metrics, open_page
+
+    at = open_page("predict", run_id=trained_run)
+    at.radio[0].set_value("A zip of images").run()
+    assert "Upload a zip of images" in at.info[0].value
+    at.file_uploader[0].upload("shots.zip", _hostile_zip(tmp_path / "shots.zip").read_bytes(),
+                               "application/zip").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.file_uploader[0].value  # released from Streamlit's memory; the zip is on disk
+    assert metrics(at)["Images predicted"] == "3" and metrics(at)["Unreadable or skipped"] == "3"
+    table = at.dataframe[0].value
+    assert sorted(table["file"]) == ["green_a.png", "shots/deep/blue_a.png", "shots/red_a.png"]
+    assert list(table["probability"]) == sorted(table["probability"])  # lowest confidence first
+    assert all(uri.startswith("data:image/png;base64,") for uri in table["image"])
+    problems = at.dataframe[1].value
+    assert set(problems["file"]) == {"shots/broken.png", "../escape.png", "notes.txt"}
+    assert any("Predicted class of the 3 images" in chart.proto.spec for chart in at.get("plotly_chart"))
+    assert at.get("download_button")[0].proto.label == "All predictions (CSV)"
