@@ -8,13 +8,12 @@ from core.backbones import available_offline, list_specs
 from core.compare import ACCURACY_COLUMNS, COLUMNS, comparison_rows, rows_csv
 from core.config import ALL, HEADS, frozen_choices, frozen_text, parse_frozen
 from core.errors import StudioError
-from core.report import sweep_report
 from core.run_summary import RunSummary
 from core.runs import RunState, list_runs
 from core.views import RunViews, learning_curve_points
 from core.viz import figures
 from ui import resources, state
-from ui.widgets import show_error
+from ui.widgets import report_downloads, show_error
 
 s = st.session_state
 st.title("Experiments")
@@ -89,11 +88,7 @@ if all_sweeps:
                          .format({c: "{:.3f}" for c in ACCURACY_COLUMNS}, na_rep="-"), hide_index=True)
             c1, c2 = st.columns(2)
             c1.download_button("Table (CSV)", rows_csv(rows), f"{sweep.id}.csv", "text/csv")
-            if c2.button("Build the HTML report"):
-                with st.spinner("Rendering the report..."):
-                    s.sweep_report = (sweep.id, sweep_report(sweep.id))
-            if s.get("sweep_report", (None,))[0] == sweep.id:
-                c2.download_button("Download the report (HTML)", s.sweep_report[1], f"{sweep.id}.html", "text/html")
+            report_downloads(c2, sweep.id)
             points_ = learning_curve_points([r for r in sweep.runs() if r is not None])
             if len({p["per_class"] for p in points_}) > 1:
                 st.plotly_chart(figures.learning_curve(points_), width="stretch")

@@ -4,12 +4,11 @@ import streamlit as st
 
 from core.errors import StudioError
 from core.export import FORMATS, export_zip
-from core.report import run_report
 from core.run_summary import RunSummary
 from core.runs import RunState, delete_run, list_runs
 from core.views import RunViews
 from ui import trust as ui_trust
-from ui.widgets import show_error, show_nearest
+from ui.widgets import report_downloads, show_error, show_nearest
 
 s = st.session_state
 st.title("Results")
@@ -162,12 +161,7 @@ c1, c2, c3, c4 = st.columns(4)
 c1.download_button("Metrics (CSV)", views.metrics_csv(), f"{run.id}-metrics.csv", "text/csv")
 c2.download_button("Predictions (CSV)", (run.dir / "predictions.csv").read_bytes(), f"{run.id}-predictions.csv",
                    "text/csv")
-with c3:
-    if st.button("Build the HTML report", icon=":material/description:"):
-        with st.spinner("Rendering the report (figures, Grad-CAM of the mistakes)..."):
-            s.run_report = (run.id, run_report(run.id))
-    if s.get("run_report", (None,))[0] == run.id:
-        st.download_button("Download the report (HTML)", s.run_report[1], f"{run.id}.html", "text/html")
+report_downloads(c3, run.id)
 with c4:
     fmt = st.selectbox("Export the model as", FORMATS, format_func={"savedmodel": "TensorFlow SavedModel",
                                                                    "keras": "Keras model (.keras)",

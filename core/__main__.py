@@ -212,8 +212,9 @@ def cmd_sweep(args) -> None:
 
 def cmd_report(args) -> None:
     from core.report import write_report
+    from core.slides import write_deck
 
-    print(write_report(args.target, args.out))
+    print((write_deck if args.slides else write_report)(args.target, args.out))
 
 
 def cmd_export(args) -> None:
@@ -373,9 +374,12 @@ def _add_run_commands(sub, shared) -> None:
     p.add_argument("run")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_views)
-    p = sub.add_parser("report", parents=[shared], help="write a self-contained HTML report of a run or a sweep")
+    p = sub.add_parser("report", parents=[shared], help="write a self-contained HTML report (or slide deck) of a run "
+                       "or a sweep")
     p.add_argument("target", help="run id or sweep id")
     p.add_argument("--out", required=True)
+    p.add_argument("--slides", action="store_true", help="a slide deck: one full-screen slide per result, arrow "
+                   "keys to move, F for full screen, one slide per printed page")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("export", parents=[shared], help="export a run's model (checked against the run after writing)")
     p.add_argument("run")

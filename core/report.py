@@ -31,26 +31,35 @@ th{background:#f3f4f6;text-align:left} td.num{text-align:right} td.best{backgrou
 """
 
 
-class _Figures:
-    """Turns plotly figures into HTML, embedding plotly.js only in the first one."""
+class FigureHtml:
+    """Turns plotly figures into HTML, embedding plotly.js only in the first one. With `height` (a CSS
+    length), every figure drops its own height and fills that much of its container, resizing with it;
+    `font_size` sets every figure's base font."""
 
-    def __init__(self):
-        self.first = True
+    def __init__(self, height: str | None = None, font_size: int | None = None):
+        self.first, self.height, self.font_size = True, height, font_size
 
     def __call__(self, fig) -> str:
-        out = fig.to_html(full_html=False, include_plotlyjs=self.first, config={"displaylogo": False})
+        options = {}
+        if self.font_size:
+            fig.update_layout(font_size=self.font_size)
+        if self.height:
+            fig.update_layout(height=None, width=None, autosize=True)
+            options = {"default_height": self.height, "default_width": "100%"}
+        out = fig.to_html(full_html=False, include_plotlyjs=self.first,
+                          config={"displaylogo": False, "responsive": True}, **options)
         self.first = False
         return out
 
 
-def _img(image: Image.Image, alt: str) -> str:
+def image_html(image: Image.Image, alt: str) -> str:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     data = base64.b64encode(buf.getvalue()).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _table(rows: list[dict], columns: list[str], highlight: dict[str, int | None] | None = None) -> str:
+def table_html(rows: list[dict], columns: list[str], highlight: dict[str, int | None] | None = None) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for i, row in enumerate(rows):
@@ -91,20 +100,20 @@ def run_sections(run_id: str, fig) -> list[str]:
                     for k, v in (d.get("counts") or {}).items()]
     per_class = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in val.per_class()]
     wrong = views.misclassified(k=12, saliency=True)
-    gallery = "".join(f"<figure style='display:inline-block;margin:4px'>{_img(r['saliency'], r['name'])}"
+    gallery = "".join(f"<figure style='display:inline-block;margin:4px'>{image_html(r['saliency'], r['name'])}"
                       f"<figcaption class='muted'>{html.escape(r['true'])} &rarr; {html.escape(r['predicted'])} "
                       f"({r['probability']:.0%})</figcaption></figure>" for r in wrong)
     return [
         f"<h1>Run {html.escape(run.id)}</h1><p>{html.escape(summary.backbone)} on {html.escape(summary.dataset)}: "
         f"{html.escape(d.get('sample', ''))}; {summary.frozen_phrase}{', augmented' if summary.augmented else ''}; "
         f"{html.escape(summary.head)} head.</p><div class='cards'>{cards}</div>",
-        "<h2 id='configuration'>Configuration</h2>" + _table(config_rows, ["setting", "value"]),
+        "<h2 id='configuration'>Configuration</h2>" + table_html(config_rows, ["setting", "value"]),
         f"<h2 id='dataset'>Dataset</h2><p>{len(d.get('classes', []))} classes, {d.get('images', 0):,} usable images, "
         f"{sum((d.get('skipped') or {}).values())} skipped; split {d.get('split_sizes')}.</p>"
-        + _table(dataset_rows, ["class", "images", "sampled"]),
+        + table_html(dataset_rows, ["class", "images", "sampled"]),
         "<h2 id='curves'>Training curves</h2>" + fig(views.curves()),
         "<h2 id='metrics'>Per-class metrics (validation)</h2>"
-        + _table(per_class, ["class", "precision", "recall", "f1", "support"]),
+        + table_html(per_class, ["class", "precision", "recall", "f1", "support"]),
         "<h2 id='confusion'>Confusion matrix (validation)</h2>" + fig(views.confusion()),
         "<h2 id='misclassified'>Misclassified examples, with Grad-CAM</h2>"
         + (gallery or "<p>Every validation image was classified correctly.</p>"),
@@ -143,28 +152,38 @@ def trust_sections(run_id: str, fig) -> list[str]:
     return [section]
 
 
-def analysis_sections(dataset: str, backbone: str, frozen_blocks: int, fig) -> list[str]:
-    """The latest transfer analysis of this dataset and backbone (core.analysis), if one was made."""
+def latest_analysis(dataset: str, backbone: str, frozen_blocks: int):
+    """(the latest transfer analysis of this dataset and backbone, the index of the run's last frozen block or
+    None, the forecast as a sentence), or None where no analysis was made."""
     from core.analysis import latest
     from core.config import ALL
-    from core.viz.analysis import depth_figure, size_figure
 
     analysis = latest(dataset, backbone)
     if analysis is None:
-        return []
+        return None
     cut = len(analysis.depth) - 1 if frozen_blocks == ALL else frozen_blocks - 1
     forecast = "; ".join(f"{f.per_class} training images per class: about {f.accuracy:.1%} ({f.low:.1%} to "
                          f"{f.high:.1%})" for f in analysis.forecast) or "too few sizes to fit a curve"
+    return analysis, (cut if cut >= 0 else None), forecast
+
+
+def analysis_sections(dataset: str, backbone: str, frozen_blocks: int, fig) -> list[str]:
+    """The latest transfer analysis of this dataset and backbone (core.analysis), if one was made."""
+    from core.viz.analysis import depth_figure, size_figure
+
+    found = latest_analysis(dataset, backbone, frozen_blocks)
+    if found is None:
+        return []
+    analysis, cut, forecast = found
     return [f"<h2 id='analysis'>Transfer analysis</h2><p>Linear probes on every block's pooled output "
             f"({analysis.images} images, {analysis.per_class} in the smallest class; k-fold accuracy). Best block: "
             f"{html.escape(analysis.depth[analysis.best_block].block)}.</p>"
-            + fig(depth_figure(analysis, cut if cut >= 0 else None))
-            + fig(size_figure(analysis)) + f"<p>Forecast (an estimate from the fitted curve, 95% bootstrap "
-            f"interval): {html.escape(forecast)}.</p>"]
+            + fig(depth_figure(analysis, cut)) + fig(size_figure(analysis)) + f"<p>Forecast (an estimate from the "
+            f"fitted curve, 95% bootstrap interval): {html.escape(forecast)}.</p>"]
 
 
 def run_report(run_id: str) -> str:
-    fig, config = _Figures(), load_run(run_id).config
+    fig, config = FigureHtml(), load_run(run_id).config
     sections = (run_sections(run_id, fig) + trust_sections(run_id, fig)
                 + analysis_sections(config.dataset, config.backbone, config.frozen_blocks, fig))
     return _page(f"Run {run_id}", sections)
@@ -175,10 +194,10 @@ def sweep_report(sweep_id: str) -> str:
     runs = [r for r in sweep.runs() if r is not None]
     rows = comparison_rows(runs)
     highlight = {c: best(rows, c) for c in ("train acc", "val acc", "test acc")}
-    fig = _Figures()
+    fig = FigureHtml()
     sections = [f"<h1>Sweep {html.escape(sweep.name)}</h1><p>{len(rows)} of {len(sweep.run_ids)} runs completed; "
                 f"progress {html.escape(str(sweep.progress()))}.</p>",
-                "<h2 id='comparison'>Comparison</h2>" + _table(rows, COLUMNS, highlight)]
+                "<h2 id='comparison'>Comparison</h2>" + table_html(rows, COLUMNS, highlight)]
     points = learning_curve_points(runs)
     if points:
         sections.append("<h2 id='learning-curve'>Learning curve</h2>" + fig(figures.learning_curve(points)))
@@ -191,8 +210,12 @@ def sweep_report(sweep_id: str) -> str:
     return _page(f"Sweep {sweep.name}", sections)
 
 
+def report(target: str) -> str:
+    """The report of a run or a sweep id."""
+    return sweep_report(target) if target.startswith("sweep-") else run_report(target)
+
+
 def write_report(target: str, out: str) -> str:
     """Write the report of a run or a sweep id to `out`; return the path."""
-    text = sweep_report(target) if target.startswith("sweep-") else run_report(target)
-    atomic_write_text(out, text)
+    atomic_write_text(out, report(target))
     return str(out)

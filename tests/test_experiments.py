@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -147,3 +148,46 @@ def test_export_refuses_an_existing_folder(trained_run, tmp_path):
 
     with pytest.raises(StudioError, match="already exists"):
         export_run(trained_run, "keras", tmp_path / "taken")
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
+def test_slide_deck_moves_with_the_keys_offline_and_prints_one_slide_per_page(trained_run, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from core.__main__ import main
+
+    assert main(["report", trained_run, "--slides", "--out", str(tmp_path / "deck.html")]) == 0
+    deck = (tmp_path / "deck.html").read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)=['"]?(https?:)?//""", deck)  # scripts, styles, images: all inline
+    slides = deck.count("<section class='slide")
+    assert slides >= 5  # title, curves, confusion, misclassified, trust (the analysis when one was made)
+    requested = []
+
+    def refuse(route):
+        requested.append(route.request.url)
+        route.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.route(re.compile(r"^(?!file:)"), refuse)  # every request that is not the file itself
+        page.goto((tmp_path / "deck.html").as_uri())
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+        top = "n => Math.round(document.querySelectorAll('section.slide')[n].getBoundingClientRect().top)"
+        assert page.evaluate(top, 0) == 0
+        for key, slide in (("ArrowRight", 2), ("PageDown", 3), ("Space", 4), ("ArrowLeft", 3)):
+            page.keyboard.press(key)
+            page.wait_for_function(f"location.hash === '#{slide}'", timeout=5_000)
+            page.wait_for_function(f"Math.abs(document.querySelectorAll('section.slide')[{slide - 1}]"
+                                   f".getBoundingClientRect().top) < 2", timeout=5_000)
+        assert page.locator("#counter").inner_text() == f"3 / {slides}"
+        ARTIFACTS_DIR.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS_DIR / "slide-3.png"))
+        page.emulate_media(media="print")  # as Chromium's print dialog does: the figures fit the printed slide
+        page.wait_for_timeout(500)
+        page.pdf(path=str(tmp_path / "deck.pdf"), prefer_css_page_size=True, print_background=True)
+        browser.close()
+    assert requested == []
+    assert shutil.which("pdftoppm"), "pdftoppm (poppler-utils) is needed to count the printed pages"
+    subprocess.run(["pdftoppm", "-r", "10", "-png", str(tmp_path / "deck.pdf"), str(tmp_path / "page")], check=True)
+    assert len(list(tmp_path.glob("page-*.png"))) == slides

@@ -35,3 +35,20 @@ def show_nearest(container, rows: list[dict], views) -> None:
     for col, row in zip(cols, rows):
         image = row.get("image") or thumbnail(views.image(row["relpath"]), 112)
         col.image(image, caption=f"{row['label']} · {row['similarity']:.2f}", width=96)
+
+
+def report_downloads(container, target: str) -> None:
+    """"Build the report and slides" for a run or sweep id, then both downloads (kept for this target)."""
+    from core.report import report
+    from core.slides import deck
+
+    s = st.session_state
+    if container.button("Build the report and slides", icon=":material/description:", key=f"build_{target}"):
+        with st.spinner("Rendering the report and the slides (figures, Grad-CAM of the mistakes)..."):
+            s.report_files = (target, report(target), deck(target))
+    if s.get("report_files", (None,))[0] == target:
+        _, page, slides = s.report_files
+        container.download_button("Download the report (HTML)", page, f"{target}.html", "text/html")
+        container.download_button("Slides (HTML)", slides, f"{target}-slides.html", "text/html",
+                                  help="One full-screen slide per result: arrow keys or space to move, F for full "
+                                       "screen; prints one slide per page.")
