@@ -6,6 +6,7 @@ from core.analysis import analyze, latest
 from core.config import ALL, frozen_text
 from core.errors import StudioError
 from core.viz.analysis import depth_figure, size_figure
+from ui.presenting import chart, editing
 from ui.widgets import show_error
 
 STAGES = {"scan": (0.0, 0.15, "Checking the files"), "features": (0.15, 0.6, "One forward pass, every block kept"),
@@ -30,7 +31,8 @@ def _progress(bar):
 
 
 analysis = latest(s.dataset, s.backbone)
-if st.button("Analyze" if analysis is None else "Analyze again", type="primary", icon=":material/query_stats:"):
+label = "Analyze" if analysis is None else "Analyze again"
+if editing() and st.button(label, type="primary", icon=":material/query_stats:"):
     bar = st.progress(0.0, text="Starting")
     try:
         analysis = analyze(s.dataset, s.backbone, per_class=s.per_class, fraction=s.fraction, progress=_progress(bar))
@@ -40,7 +42,8 @@ if st.button("Analyze" if analysis is None else "Analyze again", type="primary",
     finally:
         bar.empty()
 if analysis is None:
-    st.info("Press **Analyze**: on the bundled model a few hundred images take well under a minute.")
+    st.info("Press **Analyze**: on the bundled model a few hundred images take well under a minute." if editing()
+            else "This dataset has not been analysed yet.")
     st.stop()
 
 where = {"tflite": "TensorFlow Lite", "tensorflow": "TensorFlow", "store": "the feature store (nothing recomputed)"}
@@ -58,17 +61,17 @@ c2.metric("Last block (feature extraction)", f"{analysis.depth[-1].accuracy:.1%}
           f"± {analysis.depth[-1].std:.1%}", delta_color="off", delta_arrow="off")
 c3.metric("Suggested frozen blocks", frozen_text(suggested) if suggested != ALL else f"all ({n_blocks})")
 slider = n_blocks - 1 if s.frozen_blocks == ALL else s.frozen_blocks - 1
-st.plotly_chart(depth_figure(analysis, slider if slider >= 0 else None), width="stretch")
+chart(depth_figure(analysis, slider if slider >= 0 else None))
 st.caption("Each point: a standardised logistic regression on that block's global-average-pooled output, "
            "stratified k-fold accuracy (mean ± std). The bars: what fine-tuning from that block on would train. "
            "The suggestion is feature extraction unless an earlier block beats the last by more than its spread.")
-if st.button(f"Use {frozen_text(suggested)} frozen blocks on the Train page", icon=":material/tune:"):
+if editing() and st.button(f"Use {frozen_text(suggested)} frozen blocks on the Train page", icon=":material/tune:"):
     s.frozen_blocks = suggested
     s.pop("w_frozen", None)  # the Train slider re-seeds from frozen_blocks
     st.switch_page("app_pages/train.py")
 
 st.subheader("How much data")
-st.plotly_chart(size_figure(analysis), width="stretch")
+chart(size_figure(analysis))
 if analysis.forecast:
     st.markdown("**Forecast (an estimate from the fitted curve, 95% bootstrap interval):** " + "; ".join(
         f"{f.per_class} training images per class → about {f.accuracy:.1%} ({f.low:.1%} to {f.high:.1%})"

@@ -19,6 +19,7 @@ from core.errors import StudioError
 from core.viz.figures import class_counts
 from ui import health as health_section
 from ui import resources, state, uploads
+from ui.presenting import chart, editing, hidden_note
 from ui.widgets import show_error
 
 s = st.session_state
@@ -26,7 +27,6 @@ st.title("Data")
 st.caption("Pick images, check what was found, choose how many to train on and how to split them.")
 
 SOURCES = ["Demo dataset", "Upload a zip of class folders", "Folder on this machine", "Upload images class by class"]
-source = st.radio("Source", SOURCES, horizontal=True, key="data_source")
 
 
 def use(spec: str, label: str, edited: bool = False) -> None:
@@ -35,54 +35,58 @@ def use(spec: str, label: str, edited: bool = False) -> None:
         s.dataset_stamp = time.time()
 
 
-try:
-    if source == SOURCES[0]:
-        names = list(DEMOS)
-        current = s.dataset if s.dataset in DEMOS else names[0]
-        demo = st.selectbox("Demo dataset", names, index=names.index(current),
-                            format_func=lambda n: f"{n}: {DEMOS[n].description} ({DEMOS[n].images:,} images)")
-        if demo != s.dataset:
-            use(demo, f"{demo} (demo)")
-    elif source == SOURCES[1]:
-        files = uploads.uploader("Zip with one folder per class (nested folders allowed)", "zip_upload", ["zip"],
-                                 MAX_ZIP_BYTES // 1000**2)
-        if files:
-            upload = files[0]
-            incoming = uploads_dir() / f".incoming-{s.token}.zip"
-            try:
-                check_zip_size(upload.name, upload.size)
-                uploads.copy_to(upload, incoming)
-            finally:
-                uploads.release("zip_upload", files)  # its bytes leave the server's memory either way
-            try:
-                with st.spinner(f"Unpacking {upload.name} (large photos are downscaled in the studio's copy)..."):
-                    ds = import_zip_file(incoming, upload.name)
-            finally:
-                incoming.unlink(missing_ok=True)
-            use(ds.root, upload.name)
-            st.rerun()  # shows the emptied uploader; the zip now lives on disk only
-    elif source == SOURCES[2]:
-        folder = st.text_input("Folder with one sub-folder per class", placeholder="/home/me/photos/pets")
-        if st.button("Use this folder", disabled=not folder):
-            resources.dataset(folder.strip())  # validates before switching
-            use(folder.strip(), folder.strip())
-    else:
-        with st.form("class_upload"):
-            label = st.text_input("Class name", placeholder="cat")
-            files = uploads.uploader("Images of this class", "class_upload", uploads.IMAGE_TYPES,
-                                     MAX_IMAGE_BYTES // 1024**2, multiple=True)
-            added = st.form_submit_button("Add images to this class")
-        if added and label and files:
-            try:
-                ds = add_labelled_files(f"session-{s.token}", label, [(f.name, f) for f in files])
-            finally:
-                uploads.release("class_upload", files)
-            use(ds.root, "your uploads", edited=True)
-            st.rerun()
-        elif added:
-            st.warning("Give a class name and at least one image.", icon=":material/warning:")
-except StudioError as exc:
-    show_error(exc)
+if editing():
+    source = st.radio("Source", SOURCES, horizontal=True, key="data_source")
+    try:
+        if source == SOURCES[0]:
+            names = list(DEMOS)
+            current = s.dataset if s.dataset in DEMOS else names[0]
+            demo = st.selectbox("Demo dataset", names, index=names.index(current),
+                                format_func=lambda n: f"{n}: {DEMOS[n].description} ({DEMOS[n].images:,} images)")
+            if demo != s.dataset:
+                use(demo, f"{demo} (demo)")
+        elif source == SOURCES[1]:
+            files = uploads.uploader("Zip with one folder per class (nested folders allowed)", "zip_upload", ["zip"],
+                                     MAX_ZIP_BYTES // 1000**2)
+            if files:
+                upload = files[0]
+                incoming = uploads_dir() / f".incoming-{s.token}.zip"
+                try:
+                    check_zip_size(upload.name, upload.size)
+                    uploads.copy_to(upload, incoming)
+                finally:
+                    uploads.release("zip_upload", files)  # its bytes leave the server's memory either way
+                try:
+                    with st.spinner(f"Unpacking {upload.name} (large photos are downscaled in the studio's copy)..."):
+                        ds = import_zip_file(incoming, upload.name)
+                finally:
+                    incoming.unlink(missing_ok=True)
+                use(ds.root, upload.name)
+                st.rerun()  # shows the emptied uploader; the zip now lives on disk only
+        elif source == SOURCES[2]:
+            folder = st.text_input("Folder with one sub-folder per class", placeholder="/home/me/photos/pets")
+            if st.button("Use this folder", disabled=not folder):
+                resources.dataset(folder.strip())  # validates before switching
+                use(folder.strip(), folder.strip())
+        else:
+            with st.form("class_upload"):
+                label = st.text_input("Class name", placeholder="cat")
+                files = uploads.uploader("Images of this class", "class_upload", uploads.IMAGE_TYPES,
+                                         MAX_IMAGE_BYTES // 1024**2, multiple=True)
+                added = st.form_submit_button("Add images to this class")
+            if added and label and files:
+                try:
+                    ds = add_labelled_files(f"session-{s.token}", label, [(f.name, f) for f in files])
+                finally:
+                    uploads.release("class_upload", files)
+                use(ds.root, "your uploads", edited=True)
+                st.rerun()
+            elif added:
+                st.warning("Give a class name and at least one image.", icon=":material/warning:")
+    except StudioError as exc:
+        show_error(exc)
+else:
+    hidden_note("the controls that change the data, the sample, the split and the augmentation")
 
 try:
     ds = resources.dataset(s.dataset, s.get("dataset_stamp", 0.0))
@@ -102,7 +106,7 @@ for warning in ds.warnings:
 for note in ds.notes:
     st.info(note, icon=":material/photo_size_select_large:")
 left, right = st.columns([3, 2])
-left.plotly_chart(class_counts(counts), width="stretch")
+chart(class_counts(counts), left)
 with right:
     if ds.skipped:
         st.markdown("**Skipped files and why**")
@@ -114,29 +118,29 @@ with right:
 health_section.section(ds, s.backbone, lambda: use(s.dataset, s.dataset_label, edited=True))
 
 st.subheader("Sample and split")
-c1, c2 = st.columns(2)
-with c1:
-    mode = st.radio("Sample by", ["Images per class", "Share of the dataset"], horizontal=True,
-                    key=state.bind("w_sample_mode", "Images per class" if s.fraction is None else
-                                   "Share of the dataset"))
-    biggest = max(2, max(counts.values()) if counts else 2)
-    if mode == "Images per class":
-        state.bind("w_per_class", min(s.per_class or 20, biggest))
-        s.w_per_class = min(s.w_per_class, biggest)
-        s.per_class, s.fraction = st.slider("Images per class", 2, biggest, key="w_per_class"), None
-    else:
-        state.bind("w_percent", int(round((s.fraction or 0.25) * 100)))
-        percent = st.slider("Share of every class (%)", 1, 100, key="w_percent")
-        s.fraction, s.per_class = percent / 100, None
-    chosen = sample(ds, s.per_class, s.fraction, seed=0)
-    st.markdown(f"**{chosen.describe()}**")
-with c2:
-    s.val_fraction = st.slider("Validation share", 0.05, 0.5, step=0.05, key=state.bind("w_val", s.val_fraction))
-    s.test_fraction = st.slider("Test share", 0.0, 0.4, step=0.05, key=state.bind("w_test", s.test_fraction))
-    n = len(chosen.items)
-    st.caption(f"About {round(n * (1 - s.val_fraction - s.test_fraction))} train, {round(n * s.val_fraction)} "
-               f"validation, {round(n * s.test_fraction)} test images; stratified by class, seeded, exact and near "
-               f"duplicates never on both sides.")
+if editing():
+    c1, c2 = st.columns(2)
+    with c1:
+        mode = st.radio("Sample by", ["Images per class", "Share of the dataset"], horizontal=True,
+                        key=state.bind("w_sample_mode", "Images per class" if s.fraction is None else
+                                       "Share of the dataset"))
+        biggest = max(2, max(counts.values()) if counts else 2)
+        if mode == "Images per class":
+            state.bind("w_per_class", min(s.per_class or 20, biggest))
+            s.w_per_class = min(s.w_per_class, biggest)
+            s.per_class, s.fraction = st.slider("Images per class", 2, biggest, key="w_per_class"), None
+        else:
+            state.bind("w_percent", int(round((s.fraction or 0.25) * 100)))
+            percent = st.slider("Share of every class (%)", 1, 100, key="w_percent")
+            s.fraction, s.per_class = percent / 100, None
+    with c2:
+        s.val_fraction = st.slider("Validation share", 0.05, 0.5, step=0.05, key=state.bind("w_val", s.val_fraction))
+        s.test_fraction = st.slider("Test share", 0.0, 0.4, step=0.05, key=state.bind("w_test", s.test_fraction))
+chosen = sample(ds, s.per_class, s.fraction, seed=0)
+n = len(chosen.items)
+st.markdown(f"**{chosen.describe()}**: about {round(n * (1 - s.val_fraction - s.test_fraction))} train, "
+            f"{round(n * s.val_fraction)} validation, {round(n * s.test_fraction)} test images.")
+st.caption("Stratified by class, seeded; exact and near duplicates never on both sides.")
 
 st.subheader("Examples")
 by_class: dict[str, list] = {}
@@ -153,8 +157,10 @@ if len(by_class) > 12:
 
 st.subheader("Augmentation")
 aug = s.augment
-enabled = st.toggle("Augment training images (random changes each epoch)", value=aug.enabled)
-if enabled:
+if not editing():
+    changes = ", ".join(f"{k} {v}" for k, v in aug.to_json().items() if v)
+    st.markdown(f"**On**: {changes}" if aug.enabled else "**Off**")
+elif st.toggle("Augment training images (random changes each epoch)", value=aug.enabled):
     base = aug if aug.enabled else AugmentConfig.standard()
     c1, c2, c3, c4, c5 = st.columns(5)
     aug = AugmentConfig(flip=c1.checkbox("Horizontal flip", base.flip),

@@ -13,6 +13,7 @@ from core.runs import RunState, list_runs
 from core.views import RunViews, learning_curve_points
 from core.viz import figures
 from ui import resources, state
+from ui.presenting import chart, editing, hidden_note
 from ui.widgets import report_downloads, show_error
 
 s = st.session_state
@@ -26,37 +27,41 @@ except StudioError as exc:
     show_error(exc)
     st.stop()
 
-with st.expander("New sweep", expanded=not sweeps.list_sweeps()):
-    st.markdown(f"**Data:** {s.dataset_label} ({len(dataset.classes)} classes; change on the Data page)")
-    c1, c2, c3 = st.columns(3)
-    biggest = max(dataset.counts().values())
-    size_options = sorted({n for n in (5, 10, 20, 50, 100, 150, 300) if n <= biggest} | {biggest})
-    sizes = c1.multiselect("Images per class", size_options, default=[n for n in (20, 50) if n in size_options]
-                           or size_options[:1])
-    n_blocks = resources.block_count(s.backbone)
-    depth_options = [frozen_text(d) for d in frozen_choices(n_blocks)]
-    depths = c2.multiselect(f"Frozen blocks (of {n_blocks})", depth_options,
-                            default=[frozen_text(d) for d in (ALL, n_blocks - 3) if frozen_text(d) in depth_options])
-    augment = c3.multiselect("Augmentation", ["off", "on"], default=["off"])
-    c1, c2, c3 = st.columns(3)
-    heads = c1.multiselect("Heads", list(HEADS), default=["dense"])
-    offline = [sp.name for sp in list_specs() if available_offline(sp)]
-    backbones = c2.multiselect("Backbones", offline, default=[s.backbone if s.backbone in offline else offline[0]])
-    epochs = c3.number_input("Epochs per run", 1, 200, 10)
-    spec = sweeps.SweepSpec(state.train_config(epochs=int(epochs)), tuple(sizes),
-                            tuple(parse_frozen(d) for d in depths), tuple(a == "on" for a in augment),
-                            tuple(heads), tuple(backbones))
-    points = spec.points()
-    estimate = sum(sweeps.estimate_seconds(p, min(p.per_class, biggest), len(dataset.classes)) for p in points)
-    st.markdown(f"**{len(points)} runs**, about **{estimate / 60:.0f} min** on this machine's CPU (estimated: "
-                f"one forward pass per image with the feature cache, one per image and epoch with augmentation).")
-    name = st.text_input("Name (optional)", placeholder="digits: size x depth")
-    if st.button("Start the sweep", type="primary", disabled=not points, icon=":material/play_arrow:"):
-        try:
-            sweep = sweeps.create_sweep(spec, name)
-            s.sweep_id = sweep.id
-        except StudioError as exc:
-            show_error(exc)
+if editing():
+    with st.expander("New sweep", expanded=not sweeps.list_sweeps()):
+        st.markdown(f"**Data:** {s.dataset_label} ({len(dataset.classes)} classes; change on the Data page)")
+        c1, c2, c3 = st.columns(3)
+        biggest = max(dataset.counts().values())
+        size_options = sorted({n for n in (5, 10, 20, 50, 100, 150, 300) if n <= biggest} | {biggest})
+        sizes = c1.multiselect("Images per class", size_options, default=[n for n in (20, 50) if n in size_options]
+                               or size_options[:1])
+        n_blocks = resources.block_count(s.backbone)
+        depth_options = [frozen_text(d) for d in frozen_choices(n_blocks)]
+        usual = [frozen_text(d) for d in (ALL, n_blocks - 3)]
+        depths = c2.multiselect(f"Frozen blocks (of {n_blocks})", depth_options,
+                                default=[d for d in usual if d in depth_options])
+        augment = c3.multiselect("Augmentation", ["off", "on"], default=["off"])
+        c1, c2, c3 = st.columns(3)
+        heads = c1.multiselect("Heads", list(HEADS), default=["dense"])
+        offline = [sp.name for sp in list_specs() if available_offline(sp)]
+        backbones = c2.multiselect("Backbones", offline, default=[s.backbone if s.backbone in offline else offline[0]])
+        epochs = c3.number_input("Epochs per run", 1, 200, 10)
+        spec = sweeps.SweepSpec(state.train_config(epochs=int(epochs)), tuple(sizes),
+                                tuple(parse_frozen(d) for d in depths), tuple(a == "on" for a in augment),
+                                tuple(heads), tuple(backbones))
+        points = spec.points()
+        estimate = sum(sweeps.estimate_seconds(p, min(p.per_class, biggest), len(dataset.classes)) for p in points)
+        st.markdown(f"**{len(points)} runs**, about **{estimate / 60:.0f} min** on this machine's CPU (estimated: "
+                    f"one forward pass per image with the feature cache, one per image and epoch with augmentation).")
+        name = st.text_input("Name (optional)", placeholder="digits: size x depth")
+        if st.button("Start the sweep", type="primary", disabled=not points, icon=":material/play_arrow:"):
+            try:
+                sweep = sweeps.create_sweep(spec, name)
+                s.sweep_id = sweep.id
+            except StudioError as exc:
+                show_error(exc)
+else:
+    hidden_note("new sweeps")
 
 all_sweeps = sweeps.list_sweeps()
 if all_sweeps:
@@ -75,9 +80,9 @@ if all_sweeps:
         st.progress(done / total, text=f"{done} of {total} runs completed - " +
                     ", ".join(f"{n} {k}" for k, n in progress.items()))
         c1, c2, _ = st.columns([1, 1, 3])
-        if c1.button("Resume (queue missing or failed runs)", disabled=sweep.done):
+        if editing() and c1.button("Resume (queue missing or failed runs)", disabled=sweep.done):
             sweeps.resume(sweep.id)
-        if c2.button("Cancel the sweep", disabled=not sweep.active):
+        if editing() and c2.button("Cancel the sweep", disabled=not sweep.active):
             sweeps.cancel_sweep(sweep.id)
         rows = comparison_rows([r for r in sweep.runs() if r is not None])
         if rows:
@@ -91,7 +96,7 @@ if all_sweeps:
             report_downloads(c2, sweep.id)
             points_ = learning_curve_points([r for r in sweep.runs() if r is not None])
             if len({p["per_class"] for p in points_}) > 1:
-                st.plotly_chart(figures.learning_curve(points_), width="stretch")
+                chart(figures.learning_curve(points_))
         if active and not sweep.active:
             st.rerun()
 
@@ -108,11 +113,9 @@ chosen = st.multiselect("Two to four runs", list(labels), default=list(labels)[:
 if len(chosen) >= 2:
     runs = {rid: next(r for r in completed if r.id == rid) for rid in chosen}
     st.dataframe(comparison_rows(list(runs.values())), hide_index=True)
-    st.plotly_chart(figures.compare_curves({rid: r.history() for rid, r in runs.items()}), width="stretch")
-    st.plotly_chart(figures.compare_per_class({rid: r.metrics()["per_class"] for rid, r in runs.items()}),
-                    width="stretch")
+    chart(figures.compare_curves({rid: r.history() for rid, r in runs.items()}))
+    chart(figures.compare_per_class({rid: r.metrics()["per_class"] for rid, r in runs.items()}))
     cols = st.columns(len(chosen))
     for col, (rid, run) in zip(cols, runs.items()):
-        col.plotly_chart(RunViews(run).confusion(normalise=True).update_layout(title=rid, height=380,
-                                                                              showlegend=False),
-                         width="stretch", key=f"cmp_{rid}")
+        chart(RunViews(run).confusion(normalise=True).update_layout(title=rid, height=380, showlegend=False), col,
+              key=f"cmp_{rid}")

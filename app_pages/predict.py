@@ -11,6 +11,7 @@ from core.predict import predict_sources, predictions_csv
 from core.views import RunViews
 from core.viz.figures import top_k_bars
 from ui import batch, uploads
+from ui.presenting import chart
 from ui.widgets import pick_run, show_error, show_nearest
 
 st.title("Predict")
@@ -79,7 +80,7 @@ for (name, data), result in zip(files, results):
                       f"99% of the training images are from their own; the probabilities below are not to be "
                       f"trusted.", icon=":material/help:")
     title = f"{name}: none of these (closest {closest})" if result.get("unknown") else f"{name}: {closest}"
-    right.plotly_chart(top_k_bars(result["top"], title), width="stretch", key=f"bars_{name}_{id(result)}")
+    chart(top_k_bars(result["top"], title), right, key=f"bars_{name}_{id(result)}")
     if result.get("nearest"):
         right.caption("Why: the training images nearest to it in feature space (cosine similarity)")
         show_nearest(right, result["nearest"], RunViews(run))

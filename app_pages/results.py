@@ -8,12 +8,15 @@ from core.run_summary import RunSummary
 from core.runs import RunState, delete_run, list_runs
 from core.views import RunViews
 from ui import trust as ui_trust
-from ui.widgets import report_downloads, show_error, show_nearest
+from ui.presenting import chart, editing, hidden_note, presenting
+from ui.widgets import linked_run, report_downloads, run_link, show_error, show_nearest, show_run_in_address
 
 s = st.session_state
 st.title("Results")
 
 runs = list_runs()
+ids = [r.id for r in runs]
+linked = linked_run(ids)
 if not runs:
     st.info("No runs yet. Train one on the **Train** page; the defaults work.")
     st.stop()
@@ -31,23 +34,29 @@ table = st.dataframe([row(r) for r in runs], hide_index=True, on_select="rerun",
 picked = table.selection.rows if table and table.selection else []
 if picked:
     s.run_id = runs[picked[0]].id
-ids = [r.id for r in runs]
+elif linked:
+    s.run_id = linked
 if s.run_id not in ids:  # this session's newest completed run, else anyone's
     completed = [r for r in runs if r.state == RunState.COMPLETED]
     s.run_id = next((r.id for r in completed if r.status.get("owner") == s.token),
                     completed[0].id if completed else ids[0])
 run = runs[ids.index(s.run_id)]
+show_run_in_address(run.id)
 
 st.divider()
-st.subheader(f"Run {run.id}")
+head, link = st.columns([5, 1], vertical_alignment="bottom")
+head.subheader(f"Run {run.id}")
+with link.popover("Copy link", icon=":material/link:"):
+    st.caption("A link that opens this run (paste it into the meeting chat); the copy icon is on the right.")
+    st.code(run_link(run.id), language=None, wrap_lines=True)
 if run.state != RunState.COMPLETED:
     (st.error if run.state in (RunState.FAILED, RunState.DAMAGED) else st.info)(
         f"{run.state.capitalize()}: {RunSummary.of(run).message}")
     if run.history():
         from core.viz.figures import training_curves
 
-        st.plotly_chart(training_curves(run.history(), "Training curves so far"), width="stretch")
-    if not run.state.active and st.button("Delete this run", icon=":material/delete:"):
+        chart(training_curves(run.history(), "Training curves so far"))
+    if editing() and not run.state.active and st.button("Delete this run", icon=":material/delete:"):
         delete_run(run.id)
         s.run_id = None
         st.rerun()
@@ -85,7 +94,7 @@ st.caption(f"{dataset_info.get('sample', '')} of {dataset_info.get('name', '')},
 ui_trust.checks(run, dataset_info, metrics)
 
 if any(h.get("loss") is not None for h in run.history()):
-    st.plotly_chart(views.curves(), width="stretch")
+    chart(views.curves())
 else:
     st.caption(f"The {run.config.head} head is fitted in one step: there are no epochs to plot.")
 
@@ -95,8 +104,7 @@ val = views.predictions["val"]
 classes = list(val.classes)
 left, right = st.columns([3, 2])
 with left:
-    event = st.plotly_chart(views.confusion(normalise), on_select="rerun", selection_mode="points",
-                            key=f"confusion_{run.id}")
+    event = chart(views.confusion(normalise), on_select="rerun", selection_mode="points", key=f"confusion_{run.id}")
     points = event.selection.points if event and event.selection else []
     if points:
         s.cell = (points[0]["y"], points[0]["x"])
@@ -120,7 +128,7 @@ st.subheader("Per-class scores (validation)")
 left, right = st.columns([2, 3])
 left.dataframe([{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in val.per_class()],
                hide_index=True)
-right.plotly_chart(views.per_class(), width="stretch")
+chart(views.per_class(), right)
 
 ui_trust.calibration(run, metrics)
 ui_trust.corrections_compare(run)
@@ -154,7 +162,7 @@ split_name = c3.radio("Images", ["val", "train"], horizontal=True,
                       format_func={"val": "validation", "train": "training"}.get)
 if st.button("Show the feature vectors", icon=":material/scatter_plot:"):
     with st.spinner("Computing feature vectors..."):
-        st.plotly_chart(views.embedding(split_name, dims, method), width="stretch")
+        chart(views.embedding(split_name, dims, method))
 
 st.subheader("Downloads")
 c1, c2, c3, c4 = st.columns(4)
@@ -163,6 +171,9 @@ c2.download_button("Predictions (CSV)", (run.dir / "predictions.csv").read_bytes
                    "text/csv")
 report_downloads(c3, run.id)
 with c4:
+    if presenting():
+        hidden_note("model exports")
+        st.stop()
     fmt = st.selectbox("Export the model as", FORMATS, format_func={"savedmodel": "TensorFlow SavedModel",
                                                                    "keras": "Keras model (.keras)",
                                                                    "tflite": "TensorFlow Lite"}.get)

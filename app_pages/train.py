@@ -13,6 +13,7 @@ from core.training import parameter_counts
 from core.viz.blocks import blocks_figure
 from core.viz.figures import training_curves
 from ui import lr_finder, resources, state
+from ui.presenting import chart, editing, hidden_note, presenting
 from ui.widgets import show_error
 
 s = st.session_state
@@ -22,7 +23,7 @@ specs = list_specs()
 names = [sp.name for sp in specs]
 offline = {sp.name: available_offline(sp) for sp in specs}
 CUSTOM = "custom"
-choice = st.selectbox("Pretrained backbone", names + [CUSTOM],
+choice = st.selectbox("Pretrained backbone", names + [CUSTOM], disabled=presenting(),
                       key=state.bind("w_backbone", s.backbone if s.backbone in names else CUSTOM),
                       format_func=lambda n: "Custom: a TF Hub handle or a local SavedModel folder" if n == CUSTOM
                       else get_spec(n).title + ("" if offline[n] else "  (needs a download)"))
@@ -48,6 +49,7 @@ current = n_blocks if s.frozen_blocks == ALL else min(s.frozen_blocks, n_blocks)
 state.bind("w_frozen", current)
 s.w_frozen = min(s.w_frozen, n_blocks)  # another backbone may have fewer blocks
 frozen = st.slider(f"Frozen blocks (of {n_blocks}, from the input side)", 0, n_blocks, key="w_frozen",
+                   disabled=presenting(),
                    help=f"{n_blocks} = feature extraction: only the new head trains. Fewer = fine-tune the last "
                         f"blocks too (after a head-only first phase).")
 s.frozen_blocks = ALL if frozen == n_blocks else frozen
@@ -60,46 +62,50 @@ c1, c2, c3 = st.columns(3)
 c1.metric("Trainable parameters", f"{trainable:,}")
 c2.metric("Frozen parameters", f"{frozen_params:,}")
 c3.metric("Trainable share", f"{trainable / (trainable + frozen_params):.1%}")
-st.plotly_chart(blocks_figure(infos, frozen), width="stretch")
+chart(blocks_figure(infos, frozen))
 with st.expander("Blocks as a table"):
     st.dataframe([{"block": b.name, "output": "x".join(map(str, b.output_shape)), "parameters": b.params,
                    "status": "frozen" if i < frozen else "trainable"} for i, b in enumerate(infos)],
                  hide_index=True)
 
-lr_finder.apply_chosen_rate()  # before the form's inputs exist in this run
-with st.form("train_form"):
-    st.markdown(f"**Data:** {s.dataset_label}, "
-                f"{f'{s.per_class} images per class' if s.per_class else f'{s.fraction:.0%} of each class'}"
-                f"{', augmented' if s.augment.enabled else ''} (change on the Data page)")
-    c1, c2, c3, c4 = st.columns(4)
-    head = c1.selectbox("Head", HEADS, format_func={"dense": "Dense softmax", "logreg": "Logistic regression",
-                                                   "svm": "Linear SVM", "knn": "k nearest neighbours",
-                                                   "nearest-mean": "Nearest class mean"}.get,
-                        help="Dense: softmax layer with dropout, trained with Adam. Logistic regression and linear "
-                             "SVM: scikit-learn on the cached feature vectors. k nearest neighbours and nearest "
-                             "class mean train nothing and show the training images behind each prediction. "
-                             "All but dense need every block frozen.")
-    epochs = c2.number_input("Epochs", 1, 500, state.DEFAULTS.epochs)
-    lr = c3.number_input("Learning rate", 1e-6, 1.0, format="%.5f",
-                         key=state.bind("w_lr", state.DEFAULTS.learning_rate))
-    batch = c4.number_input("Batch size", 1, 512, state.DEFAULTS.batch_size)
-    c1, c2, c3, c4 = st.columns(4)
-    two_phase = c1.checkbox("Two phases", state.DEFAULTS.two_phase,
-                            help="Phase 1 trains only the head; phase 2 unfreezes down to the chosen depth.")
-    factor = c2.number_input("Fine-tune rate factor", 0.001, 1.0, format="%.3f",
-                             key=state.bind("w_factor", state.DEFAULTS.fine_tune_lr_factor),
-                             help="The unfrozen blocks train at the learning rate times this; the head keeps its "
-                                  "rate. 0.01 measured best on both demos (BENCHMARKS.md).")
-    patience = c3.number_input("Early stopping patience (0 = off)", 0, 100, state.DEFAULTS.early_stopping)
-    seed = c4.number_input("Seed", 0, 2**31 - 1, state.DEFAULTS.seed)
-    balanced = st.checkbox("Weight classes equally in the loss (for imbalanced data)", state.DEFAULTS.class_weight,
-                           help="Each class's images count inversely to how many there are, so a small class "
-                                "matters as much as a large one. Dense, logistic regression and SVM heads.")
-    submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:")
+submitted = False
+if editing():
+    lr_finder.apply_chosen_rate()  # before the form's inputs exist in this run
+    with st.form("train_form"):
+        st.markdown(f"**Data:** {s.dataset_label}, "
+                    f"{f'{s.per_class} images per class' if s.per_class else f'{s.fraction:.0%} of each class'}"
+                    f"{', augmented' if s.augment.enabled else ''} (change on the Data page)")
+        c1, c2, c3, c4 = st.columns(4)
+        head = c1.selectbox("Head", HEADS, format_func={"dense": "Dense softmax", "logreg": "Logistic regression",
+                                                       "svm": "Linear SVM", "knn": "k nearest neighbours",
+                                                       "nearest-mean": "Nearest class mean"}.get,
+                            help="Dense: softmax layer with dropout, trained with Adam. Logistic regression and linear "
+                                 "SVM: scikit-learn on the cached feature vectors. k nearest neighbours and nearest "
+                                 "class mean train nothing and show the training images behind each prediction. "
+                                 "All but dense need every block frozen.")
+        epochs = c2.number_input("Epochs", 1, 500, state.DEFAULTS.epochs)
+        lr = c3.number_input("Learning rate", 1e-6, 1.0, format="%.5f",
+                             key=state.bind("w_lr", state.DEFAULTS.learning_rate))
+        batch = c4.number_input("Batch size", 1, 512, state.DEFAULTS.batch_size)
+        c1, c2, c3, c4 = st.columns(4)
+        two_phase = c1.checkbox("Two phases", state.DEFAULTS.two_phase,
+                                help="Phase 1 trains only the head; phase 2 unfreezes down to the chosen depth.")
+        factor = c2.number_input("Fine-tune rate factor", 0.001, 1.0, format="%.3f",
+                                 key=state.bind("w_factor", state.DEFAULTS.fine_tune_lr_factor),
+                                 help="The unfrozen blocks train at the learning rate times this; the head keeps its "
+                                      "rate. 0.01 measured best on both demos (BENCHMARKS.md).")
+        patience = c3.number_input("Early stopping patience (0 = off)", 0, 100, state.DEFAULTS.early_stopping)
+        seed = c4.number_input("Seed", 0, 2**31 - 1, state.DEFAULTS.seed)
+        balanced = st.checkbox("Weight classes equally in the loss (for imbalanced data)", state.DEFAULTS.class_weight,
+                               help="Each class's images count inversely to how many there are, so a small class "
+                                    "matters as much as a large one. Dense, logistic regression and SVM heads.")
+        submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:")
 
-with st.container(border=True):
-    lr_finder.panel(state.train_config(learning_rate=float(s.w_lr), batch_size=int(batch), seed=int(seed)),
-                    fine_tunes=frozen < n_blocks)
+    with st.container(border=True):
+        lr_finder.panel(state.train_config(learning_rate=float(s.w_lr), batch_size=int(batch), seed=int(seed)),
+                        fine_tunes=frozen < n_blocks)
+else:
+    hidden_note("the training settings and the Train button")
 
 if submitted:
     try:
@@ -139,7 +145,7 @@ def live_progress():
             st.progress(fraction, text=text)
         if caption:
             st.caption(caption)
-        if st.button("Cancel", icon=":material/stop:"):
+        if editing() and st.button("Cancel", icon=":material/stop:"):
             jobs.cancel(run.id)
     elif run.state == RunState.COMPLETED:
         m = run.metrics()
@@ -150,7 +156,7 @@ def live_progress():
         st.error(f"{run.state.capitalize()}: {status.get('message', '')}")
     history = run.history()
     if history and history[0].get("loss") is not None:
-        st.plotly_chart(training_curves(history, "Live training curves"), width="stretch")
+        chart(training_curves(history, "Live training curves"))
 
 
 live_progress()

@@ -232,3 +232,55 @@ def test_data_page_health_finds_a_planted_flip_and_undoes_corrections(tmp_path, 
     assert "1 correction(s) in effect" in text_of(at)
     next(b for b in at.button if b.label == "Remove every correction").click().run()
     assert not at.exception and not overrides_path(folder).exists()
+
+
+@pytest.mark.parametrize("page", ["results", "activations", "predict"])
+def test_a_link_opens_its_run_and_a_bad_one_gets_a_sentence(page, trained_run, tmp_path):
+    import shutil
+
+    from core import paths
+
+    at = AppTest.from_file(str(PROJECT_DIR / "streamlit_app.py"), default_timeout=TIMEOUT)
+    at.query_params["run"] = trained_run
+    at.run()
+    at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception and at.session_state.run_id == trained_run
+    assert at.query_params["run"] == trained_run  # the address keeps naming the run shown
+    copy = paths.runs_dir() / f"damaged-{page}"
+    shutil.copytree(paths.runs_dir() / trained_run, copy)
+    (copy / "weights.npz").write_bytes(b"overwritten")
+    try:
+        for wanted, why in (("20990101-000000-nosuch", "there is no such run"), (copy.name, "it is damaged")):
+            at = AppTest.from_file(str(PROJECT_DIR / "streamlit_app.py"), default_timeout=TIMEOUT)
+            at.query_params["run"] = wanted
+            at.run()
+            at.switch_page(f"app_pages/{page}.py").run()
+            assert not at.exception, [e.value for e in at.exception]
+            if page == "results" and wanted == copy.name:  # Results lists damaged runs and says what is wrong
+                assert at.session_state.run_id == wanted and "Damaged" in text_of(at)
+            else:
+                assert f"The link names run '{wanted}', but {why}" in text_of(at)
+    finally:
+        shutil.rmtree(copy)
+
+
+def test_results_copy_link_names_the_run(trained_run):
+    at = open_page("results", run_id=trained_run)
+    codes = [c.value for c in at.code]
+    assert any(code.endswith(f"?run={trained_run}") for code in codes), codes
+
+
+def test_presenting_hides_editing_controls_and_keeps_the_pages(trained_run):
+    at = open_page("train", run_id=trained_run)
+    assert any(b.label == "Train" for b in at.button)
+    at.sidebar.toggle[0].set_value(True).run()
+    assert not at.exception and not any(b.label == "Train" for b in at.button)
+    assert "Presenting: the training settings and the Train button are hidden" in text_of(at)
+    at.switch_page("app_pages/data.py").run()
+    assert not at.radio and "Presenting: the controls that change the data" in text_of(at)
+    assert not at.slider and "train," in text_of(at)  # the sample and split as text
+    at.switch_page("app_pages/results.py").run()
+    assert not at.exception and metrics(at)  # the numbers are all there
+    assert not any(b.label == "Build the export" for b in at.button)
+    at.sidebar.toggle[0].set_value(False).run()
+    assert any(b.label == "Build the export" for b in at.button)

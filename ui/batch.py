@@ -15,6 +15,7 @@ from core.errors import StudioError
 from core.predict import predictions_csv
 from core.viz.figures import class_counts
 from ui import uploads
+from ui.presenting import chart
 from ui.widgets import show_error
 
 THUMBNAIL = 64
@@ -95,8 +96,7 @@ def _show(batch: Batch, name: str, run_id: str) -> None:
     cols[2].metric("Unreadable or skipped", len(batch.results) - len(predicted) + len(batch.skipped))
     cols[3].metric("Images per second", f"{len(batch.results) / max(batch.seconds, 1e-9):.0f}")
     left, right = st.columns([1, 2])
-    left.plotly_chart(class_counts(batch.counts(), f"Predicted class of the {len(predicted)} images"),
-                      width="stretch", key="batch_counts")
+    chart(class_counts(batch.counts(), f"Predicted class of the {len(predicted)} images"), left, key="batch_counts")
     with right:
         st.caption("Lowest confidence first; click a column header to sort by it.")
         st.dataframe(_rows(batch, name), hide_index=True, height=420, row_height=56, column_config={

@@ -13,6 +13,7 @@ from core.data.overrides import read_overrides, set_override
 from core.errors import StudioError
 from core.health import check_health, latest, save, scanned_images
 from ui import resources
+from ui.presenting import editing, presenting
 from ui.widgets import show_error
 
 KEEP, EXCLUDE, RELABEL = "keep", "exclude", "label: "
@@ -51,7 +52,8 @@ def _editor(ds, rows: list[dict], extra: dict, key: str, overrides) -> dict:
     paths = {i.relpath: i.path for i in ds.items}
     table = [{"image": _data_uri(paths[r["file"]]), "file": r["file"], **{k: r.get(v) for k, v in extra.items()},
               "action": _current_action(overrides, r["file"])} for r in rows[:SHOWN] if r["file"] in paths]
-    edited = st.data_editor(table, key=key, hide_index=True, disabled=["image", "file", *extra],
+    locked = True if presenting() else ["image", "file", *extra]  # presenting: the action column is read-only too
+    edited = st.data_editor(table, key=key, hide_index=True, disabled=locked,
                             column_config={"image": st.column_config.ImageColumn("image", width="small"),
                                            "action": st.column_config.SelectboxColumn("action", options=options,
                                                                                       required=True)})
@@ -78,7 +80,7 @@ def section(ds, backbone: str, on_saved) -> None:
     health = latest(ds.root, backbone)
     fresh = health is not None and health.scanned == scanned_images(ds) and set(ds.classes) <= set(health.classes)
     label = "Check again" if fresh else "Check the dataset's health"
-    if st.button(label, icon=":material/health_and_safety:", type="secondary" if fresh else "primary"):
+    if editing() and st.button(label, icon=":material/health_and_safety:", type="secondary" if fresh else "primary"):
         try:
             health = _run_check(ds, backbone)
             fresh = True
@@ -115,7 +117,8 @@ def section(ds, backbone: str, on_saved) -> None:
     if health.odd_images:
         st.markdown("**Odd images**")
         chosen.update(_editor(ds, list(health.odd_images), {"reason": "reason"}, "health_odd", overrides))
-    _corrections(ds, chosen, overrides, on_saved)
+    if editing():
+        _corrections(ds, chosen, overrides, on_saved)
 
 
 def _corrections(ds, chosen: dict, overrides, on_saved) -> None:

@@ -7,6 +7,7 @@ import streamlit as st
 from core.errors import StudioError
 from core.lr_find import find_for_config
 from core.viz.figures import rate_curve
+from ui.presenting import chart
 from ui.widgets import show_error
 
 PHASES = {"head": "The head (on the frozen part's vectors)", "fine-tune": "Fine-tuning (the unfrozen blocks)"}
@@ -44,8 +45,8 @@ def panel(config, fine_tunes: bool) -> None:
         st.caption("A short run with the rate growing every batch (fastai's lr_find): the loss falls fastest a "
                    "little before it turns up. Takes seconds for the head, under a minute for fine-tuning.")
         return
-    st.plotly_chart(rate_curve(curve.rates, curve.losses, curve.suggested, curve.steepest,
-                               f"Loss against the learning rate: {PHASES[curve.phase].lower()}"), width="stretch")
+    chart(rate_curve(curve.rates, curve.losses, curve.suggested, curve.steepest,
+                     f"Loss against the learning rate: {PHASES[curve.phase].lower()}"))
     if curve.phase == "head":
         value = _clamped(curve.suggested, LR_RANGE)
         if st.button(f"Use {value:.2g} as the head's learning rate"):

@@ -7,11 +7,13 @@ import streamlit as st
 from core.backbones import get_spec
 from core.errors import StudioError
 from core.runs import load_run
+from ui import presenting
 
 
 def sidebar() -> None:
     s = st.session_state
     with st.sidebar:
+        presenting.toggle()
         st.caption("CURRENT SELECTION")
         st.markdown(f"**Data:** {s.dataset_label}")
         sample = f"{s.per_class} per class" if s.per_class else f"{s.fraction:.0%} of each class" if s.fraction \

@@ -9,6 +9,7 @@ from core import trust
 from core.compare import comparison_rows
 from core.errors import StudioError
 from core.viz.figures import reliability_diagram
+from ui.presenting import chart
 from ui.widgets import show_error
 
 
@@ -31,7 +32,7 @@ def calibration(run, metrics: dict) -> None:
     st.subheader("Calibration: can its confidence be taken at its word?")
     left, right = st.columns([3, 2])
     before, after = trust.reliability_rows(run)
-    left.plotly_chart(reliability_diagram(before, after), width="stretch")
+    chart(reliability_diagram(before, after), left)
     right.metric("Expected calibration error", f"{metrics['ece']:.3f}", f"{metrics['ece_before']:.3f} before scaling",
                  delta_color="off", delta_arrow="off")
     right.markdown(

@@ -6,21 +6,61 @@ import streamlit as st
 
 from core.errors import StudioError
 from core.run_summary import RunSummary
-from core.runs import RunState, list_runs
+from core.runs import RunState, list_runs, load_run
 
 
 def pick_run(label: str = "Run", completed_only: bool = True, key: str = "run_picker"):
-    """A select box over runs (newest first), remembering the choice in session state; None if none."""
+    """A select box over runs (newest first), remembering the choice in session state and in the address
+    (?run=ID, so the address is a link to it); a link's run is the first choice. None if there is no run."""
     runs = [r for r in list_runs() if r.state == RunState.COMPLETED or not completed_only]
+    ids = [r.id for r in runs]
+    linked = linked_run(ids)
     if not runs:
         st.info("No completed runs yet. Train one on the **Train** page (the defaults work).")
         return None
-    ids = [r.id for r in runs]
+    if linked:
+        st.session_state.run_id = linked
+        st.session_state.pop(key, None)  # the select box follows the link, not its last value
     current = st.session_state.run_id if st.session_state.run_id in ids else ids[0]
     chosen = st.selectbox(label, ids, index=ids.index(current), key=key,
                           format_func=lambda i: RunSummary.of(runs[ids.index(i)]).label())
     st.session_state.run_id = chosen
+    show_run_in_address(chosen)
     return runs[ids.index(chosen)]
+
+
+def linked_run(ids: list[str]) -> str | None:
+    """The run a link names (?run=ID) if it is one of `ids`, the first time this session meets that link;
+    otherwise a sentence saying why it cannot be opened here, and None."""
+    s = st.session_state
+    wanted = st.query_params.get("run")
+    if not wanted or s.get("linked_run") == wanted:
+        return None
+    s.linked_run = wanted
+    if wanted in ids:
+        return wanted
+    try:
+        run = load_run(wanted)
+    except StudioError:
+        why = "there is no such run in this studio (it may have been deleted, or made on another machine)"
+    else:
+        why = (f"it is damaged ({'; '.join(run.damaged)})" if run.damaged else
+               f"it is {run.state}, and only a completed run can be shown here")
+    st.warning(f"The link names run {wanted!r}, but {why}. Choose a run below instead.", icon=":material/link_off:")
+    return None
+
+
+def show_run_in_address(run_id: str) -> None:
+    """?run=ID in the address bar, so that copying it gives a link to this run."""
+    st.session_state.linked_run = run_id
+    if st.query_params.get("run") != run_id:
+        st.query_params["run"] = run_id
+
+
+def run_link(run_id: str) -> str:
+    """A link that opens this run on the current page (without this tab's ?s= token: others get their own)."""
+    base = st.context.url or ""
+    return f"{base}?run={run_id}"
 
 
 def show_error(exc: StudioError) -> None:

@@ -1,0 +1,53 @@
+"""Presenting mode: the same pages, read-only, with larger numbers, text and figures for a meeting room.
+
+A sidebar toggle sets it for this tab. Pages ask `editing()` before drawing a control that changes data,
+settings or runs (sources, samples, corrections, training, sweeps, deletions, exports) and draw figures
+through `chart`, which makes them taller with larger text while presenting.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+SCALE = 1.35  # figure height while presenting
+FONT = 18  # figure text while presenting (plotly's default is 12)
+CSS = """<style>
+[data-testid="stMetricValue"]{font-size:3.2rem}
+[data-testid="stMetricLabel"] p{font-size:1.3rem}
+.stMainBlockContainer .stMarkdown p,.stMainBlockContainer .stMarkdown li,[data-testid="stCaptionContainer"] p,
+[data-testid="stAlertContentInfo"] p,[data-testid="stAlertContentWarning"] p{font-size:1.3rem}
+.stMainBlockContainer h1{font-size:3.4rem} .stMainBlockContainer h3{font-size:2.2rem}
+[data-testid="stToolbar"]{display:none}
+</style>"""
+
+
+def presenting() -> bool:
+    return bool(st.session_state.get("presenting"))
+
+
+def editing() -> bool:
+    """Whether controls that change data, settings or runs are shown."""
+    return not presenting()
+
+
+def toggle() -> None:
+    """The sidebar switch; while on, the page's text and numbers are enlarged."""
+    st.toggle("Presenting", key="presenting", help="For a meeting: hides the controls that change data, settings "
+              "or runs, and enlarges figures, numbers and text. Every page stays readable.")
+    if presenting():
+        st.html(CSS)
+
+
+def hidden_note(what: str) -> None:
+    st.caption(f"Presenting: {what} are hidden. Turn off **Presenting** in the sidebar to change them.")
+
+
+def chart(fig: go.Figure, container=None, **kwargs):
+    """st.plotly_chart at full width; taller and with larger text while presenting (on a copy: figures may
+    be cached)."""
+    if presenting():
+        fig = go.Figure(fig)
+        fig.update_layout(height=int((fig.layout.height or 450) * SCALE), font_size=FONT)
+    kwargs.setdefault("width", "stretch")
+    return (container or st).plotly_chart(fig, **kwargs)
