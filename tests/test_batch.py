@@ -113,5 +113,5 @@ def test_predict_page_takes_a_zip_and_lists_lowest_confidence_first(trained_run,
     assert all(uri.startswith("data:image/png;base64,") for uri in table["image"])
     problems = at.dataframe[1].value
     assert set(problems["file"]) == {"shots/broken.png", "../escape.png", "notes.txt"}
-    assert any("Predicted class of the 3 images" in chart.proto.spec for chart in at.get("plotly_chart"))
+    assert any("shots.zip: predicted class of the 3 images" in chart.proto.spec for chart in at.get("plotly_chart"))
     assert at.get("download_button")[0].proto.label == "All predictions (CSV)"

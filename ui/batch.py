@@ -62,7 +62,7 @@ def _predict(run_id: str, name: str, path, k: int) -> Batch:
 
 def _rows(batch: Batch, name: str) -> list[dict]:
     rows = [{"image": _data_uri(r["thumbnail"]), "file": r["image"].split(":", 1)[-1],
-             "predicted": ("none of these: " if r["unknown"] else "") + r["top"][0]["label"],
+             "predicted": f"none of these (closest {r['top'][0]['label']})" if r["unknown"] else r["top"][0]["label"],
              "probability": r["top"][0]["probability"],
              "top k": "; ".join(f"{t['label']} {t['probability']:.0%}" for t in r["top"])} for r in batch.predicted]
     return sorted(rows, key=lambda row: row["probability"])
@@ -96,7 +96,8 @@ def _show(batch: Batch, name: str, run_id: str) -> None:
     cols[2].metric("Unreadable or skipped", len(batch.results) - len(predicted) + len(batch.skipped))
     cols[3].metric("Images per second", f"{len(batch.results) / max(batch.seconds, 1e-9):.0f}")
     left, right = st.columns([1, 2])
-    chart(class_counts(batch.counts(), f"Predicted class of the {len(predicted)} images"), left, key="batch_counts")
+    chart(class_counts(batch.counts(), f"{name}: predicted class of the {len(predicted)} images"), left,
+          key="batch_counts")
     with right:
         st.caption("Lowest confidence first; click a column header to sort by it.")
         st.dataframe(_rows(batch, name), hide_index=True, height=420, row_height=56, column_config={

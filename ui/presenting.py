@@ -49,5 +49,6 @@ def chart(fig: go.Figure, container=None, **kwargs):
     if presenting():
         fig = go.Figure(fig)
         fig.update_layout(height=int((fig.layout.height or 450) * SCALE), font_size=FONT)
+        kwargs.setdefault("theme", None)  # Streamlit's theme sets its own, smaller, fonts
     kwargs.setdefault("width", "stretch")
     return (container or st).plotly_chart(fig, **kwargs)
