@@ -29,7 +29,10 @@ class LiteForward:
     def __init__(self, path: Path):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
+        # From bytes held here, not the path: an interpreter maps its file and reads the weights from the
+        # mapping on every call, so a file rewritten in place would change a cached run's predictions.
+        self._content = path.read_bytes()
+        self.interpreter = Interpreter(model_content=self._content, num_threads=os.cpu_count() or 1)
         detail = self.interpreter.get_input_details()[0]
         self.input, self.output = detail["index"], self.interpreter.get_output_details()[0]["index"]
         self.interpreter.resize_tensor_input(self.input, (BATCH, *detail["shape"][1:]))
