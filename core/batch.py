@@ -71,25 +71,24 @@ def _zip_members(source: bytes | Path, name: str, skipped: list[Skipped],
 
 
 def sources(paths: list[str | Path], skipped: list[Skipped], limits: ZipLimits = ZipLimits(),
-            zip_bytes: dict[str, bytes] | None = None) -> Iterator[tuple[str, bytes | Path]]:
+            names: dict[str, str] | None = None) -> Iterator[tuple[str, bytes | Path]]:
     """(name, path or bytes) of every image under `paths`; a zip's members are named "archive.zip:member".
-    `zip_bytes` gives zips held in memory (an upload) by name. A path that does not exist is skipped."""
-    for name, data in (zip_bytes or {}).items():
-        yield from _zip_members(data, name, skipped, limits)
+    `names` names a path otherwise (an upload by the name it was sent with, not where it was saved). A path
+    that does not exist is skipped."""
     for path in map(Path, paths):
+        name = (names or {}).get(str(path), str(path))
         if path.is_dir():
             yield from _folder_images(path, skipped)
         elif _is_zip(path):
-            yield from _zip_members(path, str(path), skipped, limits)
+            yield from _zip_members(path, name, skipped, limits)
         elif path.is_file():
-            yield str(path), path
+            yield name, path
         else:
             skipped.append(Skipped(str(path), "not found", "no such file or folder"))
 
 
-def estimate(paths: list[str | Path], zip_bytes: dict[str, bytes] | None = None) -> int:
+def estimate(paths: list[str | Path]) -> int:
     """How many images `sources` will find at most (image-named files and members), for a progress bar."""
-    import io
     import zipfile
 
     def in_zip(source) -> int:
@@ -99,7 +98,7 @@ def estimate(paths: list[str | Path], zip_bytes: dict[str, bytes] | None = None)
         except (zipfile.BadZipFile, OSError, ValueError):
             return 0
 
-    total = sum(in_zip(io.BytesIO(data)) for data in (zip_bytes or {}).values())
+    total = 0
     for path in map(Path, paths):
         if path.is_dir():
             total += sum(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.rglob("*"))
@@ -108,17 +107,17 @@ def estimate(paths: list[str | Path], zip_bytes: dict[str, bytes] | None = None)
     return total
 
 
-def predict_batch(run_id: str, paths: list[str | Path], k: int = 3, zip_bytes: dict[str, bytes] | None = None,
+def predict_batch(run_id: str, paths: list[str | Path], k: int = 3, names: dict[str, str] | None = None,
                   progress: Callable[[int, int], None] | None = None, limits: ZipLimits = ZipLimits(),
                   thumbnails: int = 0) -> Batch:
-    """Every image under `paths` (and the in-memory zips) through the run, CHUNK images at a time;
+    """Every image under `paths` (named as `sources` says) through the run, CHUNK images at a time;
     progress(done, estimated total) after each chunk. The next chunk decodes while this one is classified
     (Pillow and the TFLite interpreter both release the GIL). With `thumbnails`, each readable image's
     result also has "thumbnail": a thumbnails x thumbnails PIL image made from the decoded array."""
     start, skipped, results = time.perf_counter(), [], []
     model = run_model(run_id)
-    total = estimate(paths, zip_bytes)
-    found = sources(paths, skipped, limits, zip_bytes)
+    total = estimate(paths)
+    found = sources(paths, skipped, limits, names)
 
     def read_next() -> tuple[list, list]:
         chunk = list(islice(found, CHUNK))

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from core.__main__ import main
-from core.predict import predict_sources
+from core.predict import predict_sources, predictions_csv
 from tests.conftest import COLORS
 
 
@@ -115,3 +115,5 @@ def test_predict_page_takes_a_zip_and_lists_lowest_confidence_first(trained_run,
     assert set(problems["file"]) == {"shots/broken.png", "../escape.png", "notes.txt"}
     assert any("shots.zip: predicted class of the 3 images" in chart.proto.spec for chart in at.get("plotly_chart"))
     assert at.get("download_button")[0].proto.label == "All predictions (CSV)"
+    csv_rows = list(csv.DictReader(io.StringIO(predictions_csv(at.session_state.predict_batch.as_results()))))
+    assert {r["image"] for r in csv_rows if r["label"]} == {f"shots.zip:{f}" for f in table["file"]}  # as uploaded

@@ -55,13 +55,13 @@ def _predict(run_id: str, name: str, path, k: int) -> Batch:
 
     def progress(done: int, total: int) -> None:
         bar.progress(min(1.0, done / max(total, 1)), text=f"Predicted {done} of about {total} images in {name}")
-    batch = predict_batch(run_id, [path], k=k, progress=progress, thumbnails=THUMBNAIL)
+    batch = predict_batch(run_id, [path], k=k, names={str(path): name}, progress=progress, thumbnails=THUMBNAIL)
     bar.empty()
     return batch
 
 
 def _rows(batch: Batch, name: str) -> list[dict]:
-    rows = [{"image": _data_uri(r["thumbnail"]), "file": r["image"].split(":", 1)[-1],
+    rows = [{"image": _data_uri(r["thumbnail"]), "file": r["image"].removeprefix(f"{name}:"),
              "predicted": f"none of these (closest {r['top'][0]['label']})" if r["unknown"] else r["top"][0]["label"],
              "probability": r["top"][0]["probability"],
              "top k": "; ".join(f"{t['label']} {t['probability']:.0%}" for t in r["top"])} for r in batch.predicted]
@@ -107,7 +107,7 @@ def _show(batch: Batch, name: str, run_id: str) -> None:
     problems = [r for r in batch.as_results() if "error" in r]
     if problems:
         with st.expander(f"{len(problems)} file(s) not predicted"):
-            st.dataframe([{"file": r["image"].split(":", 1)[-1], "why": r["error"]} for r in problems],
+            st.dataframe([{"file": r["image"].removeprefix(f"{name}:"), "why": r["error"]} for r in problems],
                          hide_index=True)
     st.download_button("All predictions (CSV)", predictions_csv(batch.as_results()),
                        f"predictions-{run_id}-{name.removesuffix('.zip')}.csv", "text/csv", key="batch_csv")
