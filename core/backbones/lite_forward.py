@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from core import paths
-from core.backbones.lite_runtime import LiteForward, path_for
+from core.backbones.lite_runtime import LiteForward, open_converted, path_for
 from core.backbones.registry import DEFAULT_BACKBONE
 from core.backbones.summary import BackboneSummary
 from core.backbones.tf import tf, tf_keras
@@ -67,15 +67,7 @@ def forward_for(backbone_name: str, size: int, cut: int) -> LiteForward | None:
     """The converted frozen part if the model store has it, else None."""
     if not _usable(backbone_name, cut):
         return None
-    path = path_for(backbone_name, size, cut)
-    if not path.is_file():
-        return None
-    try:
-        return LiteForward(path)
-    except (ValueError, RuntimeError) as exc:  # a damaged file: drop it, TensorFlow does the work
-        log.warning("ignoring damaged %s (%s)", path, exc)
-        path.unlink(missing_ok=True)
-        return None
+    return open_converted(path_for(backbone_name, size, cut))
 
 
 def blocks_forward(backbone_name: str, size: int | None) -> tuple[LiteForward, dict, int] | None:

@@ -50,6 +50,19 @@ class LiteForward:
         return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
+def open_converted(path: Path) -> LiteForward | None:
+    """The converted file at `path` as a forward; None where there is none, or where it is damaged (then it is
+    dropped, so that `prepare` makes it again, and TensorFlow does the work meanwhile)."""
+    if not path.is_file():
+        return None
+    try:
+        return LiteForward(path)
+    except (ValueError, RuntimeError) as exc:
+        log.warning("ignoring damaged %s (%s)", path, exc)
+        path.unlink(missing_ok=True)
+        return None
+
+
 def whole_forward(backbone: str, image_size: int | None) -> LiteForward | None:
     """uint8 images -> the backbone's pooled feature vector, through every block, if `prepare` converted
     it for this size (the bundled backbone only); None otherwise or where the file is damaged."""
@@ -57,11 +70,4 @@ def whole_forward(backbone: str, image_size: int | None) -> LiteForward | None:
 
     if backbone != DEFAULT_BACKBONE:
         return None
-    path = path_for(backbone, image_size or get_spec(backbone).input_size, lite.NUM_BLOCKS)
-    if not path.is_file():
-        return None
-    try:
-        return LiteForward(path)
-    except (ValueError, RuntimeError) as exc:
-        log.warning("ignoring damaged %s (%s)", path, exc)
-        return None
+    return open_converted(path_for(backbone, image_size or get_spec(backbone).input_size, lite.NUM_BLOCKS))
