@@ -27,7 +27,7 @@ run: prepare
 
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -p no:randomly tests
 
 clean:
 	rm -rf $(VENV)

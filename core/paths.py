@@ -19,7 +19,8 @@ def studio_home() -> Path:
 
 
 def models_dir() -> Path:
-    return studio_home() / "models"
+    """STUDIO_MODELS_DIR lets several homes share one converted store (parallel test processes do)."""
+    return Path(os.environ.get("STUDIO_MODELS_DIR", studio_home() / "models")).expanduser()
 
 
 def runs_dir() -> Path:

@@ -1,26 +1,71 @@
-"""Shared fixtures. The studio home is a fresh temporary folder per test session, so the
-bundled model is converted for real once per session and nothing touches the user's files."""
+"""Shared fixtures. Each test process gets a fresh temporary studio home, so nothing touches the user's
+files. The converted model store is made once per test session and shared: with pytest-xdist the controller
+converts it in the background while the workers start, and the store's own lock makes a worker that needs
+it first wait instead of converting again."""
 
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
-from pathlib import Path
 
+import pytest
+
+from tests.helpers import PROJECT_DIR, THREAD_CAPS, make_color_folders, train_in_process, without_thread_caps
+
+_IS_WORKER = "PYTEST_XDIST_WORKER" in os.environ
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:  # one thread each: parallel workers share 2 cores
+    for name in THREAD_CAPS:
+        os.environ.setdefault(name, "1")
 os.environ["STUDIO_HOME"] = tempfile.mkdtemp(prefix="studio-test-")
-os.environ.pop("STUDIO_RUNS_DIR", None)
-os.environ.pop("TFHUB_CACHE_DIR", None)
-os.environ.pop("KERAS_HOME", None)
+if not _IS_WORKER:  # the controller (or a plain run) picks the store; workers inherit it
+    os.environ["STUDIO_MODELS_DIR"] = tempfile.mkdtemp(prefix="studio-test-models-")
+for name in ("STUDIO_RUNS_DIR", "TFHUB_CACHE_DIR", "KERAS_HOME"):
+    os.environ.pop(name, None)
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-ARTIFACTS_DIR = PROJECT_DIR / "test-artifacts"
+def pytest_sessionstart(session):
+    """With workers, the controller converts the store in the background with every core."""
+    if getattr(session.config.option, "numprocesses", None) and not _IS_WORKER:
+        env = without_thread_caps(os.environ)
+        session.config._studio_prepare = subprocess.Popen(  # noqa: SLF001 - kept to be waited for at the end
+            [sys.executable, "-m", "core", "prepare"], cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)  # if it fails, the first worker that needs the store converts it and says why
+
+
+# Modules whose tests need no converted model, or only the first quick step of it: with workers, they run
+# first, while the controller converts the rest of the store.
+NO_STORE_FIRST = ("test_data.py", "test_reliability_inputs.py", "test_hub_backbones.py", "test_heads.py",
+                  "test_checkpoint.py", "test_plan.py", "test_run_summary.py", "test_photos.py", "test_cli.py",
+                  "test_backbones.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name not in NO_STORE_FIRST)  # stable: file order kept otherwise
+
+
+def pytest_sessionfinish(session):
+    """Remove this process's studio home; the controller also removes the shared model store."""
+    shutil.rmtree(os.environ["STUDIO_HOME"], ignore_errors=True)
+    if not _IS_WORKER:
+        preparing = getattr(session.config, "_studio_prepare", None)
+        if preparing is not None:
+            preparing.wait()
+        shutil.rmtree(os.environ["STUDIO_MODELS_DIR"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def prepared():
+    """`prepare` done once: the converted TFLite files exist, so every block frozen runs on TFLite whatever
+    order the tests run in."""
+    from core.backbones import bundled
+
+    return bundled.prepare()
 
 
 @pytest.fixture(scope="session")
 def lite0():
-    """The real bundled EfficientNet-Lite0 with ImageNet weights (converted on first use)."""
+    """The real bundled EfficientNet-Lite0 with ImageNet weights."""
     from core.backbones import load_backbone
 
     return load_backbone("efficientnet_lite0")
@@ -53,20 +98,45 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
-COLORS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (40, 60, 220)}
+@pytest.fixture
+def own_model_store(prepared, tmp_path, monkeypatch):
+    """A private copy of the converted store, for tests that damage it: other test processes share the
+    original."""
+    from core import paths
+
+    copy = tmp_path / "models"
+    shutil.copytree(paths.models_dir(), copy, ignore=shutil.ignore_patterns(".lock", ".convert-*", ".export-*"))
+    monkeypatch.setenv("STUDIO_MODELS_DIR", str(copy))
+    return copy
 
 
-def make_color_folders(root: Path, per_class: int = 10, size: int = 24) -> Path:
-    """Solid-colour class folders (as TF Hub's own tests use), each image a slightly different shade
-    with a little noise, so there are no duplicates and the classes are easy but not identical."""
-    rng = np.random.default_rng(0)
-    for label, color in COLORS.items():
-        (root / label).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            noise = rng.integers(-12, 13, (size, size, 3))
-            pixels = np.clip(np.array(color) + noise, 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(root / label / f"{label}_{i:02d}.png")
-    return root
+@pytest.fixture
+def own_runs(tmp_path, monkeypatch):
+    """A run store of this test's own, empty; worker processes inherit it through the environment."""
+    monkeypatch.setenv("STUDIO_RUNS_DIR", str(tmp_path / "runs"))
+    (tmp_path / "runs").mkdir()
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def empty_feature_store(tmp_path, monkeypatch):
+    """A block-vector store of this test's own, empty: vectors another test stored for the same images
+    would otherwise replace what the test means to compute."""
+    from core.analysis import features
+    from core.data.store import NpyStore
+
+    monkeypatch.setattr(features, "STORE", NpyStore(tmp_path / "blocks", 10**8))
+    return features.STORE
+
+
+@pytest.fixture
+def workers_in_process(monkeypatch):
+    """Queued runs train in this process, in place of worker processes: for tests of what a run does, not of
+    the worker process (tests/test_training.py keeps real ones)."""
+    from core import jobs
+    from tests.helpers import run_queued_in_process
+
+    monkeypatch.setattr(jobs, "ensure_workers", run_queued_in_process)
 
 
 @pytest.fixture(scope="session")
@@ -75,41 +145,24 @@ def color_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def prepared():
-    """`prepare` done once: the converted TFLite files exist, so every block frozen runs on TFLite whatever
-    order the tests run in."""
-    from core.backbones import bundled
-
-    return bundled.prepare()
-
-
-@pytest.fixture(scope="session")
 def trained_run(color_folder, prepared):
-    """One completed run trained by a real worker process, shared by many tests (every block frozen, on
-    the converted TFLite forward)."""
-    from core import jobs
+    """One completed run shared by many tests (every block frozen, on the converted TFLite forward)."""
     from core.config import TrainConfig
 
-    config = TrainConfig(dataset=str(color_folder), per_class=10, epochs=3, val_fraction=0.3, test_fraction=0.2)
-    run_id = jobs.submit(config)
-    status = jobs.wait(run_id, timeout=600)
-    assert status["state"] == "completed", status
+    run_id = train_in_process(TrainConfig(dataset=str(color_folder), per_class=10, epochs=3, val_fraction=0.3,
+                                          test_fraction=0.2))
+    _assert_completed(run_id)
     return run_id
 
 
-def square_image(rng, size=224, square=56, at=None):
-    """Dark noisy background with one bright square; returns (image, (top, left))."""
-    img = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
-    top, left = at if at is not None else rng.integers(0, size - square, 2)
-    img[top:top + square, left:left + square] = 255
-    return img, (int(top), int(left))
-
-
 @pytest.fixture(scope="session")
-def square_run(tmp_path_factory):
+def square_run(tmp_path_factory, prepared):
     """A run whose classes are decided by one bright square: 'square' vs 'plain'."""
-    from core import jobs
+    import numpy as np
+    from PIL import Image
+
     from core.config import TrainConfig
+    from tests.helpers import square_image
 
     root = tmp_path_factory.mktemp("squares") / "squares"
     rng = np.random.default_rng(1)
@@ -118,20 +171,14 @@ def square_run(tmp_path_factory):
         for i in range(16):
             img = square_image(rng)[0] if label == "square" else rng.integers(0, 60, (224, 224, 3)).astype(np.uint8)
             Image.fromarray(img).save(root / label / f"{label}_{i:02d}.png")
-    run_id = jobs.submit(TrainConfig(dataset=str(root), per_class=16, epochs=8, frozen_blocks=16, val_fraction=0.25,
-                                     test_fraction=0.0))
-    status = jobs.wait(run_id, timeout=600)
-    assert status["state"] == "completed", status
+    run_id = train_in_process(TrainConfig(dataset=str(root), per_class=16, epochs=8, frozen_blocks=16,
+                                          val_fraction=0.25, test_fraction=0.0))
+    _assert_completed(run_id)
     return run_id
 
 
-def wait_for(predicate, timeout=600, poll=0.3) -> bool:
-    """Poll until predicate() is true; False after timeout seconds."""
-    import time
+def _assert_completed(run_id: str) -> None:
+    from core.runs import load_run
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(poll)
-    return False
+    status = load_run(run_id).status
+    assert status["state"] == "completed", status

@@ -9,8 +9,7 @@ import pytest
 from core.analysis import analyze, features, forecast, latest, probe
 from core.data.scan import scan_folder
 from core.errors import DataError
-from tests.conftest import make_color_folders
-from tests.test_cli import run_cli
+from tests.helpers import cli, make_color_folders
 
 
 @pytest.fixture
@@ -18,16 +17,11 @@ def colors(tmp_path):
     return make_color_folders(tmp_path / "colors", per_class=6)
 
 
-def test_block_vectors_run_once_match_tensorflow_and_a_damaged_entry_is_recomputed(lite0, colors, tmp_path,
-                                                                                    monkeypatch):
-    from core.backbones import bundled
+def test_block_vectors_run_once_match_tensorflow_and_a_damaged_entry_is_recomputed(lite0, colors,
+                                                                                    empty_feature_store):
     from core.data.arrays import load_arrays
-    from core.data.store import NpyStore
     from core.training import run_batches
 
-    monkeypatch.setattr(features, "STORE", NpyStore(tmp_path / "blocks", 10**8))  # empty: whatever other tests stored
-
-    bundled.prepare()  # converts the pooled-blocks model too
     items = scan_folder(colors).items
     first = features.block_vectors(items, "efficientnet_lite0", None)
     assert first.engine == "tflite" and first.computed == len(items)
@@ -78,7 +72,7 @@ def test_the_forecast_recovers_a_planted_learning_curve():
 
 
 def test_analyze_command_prints_progress_then_one_json_line_and_reuses_the_store(colors):
-    first = run_cli("analyze", "--data", str(colors), "--per-class", "6")
+    first = cli("analyze", "--data", str(colors), "--per-class", "6")
     assert first.returncode == 0, first.stderr
     lines = first.stdout.strip().splitlines()
     assert any(line.startswith("depth ") for line in lines[:-1])
@@ -90,7 +84,7 @@ def test_analyze_command_prints_progress_then_one_json_line_and_reuses_the_store
     assert [f["per_class"] for f in result["forecast"]] == [12, 24]
     assert all(f["low"] <= f["accuracy"] <= f["high"] for f in result["forecast"])
     assert result["depth"][-1]["accuracy"] > 0.9  # solid colours: ImageNet features separate them
-    second = json.loads(run_cli("analyze", "--data", str(colors), "--per-class", "6").stdout.strip().splitlines()[-1])
+    second = json.loads(cli("analyze", "--data", str(colors), "--per-class", "6").stdout.strip().splitlines()[-1])
     assert second["computed"] == 0 and second["engine"] == "store"
     assert latest(str(colors), "efficientnet_lite0").depth[-1].accuracy == second["depth"][-1]["accuracy"]
 
@@ -101,11 +95,8 @@ def test_an_opaque_hub_layer_gives_its_final_vector_only(lite0_hub, colors):
     assert result.engine == "tensorflow" and result.depth[0].accuracy > 0.9
 
 
-def test_a_training_run_on_analysed_images_decodes_and_runs_nothing(colors, tmp_path, monkeypatch):
+def test_a_training_run_on_analysed_images_decodes_and_runs_nothing(colors, empty_feature_store):
     from core.config import TrainConfig
-    from core.data.store import NpyStore
-
-    monkeypatch.setattr(features, "STORE", NpyStore(tmp_path / "blocks", 10**8))  # nothing analysed yet
     from core.data.sampling import sample, split
     from core.training import train
 

@@ -5,30 +5,16 @@ from streamlit.testing.v1 import AppTest
 
 from core import jobs
 from core.runs import load_run
-from tests.conftest import PROJECT_DIR, wait_for
-
-TIMEOUT = 240
-
-
-def open_page(page: str | None = None, **state) -> AppTest:
-    at = AppTest.from_file(str(PROJECT_DIR / "streamlit_app.py"), default_timeout=TIMEOUT)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    if page:
-        at.switch_page(f"app_pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def metrics(at) -> dict:
-    return {m.label: m.value for m in at.metric}
-
-
-def text_of(at) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info]
-    parts += [e.value for e in at.error] + [w.value for w in at.warning] + [s.value for s in at.success]
-    return "\n".join(str(p) for p in parts)
+from tests.helpers import (
+    APPTEST_TIMEOUT,
+    COLORS,
+    PROJECT_DIR,
+    make_color_folders,
+    metrics,
+    open_page,
+    text_of,
+    wait_for,
+)
 
 
 def test_home_shows_environment_and_latest_runs(trained_run):
@@ -91,7 +77,7 @@ def test_train_page_slider_changes_trainable_parameters(color_folder, lite0):
     assert metrics(at)["Trainable share"] == f"{trainable / (trainable + frozen):.1%}"
 
 
-def test_train_page_queues_a_run_with_the_defaults(color_folder):
+def test_train_page_queues_a_run_with_the_defaults(color_folder, workers_in_process):
     at = open_page("train", dataset=str(color_folder), dataset_label="colours", per_class=6)
     at.number_input[0].set_value(2)  # epochs
     at.button[0].click().run()
@@ -130,11 +116,13 @@ def test_predict_page_asks_for_images(trained_run):
     assert "Upload images to classify them" in text_of(at)
 
 
-@pytest.mark.parametrize("page", ["results", "activations", "predict"])
-def test_pages_without_runs_explain_what_to_do(page, tmp_path, monkeypatch):
-    monkeypatch.setenv("STUDIO_RUNS_DIR", str(tmp_path / "no-runs"))
+@pytest.mark.parametrize("page, sentence", [
+    ("results", "No runs yet. Train one on the **Train** page; the defaults work."),
+    ("activations", "No completed runs yet. Train one on the **Train** page (the defaults work)."),
+    ("predict", "No completed runs yet. Train one on the **Train** page (the defaults work).")])
+def test_pages_without_runs_explain_what_to_do(page, sentence, own_runs):
     at = open_page(page)
-    assert "No" in text_of(at) and "Train" in text_of(at)
+    assert [i.value for i in at.info] == [sentence]
 
 
 def test_experiments_page_starts_a_sweep_and_compares_runs(color_folder, trained_run):
@@ -162,8 +150,6 @@ def test_predict_page_classifies_an_upload_kept_on_disk(trained_run):
     import numpy as np
     from PIL import Image
 
-    from tests.conftest import COLORS
-
     buf = io.BytesIO()
     noise = np.random.default_rng(7).integers(-12, 13, (24, 24, 3))  # drawn like the training images
     Image.fromarray(np.clip(np.array(COLORS["red"]) + noise, 0, 255).astype(np.uint8)).save(buf, "PNG")
@@ -177,14 +163,15 @@ def test_predict_page_classifies_an_upload_kept_on_disk(trained_run):
     assert "1 uploaded image(s) from this tab" in text_of(at)
 
 
-def test_analyze_page_probes_every_block_and_applies_the_suggested_depth(color_folder):
+def test_analyze_page_probes_every_block_and_applies_the_suggested_depth(tmp_path):
     from core.analysis import latest
 
-    at = open_page("analyze", dataset=str(color_folder), dataset_label="colours", per_class=10, frozen_blocks=5)
-    assert "Press **Analyze**" in text_of(at) or at.button[0].label == "Analyze again"
+    colours = make_color_folders(tmp_path / "colours")  # never analysed before
+    at = open_page("analyze", dataset=str(colours), dataset_label="colours", per_class=10, frozen_blocks=5)
+    assert "Press **Analyze**" in text_of(at) and at.button[0].label == "Analyze"
     at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]
-    analysis = latest(str(color_folder), "efficientnet_lite0")
+    analysis = latest(str(colours), "efficientnet_lite0")
     assert analysis is not None and len(analysis.depth) == 18
     assert metrics(at)["Best block"] == analysis.depth[analysis.best_block].block
     assert len(at.get("plotly_chart")) == 2 and "training images per class" in text_of(at)
@@ -240,7 +227,7 @@ def test_a_link_opens_its_run_and_a_bad_one_gets_a_sentence(page, trained_run, t
 
     from core import paths
 
-    at = AppTest.from_file(str(PROJECT_DIR / "streamlit_app.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(PROJECT_DIR / "streamlit_app.py"), default_timeout=APPTEST_TIMEOUT)
     at.query_params["run"] = trained_run
     at.run()
     at.switch_page(f"app_pages/{page}.py").run()
@@ -251,7 +238,7 @@ def test_a_link_opens_its_run_and_a_bad_one_gets_a_sentence(page, trained_run, t
     (copy / "weights.npz").write_bytes(b"overwritten")
     try:
         for wanted, why in (("20990101-000000-nosuch", "there is no such run"), (copy.name, "it is damaged")):
-            at = AppTest.from_file(str(PROJECT_DIR / "streamlit_app.py"), default_timeout=TIMEOUT)
+            at = AppTest.from_file(str(PROJECT_DIR / "streamlit_app.py"), default_timeout=APPTEST_TIMEOUT)
             at.query_params["run"] = wanted
             at.run()
             at.switch_page(f"app_pages/{page}.py").run()

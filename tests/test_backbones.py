@@ -44,8 +44,7 @@ def test_hub_export_matches_keras_model(lite0, lite0_hub):
     assert diff < 1e-4
 
 
-def test_damaged_model_store_is_detected_and_rebuilt():
-    bundled.prepare()
+def test_damaged_model_store_is_detected_and_rebuilt(own_model_store):
     weights = bundled.keras_dir() / bundled.WEIGHTS_NAME
     weights.write_bytes(weights.read_bytes()[:1000])
     assert bundled.status()["keras"].startswith("damaged")
@@ -115,11 +114,10 @@ def test_local_savedmodel_path_loads_through_hub():
         hub.resolve("/nonexistent/model")
 
 
-def test_lite_forward_matches_tensorflow_and_a_damaged_file_is_dropped(lite0):
+def test_lite_forward_matches_tensorflow_and_a_damaged_file_is_dropped(lite0, own_model_store):
     """The TFLite copy of the frozen feature model (made by prepare) gives TensorFlow's vectors."""
     from core.backbones import lite_forward
 
-    bundled.prepare()
     fast = lite_forward.forward_for("efficientnet_lite0", 224, 18)
     assert fast is not None and lite_forward.forward_for("efficientnet_lite0", 64, 18) is None
     images = np.random.default_rng(0).integers(0, 256, (35, 224, 224, 3), dtype=np.uint8)  # 32 + a padded 3

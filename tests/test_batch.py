@@ -11,7 +11,7 @@ from PIL import Image
 
 from core.__main__ import main
 from core.predict import predict_sources, predictions_csv
-from tests.conftest import COLORS
+from tests.helpers import COLORS, metrics, open_page
 
 
 def _png(color, seed: int) -> bytes:
@@ -97,8 +97,6 @@ def test_a_damaged_zip_is_named_and_the_other_paths_still_predicted(trained_run,
 
 
 def test_predict_page_takes_a_zip_and_lists_lowest_confidence_first(trained_run, tmp_path):
-    from tests.test_app_pages import metrics, open_page
-
     at = open_page("predict", run_id=trained_run)
     at.radio[0].set_value("A zip of images").run()
     assert "Upload a zip of images" in at.info[0].value

@@ -1,15 +1,11 @@
+"""The command line, called in process (core.__main__.main); tests/test_training.py starts it once as a real
+process, as users do."""
+
 import json
-import subprocess
-import sys
 
 from PIL import Image
 
-from tests.conftest import PROJECT_DIR
-
-
-def run_cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=PROJECT_DIR, capture_output=True, text=True,
-                          timeout=timeout)
+from tests.helpers import cli, make_color_folders
 
 
 def test_imagenet_command(tmp_path, skimage_images):
@@ -18,7 +14,7 @@ def test_imagenet_command(tmp_path, skimage_images):
         path = tmp_path / f"{name}.png"
         Image.fromarray(skimage_images[name]).save(path)
         paths.append(str(path))
-    result = run_cli("imagenet", *paths, "--top", "3")
+    result = cli("imagenet", *paths, "--top", "3")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     chelsea_first = lines[lines.index(f"{paths[0]}:") + 1].split()
@@ -30,14 +26,14 @@ def test_imagenet_command(tmp_path, skimage_images):
 def test_imagenet_command_reports_a_bad_file(tmp_path):
     bad = tmp_path / "notes.jpg"
     bad.write_text("not a picture")
-    result = run_cli("imagenet", str(bad))
+    result = cli("imagenet", str(bad))
     assert result.returncode == 2
     assert f"{bad}: not a recognised image file" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_models_command():
-    result = run_cli("models")
+    result = cli("models")
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:]}
     assert rows["efficientnet_lite0"][1:] == ["bundled", "224x224", "18", "3,413,024", "yes"]
@@ -46,18 +42,16 @@ def test_models_command():
 
 
 def test_prepare_command_reports_ready():
-    result = run_cli("prepare")
+    result = cli("prepare")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"keras": "ready", "hub": "ready", "tflite": "ready",
                                                                   "blocks_tflite": "ready"}
 
 
-def test_train_prints_what_was_skipped_and_a_linear_head_works_without_the_cache(tmp_path):
+def test_train_prints_what_was_skipped_and_a_linear_head_works_without_the_cache(tmp_path, workers_in_process):
     """The zip's unsafe and broken members are named before training; --head logreg --no-cache gets its
     vectors once (it used to fail with 'Found array with dim 4')."""
     import zipfile
-
-    from tests.conftest import make_color_folders
 
     folder = make_color_folders(tmp_path / "colours", per_class=5)
     archive = tmp_path / "colours.zip"
@@ -66,8 +60,8 @@ def test_train_prints_what_was_skipped_and_a_linear_head_works_without_the_cache
             zf.write(path, f"colours/{path.relative_to(folder)}")
         zf.writestr("../evil.png", (folder / "red" / "red_00.png").read_bytes())
         zf.writestr("colours/red/broken.png", b"not a picture")
-    result = run_cli("train", "--data", str(archive), "--per-class", "5", "--head", "logreg", "--no-cache",
-                     "--runs-dir", str(tmp_path / "runs"), timeout=600)
+    result = cli("train", "--data", str(archive), "--per-class", "5", "--head", "logreg", "--no-cache",
+                 "--runs-dir", str(tmp_path / "runs"))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     out = result.stdout
     assert "15 usable images in 3 classes (blue 5, green 5, red 5)" in out

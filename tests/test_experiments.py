@@ -6,7 +6,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,8 +17,7 @@ from core.data.arrays import load_arrays
 from core.export import export_run
 from core.report import run_report, sweep_report, write_report
 from core.runs import load_run
-from tests.conftest import ARTIFACTS_DIR, PROJECT_DIR, wait_for
-from tests.test_browser import CHROMIUM, FLAGS
+from tests.helpers import ARTIFACTS_DIR, CHROMIUM, FLAGS, cli, wait_for
 
 
 def test_grid_points_skip_impossible_combinations():
@@ -31,7 +29,7 @@ def test_grid_points_skip_impossible_combinations():
     assert sweeps.SweepSpec.from_json(spec.to_json()) == spec
 
 
-def test_sweep_resumes_without_redoing_finished_runs(color_folder):
+def test_sweep_resumes_without_redoing_finished_runs(color_folder, own_runs):
     base = TrainConfig(dataset=str(color_folder), epochs=1, image_size=64, val_fraction=0.3, test_fraction=0.0,
                        batch_size=2)
     slow = sweeps.SweepSpec(base.with_(epochs=40), (4, 6, 8))
@@ -56,11 +54,8 @@ def test_sweep_resumes_without_redoing_finished_runs(color_folder):
     assert best(rows, "val acc") is not None
 
 
-def test_cli_sweep_prints_the_table(color_folder, tmp_path):
-    env = {**os.environ, "STUDIO_RUNS_DIR": str(tmp_path / "runs")}
-    out = subprocess.run([sys.executable, "-m", "core", "sweep", "--data", str(color_folder), "--sizes", "4", "6",
-                          "--frozen", "all", "--epochs", "1"], cwd=PROJECT_DIR, env=env, capture_output=True,
-                         text=True, timeout=900)
+def test_cli_sweep_prints_the_table(color_folder, own_runs, workers_in_process):
+    out = cli("sweep", "--data", str(color_folder), "--sizes", "4", "6", "--frozen", "all", "--epochs", "1")
     assert out.returncode == 0, out.stderr[-2000:]
     final = json.loads(out.stdout.strip().splitlines()[-1])
     assert final["progress"] == {"completed": 2} and len(final["runs"]) == 2

@@ -10,7 +10,7 @@ from core.config import TrainConfig
 from core.data.sampling import sample, split
 from core.data.scan import scan_folder
 from core.errors import TrainingError
-from tests.test_cli import run_cli
+from tests.helpers import cli
 
 
 def planted(rate: float, i: int) -> float:
@@ -43,7 +43,7 @@ def test_both_phases_on_real_images(color_folder):
 
 
 def test_lr_find_command_prints_one_json_line(color_folder):
-    out = run_cli("lr-find", "--data", str(color_folder), "--per-class", "6", "--batch-size", "4")
+    out = cli("lr-find", "--data", str(color_folder), "--per-class", "6", "--batch-size", "4")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["phase"] == "head" and len(result["rates"]) == len(result["losses"]) >= 3

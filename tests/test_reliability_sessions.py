@@ -6,21 +6,12 @@ import fcntl
 import io
 import zipfile
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.data.sources import uploads_dir
 from core.runs import load_run
-from tests.conftest import make_color_folders, wait_for
+from tests.helpers import PROJECT_DIR, make_color_folders, metrics, open_page, text_of, wait_for
 from tests.hostile import base_image, encode
-from tests.test_app_pages import metrics, open_page, text_of
-
-
-@pytest.fixture
-def own_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("STUDIO_RUNS_DIR", str(tmp_path / "runs"))
-    (tmp_path / "runs").mkdir()
-    return tmp_path / "runs"
 
 
 def shapes_zip() -> bytes:
@@ -154,7 +145,5 @@ def test_server_upload_limit_matches_the_zip_limit_and_xsrf_is_on():
     import tomllib
 
     from core.data.sources import MAX_ZIP_BYTES
-    from tests.conftest import PROJECT_DIR
-
     server = tomllib.loads((PROJECT_DIR / ".streamlit" / "config.toml").read_text())["server"]
     assert server["maxUploadSize"] == MAX_ZIP_BYTES // 1000**2 and server["enableXsrfProtection"] is True

@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,17 +21,22 @@ from core.plan import plan_phases
 from core.predict import predict_sources, run_model
 from core.runs import list_runs, load_run
 from core.training import parameter_counts, run_batches, train
-from tests.conftest import PROJECT_DIR, make_color_folders, wait_for
+from tests.helpers import (
+    PROJECT_DIR,
+    make_color_folders,
+    open_page,
+    run_cli_process,
+    slow_config,
+    text_of,
+    train_in_process,
+    wait_for,
+)
 
 
 @pytest.fixture(autouse=True)
-def no_stored_vectors(tmp_path, monkeypatch):
+def no_stored_vectors(empty_feature_store):
     """These tests are about the trainer's own engines: vectors an analysis in another test stored for the
     same images would replace them (tests/test_analysis.py covers that path)."""
-    from core.analysis import features
-    from core.data.store import NpyStore
-
-    monkeypatch.setattr(features, "STORE", NpyStore(tmp_path / "blocks", 10**8))
 
 
 @pytest.fixture(scope="module")
@@ -194,9 +198,9 @@ def test_prediction_of_a_saved_run_matches_its_evaluation(trained_run):
 
 
 def test_damaged_run_is_flagged_and_others_still_load(trained_run, color_folder):
-    other = jobs.submit(TrainConfig(dataset=str(color_folder), per_class=4, epochs=1, val_fraction=0.25,
-                                    test_fraction=0.0))
-    assert jobs.wait(other, timeout=600)["state"] == "completed"
+    other = train_in_process(TrainConfig(dataset=str(color_folder), per_class=4, epochs=1, val_fraction=0.25,
+                                         test_fraction=0.0))
+    assert load_run(other).state == "completed"
     weights = load_run(other).dir / "weights.npz"
     weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
     runs = {r.id: r for r in list_runs()}
@@ -227,14 +231,9 @@ def test_settled_files_are_hashed_once_and_any_write_is_seen(tmp_path, monkeypat
 
 
 
-def _slow_job(folder) -> TrainConfig:
-    """Epochs that come steadily (about 0.1 s each on cached cuts) and would go on for a while."""
-    return TrainConfig(dataset=str(folder), per_class=10, epochs=300, batch_size=2, val_fraction=0.3,
-                       test_fraction=0.0, frozen_blocks=16, image_size=64)
-
-
-def test_cancel_and_queue(color_folder):
-    slow = _slow_job(color_folder)
+def test_cancel_and_queue(color_folder, own_runs):
+    """Real worker processes: a run is cancelled at its next batch while the next one waits its turn."""
+    slow = slow_config(color_folder)
     first = jobs.submit(slow)
     second = jobs.submit(slow.with_(epochs=1))
     assert wait_for(lambda: load_run(first).state == "running")
@@ -249,32 +248,19 @@ def test_cancel_and_queue(color_folder):
     assert wait_for(lambda: load_run(third).state == "cancelled", timeout=60)
 
 
-def test_sigkill_of_a_worker_marks_the_run_failed_and_keeps_history(color_folder, trained_run):
-    slow = _slow_job(color_folder)
-    victim = jobs.submit(slow)
-    assert wait_for(lambda: len(load_run(victim).history()) >= 2)
-    os.kill(load_run(victim).status["pid"], signal.SIGKILL)
-    assert wait_for(lambda: load_run(victim).state == "failed", timeout=30)
-    run = load_run(victim)
-    assert "stopped unexpectedly" in run.status["message"] and len(run.history()) >= 2
-    assert load_run(trained_run).state == "completed"
-    after = jobs.submit(slow.with_(epochs=1))
-    assert jobs.wait(after, timeout=300)["state"] == "completed"
-
-
 def test_worker_reports_bad_config_as_failed(color_folder):
-    run_id = jobs.submit(TrainConfig(dataset=str(color_folder), backbone="efficientnet_lite0", frozen_blocks=40))
-    status = jobs.wait(run_id, timeout=300)
+    run_id = train_in_process(TrainConfig(dataset=str(color_folder), backbone="efficientnet_lite0", frozen_blocks=40))
+    status = load_run(run_id).status
     assert status["state"] == "failed" and "has 18 blocks; cannot freeze 40" in status["message"]
 
 
 def test_cli_train_runs_predict(tmp_path):
+    """The command line as users start it: real processes for the CLI and for its worker."""
     folder = make_color_folders(tmp_path / "cli", per_class=6)
     env = {**os.environ, "STUDIO_RUNS_DIR": str(tmp_path / "runs")}
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "core", *args], cwd=PROJECT_DIR, env=env, capture_output=True,
-                              text=True, timeout=600)
+        return run_cli_process(*args, env=env)
 
     out = cli("train", "--data", str(folder), "--per-class", "6", "--epochs", "2", "--frozen-blocks", "all")
     assert out.returncode == 0, out.stderr[-2000:]
@@ -291,10 +277,9 @@ def test_cli_train_runs_predict(tmp_path):
     assert cli("train", "--data", str(tmp_path / "missing")).returncode == 2
 
 
-def test_tflite_and_tensorflow_frozen_parts_train_the_same(small_split, monkeypatch):
-    from core.backbones import bundled, lite_forward
+def test_tflite_and_tensorflow_frozen_parts_train_the_same(small_split, prepared, monkeypatch):
+    from core.backbones import lite_forward
 
-    bundled.prepare()  # makes the TFLite copy of the frozen feature model (224 px, every block frozen)
     config = _config(image_size=None, epochs=3)
 
     def not_needed(*args):
@@ -352,16 +337,12 @@ def test_fine_tuning_moves_the_head_at_its_rate_and_the_blocks_at_theirs():
 
 
 def test_a_knn_run_explains_its_predictions_with_training_images(color_folder, tmp_path):
-    from core import jobs
     from core.errors import StudioError
     from core.export import export_run
-    from core.predict import predict_sources
-    from core.runs import load_run
-    from tests.test_app_pages import open_page, text_of
 
-    run_id = jobs.submit(TrainConfig(dataset=str(color_folder), per_class=10, head="knn", val_fraction=0.3,
-                                     test_fraction=0.0))
-    assert jobs.wait(run_id, timeout=600)["state"] == "completed"
+    run_id = train_in_process(TrainConfig(dataset=str(color_folder), per_class=10, head="knn", val_fraction=0.3,
+                                          test_fraction=0.0))
+    assert load_run(run_id).state == "completed"
     train_names = {i.relpath for i in load_run(run_id).split().train}
     red = next(color_folder.glob("red/*.png"))
     result = predict_sources(run_id, [("red.png", str(red))], k=2)[0]

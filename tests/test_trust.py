@@ -19,7 +19,7 @@ from core.health.duplicates import near_duplicates
 from core.health.inspect import look_at
 from core.health.labels import label_issues
 from core.rejection import fit_rule
-from tests.conftest import make_color_folders
+from tests.helpers import make_color_folders, open_page, text_of, train_in_process
 
 
 def test_wilson_interval_matches_published_values():
@@ -197,17 +197,15 @@ def test_health_cli_prints_the_documented_json(tmp_path, capsys):
 
 
 def test_a_run_after_corrections_records_them_and_results_compares_it_with_the_run_before(tmp_path):
-    from core import jobs, trust
+    from core import trust
     from core.config import TrainConfig
-    from core.runs import create_run, load_run
-    from tests.test_app_pages import open_page, text_of
+    from core.runs import load_run
 
     root = make_color_folders(tmp_path / "colors", per_class=6)
     config = TrainConfig(dataset=str(root), per_class=6, head="knn", val_fraction=0.34, test_fraction=0.0)
 
-    def trained() -> str:  # in this process, as a worker would (jobs.execute), without a worker's start-up
-        run_id = create_run(config).id
-        jobs.execute(run_id)
+    def trained() -> str:
+        run_id = train_in_process(config)
         assert load_run(run_id).state == "completed", load_run(run_id).status
         return run_id
     before = trained()

@@ -10,7 +10,7 @@ from core.runs import load_run
 from core.views import RunViews, learning_curve_points
 from core.viz import figures
 from core.viz.images import colormap, filter_grid, overlay
-from tests.conftest import square_image
+from tests.helpers import square_image
 
 
 @pytest.fixture(scope="module")
@@ -132,9 +132,20 @@ def test_gradcam_peaks_inside_the_deciding_square(square_run):
 
 def test_misclassified_gallery_and_before_after(square_run, trained_run):
     views = RunViews(square_run)
+    real = views.predictions["val"]
+    # Two planted mistakes on the run's own validation images: one confident (p(true) = 0.05), one close
+    # (p(true) = 0.4). The gallery holds exactly these two, the confident mistake first, each with its image
+    # and its Grad-CAM overlay.
+    probs = np.full((len(real.names), 2), 0.01) + 0.98 * np.eye(2)[real.labels]
+    probs[0, real.labels[0]], probs[0, 1 - real.labels[0]] = 0.05, 0.95
+    probs[1, real.labels[1]], probs[1, 1 - real.labels[1]] = 0.4, 0.6
+    views.predictions = {**views.predictions, "val": Predictions(real.names, real.labels, probs, real.classes)}
     rows = views.misclassified(k=5, saliency=True)
+    assert [r["name"] for r in rows] == [real.names[0], real.names[1]]
     assert all(r["true"] != r["predicted"] for r in rows)
-    assert [r["loss"] for r in rows] == sorted((r["loss"] for r in rows), reverse=True)
+    assert rows[0]["loss"] == pytest.approx(-np.log(0.05)) and rows[1]["loss"] == pytest.approx(-np.log(0.4))
+    assert all(r["image"].size == (112, 112) and r["saliency"].size == (112, 112) for r in rows)
+    assert not np.array_equal(np.asarray(rows[0]["image"]), np.asarray(rows[0]["saliency"]))
     image = square_image(np.random.default_rng(3))[0]
     before, after = views.before_after(image, "block15")  # block15 was fine-tuned in this run
     assert np.asarray(before).shape == np.asarray(after).shape

@@ -18,7 +18,7 @@ from core.backbones import efficientnet_lite as lite
 from core.backbones.checkpoint import read_state_dict
 from core.backbones.registry import DEFAULT_BACKBONE
 from core.backbones.tf import tf, tf_keras
-from core.fileio import atomic_write_json, manifest_problems, tree_manifest
+from core.fileio import atomic_write_json, file_lock, manifest_problems, tree_manifest
 
 WEIGHTS_NAME = "efficientnet_lite0.weights.h5"
 
@@ -109,20 +109,27 @@ def _tflite_path() -> Path:
 
 def prepare() -> dict[str, str]:
     """Convert and export whatever is missing or damaged; return status()."""
-    current = status()
-    if current["keras"] != "ready":
-        _convert()
-    if current["hub"] != "ready":
-        _, _, features, _ = load()
-        _export_hub(features)
-    if current["tflite"] != "ready":  # the fast frozen forward for the default cut (core.backbones.lite_forward)
-        from core.backbones.lite_forward import convert, frozen_part
+    if set(status().values()) == {"ready"}:
+        return status()
+    with _store_lock():  # the server, its workers and parallel test processes may share the store
+        current = status()
+        if current["keras"] != "ready":
+            _convert()
+        if current["hub"] != "ready":
+            _, _, features, _ = load()
+            _export_hub(features)
+        if current["tflite"] != "ready":  # the fast frozen forward for the default cut (lite_forward)
+            from core.backbones.lite_forward import convert, frozen_part
 
-        blocks, _, _, _ = load()
-        convert(frozen_part(blocks, lite.INPUT_SIZE, lite.NUM_BLOCKS), _tflite_path(), lite.NUM_BLOCKS)
-    if current["blocks_tflite"] != "ready":  # every block's pooled output, for analysis (core.analysis.features)
-        _convert_blocks()
+            blocks, _, _, _ = load()
+            convert(frozen_part(blocks, lite.INPUT_SIZE, lite.NUM_BLOCKS), _tflite_path(), lite.NUM_BLOCKS)
+        if current["blocks_tflite"] != "ready":  # every block's pooled output, for analysis (analysis.features)
+            _convert_blocks()
     return status()
+
+
+def _store_lock():
+    return file_lock(paths.models_dir() / ".lock")
 
 
 def _convert_blocks() -> None:
@@ -137,7 +144,9 @@ def _convert_blocks() -> None:
 def load(input_size: int = lite.INPUT_SIZE):
     """(blocks, top, feature model, classifier) with the ImageNet weights, converting if needed."""
     if status()["keras"] != "ready":
-        _convert()
+        with _store_lock():
+            if status()["keras"] != "ready":  # another process may have converted while this one waited
+                _convert()
     blocks, top, features, classifier = build(input_size)
     classifier.load_weights(str(keras_dir() / WEIGHTS_NAME))
     return blocks, top, features, classifier
