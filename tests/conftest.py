@@ -33,15 +33,16 @@ def pytest_sessionstart(session):
             stderr=subprocess.DEVNULL)  # if it fails, the first worker that needs the store converts it and says why
 
 
-# Modules whose tests need no converted model, or only the first quick step of it: with workers, they run
-# first, while the controller converts the rest of the store.
-NO_STORE_FIRST = ("test_data.py", "test_reliability_inputs.py", "test_hub_backbones.py", "test_heads.py",
-                  "test_checkpoint.py", "test_plan.py", "test_run_summary.py", "test_photos.py", "test_cli.py",
-                  "test_backbones.py")
+# The order with workers: the browser tests first (the longest group, in one worker, and their server needs
+# the store only after its first pages), then the modules whose tests need no converted model or only its
+# first quick step, which run while the controller converts the rest of the store; then everything else.
+FIRST = ("test_browser.py",)
+NO_STORE = ("test_data.py", "test_reliability_inputs.py", "test_hub_backbones.py", "test_heads.py",
+            "test_checkpoint.py", "test_plan.py", "test_run_summary.py", "test_photos.py", "test_cli.py")
 
 
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: item.path.name not in NO_STORE_FIRST)  # stable: file order kept otherwise
+    items.sort(key=lambda item: 0 if item.path.name in FIRST else 1 if item.path.name in NO_STORE else 2)
 
 
 def pytest_sessionfinish(session):

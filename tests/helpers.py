@@ -254,7 +254,7 @@ def check_page(page, name):
             break
         height = new
         page.set_viewport_size({"width": 1280, "height": min(max(800, height + 40), 8000)})
-        page.wait_for_timeout(1500)  # let plotly redraw at the new size
+        page.wait_for_timeout(1000)  # let plotly redraw at the new size
     page.screenshot(path=str(ARTIFACTS_DIR / f"{name}.png"))
     page.set_viewport_size({"width": 1280, "height": 800})
     assert page.locator('[data-testid="stException"]').count() == 0, f"exception shown on {name}"
