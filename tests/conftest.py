@@ -33,16 +33,21 @@ def pytest_sessionstart(session):
             stderr=subprocess.DEVNULL)  # if it fails, the first worker that needs the store converts it and says why
 
 
-# The order with workers: the browser tests first (the longest group, in one worker, and their server needs
-# the store only after its first pages), then the modules whose tests need no converted model or only its
-# first quick step, which run while the controller converts the rest of the store; then everything else.
-FIRST = ("test_browser.py",)
-NO_STORE = ("test_data.py", "test_reliability_inputs.py", "test_hub_backbones.py", "test_heads.py",
-            "test_checkpoint.py", "test_plan.py", "test_run_summary.py", "test_photos.py", "test_cli.py")
+# The order of the modules, which `make test` hands to its two workers a whole module at a time
+# (--dist loadfile --no-loadscope-reorder): the browser tests first (the longest module; their server needs
+# the store only after its first pages), then the modules that need no converted model or only its first quick
+# step, which run while the controller converts the rest of the store, then the others, longest first, so
+# that the two workers finish together. A module not named here runs last.
+ORDER = ("test_browser.py",
+         "test_data.py", "test_reliability_inputs.py", "test_hub_backbones.py", "test_heads.py", "test_checkpoint.py",
+         "test_plan.py", "test_run_summary.py", "test_photos.py", "test_cli.py",
+         "test_training.py", "test_experiments.py", "test_analysis.py", "test_app_pages.py",
+         "test_reliability_sessions.py", "test_reliability_runs.py", "test_views.py", "test_backbones.py",
+         "test_lr_find.py", "test_benchmarks.py", "test_batch.py", "test_trust.py")
 
 
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: 0 if item.path.name in FIRST else 1 if item.path.name in NO_STORE else 2)
+    items.sort(key=lambda item: ORDER.index(item.path.name) if item.path.name in ORDER else len(ORDER))
 
 
 def pytest_sessionfinish(session):

@@ -19,8 +19,9 @@ from tests.helpers import (
     wait_for_title,
 )
 
-# The tests of this module share one server: pytest-xdist keeps them in one process.
-pytestmark = [needs_chromium, pytest.mark.xdist_group("browser")]
+# The tests of this module share one server when they run in one process (make test hands a worker whole
+# modules); each still passes alone, with its own server.
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
