@@ -11,12 +11,12 @@ import time
 import numpy as np
 
 from core.backbones import load_backbone
-from core.backbones.tf import tf_keras
 from core.config import TrainConfig
 from core.data.arrays import load_arrays
 from core.data.augment import AugmentConfig
 from core.data.sampling import Split
 from core.plan import plan_phases
+from core.tf import tf_keras
 
 
 def tutorial_augmenter(config: AugmentConfig, seed: int) -> tf_keras.Sequential:

@@ -66,9 +66,9 @@ def throughput(parts) -> dict:
     """(b) the trainer's feature extraction (TFLite when prepared, else TensorFlow) and TensorFlow's
     own pipeline, against the raw TensorFlow forward of the model: same images, same run."""
     from core.backbones import lite_forward, load_backbone
-    from core.backbones.tf import tf
+    from core.backbones.inference import run_batches
     from core.data.arrays import load_arrays
-    from core.training import run_batches
+    from core.tf import tf
 
     backbone = load_backbone(DEFAULT_BACKBONE)
     images = load_arrays(parts.train[:256], backbone.input_size, cache=None)

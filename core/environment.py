@@ -19,7 +19,7 @@ class Environment:
 
 def configure_devices() -> tuple[str, ...]:
     """Turn on memory growth on every GPU (so TensorFlow does not grab all of it); return their names."""
-    from core.backbones.tf import tf
+    from core.tf import tf
 
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
@@ -34,7 +34,7 @@ def describe() -> Environment:
     import tensorflow_hub
 
     from core.backbones import bundled
-    from core.backbones.tf import tf, tf_keras
+    from core.tf import tf, tf_keras
 
     gpus = configure_devices()
     status = bundled.status()

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.backbones.tf import tf, tf_keras
 from core.data.arrays import load_arrays
 from core.errors import StudioError
 from core.predict import run_model
+from core.tf import tf, tf_keras
 
 FORMATS = ("savedmodel", "keras", "tflite")
 

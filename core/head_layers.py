@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.backbones.tf import tf, tf_keras
+from core.tf import tf, tf_keras
 
 
 class NeighbourVote(tf_keras.layers.Layer):

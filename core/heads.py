@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.vectors import unit_rows
+
 PREFIX = "classifier/"
 TEMPERATURE_KEY = f"{PREFIX}temperature"
 
@@ -61,7 +63,7 @@ class DenseHead(_Calibrated):
     @property
     def layer(self):
         if self._layer is None:
-            from core.backbones.tf import tf_keras
+            from core.tf import tf_keras
 
             self._layer = tf_keras.Sequential([tf_keras.layers.Dropout(self.dropout, name="head_dropout"),
                                                tf_keras.layers.Dense(self.num_classes, activation="softmax",
@@ -150,7 +152,7 @@ class LinearHead(_Calibrated):
 
     def keras_layer(self):
         """Standardise, linear scores, softmax, as Keras layers (built once)."""
-        from core.backbones.tf import tf_keras
+        from core.tf import tf_keras
 
         if self._layer is None:
             dense = tf_keras.layers.Dense(len(self.intercept), activation="softmax", name="head_linear")
@@ -161,10 +163,6 @@ class LinearHead(_Calibrated):
             dense.set_weights([(self.coef.T / self.temperature).astype(np.float32),
                                (self.intercept / self.temperature).astype(np.float32)])
         return self._layer
-
-
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 class _Memory(_Calibrated):
@@ -259,7 +257,7 @@ class NearestMeanHead(_Memory):
 
     def keras_layer(self):
         """Unit length, cosine scores over the temperature, softmax: built-in layers only."""
-        from core.backbones.tf import tf_keras
+        from core.tf import tf_keras
 
         dense = tf_keras.layers.Dense(len(self.means), activation="softmax", use_bias=False, name="head_means")
         layer = tf_keras.Sequential([tf_keras.layers.UnitNormalization(name="head_unit"), dense], name="classifier")

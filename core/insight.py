@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from core.backbones.tf import tf, tf_keras
-from core.training import run_batches
+from core.backbones.inference import run_batches
+from core.tf import tf, tf_keras
 from core.viz.images import grid, heatmap_image, normalise, overlay
 
 SKIP_LAYER_TYPES = ("InputLayer", "Rescaling")

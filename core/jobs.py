@@ -184,12 +184,12 @@ def _write_data(folder: Path, config: TrainConfig):
     and the leak check) and split.json. The
     scan keeps each image's array at the backbone's input size: the trainer then decodes nothing."""
     from core.backbones import get_spec
-    from core.data.sources import sample_split
+    from core.split import sample_split
 
-    dataset, chosen, parts, leaks = sample_split(config, prime_size=config.image_size or
-                                                 get_spec(config.backbone).input_size)
+    drawn = sample_split(config, prime_size=config.image_size or get_spec(config.backbone).input_size)
+    dataset, chosen, parts = drawn.dataset, drawn.sample, drawn.split
     atomic_write_json(folder / "dataset.json", {
-        **dataset.summary(), "leak_check": leaks, "sample": chosen.describe(), "sample_share": chosen.share,
+        **dataset.summary(), "leak_check": drawn.leak_check, "sample": chosen.describe(), "sample_share": chosen.share,
         "sample_size": len(chosen.items), "sample_per_class": chosen.per_class,
         "split_sizes": {"train": len(parts.train), "val": len(parts.val), "test": len(parts.test)}})
     atomic_write_json(folder / "split.json", {**parts.to_json(), "root": dataset.root})

@@ -97,10 +97,10 @@ def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
 def find_for_config(config: TrainConfig, phase: str = "head",
                     progress: Callable[[str, int, int], None] | None = None) -> RateCurve:
     """The rate curve on the training images a run of this config would use."""
-    from core.data.sources import sample_split
+    from core.split import sample_split
 
-    _, _, parts, _ = sample_split(config, progress and (lambda d, t: progress("scan", d, t)))
-    return find_learning_rate(config, parts, phase, progress=progress)
+    drawn = sample_split(config, progress and (lambda d, t: progress("scan", d, t)))
+    return find_learning_rate(config, drawn.split, phase, progress=progress)
 
 
 def find_learning_rate(config: TrainConfig, split: Split, phase: str = "head", steps: int = STEPS,

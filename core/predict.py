@@ -64,7 +64,7 @@ class RunModel:
     @cached_property
     def features(self):
         """uint8 images -> feature vectors, in TensorFlow (Grad-CAM, exports, and runs without a TFLite file)."""
-        from core.backbones.tf import tf_keras
+        from core.tf import tf_keras
 
         image_in = tf_keras.Input(self.backbone.image_shape, dtype="uint8", name="image")
         features = self.backbone.feature_model(tf_keras.layers.Rescaling(1.0 / 255.0)(image_in))
@@ -73,7 +73,7 @@ class RunModel:
     def vectors(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
         if self.lite is not None:
             return self.lite(images)
-        from core.training import run_batches
+        from core.backbones.inference import run_batches
 
         # A traced function, not model.predict: much faster for one image (BENCHMARKS.md, (c)).
         return run_batches(self.features, images, batch_size)

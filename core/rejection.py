@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.heads import unit_rows
+from core.vectors import unit_rows
 
 QUANTILE = 0.99
 PREFIX = "rejection/"

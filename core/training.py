@@ -22,7 +22,7 @@ import numpy as np
 
 from core.analysis.features import stored_final_vectors
 from core.backbones import lite_forward, load_backbone
-from core.backbones.tf import tf, tf_keras
+from core.backbones.inference import run_batches
 from core.calibration import ece, fit_temperature, scale
 from core.config import TrainConfig
 from core.data.arrays import DEFAULT_CACHE, load_arrays
@@ -33,6 +33,7 @@ from core.evaluation import Predictions, summarize
 from core.heads import DenseHead, new_head
 from core.plan import CUTS, EPOCH_VECTORS, IMAGES, VECTORS, Phase, RunPlan, plan_run
 from core.rejection import fit_rule
+from core.tf import tf, tf_keras
 
 PROGRESS_INTERVAL_S = 0.5
 AUGMENT_BATCH = 32
@@ -171,20 +172,6 @@ class TrainableModel(tf_keras.Model):
                 self.optimizer.apply_gradients(zip(body_grads, self.body))
         self.compiled_metrics.update_state(y, pred)
         return {m.name: m.result() for m in self.metrics}
-
-
-def run_batches(model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Inference over x in batches through one traced function (a fixed signature, so the last
-    partial batch does not retrace); faster than model.predict, most of all for one image (BENCHMARKS.md)."""
-    if len(x) == 0:
-        return np.zeros((0, *model.output_shape[1:]), np.float32)
-    key = (tuple(x.shape[1:]), str(x.dtype))
-    functions = model.__dict__.setdefault("_studio_inference", {})  # traced once per model and input kind
-    if key not in functions:
-        spec = tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype))
-        functions[key] = tf.function(lambda t: model(t, training=False), input_signature=[spec])
-    function = functions[key]
-    return np.concatenate([function(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)])
 
 
 def _augmented_features(augment, forward, images: np.ndarray, epochs: int, progress, should_stop) -> np.ndarray:

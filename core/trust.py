@@ -105,7 +105,7 @@ def _fit_predict(config, x, y, held, num_classes: int) -> np.ndarray:
     if config.head != "dense":
         return new_head(config.head, num_classes, balanced=config.class_weight).fit(x, y, num_classes,
                                                                                     config.seed).probs(held)
-    from core.backbones.tf import tf_keras
+    from core.tf import tf_keras
     from core.training import balanced_weights
 
     tf_keras.utils.set_random_seed(config.seed)

@@ -19,14 +19,14 @@ def colors(tmp_path):
 
 def test_block_vectors_run_once_match_tensorflow_and_a_damaged_entry_is_recomputed(lite0, colors,
                                                                                     empty_feature_store):
+    from core.backbones.inference import pooled_blocks_model, run_batches
     from core.data.arrays import load_arrays
-    from core.training import run_batches
 
     items = scan_folder(colors).items
     first = features.block_vectors(items, "efficientnet_lite0", None)
     assert first.engine == "tflite" and first.computed == len(items)
     assert first.layout.blocks[0] == "stem" and first.layout.blocks[-1] == "head" and len(first.layout.blocks) == 18
-    model, layout = features.pooled_blocks_model(lite0)
+    model, layout = pooled_blocks_model(lite0)
     assert layout == first.layout
     arrays = load_arrays(items, 224)
     assert np.abs(first.vectors - run_batches(model, arrays)).max() < 1e-3

@@ -20,7 +20,7 @@ from tests.helpers import (
 def test_home_shows_environment_and_latest_runs(trained_run):
     at = open_page()
     assert at.title[0].value == "Transfer Learning Studio"
-    from core.backbones.tf import tf
+    from core.tf import tf
 
     m = metrics(at)
     gpus = tf.config.list_physical_devices("GPU")  # the page shows what TensorFlow itself reports

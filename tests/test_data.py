@@ -365,8 +365,8 @@ def test_fused_geometry_equals_keras_layers_applied_one_after_another():
         transform,
     )
 
-    from core.backbones.tf import tf
     from core.data.geometry import compose
+    from core.tf import tf
 
     h = w = 64
     yy, xx = np.mgrid[0:h, 0:w] / 63.0
@@ -390,8 +390,8 @@ def test_array_augmenter_resamples_as_tensorflow_does():
     tf.image.adjust_contrast, within one level of 255; and a seed gives the same changes."""
     from tf_keras.src.layers.preprocessing.image_preprocessing import transform
 
-    from core.backbones.tf import tf
     from core.data.augment import ArrayAugmenter
+    from core.tf import tf
 
     h, w = 48, 64  # not square: height and width must not be swapped
     yy, xx = np.mgrid[0:h, 0:w]

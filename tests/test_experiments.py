@@ -115,7 +115,7 @@ def test_exports_load_back_and_agree_with_the_run(trained_run, tmp_path, fmt):
     images = load_arrays(run.split().val, 224).astype(np.float32) / 255.0
     saved = run.predictions()["val"]
     if fmt == "tflite":
-        from core.backbones.tf import tf
+        from core.tf import tf
 
         interpreter = tf.lite.Interpreter(model_path=str(result.path / "model.tflite"))
         inp = interpreter.get_input_details()[0]["index"]
@@ -125,11 +125,11 @@ def test_exports_load_back_and_agree_with_the_run(trained_run, tmp_path, fmt):
         interpreter.invoke()
         probs = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     elif fmt == "keras":
-        from core.backbones.tf import tf_keras
+        from core.tf import tf_keras
 
         probs = tf_keras.models.load_model(str(result.path / "model.keras")).predict(images, verbose=0)
     else:
-        from core.backbones.tf import tf
+        from core.tf import tf
 
         probs = tf.saved_model.load(str(result.path / "model")).signatures["serving_default"](
             image=tf.constant(images))["output_0"].numpy()

@@ -5,10 +5,10 @@ import pytest
 
 from core.backbones import available_offline, bundled, custom_name, get_spec, load_backbone
 from core.backbones.keras_apps import BLOCK_ENDS, base_model, preprocess, split_blocks
-from core.backbones.tf import tf, tf_keras
 from core.config import TrainConfig
 from core.data.sampling import sample, split
 from core.data.scan import scan_folder
+from core.tf import tf, tf_keras
 from core.training import TrainableModel, parameter_counts, train
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from core import jobs, training
 from core.backbones.efficientnet_lite import chain
+from core.backbones.inference import run_batches
 from core.config import TrainConfig
 from core.data.arrays import load_arrays
 from core.data.augment import AugmentConfig
@@ -20,7 +21,7 @@ from core.errors import RunError, TrainingError
 from core.plan import plan_phases
 from core.predict import predict_sources, run_model
 from core.runs import list_runs, load_run
-from core.training import parameter_counts, run_batches, train
+from core.training import parameter_counts, train
 from tests.helpers import (
     PROJECT_DIR,
     make_color_folders,
@@ -138,7 +139,7 @@ def test_mirrored_strategy_on_two_logical_cpus(color_folder):
     script = f"""
 import json, os
 import core
-from core.backbones.tf import tf
+from core.tf import tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from core.config import TrainConfig
@@ -320,7 +321,7 @@ def test_augmented_features_differ_per_epoch_and_feed_each_epoch():
 def test_fine_tuning_moves_the_head_at_its_rate_and_the_blocks_at_theirs():
     """Adam's first step moves every weight with a gradient by about its learning rate: the head's by the
     head rate, the unfrozen blocks' by the fine-tuning rate."""
-    from core.backbones.tf import tf_keras
+    from core.tf import tf_keras
     from core.training import TrainableModel
 
     inputs = tf_keras.Input((5,))

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from core.backbones.inference import Layout, pooled_blocks_model, run_batches
 from core.data.arrays import load_arrays
 from core.data.dataset import ImageItem
 from core.data.store import NpyStore
@@ -22,33 +23,6 @@ from core.fileio import atomic_write_json, read_json
 
 STORE = NpyStore(Path("cache") / "blocks", 512 * 1024**2)
 CHUNK = 128  # images decoded and run at a time: memory stays flat however many images there are
-OPAQUE_BLOCK = "output"
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Which blocks a stored vector holds, input side first, and each block's width."""
-    blocks: tuple[str, ...]
-    dims: tuple[int, ...]
-    layered: bool
-    trainable_params: tuple[int, ...]  # what fine-tuning each block trains
-
-    def cost_from(self, block: int, num_classes: int) -> int:
-        """Trainable parameters when every block from `block` on is fine-tuned, with a softmax head."""
-        return sum(self.trainable_params[block:]) + self.dims[-1] * num_classes + num_classes
-
-    @property
-    def width(self) -> int:
-        return sum(self.dims)
-
-    def to_json(self) -> dict:
-        return {"blocks": list(self.blocks), "dims": list(self.dims), "layered": self.layered,
-                "trainable_params": list(self.trainable_params)}
-
-    @staticmethod
-    def from_json(data: dict) -> "Layout":
-        return Layout(tuple(data["blocks"]), tuple(int(d) for d in data["dims"]), bool(data["layered"]),
-                      tuple(int(p) for p in data["trainable_params"]))
 
 
 @dataclass(frozen=True)
@@ -83,29 +57,6 @@ def stored_layout(backbone: str, size: int) -> Layout | None:
         return None
 
 
-def pooled_blocks_model(backbone):
-    """uint8 images -> every block's output, global-average pooled and concatenated (a layered backbone),
-    or the opaque layer's vector; with its Layout."""
-    from core.backbones.tf import tf_keras
-
-    image_in = tf_keras.Input(backbone.image_shape, dtype="uint8", name="image")
-    x = tf_keras.layers.Rescaling(1.0 / 255.0, name="to_unit_range")(image_in)
-    if not backbone.layered:
-        out = backbone.layer(x, training=False)
-        everything = sum(b.trainable_params for b in backbone.block_infos)
-        layout = Layout((OPAQUE_BLOCK,), (backbone.feature_dim,), False, (everything,))
-        return tf_keras.Model(image_in, out, name="pooled_blocks"), layout
-    pooled = []
-    for block in backbone.blocks:
-        x = block(x, training=False)
-        pooled.append(tf_keras.layers.GlobalAveragePooling2D(name=f"{block.name}_pool")(x) if len(x.shape) == 4
-                      else x)
-    layout = Layout(tuple(b.name for b in backbone.blocks), tuple(int(p.shape[-1]) for p in pooled), True,
-                    tuple(b.trainable_params for b in backbone.block_infos))
-    out = tf_keras.layers.Concatenate(name="blocks")(pooled)
-    return tf_keras.Model(image_in, out, name="pooled_blocks"), layout
-
-
 def _forward(backbone_name: str, image_size: int | None, tensorflow: bool = True):
     """(callable uint8 images -> vectors, layout, engine, input size): the converted file if there is one,
     else TensorFlow (None when tensorflow is False)."""
@@ -118,7 +69,6 @@ def _forward(backbone_name: str, image_size: int | None, tensorflow: bool = True
     if not tensorflow:
         return None
     from core.backbones import load_backbone
-    from core.training import run_batches
 
     backbone = load_backbone(backbone_name, image_size)
     model, layout = pooled_blocks_model(backbone)

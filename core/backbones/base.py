@@ -14,7 +14,7 @@ import numpy as np
 
 from core.backbones.registry import BackboneSpec
 from core.backbones.summary import BackboneSummary, BlockInfo
-from core.backbones.tf import tf, tf_keras
+from core.tf import tf, tf_keras
 
 
 def group_key(component: str) -> str:

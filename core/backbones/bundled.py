@@ -17,8 +17,8 @@ from core import paths
 from core.backbones import efficientnet_lite as lite
 from core.backbones.checkpoint import read_state_dict
 from core.backbones.registry import DEFAULT_BACKBONE
-from core.backbones.tf import tf, tf_keras
 from core.fileio import atomic_write_json, file_lock, manifest_problems, tree_manifest
+from core.tf import tf, tf_keras
 
 WEIGHTS_NAME = "efficientnet_lite0.weights.h5"
 
@@ -133,8 +133,8 @@ def _store_lock():
 
 
 def _convert_blocks() -> None:
-    from core.analysis.features import pooled_blocks_model
     from core.backbones import load_backbone
+    from core.backbones.inference import pooled_blocks_model
     from core.backbones.lite_forward import convert
 
     model, layout = pooled_blocks_model(load_backbone(DEFAULT_BACKBONE))

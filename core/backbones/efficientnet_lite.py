@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.backbones.lite0_shape import FEATURE_DIM, INPUT_SIZE, NUM_BLOCKS  # noqa: F401 (the module's interface)
-from core.backbones.tf import tf_keras
+from core.tf import tf_keras
 
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99

@@ -75,7 +75,7 @@ def keras_layer(handle: str, trainable: bool):
     """A hub.KerasLayer over the resolved SavedModel folder."""
     import tensorflow_hub as hub
 
-    from core.backbones.tf import tf  # noqa: F401  (TensorFlow loads after the Keras switch)
+    from core.tf import tf  # noqa: F401  (TensorFlow loads after the Keras switch)
 
     return hub.KerasLayer(str(resolve(handle)), trainable=trainable)
 

@@ -10,8 +10,8 @@ import os
 
 from core import paths
 from core.backbones.hub import _host_reachable
-from core.backbones.tf import tf, tf_keras
 from core.errors import BackboneUnavailable
+from core.tf import tf, tf_keras
 
 WEIGHTS_HOST = "https://storage.googleapis.com/tensorflow/keras-applications/"
 # File names Keras caches the no-top ImageNet weights under (keras.applications sources).

@@ -16,8 +16,8 @@ from core import paths
 from core.backbones.lite_runtime import LiteForward, open_converted, path_for
 from core.backbones.registry import DEFAULT_BACKBONE
 from core.backbones.summary import BackboneSummary
-from core.backbones.tf import tf, tf_keras
 from core.fileio import atomic_write_bytes, atomic_write_json, read_json
+from core.tf import tf, tf_keras
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ def build_augmenter(config: AugmentConfig, seed: int = 0):
     and shift are one resampling (core.data.geometry), contrast is Keras' RandomContrast."""
     if not config.enabled:
         return None
-    from core.backbones.tf import tf_keras
     from core.data.geometry import RandomGeometry
+    from core.tf import tf_keras
 
     stack = []
     if config.flip or config.rotation > 0 or config.zoom > 0 or config.translation > 0:

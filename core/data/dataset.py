@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+MIN_PER_CLASS_WARNING = 10
+IMBALANCE_WARNING_RATIO = 3.0
+
 
 @dataclass(frozen=True)
 class ImageItem:
@@ -31,6 +34,7 @@ class Dataset:
     warnings: tuple[str, ...] = field(default=())
     notes: tuple[str, ...] = ()  # what the studio did to its copy of the data (downscaling)
     overrides: dict = field(default_factory=dict)  # the user's corrections applied (core.data.overrides)
+    file_warnings: tuple[str, ...] = ()  # the part of warnings that the files gave, not the counts
 
     def counts(self) -> dict[str, int]:
         counter = Counter(item.label for item in self.items)
@@ -47,6 +51,20 @@ class Dataset:
                 "counts": self.counts(), "skipped": self.skipped_by_reason(), "warnings": list(self.warnings),
                 "notes": list(self.notes), "overrides": self.overrides,
                 "skipped_files": [{"name": s.name, "reason": s.reason, "detail": s.detail} for s in self.skipped]}
+
+
+def count_warnings(counts: dict[str, int]) -> tuple[str, ...]:
+    """The warnings that follow from the images per class alone (recomputed when corrections change them)."""
+    warnings = []
+    small = [c for c, n in counts.items() if n < MIN_PER_CLASS_WARNING]
+    if small:
+        warnings.append(f"{len(small)} class(es) have fewer than {MIN_PER_CLASS_WARNING} images: "
+                        + ", ".join(f"{c} ({counts[c]})" for c in small[:10]))
+    present = [n for n in counts.values() if n > 0]
+    if present and min(present) * IMBALANCE_WARNING_RATIO < max(present):
+        warnings.append(f"Classes are imbalanced: {min(present)} to {max(present)} images per class; "
+                        f"accuracy alone can mislead, look at per-class recall.")
+    return tuple(warnings)
 
 
 def validation_lines(summary: dict) -> list[str]:

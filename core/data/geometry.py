@@ -18,7 +18,7 @@ from tf_keras.src.layers.preprocessing.image_preprocessing import (
     transform,
 )
 
-from core.backbones.tf import tf
+from core.tf import tf
 
 
 def _square(transforms):

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.data.dataset import Dataset
+from core.data.dataset import Dataset, count_warnings
 from core.errors import DataError
 from core.fileio import atomic_write_json
 
@@ -121,13 +121,9 @@ def apply_overrides(dataset: Dataset) -> Dataset:
 
 
 def _rebuilt(dataset: Dataset, items: list, applied: list, stale: list, original: dict) -> Dataset:
-    from core.data.scan import dataset_warnings
-
     counts = {c: sum(1 for i in items if i.label == c) for c in dataset.classes}
     classes = tuple(c for c in dataset.classes if counts[c])
-    warnings = [w for w in dataset.warnings if not (w.startswith("Classes are imbalanced") or "class(es) have fewer"
-                                                    in w)]
-    warnings += dataset_warnings({c: counts[c] for c in classes})
+    warnings = [*dataset.file_warnings, *count_warnings({c: counts[c] for c in classes})]
     if stale:
         warnings.append(f"{len(stale)} correction(s) in {overrides_path(dataset.root).name} no longer match the "
                         f"dataset and were ignored: " + "; ".join(f"{s['file']} ({s['why']})" for s in stale[:5]))

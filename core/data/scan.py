@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from core.data.arrays import DEFAULT_CACHE
-from core.data.dataset import Dataset, ImageItem, Skipped
+from core.data.dataset import Dataset, ImageItem, Skipped, count_warnings
 from core.data.decode import DRAFT_FACTOR, IMAGE_EXTENSIONS, VALIDATION_SIZE, ImageDecodeError, open_image, resize
 from core.data.overrides import apply_overrides
 from core.data.parallel import parallel_map
@@ -25,8 +25,6 @@ from core.fileio import read_json
 
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 IMPORT_RECORD = ".import.json"  # written by a zip import beside its class folders; hidden, so never an image
-MIN_PER_CLASS_WARNING = 10
-IMBALANCE_WARNING_RATIO = 3.0
 
 
 def is_junk(parts: tuple[str, ...] | list[str]) -> bool:
@@ -46,19 +44,6 @@ def class_root(root: Path) -> Path:
         if inner and all(p.is_dir() for p in inner):
             return entries[0]
     return root
-
-
-def dataset_warnings(counts: dict[str, int]) -> list[str]:
-    warnings = []
-    small = [c for c, n in counts.items() if n < MIN_PER_CLASS_WARNING]
-    if small:
-        warnings.append(f"{len(small)} class(es) have fewer than {MIN_PER_CLASS_WARNING} images: "
-                        + ", ".join(f"{c} ({counts[c]})" for c in small[:10]))
-    present = [n for n in counts.values() if n > 0]
-    if present and min(present) * IMBALANCE_WARNING_RATIO < max(present):
-        warnings.append(f"Classes are imbalanced: {min(present)} to {max(present)} images per class; "
-                        f"accuracy alone can mislead, look at per-class recall.")
-    return warnings
 
 
 def scan_folder(root: str | Path, name: str | None = None, progress: Callable[[int, int], None] | None = None,
@@ -94,11 +79,11 @@ def scan_folder(root: str | Path, name: str | None = None, progress: Callable[[i
     counts = {c: sum(1 for i in items if i.label == c) for c in sorted(labels)}
     empty = [c for c, n in counts.items() if n == 0]
     counts = {c: n for c, n in counts.items() if n > 0}
-    warnings = [f"Class folder {c!r} has no usable images and was left out." for c in empty]
+    file_warnings = tuple(f"Class folder {c!r} has no usable images and was left out." for c in empty)
     if prime_size:
         DEFAULT_CACHE.evict()
     dataset = Dataset(name or root.name, str(classes_in), tuple(counts), tuple(items), tuple(skipped),
-                      tuple(warnings + dataset_warnings(counts)), notes)
+                      file_warnings + count_warnings(counts), notes, file_warnings=file_warnings)
     return apply_overrides(dataset)
 
 

@@ -146,20 +146,6 @@ def load_dataset(spec: str, progress: Callable[[int, int], None] | None = None,
     return import_zip_file(path, path.name, progress=progress, prime_size=prime_size)
 
 
-def sample_split(config, progress: Callable[[int, int], None] | None = None, prime_size: int | None = None):
-    """(dataset, sample, split, leak check) exactly as a run of this TrainConfig draws them (seeded: the same
-    each time); near-duplicate groups of the sample stay on one side of the split."""
-    from core.data.sampling import leak_check, sample, split
-    from core.health import near_duplicate_groups
-
-    dataset = load_dataset(config.dataset, progress=progress, prime_size=prime_size)
-    chosen = sample(dataset, config.per_class, config.fraction, config.seed)
-    found, how, _ = near_duplicate_groups(chosen.items, config.backbone, config.image_size)
-    groups = [[chosen.items[i].relpath for i in g] for g in found]
-    parts = split(chosen.items, config.val_fraction, config.test_fraction, config.seed, groups)
-    return dataset, chosen, parts, leak_check(parts, groups, how)
-
-
 def import_zip_file(path: Path, filename: str, limits: ZipLimits = ZipLimits(),
                     progress: Callable[[int, int], None] | None = None, prime_size: int | None = None) -> Dataset:
     """Unpack a zip on disk into the uploads folder (same bytes -> same folder, reused); it is hashed

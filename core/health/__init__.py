@@ -14,8 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from core import paths
-from core.data.dataset import Dataset, ImageItem
-from core.data.scan import IMBALANCE_WARNING_RATIO
+from core.data.dataset import IMBALANCE_WARNING_RATIO, Dataset, ImageItem
 from core.errors import DataError, StudioError
 from core.fileio import atomic_write_json, read_json
 from core.health.duplicates import near_duplicates

@@ -1,0 +1,34 @@
+"""What a run trains and is scored on: its sample of the dataset and the split, drawn exactly as the run
+draws them (seeded: the same each time), with near-duplicate groups kept on one side of the split.
+
+It sits above the data and health layers: the split needs health's near-duplicate groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from core.data.dataset import Dataset
+from core.data.sampling import Sample, Split, leak_check, sample, split
+from core.data.sources import load_dataset
+from core.health import near_duplicate_groups
+
+
+@dataclass(frozen=True)
+class RunData:
+    dataset: Dataset
+    sample: Sample
+    split: Split
+    leak_check: dict  # what crossed the split, and how near duplicates were looked for
+
+
+def sample_split(config, progress: Callable[[int, int], None] | None = None,
+                 prime_size: int | None = None) -> RunData:
+    """The dataset, sample, split and leak check of this TrainConfig; progress(done, total) while files are
+    checked; prime_size: see core.data.scan.scan_folder."""
+    dataset = load_dataset(config.dataset, progress=progress, prime_size=prime_size)
+    chosen = sample(dataset, config.per_class, config.fraction, config.seed)
+    found, how, _ = near_duplicate_groups(chosen.items, config.backbone, config.image_size)
+    groups = [[chosen.items[i].relpath for i in g] for g in found]
+    parts = split(chosen.items, config.val_fraction, config.test_fraction, config.seed, groups)
+    return RunData(dataset, chosen, parts, leak_check(parts, groups, how))
