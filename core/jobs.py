@@ -9,7 +9,6 @@ without enough live workers get new ones from ensure_workers().
 
 from __future__ import annotations
 
-import fcntl
 import os
 import resource
 import subprocess
@@ -21,7 +20,7 @@ from pathlib import Path
 from core import paths
 from core.config import TrainConfig
 from core.errors import RunError, StudioError
-from core.fileio import atomic_write_json
+from core.fileio import atomic_write_json, file_lock
 from core.runs import (
     RunState,
     create_run,
@@ -43,8 +42,10 @@ def _workers_dir() -> Path:
     return paths.runs_dir() / ".workers"
 
 
-def _lock_path() -> Path:
-    return paths.runs_dir() / ".queue.lock"
+def queue_lock():
+    """Held by whoever trains: one training at a time, and a waiting worker finds the queue as the holder left
+    it (a run trained meanwhile is no longer queued)."""
+    return file_lock(paths.runs_dir() / ".queue.lock")
 
 
 def live_workers() -> list[int]:
@@ -120,8 +121,7 @@ def worker_main() -> int:
     me = _workers_dir() / str(os.getpid())
     me.write_text("waiting\n")
     try:
-        with open(_lock_path(), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with queue_lock():
             queue = queued_runs()
             if not queue:
                 return 0

@@ -83,21 +83,23 @@ def slow_config(folder):
 def train_in_process(config) -> str:
     """A run created in the run store and trained by the worker's own `execute`, in this process; its id.
     The worker process adds nothing here (tests/test_training.py keeps real workers for cancel and kill)."""
-    from core.jobs import execute
+    from core.jobs import execute, queue_lock
     from core.runs import create_run
 
-    run = create_run(config.validate())
-    execute(run.id)
+    with queue_lock():  # as a worker holds it: a worker another test started cannot take this run meanwhile
+        run = create_run(config.validate())
+        execute(run.id)
     return run.id
 
 
 def run_queued_in_process() -> int:
     """In place of jobs.ensure_workers: train every queued run here, oldest first; how many ran."""
-    from core.jobs import execute, queued_runs
+    from core.jobs import execute, queue_lock, queued_runs
 
-    queue = queued_runs()
-    for run in queue:
-        execute(run.id)
+    with queue_lock():
+        queue = queued_runs()
+        for run in queue:
+            execute(run.id)
     return len(queue)
 
 
@@ -254,7 +256,7 @@ def check_page(page, name):
             break
         height = new
         page.set_viewport_size({"width": 1280, "height": min(max(800, height + 40), 8000)})
-        page.wait_for_timeout(1000)  # let plotly redraw at the new size
+        page.wait_for_timeout(600)  # let plotly redraw at the new size
     page.screenshot(path=str(ARTIFACTS_DIR / f"{name}.png"))
     page.set_viewport_size({"width": 1280, "height": 800})
     assert page.locator('[data-testid="stException"]').count() == 0, f"exception shown on {name}"

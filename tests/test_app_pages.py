@@ -125,7 +125,7 @@ def test_pages_without_runs_explain_what_to_do(page, sentence, own_runs):
     assert [i.value for i in at.info] == [sentence]
 
 
-def test_experiments_page_starts_a_sweep_and_compares_runs(color_folder, trained_run):
+def test_experiments_page_starts_a_sweep_and_compares_runs(color_folder, trained_run, workers_in_process):
     from core import sweeps
 
     at = open_page("experiments", dataset=str(color_folder), dataset_label="colours")

@@ -19,8 +19,8 @@ from tests.helpers import (
     wait_for_title,
 )
 
-# The tests of this module share one server when they run in one process (make test hands a worker whole
-# modules); each still passes alone, with its own server.
+# The tests of this module share one server within a process; each passes alone, with its own server (pytest 9
+# node ids cannot carry xdist_group's suffix, so make test may split them over its two workers).
 pytestmark = needs_chromium
 
 

@@ -53,7 +53,7 @@ def kill_and_check(run_id: str, pid: int) -> None:
 def test_sigkill_during_training_and_saving_damages_nothing(own_runs, color_folder, monkeypatch):
     base = TrainConfig(dataset=str(color_folder), per_class=6, epochs=2, seed=0)
     earlier = train_in_process(base)
-    assert load_run(earlier).state == "completed"
+    assert load_run(earlier).state == "completed", load_run(earlier).status
     before = {p.name: sha256_file(p) for p in load_run(earlier).dir.iterdir() if p.is_file()}
 
     busy = base.with_(epochs=400, frozen_blocks=16, image_size=64)  # uncached fine-tuning: long enough to hit

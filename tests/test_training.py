@@ -201,7 +201,7 @@ def test_prediction_of_a_saved_run_matches_its_evaluation(trained_run):
 def test_damaged_run_is_flagged_and_others_still_load(trained_run, color_folder):
     other = train_in_process(TrainConfig(dataset=str(color_folder), per_class=4, epochs=1, val_fraction=0.25,
                                          test_fraction=0.0))
-    assert load_run(other).state == "completed"
+    assert load_run(other).state == "completed", load_run(other).status
     weights = load_run(other).dir / "weights.npz"
     weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
     runs = {r.id: r for r in list_runs()}
@@ -343,7 +343,7 @@ def test_a_knn_run_explains_its_predictions_with_training_images(color_folder, t
 
     run_id = train_in_process(TrainConfig(dataset=str(color_folder), per_class=10, head="knn", val_fraction=0.3,
                                           test_fraction=0.0))
-    assert load_run(run_id).state == "completed"
+    assert load_run(run_id).state == "completed", load_run(run_id).status
     train_names = {i.relpath for i in load_run(run_id).split().train}
     red = next(color_folder.glob("red/*.png"))
     result = predict_sources(run_id, [("red.png", str(red))], k=2)[0]
