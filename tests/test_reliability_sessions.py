@@ -2,13 +2,13 @@
 runs; one training at a time, the others queued with their position shown. Uploads are written
 to disk and released from Streamlit's memory."""
 
-import fcntl
 import io
 import zipfile
 
 from streamlit.testing.v1 import AppTest
 
 from core.data.sources import uploads_dir
+from core.jobs import queue_lock
 from core.runs import load_run
 from tests.helpers import PROJECT_DIR, make_color_folders, metrics, open_page, text_of, wait_for
 from tests.hostile import base_image, encode
@@ -48,9 +48,7 @@ def test_three_sessions_keep_their_data_and_runs_apart(own_runs, tmp_path):
     tokens = {at.session_state.token for at in (a, b, c)}
     assert len(tokens) == 3
 
-    lock = open(own_runs / ".queue.lock", "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)  # hold the queue so all three are waiting at once
-    try:
+    with queue_lock():  # hold the queue so all three are waiting at once
         for at in (a, b, c):
             at.switch_page("app_pages/train.py").run()
             at.number_input[0].set_value(1)  # one epoch
@@ -64,9 +62,6 @@ def test_three_sessions_keep_their_data_and_runs_apart(own_runs, tmp_path):
             assert run.config.dataset == at.session_state.dataset and run.status["owner"] == at.session_state.token
             assert f"Run {run_id}" in [h.value for h in at.subheader]  # each page watches its own run
             assert f"Queued: position {ids.index(run_id) + 1}" in text_of(at)
-    finally:
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        lock.close()
 
     running_at_once = []
 

@@ -109,8 +109,9 @@ def _tflite_path() -> Path:
 
 def prepare() -> dict[str, str]:
     """Convert and export whatever is missing or damaged; return status()."""
-    if set(status().values()) == {"ready"}:
-        return status()
+    current = status()
+    if set(current.values()) == {"ready"}:
+        return current
     with _store_lock():  # the server, its workers and parallel test processes may share the store
         current = status()
         if current["keras"] != "ready":
