@@ -4,20 +4,19 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 
 import numpy as np
 import pytest
 
-from core import sweeps
+from core import jobs, sweeps
 from core.compare import best, comparison_rows, rows_csv
 from core.config import ALL, TrainConfig
 from core.data.arrays import load_arrays
 from core.export import export_run
 from core.report import run_report, sweep_report, write_report
-from core.runs import load_run
-from tests.helpers import ARTIFACTS_DIR, CHROMIUM, FLAGS, cli, wait_for
+from core.runs import RunState, load_run, update_status
+from tests.helpers import ARTIFACTS_DIR, CHROMIUM, FLAGS, cli, run_queued_in_process
 
 
 def test_grid_points_skip_impossible_combinations():
@@ -29,21 +28,27 @@ def test_grid_points_skip_impossible_combinations():
     assert sweeps.SweepSpec.from_json(spec.to_json()) == spec
 
 
-def test_sweep_resumes_without_redoing_finished_runs(color_folder, own_runs):
-    base = TrainConfig(dataset=str(color_folder), epochs=1, image_size=64, val_fraction=0.3, test_fraction=0.0,
+def test_sweep_resumes_without_redoing_finished_runs(color_folder, own_runs, monkeypatch):
+    """The app and its worker die mid-sweep (simulated by a dead pid; the real SIGKILL of a worker is
+    tests/test_reliability_runs.py's): resuming keeps the finished run and the queued one, and replaces
+    the dead one only. The runs train in this process."""
+    base = TrainConfig(dataset=str(color_folder), epochs=2, image_size=64, val_fraction=0.3, test_fraction=0.0,
                        batch_size=2)
-    slow = sweeps.SweepSpec(base.with_(epochs=40), (4, 6, 8))
-    sweep = sweeps.create_sweep(slow, "resume test")
-    first = sweep.run_ids[0]
-    assert wait_for(lambda: load_run(first).state == "completed")
-    second = sweep.run_ids[1]
-    assert wait_for(lambda: load_run(second).state == "running" and load_run(second).history())
-    os.kill(load_run(second).status["pid"], signal.SIGKILL)  # the app and its worker die mid-sweep
-    assert wait_for(lambda: load_run(second).state == "failed", timeout=30)
+    monkeypatch.setattr(jobs, "ensure_workers", lambda: 0)  # the three wait in the queue
+    sweep = sweeps.create_sweep(sweeps.SweepSpec(base, (4, 6, 8)), "resume test")
+    first, second = sweep.run_ids[:2]
+    with jobs.queue_lock():
+        jobs.execute(first)
+    assert load_run(first).state == "completed"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    update_status(second, state=RunState.RUNNING, pid=gone.pid)  # its worker was killed while training
+    assert load_run(second).state == "failed"
+    monkeypatch.setattr(jobs, "ensure_workers", run_queued_in_process)
     resumed = sweeps.resume(sweep.id)
     assert resumed.run_ids[0] == first and resumed.run_ids[2] == sweep.run_ids[2]
     assert resumed.run_ids[1] != second
-    assert wait_for(lambda: sweeps.load_sweep(sweep.id).done)
+    assert sweeps.load_sweep(sweep.id).done
     rows = comparison_rows([r for r in sweeps.load_sweep(sweep.id).runs()])
     assert [r["per class"] for r in rows] == [4, 6, 8]
     assert [r["images"] for r in rows] == [12, 18, 24] and rows[-1]["share"] == 0.8
