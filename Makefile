@@ -27,7 +27,7 @@ run: prepare
 
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n 2 -p no:randomly tests
+	$(BIN)/python -m pytest -q -n 3 -p no:randomly tests
 
 clean:
 	rm -rf $(VENV)

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -18,8 +19,9 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:  # one thread each
     for name in THREAD_CAPS:
         os.environ.setdefault(name, "1")
 os.environ["STUDIO_HOME"] = tempfile.mkdtemp(prefix="studio-test-")
-if not _IS_WORKER:  # the controller (or a plain run) picks the store; workers inherit it
+if not _IS_WORKER:  # the controller (or a plain run) picks the store and the shared folder; workers inherit them
     os.environ["STUDIO_MODELS_DIR"] = tempfile.mkdtemp(prefix="studio-test-models-")
+    os.environ["STUDIO_TEST_SHARED"] = tempfile.mkdtemp(prefix="studio-test-shared-")
 for name in ("STUDIO_RUNS_DIR", "TFHUB_CACHE_DIR", "KERAS_HOME"):
     os.environ.pop(name, None)
 
@@ -51,13 +53,14 @@ def pytest_collection_modifyitems(items):
 
 
 def pytest_sessionfinish(session):
-    """Remove this process's studio home; the controller also removes the shared model store."""
+    """Remove this process's studio home; the controller also removes the shared model store and folder."""
     shutil.rmtree(os.environ["STUDIO_HOME"], ignore_errors=True)
     if not _IS_WORKER:
         preparing = getattr(session.config, "_studio_prepare", None)
         if preparing is not None:
             preparing.wait()
         shutil.rmtree(os.environ["STUDIO_MODELS_DIR"], ignore_errors=True)
+        shutil.rmtree(os.environ["STUDIO_TEST_SHARED"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -145,9 +148,43 @@ def workers_in_process(monkeypatch):
     monkeypatch.setattr(jobs, "ensure_workers", run_queued_in_process)
 
 
+def made_once(name: str, build) -> Path:
+    """A folder that `build(folder)` fills once per test session, whichever test process asks first; the
+    others wait for it (xdist's workers share it, as they share the converted store)."""
+    from core.fileio import file_lock
+
+    folder = Path(os.environ["STUDIO_TEST_SHARED"]) / name
+    with file_lock(folder.with_name(f"{name}.lock")):
+        if not (folder / ".made").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            (folder / ".made").touch()
+    return folder
+
+
+def shared_run(name: str, make_config) -> str:
+    """A run trained once per test session (`make_config(folder)` gives its config, with the data it makes
+    in that folder), copied into this process's run store; its id."""
+    from core import paths
+
+    def train(folder: Path) -> None:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("STUDIO_RUNS_DIR", str(folder / "runs"))
+            run_id = train_in_process(make_config(folder))
+            _assert_completed(run_id)
+        (folder / "run_id").write_text(run_id)
+
+    folder = made_once(name, train)
+    run_id = (folder / "run_id").read_text()
+    if not (paths.runs_dir() / run_id).exists():
+        shutil.copytree(folder / "runs" / run_id, paths.runs_dir() / run_id)
+    return run_id
+
+
 @pytest.fixture(scope="session")
-def color_folder(tmp_path_factory):
-    return make_color_folders(tmp_path_factory.mktemp("colors") / "colors")
+def color_folder():
+    return made_once("colors", lambda folder: make_color_folders(folder / "colors")) / "colors"
 
 
 @pytest.fixture(scope="session")
@@ -155,32 +192,33 @@ def trained_run(color_folder, prepared):
     """One completed run shared by many tests (every block frozen, on the converted TFLite forward)."""
     from core.config import TrainConfig
 
-    run_id = train_in_process(TrainConfig(dataset=str(color_folder), per_class=10, epochs=3, val_fraction=0.3,
-                                          test_fraction=0.2))
-    _assert_completed(run_id)
-    return run_id
+    return shared_run("trained-run", lambda _: TrainConfig(dataset=str(color_folder), per_class=10, epochs=3,
+                                                           val_fraction=0.3, test_fraction=0.2))
 
 
-@pytest.fixture(scope="session")
-def square_run(tmp_path_factory, prepared):
-    """A run whose classes are decided by one bright square: 'square' vs 'plain'."""
+def _square_config(folder: Path):
+    """Classes decided by one bright square: 'square' vs 'plain'."""
     import numpy as np
     from PIL import Image
 
     from core.config import TrainConfig
     from tests.helpers import square_image
 
-    root = tmp_path_factory.mktemp("squares") / "squares"
+    root = folder / "squares"
     rng = np.random.default_rng(1)
     for label in ("square", "plain"):
         (root / label).mkdir(parents=True)
         for i in range(16):
             img = square_image(rng)[0] if label == "square" else rng.integers(0, 60, (224, 224, 3)).astype(np.uint8)
             Image.fromarray(img).save(root / label / f"{label}_{i:02d}.png")
-    run_id = train_in_process(TrainConfig(dataset=str(root), per_class=16, epochs=8, frozen_blocks=16,
-                                          val_fraction=0.25, test_fraction=0.0))
-    _assert_completed(run_id)
-    return run_id
+    return TrainConfig(dataset=str(root), per_class=16, epochs=8, frozen_blocks=16, val_fraction=0.25,
+                       test_fraction=0.0)
+
+
+@pytest.fixture(scope="session")
+def square_run(prepared):
+    """A run whose classes are decided by one bright square: 'square' vs 'plain'."""
+    return shared_run("square-run", _square_config)
 
 
 def _assert_completed(run_id: str) -> None:
