@@ -27,6 +27,7 @@ run: prepare
 
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q -n 3 -p no:randomly tests
 
 clean:

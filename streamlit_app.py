@@ -1,4 +1,5 @@
-"""Entry point: page config, session state, shared sidebar and navigation over app_pages/."""
+"""Entry point: page config, session state, shared sidebar and navigation over app_pages/ in the workflow's
+sections (Prepare, Train, Study)."""
 
 import streamlit as st
 
@@ -8,16 +9,17 @@ from ui.sidebar import sidebar
 st.set_page_config(page_title="Transfer Learning Studio", page_icon=":material/model_training:", layout="wide")
 state.init()
 
-pages = [
-    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("app_pages/data.py", title="Data", icon=":material/photo_library:"),
-    st.Page("app_pages/analyze.py", title="Analyze", icon=":material/query_stats:"),
-    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("app_pages/results.py", title="Results", icon=":material/insights:"),
-    st.Page("app_pages/activations.py", title="Activations", icon=":material/visibility:"),
-    st.Page("app_pages/predict.py", title="Predict", icon=":material/image_search:"),
-    st.Page("app_pages/experiments.py", title="Experiments", icon=":material/table_chart:"),
-]
+# The sidebar follows the workflow: prepare the data, train, then study what the model learned.
+pages = {
+    "": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],
+    "Prepare": [st.Page("app_pages/data.py", title="Data", icon=":material/photo_library:"),
+                st.Page("app_pages/analyze.py", title="Analyze", icon=":material/query_stats:")],
+    "Train": [st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+              st.Page("app_pages/experiments.py", title="Experiments", icon=":material/table_chart:")],
+    "Study": [st.Page("app_pages/results.py", title="Results", icon=":material/insights:"),
+              st.Page("app_pages/activations.py", title="Activations", icon=":material/visibility:"),
+              st.Page("app_pages/predict.py", title="Predict", icon=":material/image_search:")],
+}
 page = st.navigation(pages)
 sidebar()
 page.run()

@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from core import insight
 from core.data.decode import load_array
 from core.data.sources import uploads_dir
 from core.errors import StudioError
-from core.views import RunViews
+from core.explain import insight
+from core.present.views import RunViews
 from ui import uploads
 from ui.widgets import pick_run, show_error
 
@@ -60,8 +60,8 @@ with c2:
     target = st.selectbox("For class", ["predicted"] + class_names)
     index = None if target == "predicted" else class_names.index(target)
     with st.spinner("Computing saliency..."):
-        overlay_img, _, cls = views.saliency(array, method, class_index=index)
-    st.image(overlay_img, caption=f"{method} for '{cls}' (yellow = most important)", width=300)
+        looked = views.saliency(array, method, class_index=index)
+    st.image(looked.overlay, caption=f"{method} for '{looked.class_name}' (yellow = most important)", width=300)
 
 if not backbone.layered:
     st.info("This backbone is an opaque TF Hub layer: its inner layers cannot be read, so only saliency "
@@ -75,10 +75,10 @@ else:
                           format_func=lambda i: labels[i])
     n = st.slider("Channels to show (most active first)", 4, 32, 16, 4)
     ref = layers[chosen]
-    tiles, mean_map, channels = views.activation_views(array, ref.name, n)
+    shown = views.activation_views(array, ref.name, n)
     left, right = st.columns([3, 1])
-    left.image(tiles, caption=f"{ref.label}: the {len(channels)} channels with the highest mean activation")
-    right.image(mean_map, caption="Mean over all channels, over the image", width=224)
+    left.image(shown.tiles, caption=f"{ref.label}: the {len(shown.channels)} channels with the highest mean activation")
+    right.image(shown.mean_overlay, caption="Mean over all channels, over the image", width=224)
 
     st.subheader("Pretrained vs this run")
     if run.config.frozen_blocks < 0:

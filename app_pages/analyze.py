@@ -3,9 +3,9 @@
 import streamlit as st
 
 from core.analysis import analyze, latest
-from core.config import ALL, frozen_text
+from core.backbones.depth import ALL, frozen_text
 from core.errors import StudioError
-from core.viz.analysis import depth_figure, size_figure
+from core.present.analysis_figures import depth_figure, size_figure
 from ui.presenting import chart, editing
 from ui.widgets import show_error
 

@@ -16,10 +16,10 @@ from core.data.sources import (
     uploads_dir,
 )
 from core.errors import StudioError
-from core.viz.figures import class_counts
-from ui import health as health_section
+from core.present.figures import class_counts
 from ui import resources, state, uploads
 from ui.presenting import chart, editing, hidden_note
+from ui.sections import health as health_section
 from ui.widgets import show_error
 
 s = st.session_state

@@ -3,15 +3,16 @@ comparison table in the seeds' form; side-by-side comparison of a few runs; repo
 
 import streamlit as st
 
-from core import sweeps
 from core.backbones import available_offline, list_specs
-from core.compare import ACCURACY_COLUMNS, COLUMNS, comparison_rows, rows_csv
-from core.config import ALL, HEADS, frozen_choices, frozen_text, parse_frozen
+from core.backbones.depth import ALL, frozen_choices, frozen_text, parse_frozen
 from core.errors import StudioError
-from core.run_summary import RunSummary
-from core.runs import RunState, list_runs
-from core.views import RunViews, learning_curve_points
-from core.viz import figures
+from core.present import figures
+from core.present.views import RunViews, learning_curve_points
+from core.runs import sweeps
+from core.runs.compare import ACCURACY_COLUMNS, COLUMNS, comparison_rows, rows_csv
+from core.runs.store import RunState, list_runs
+from core.runs.summary import RunSummary
+from core.training.config import HEADS
 from ui import resources, state
 from ui.presenting import chart, editing, hidden_note
 from ui.widgets import report_downloads, show_error

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from core.run_summary import RunSummary
-from core.runs import list_runs
+from core.runs.store import list_runs
+from core.runs.summary import RunSummary
 from ui import resources
 
 st.title("Transfer Learning Studio")

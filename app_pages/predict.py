@@ -7,11 +7,12 @@ import streamlit as st
 from core.data.decode import load_array
 from core.data.sources import uploads_dir
 from core.errors import StudioError
-from core.predict import predict_sources, predictions_csv
-from core.views import RunViews
-from core.viz.figures import top_k_bars
-from ui import batch, uploads
+from core.inference.predict import predict_sources, predictions_csv
+from core.present.figures import top_k_bars
+from core.present.views import RunViews
+from ui import uploads
 from ui.presenting import chart
+from ui.sections import batch_predict
 from ui.widgets import pick_run, show_error, show_nearest
 
 st.title("Predict")
@@ -26,7 +27,7 @@ s.setdefault("predict_files", [])
 mode = st.radio("Predict", ["Images", "A zip of images"], horizontal=True, label_visibility="collapsed")
 k = st.slider("Show the top", 1, 10, 3)
 if mode == "A zip of images":
-    batch.section(run, k)
+    batch_predict.section(run, k)
     st.stop()
 try:
     added = uploads.save_images("Drop one or more images", "predict_upload", uploads_dir() / "predict" / s.token,
@@ -73,7 +74,7 @@ for (name, data), result in zip(files, results):
         continue
     with left:
         array = load_array(data, views.model.size if views else THUMBNAIL, name=name)
-        st.image(views.saliency(array)[0] if views else array, caption=name, width=200)
+        st.image(views.saliency(array).overlay if views else array, caption=name, width=200)
     closest = result["top"][0]["label"]
     if result.get("unknown"):
         right.warning(f"**None of the classes** (closest: {closest}). This image is further from every class than "

@@ -3,12 +3,12 @@
 import streamlit as st
 
 from core.errors import StudioError
-from core.export import FORMATS, export_zip
-from core.run_summary import RunSummary
-from core.runs import RunState, delete_run, list_runs
-from core.views import RunViews
-from ui import trust as ui_trust
+from core.inference.export import FORMATS, export_zip
+from core.present.views import RunViews
+from core.runs.store import RunState, delete_run, list_runs
+from core.runs.summary import RunSummary
 from ui.presenting import chart, editing, hidden_note, presenting
+from ui.sections import trust as ui_trust
 from ui.widgets import linked_run, report_downloads, run_link, show_error, show_nearest, show_run_in_address
 
 s = st.session_state
@@ -53,7 +53,7 @@ if run.state != RunState.COMPLETED:
     (st.error if run.state in (RunState.FAILED, RunState.DAMAGED) else st.info)(
         f"{run.state.capitalize()}: {RunSummary.of(run).message}")
     if run.history():
-        from core.viz.figures import training_curves
+        from core.present.figures import training_curves
 
         chart(training_curves(run.history(), "Training curves so far"))
     if editing() and not run.state.active and st.button("Delete this run", icon=":material/delete:"):
@@ -104,7 +104,8 @@ val = views.predictions["val"]
 classes = list(val.classes)
 left, right = st.columns([3, 2])
 with left:
-    event = chart(views.confusion(normalise), on_select="rerun", selection_mode="points", key=f"confusion_{run.id}")
+    event = chart(views.confusion(normalise=normalise), on_select="rerun", selection_mode="points",
+                  key=f"confusion_{run.id}")
     points = event.selection.points if event and event.selection else []
     if points:
         s.cell = (points[0]["y"], points[0]["x"])

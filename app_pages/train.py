@@ -2,18 +2,20 @@
 
 import streamlit as st
 
-from core import jobs
 from core.backbones import available_offline, custom_name, get_spec, list_specs
-from core.config import ALL, HEADS
+from core.backbones.depth import ALL
 from core.errors import StudioError
-from core.evaluation import accuracy_text
-from core.run_summary import describe_progress
-from core.runs import RunState, list_runs
-from core.training import parameter_counts
-from core.viz.blocks import blocks_figure
-from core.viz.figures import training_curves
-from ui import lr_finder, resources, state
+from core.model.metrics import accuracy_text
+from core.present.blocks import blocks_figure
+from core.present.figures import training_curves
+from core.runs import jobs
+from core.runs.store import RunState, list_runs
+from core.runs.summary import describe_progress
+from core.training.config import HEADS
+from core.training.trainer import parameter_counts
+from ui import resources, state
 from ui.presenting import chart, editing, hidden_note, presenting
+from ui.sections import lr_finder
 from ui.widgets import show_error
 
 s = st.session_state

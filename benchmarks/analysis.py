@@ -47,10 +47,10 @@ def speed(work: Path) -> None:
 
 def real_run(seed: int, per_class: int) -> float:
     """Feature extraction with the default dense head on `per_class` digits per class, scored on the rest."""
-    from core.config import TrainConfig
     from core.data.sampling import Split, sample
     from core.data.sources import load_dataset
-    from core.training import train
+    from core.training.config import TrainConfig
+    from core.training.trainer import train
 
     dataset = load_dataset("digits")
     chosen = sample(dataset, per_class=per_class, seed=seed).items

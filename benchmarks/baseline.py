@@ -11,12 +11,12 @@ import time
 import numpy as np
 
 from core.backbones import load_backbone
-from core.config import TrainConfig
-from core.data.arrays import load_arrays
+from core.data.arrays import item_arrays
 from core.data.augment import AugmentConfig
 from core.data.sampling import Split
-from core.plan import plan_phases
 from core.tf import tf_keras
+from core.training.config import TrainConfig
+from core.training.plan import plan_phases
 
 
 def tutorial_augmenter(config: AugmentConfig, seed: int) -> tf_keras.Sequential:
@@ -41,8 +41,8 @@ def train_baseline(config: TrainConfig, split: Split) -> dict:
     start = time.perf_counter()
     backbone = load_backbone(config.backbone, config.image_size)
     index = {c: i for i, c in enumerate(split.classes)}
-    x_train = load_arrays(split.train, backbone.input_size, cache=None)
-    x_val = load_arrays(split.val, backbone.input_size, cache=None)
+    x_train = item_arrays(split.train, backbone.input_size, cache=None)
+    x_val = item_arrays(split.val, backbone.input_size, cache=None)
     y_train = np.array([index[i.label] for i in split.train])
     y_val = np.array([index[i.label] for i in split.val])
     frozen = config.resolved_frozen(backbone.num_blocks)
@@ -52,7 +52,7 @@ def train_baseline(config: TrainConfig, split: Split) -> dict:
         x = tutorial_augmenter(config.augment, config.seed)(x)
     for block in backbone.blocks:
         x = block(x, training=False)
-    tf_keras.utils.set_random_seed(config.seed)  # the head starts as the trainer's does (core.training)
+    tf_keras.utils.set_random_seed(config.seed)  # the head starts as the trainer's does (core.training.trainer)
     x = tf_keras.layers.Dropout(config.dropout)(x)
     model = tf_keras.Model(inputs, tf_keras.layers.Dense(len(split.classes), activation="softmax")(x))
     history = None

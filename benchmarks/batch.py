@@ -77,7 +77,7 @@ def studio(run_id: str, archive: Path, env: dict) -> dict:
 def keras_baseline(run_id: str, archive: Path) -> dict:
     """The tutorial way: decode and resize with Pillow, one Keras model (backbone + the run's head), predict."""
     from core.backbones import load_backbone
-    from core.runs import load_run
+    from core.runs.store import load_run
     from core.tf import tf_keras
 
     start = time.perf_counter()

@@ -22,10 +22,11 @@ import time
 
 import numpy as np
 
-from core.config import ALL, TrainConfig
+from core.backbones.depth import ALL
 from core.data.augment import AugmentConfig
 from core.data.sampling import sample, split
 from core.data.sources import load_dataset
+from core.training.config import TrainConfig
 
 DATASETS = ("digits", "faces")
 FACTORS = (0.1, 0.01, 0.001)
@@ -38,7 +39,7 @@ def emit(row: dict) -> dict:
 
 
 def run_case(case: str, dataset: str, per_class: int, config: TrainConfig, seeds: list[int]) -> dict:
-    from core.training import train
+    from core.training.trainer import train
 
     val, test = [], []
     for seed in seeds:

@@ -82,8 +82,8 @@ def train_twice(data: Path, per_class: int, env: dict) -> None:
 def predict_latency(data: Path, env: dict, n: int = 30) -> None:
     """Warm single-image prediction of one 12 MP JPEG, read from disk and decoded each time."""
     os.environ.update(env)
-    from core.predict import predict_sources
-    from core.runs import list_runs
+    from core.inference.predict import predict_sources
+    from core.runs.store import list_runs
 
     run_id = list_runs()[0].id
     photos = sorted(data.rglob("*.jpg"))[:n]

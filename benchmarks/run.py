@@ -21,13 +21,13 @@ import numpy as np
 import core  # noqa: F401  (Keras 2 before TensorFlow)
 from benchmarks.baseline import train_baseline
 from core import paths
-from core.analysis import features
 from core.backbones.registry import DEFAULT_BACKBONE
-from core.config import TrainConfig
 from core.data.augment import AugmentConfig
+from core.data.npy_cache import NpyCache
 from core.data.sampling import sample, split
 from core.data.sources import load_dataset
-from core.data.store import NpyStore
+from core.features import blocks
+from core.training.config import TrainConfig
 
 CASES = {
     "all blocks frozen": TrainConfig(epochs=20),
@@ -47,7 +47,7 @@ def digits_split(per_class: int, seed: int = 0):
 
 def compare(name: str, config: TrainConfig, parts) -> dict:
     """(a) the trainer vs the baseline: wall time (decoding and backbone loading included) and accuracy."""
-    from core.training import train
+    from core.training.trainer import train
 
     start = time.perf_counter()
     ours = train(config, parts)
@@ -65,13 +65,13 @@ def compare(name: str, config: TrainConfig, parts) -> dict:
 def throughput(parts) -> dict:
     """(b) the trainer's feature extraction (TFLite when prepared, else TensorFlow) and TensorFlow's
     own pipeline, against the raw TensorFlow forward of the model: same images, same run."""
-    from core.backbones import lite_forward, load_backbone
+    from core.backbones import load_backbone, tflite_convert
     from core.backbones.inference import run_batches
-    from core.data.arrays import load_arrays
+    from core.data.arrays import item_arrays
     from core.tf import tf
 
     backbone = load_backbone(DEFAULT_BACKBONE)
-    images = load_arrays(parts.train[:256], backbone.input_size, cache=None)
+    images = item_arrays(parts.train[:256], backbone.input_size, cache=None)
     floats = tf.constant(images.astype(np.float32) / 255.0)
     raw = tf.function(lambda x: backbone.feature_model(x, training=False))
 
@@ -79,8 +79,8 @@ def throughput(parts) -> dict:
         for i in range(0, len(images), 32):
             raw(floats[i:i + 32]).numpy()
 
-    frozen = lite_forward.frozen_part(backbone.blocks, backbone.input_size, backbone.num_blocks)
-    fast = lite_forward.forward_for(DEFAULT_BACKBONE, backbone.input_size, backbone.num_blocks)
+    frozen = tflite_convert.frozen_part(backbone.blocks, backbone.input_size, backbone.num_blocks)
+    fast = tflite_convert.forward_for(DEFAULT_BACKBONE, backbone.input_size, backbone.num_blocks)
 
     def best_of(fn, reps=3):
         fn()  # warm-up: tracing and kernel selection
@@ -103,7 +103,7 @@ def throughput(parts) -> dict:
 
 def prediction_latency(run_id: str, parts) -> dict:
     """(c) warm single-image prediction, PNG decoding included, over 50 images."""
-    from core.predict import predict_sources
+    from core.inference.predict import predict_sources
 
     files = [(i.relpath, open(i.path, "rb").read()) for i in parts.val[:50]]
     predict_sources(run_id, files[:1])  # warm
@@ -129,7 +129,7 @@ def cold_start(run_id: str, image_path: str) -> dict:
 
 def worker_peak_memory(per_class: int) -> dict:
     """(e) peak resident memory of a real worker process training on per_class x 10 digits at 224x224."""
-    from core.runs import create_run, load_run
+    from core.runs.store import create_run, load_run
 
     run = create_run(TrainConfig(dataset="digits", per_class=per_class, epochs=5))
     start = time.perf_counter()
@@ -150,7 +150,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("STUDIO_RUNS_DIR", str(paths.studio_home() / "benchmark-runs"))
     # (a) times training from images: vectors an earlier analysis stored must not be read.
-    features.STORE = NpyStore(tempfile.mkdtemp(prefix="benchmark-blocks-"), features.STORE.max_bytes)
+    blocks.CACHE = NpyCache(tempfile.mkdtemp(prefix="benchmark-blocks-"), blocks.CACHE.max_bytes)
     emit({"machine": f"{os.cpu_count()} cores", "python": sys.version.split()[0]})
     from core.backbones import bundled
 
@@ -162,7 +162,7 @@ def main() -> None:
             compare(f"{name}, {per_class}/class", config, parts)
     parts = digits_split(50)
     throughput(parts)
-    from core import jobs
+    from core.runs import jobs
 
     run_id = jobs.submit(TrainConfig(dataset="digits", per_class=50, epochs=5))
     jobs.wait(run_id, timeout=900)

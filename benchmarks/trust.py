@@ -126,10 +126,10 @@ def photos(folder: Path) -> list[Path]:
 
 
 def unknown(work: Path) -> None:
-    from core import jobs
-    from core.config import TrainConfig
-    from core.predict import predict_sources
-    from core.runs import load_run
+    from core.inference.predict import predict_sources
+    from core.runs import jobs
+    from core.runs.store import load_run
+    from core.training.config import TrainConfig
 
     for seed in range(3):
         run_id = jobs.submit(TrainConfig(seed=seed))

@@ -2,7 +2,8 @@
 
 STUDIO_HOME (default: `.studio` in the project folder) holds `models/` (converted bundled
 weights and the TF Hub-format export), `runs/`, `datasets/` (materialised demo data and
-uploads) and `tfhub_cache/` (TFHUB_CACHE_DIR, unless that is set already).
+uploads), `cache/` (decoded images and feature vectors), `analyses/`, `health/` and
+`tfhub_cache/` (TFHUB_CACHE_DIR, unless that is set already).
 """
 
 from __future__ import annotations
@@ -37,3 +38,16 @@ def tfhub_cache_dir() -> Path:
 
 def keras_cache_dir() -> Path:
     return Path(os.environ.get("KERAS_HOME", studio_home() / "keras")).expanduser()
+
+
+def cache_dir() -> Path:
+    """Decoded images and feature vectors, kept to be read back (core.data.npy_cache)."""
+    return studio_home() / "cache"
+
+
+def analyses_dir() -> Path:
+    return studio_home() / "analyses"
+
+
+def health_dir() -> Path:
+    return studio_home() / "health"

@@ -131,18 +131,18 @@ def own_runs(tmp_path, monkeypatch):
 def empty_feature_store(tmp_path, monkeypatch):
     """A block-vector store of this test's own, empty: vectors another test stored for the same images
     would otherwise replace what the test means to compute."""
-    from core.analysis import features
-    from core.data.store import NpyStore
+    from core.data.npy_cache import NpyCache
+    from core.features import blocks
 
-    monkeypatch.setattr(features, "STORE", NpyStore(tmp_path / "blocks", 10**8))
-    return features.STORE
+    monkeypatch.setattr(blocks, "CACHE", NpyCache(tmp_path / "blocks", 10**8))
+    return blocks.CACHE
 
 
 @pytest.fixture
 def workers_in_process(monkeypatch):
     """Queued runs train in this process, in place of worker processes: for tests of what a run does, not of
     the worker process (tests/test_training.py keeps real ones)."""
-    from core import jobs
+    from core.runs import jobs
     from tests.helpers import run_queued_in_process
 
     monkeypatch.setattr(jobs, "ensure_workers", run_queued_in_process)
@@ -190,7 +190,7 @@ def color_folder():
 @pytest.fixture(scope="session")
 def trained_run(color_folder, prepared):
     """One completed run shared by many tests (every block frozen, on the converted TFLite forward)."""
-    from core.config import TrainConfig
+    from core.training.config import TrainConfig
 
     return shared_run("trained-run", lambda _: TrainConfig(dataset=str(color_folder), per_class=10, epochs=3,
                                                            val_fraction=0.3, test_fraction=0.2))
@@ -201,7 +201,7 @@ def _square_config(folder: Path):
     import numpy as np
     from PIL import Image
 
-    from core.config import TrainConfig
+    from core.training.config import TrainConfig
     from tests.helpers import square_image
 
     root = folder / "squares"
@@ -222,7 +222,7 @@ def square_run(prepared):
 
 
 def _assert_completed(run_id: str) -> None:
-    from core.runs import load_run
+    from core.runs.store import load_run
 
     status = load_run(run_id).status
     assert status["state"] == "completed", status

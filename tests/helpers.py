@@ -74,7 +74,7 @@ def wait_for(predicate, timeout=600, poll=0.3) -> bool:
 def slow_config(folder):
     """Epochs that come steadily (about 0.1 s each on cached cuts) and would go on for a while: a run to
     cancel or kill while it trains."""
-    from core.config import TrainConfig
+    from core.training.config import TrainConfig
 
     return TrainConfig(dataset=str(folder), per_class=10, epochs=300, batch_size=2, val_fraction=0.3,
                        test_fraction=0.0, frozen_blocks=16, image_size=64)
@@ -83,8 +83,8 @@ def slow_config(folder):
 def train_in_process(config) -> str:
     """A run created in the run store and trained by the worker's own `execute`, in this process; its id.
     The worker process adds nothing here (tests/test_training.py keeps real workers for cancel and kill)."""
-    from core.jobs import execute, queue_lock
-    from core.runs import create_run
+    from core.runs.jobs import execute, queue_lock
+    from core.runs.store import create_run
 
     with queue_lock():  # as a worker holds it: a worker another test started cannot take this run meanwhile
         run = create_run(config.validate())
@@ -94,7 +94,7 @@ def train_in_process(config) -> str:
 
 def run_queued_in_process() -> int:
     """In place of jobs.ensure_workers: train every queued run here, oldest first; how many ran."""
-    from core.jobs import execute, queue_lock, queued_runs
+    from core.runs.jobs import execute, queue_lock, queued_runs
 
     with queue_lock():
         queue = queued_runs()
@@ -113,9 +113,9 @@ class CliResult:
 
 
 def cli(*args: str) -> CliResult:
-    """`python -m core ARGS` called in process (core.__main__.main); the environment is restored after,
+    """`python -m core ARGS` called in process (core.cli.main); the environment is restored after,
     since --runs-dir sets STUDIO_RUNS_DIR."""
-    from core.__main__ import main
+    from core.cli import main
 
     saved = os.environ.get("STUDIO_RUNS_DIR")
     out, err = io.StringIO(), io.StringIO()

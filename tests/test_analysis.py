@@ -6,9 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from core.analysis import analyze, features, forecast, latest, probe
+from core.analysis import analyze, forecast, latest
 from core.data.scan import scan_folder
 from core.errors import DataError
+from core.features import blocks
+from core.model import probe
 from tests.helpers import cli, make_color_folders
 
 
@@ -20,22 +22,22 @@ def colors(tmp_path):
 def test_block_vectors_run_once_match_tensorflow_and_a_damaged_entry_is_recomputed(lite0, colors,
                                                                                     empty_feature_store):
     from core.backbones.inference import pooled_blocks_model, run_batches
-    from core.data.arrays import load_arrays
+    from core.data.arrays import item_arrays
 
     items = scan_folder(colors).items
-    first = features.block_vectors(items, "efficientnet_lite0", None)
+    first = blocks.block_vectors(items, "efficientnet_lite0", None)
     assert first.engine == "tflite" and first.computed == len(items)
     assert first.layout.blocks[0] == "stem" and first.layout.blocks[-1] == "head" and len(first.layout.blocks) == 18
     model, layout = pooled_blocks_model(lite0)
     assert layout == first.layout
-    arrays = load_arrays(items, 224)
+    arrays = item_arrays(items, 224)
     assert np.abs(first.vectors - run_batches(model, arrays)).max() < 1e-3
     assert np.abs(first.block(17) - lite0.feature_model.predict(arrays / 255.0, verbose=0)).max() < 1e-3
 
-    again = features.block_vectors(items, "efficientnet_lite0", None)
+    again = blocks.block_vectors(items, "efficientnet_lite0", None)
     assert again.engine == "store" and again.computed == 0 and np.array_equal(again.vectors, first.vectors)
-    features.STORE.path(features.space("efficientnet_lite0", 224), items[0].sha256).write_bytes(b"damaged")
-    mended = features.block_vectors(items, "efficientnet_lite0", None)
+    blocks.CACHE.path(blocks.space("efficientnet_lite0", 224), items[0].sha256).write_bytes(b"damaged")
+    mended = blocks.block_vectors(items, "efficientnet_lite0", None)
     assert mended.computed == 1 and np.abs(mended.vectors - first.vectors).max() < 1e-5
 
 
@@ -96,9 +98,9 @@ def test_an_opaque_hub_layer_gives_its_final_vector_only(lite0_hub, colors):
 
 
 def test_a_training_run_on_analysed_images_decodes_and_runs_nothing(colors, empty_feature_store):
-    from core.config import TrainConfig
     from core.data.sampling import sample, split
-    from core.training import train
+    from core.training.config import TrainConfig
+    from core.training.trainer import train
 
     config = TrainConfig(dataset=str(colors), per_class=6, epochs=2, val_fraction=0.34, test_fraction=0.0)
     parts = split(sample(scan_folder(colors), per_class=6).items, 0.34, 0.0, 0)

@@ -3,8 +3,8 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
-from core.runs import load_run
+from core.runs import jobs
+from core.runs.store import load_run
 from tests.helpers import (
     APPTEST_TIMEOUT,
     COLORS,
@@ -65,7 +65,7 @@ def test_data_page_uses_a_folder_and_reports_skipped_files(tmp_path, color_folde
 
 
 def test_train_page_slider_changes_trainable_parameters(color_folder, lite0):
-    from core.training import parameter_counts
+    from core.training.trainer import parameter_counts
 
     at = open_page("train", dataset=str(color_folder), dataset_label="colours")
     frozen_all = metrics(at)["Trainable parameters"]
@@ -126,7 +126,7 @@ def test_pages_without_runs_explain_what_to_do(page, sentence, own_runs):
 
 
 def test_experiments_page_starts_a_sweep_and_compares_runs(color_folder, trained_run, workers_in_process):
-    from core import sweeps
+    from core.runs import sweeps
 
     at = open_page("experiments", dataset=str(color_folder), dataset_label="colours")
     assert "**2 runs**" in text_of(at)  # defaults here: 5 images per class, frozen 'all' and 15

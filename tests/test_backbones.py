@@ -9,7 +9,7 @@ from core.backbones import available_offline, bundled, get_spec, hub, list_specs
 from core.backbones.registry import REGISTRY
 from core.data.decode import resize
 from core.errors import BackboneUnavailable
-from core.imagenet import top_k
+from core.inference.imagenet import top_k
 
 
 def _centre_224(array):
@@ -116,18 +116,18 @@ def test_local_savedmodel_path_loads_through_hub():
 
 def test_lite_forward_matches_tensorflow_and_a_damaged_file_is_dropped(lite0, own_model_store):
     """The TFLite copy of the frozen feature model (made by prepare) gives TensorFlow's vectors."""
-    from core.backbones import lite_forward
+    from core.backbones import tflite_convert
 
-    fast = lite_forward.forward_for("efficientnet_lite0", 224, 18)
-    assert fast is not None and lite_forward.forward_for("efficientnet_lite0", 64, 18) is None
+    fast = tflite_convert.forward_for("efficientnet_lite0", 224, 18)
+    assert fast is not None and tflite_convert.forward_for("efficientnet_lite0", 64, 18) is None
     images = np.random.default_rng(0).integers(0, 256, (35, 224, 224, 3), dtype=np.uint8)  # 32 + a padded 3
-    reference = lite_forward.frozen_part(lite0.blocks, 224, 18).predict(images, verbose=0)
+    reference = tflite_convert.frozen_part(lite0.blocks, 224, 18).predict(images, verbose=0)
     assert np.abs(fast(images) - reference).max() < 1e-4
-    path = lite_forward.path_for("efficientnet_lite0", 224, 18)
+    path = tflite_convert.path_for("efficientnet_lite0", 224, 18)
     good = path.read_bytes()
     try:
         path.write_bytes(b"not a flatbuffer" * 10)
-        assert lite_forward.forward_for("efficientnet_lite0", 224, 18) is None and not path.exists()
+        assert tflite_convert.forward_for("efficientnet_lite0", 224, 18) is None and not path.exists()
     finally:
         path.write_bytes(good)
     # A forward made before keeps its own copy of the model: the file changing under it changes nothing.

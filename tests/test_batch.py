@@ -9,8 +9,8 @@ from collections import Counter
 import numpy as np
 from PIL import Image
 
-from core.__main__ import main
-from core.predict import predict_sources, predictions_csv
+from core.cli import main
+from core.inference.predict import predict_sources, predictions_csv
 from tests.helpers import COLORS, metrics, open_page
 
 

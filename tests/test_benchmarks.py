@@ -3,10 +3,10 @@
 import pytest
 
 import benchmarks.baseline as baseline
-import core.training as training
-from core.config import TrainConfig
 from core.data.sampling import sample, split
 from core.data.scan import scan_folder
+from core.training import inputs, trainer
+from core.training.config import TrainConfig
 
 
 def test_baseline_and_trainer_use_identical_splits(color_folder, monkeypatch):
@@ -19,10 +19,10 @@ def test_baseline_and_trainer_use_identical_splits(color_folder, monkeypatch):
             return original(items, size, **kwargs)
         return load
 
-    monkeypatch.setattr(training, "load_arrays", spy("trainer", training.load_arrays))
-    monkeypatch.setattr(baseline, "load_arrays", spy("baseline", baseline.load_arrays))
+    monkeypatch.setattr(inputs, "item_arrays", spy("trainer", inputs.item_arrays))
+    monkeypatch.setattr(baseline, "item_arrays", spy("baseline", baseline.item_arrays))
     config = TrainConfig(epochs=1, image_size=64, batch_size=4)
-    training.train(config, parts)
+    trainer.train(config, parts)
     result = baseline.train_baseline(config, parts)
     trainer_images = seen["trainer"][0]  # train + val + test in one decode
     train_names, val_names = [i.relpath for i in parts.train], [i.relpath for i in parts.val]

@@ -160,7 +160,7 @@ def test_server_memory_stays_flat_and_workers_exit(server_with_a_run, monkeypatc
 
     from playwright.sync_api import expect
 
-    from core.runs import list_runs
+    from core.runs.store import list_runs
 
     server = server_with_a_run
     monkeypatch.setenv("STUDIO_RUNS_DIR", server.runs_dir)

@@ -1,4 +1,4 @@
-"""The command line, called in process (core.__main__.main); tests/test_training.py starts it once as a real
+"""The command line, called in process (core.cli.main); tests/test_training.py starts it once as a real
 process, as users do."""
 
 import json

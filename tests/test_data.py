@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from core.data.archive import ZipLimits, import_zip
-from core.data.arrays import ArrayCache, load_arrays
+from core.data.arrays import ArrayCache, item_arrays
 from core.data.augment import AugmentConfig, previews
 from core.data.decode import MAX_PIXELS, VALIDATION_SIZE, ImageDecodeError, load_array, open_image
 from core.data.sampling import sample, split
@@ -331,17 +331,17 @@ def test_array_cache_is_bounded_and_a_second_load_decodes_nothing(tmp_path, monk
     ds = scan_folder(class_folders(tmp_path / "c", {"a": 5, "b": 5}))
     one = 32 * 32 * 3 + 128  # an .npy file: header and pixels
     cache = ArrayCache(tmp_path / "cache", max_bytes=one * 4)
-    arrays = load_arrays(ds.items, 32, cache=cache)
+    arrays = item_arrays(ds.items, 32, cache=cache)
     assert arrays.shape == (10, 32, 32, 3) and arrays.dtype == np.uint8
     assert cache.nbytes == one * 4  # the oldest six were evicted
     assert (arrays[0] == arrays[0, 0, 0]).all()  # solid colour survives the resize
     big = ArrayCache(tmp_path / "big")
-    first = load_arrays(ds.items, 32, cache=big)
+    first = item_arrays(ds.items, 32, cache=big)
     decoded = []
     monkeypatch.setattr(arrays_module, "load_array", lambda *a, **k: decoded.append(a) or np.zeros((32, 32, 3)))
-    assert np.array_equal(load_arrays(ds.items, 32, cache=big), first) and decoded == []
+    assert np.array_equal(item_arrays(ds.items, 32, cache=big), first) and decoded == []
     next(big.folder.rglob("*.npy")).write_bytes(b"damaged")  # a damaged file is a miss, decoded again
-    load_arrays(ds.items, 32, cache=big)
+    item_arrays(ds.items, 32, cache=big)
     assert len(decoded) == 1
 
 

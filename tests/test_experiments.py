@@ -9,13 +9,14 @@ import subprocess
 import numpy as np
 import pytest
 
-from core import jobs, sweeps
-from core.compare import best, comparison_rows, rows_csv
-from core.config import ALL, TrainConfig
-from core.data.arrays import load_arrays
-from core.export import export_run
-from core.report import run_report, sweep_report, write_report
-from core.runs import RunState, load_run, update_status
+from core.backbones.depth import ALL
+from core.data.arrays import item_arrays
+from core.inference.export import export_run
+from core.present.report import report, write_report
+from core.runs import jobs, sweeps
+from core.runs.compare import best, comparison_rows, rows_csv
+from core.runs.store import RunState, load_run, update_status
+from core.training.config import TrainConfig
 from tests.helpers import ARTIFACTS_DIR, CHROMIUM, FLAGS, cli, run_queued_in_process
 
 
@@ -53,9 +54,9 @@ def test_sweep_resumes_without_redoing_finished_runs(color_folder, own_runs, mon
     assert [r["per class"] for r in rows] == [4, 6, 8]
     assert [r["images"] for r in rows] == [12, 18, 24] and rows[-1]["share"] == 0.8
     assert rows_csv(rows).splitlines()[0].startswith("run,dataset,images,share,per class")
-    report = sweep_report(sweep.id)
-    assert "id='comparison'" in report and "id='learning-curve'" in report
-    assert report.count("<tr>") == 4  # header + 3 runs
+    page = report(sweep.id)
+    assert "id='comparison'" in page and "id='learning-curve'" in page
+    assert page.count("<tr>") == 4  # header + 3 runs
     assert best(rows, "val acc") is not None
 
 
@@ -71,7 +72,7 @@ def test_run_report_has_every_section_and_no_network_reference(trained_run, colo
     from core.analysis import analyze
 
     analyze(str(color_folder), "efficientnet_lite0", per_class=10)  # the report shows the latest analysis
-    html = run_report(trained_run)
+    html = report(trained_run)
     for section in ("configuration", "dataset", "curves", "metrics", "confusion", "misclassified", "trust",
                     "analysis"):
         assert f"id='{section}'" in html
@@ -117,7 +118,7 @@ def test_exports_load_back_and_agree_with_the_run(trained_run, tmp_path, fmt):
     assert "float32 RGB images in [0, 1]" in (result.path / "USAGE.md").read_text()
     # Independently of export_run's own check: load the file the way USAGE.md says and compare.
     run = load_run(trained_run)
-    images = load_arrays(run.split().val, 224).astype(np.float32) / 255.0
+    images = item_arrays(run.split().val, 224).astype(np.float32) / 255.0
     saved = run.predictions()["val"]
     if fmt == "tflite":
         from core.tf import tf
@@ -154,7 +155,7 @@ def test_export_refuses_an_existing_folder(trained_run, tmp_path):
 def test_slide_deck_moves_with_the_keys_offline_and_prints_one_slide_per_page(trained_run, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from core.__main__ import main
+    from core.cli import main
 
     assert main(["report", trained_run, "--slides", "--out", str(tmp_path / "deck.html")]) == 0
     deck = (tmp_path / "deck.html").read_text(encoding="utf-8")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core.heads import DenseHead, LinearHead, load_head, new_head
+from core.model.heads import DenseHead, LinearHead, load_head, new_head
 
 
 def data(classes: int, n: int = 40, dim: int = 6):

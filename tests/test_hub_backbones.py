@@ -5,11 +5,12 @@ import pytest
 
 from core.backbones import available_offline, bundled, custom_name, get_spec, load_backbone
 from core.backbones.keras_apps import BLOCK_ENDS, base_model, preprocess, split_blocks
-from core.config import TrainConfig
 from core.data.sampling import sample, split
 from core.data.scan import scan_folder
 from core.tf import tf, tf_keras
-from core.training import TrainableModel, parameter_counts, train
+from core.training.config import TrainConfig
+from core.training.keras_parts import TrainableModel
+from core.training.trainer import parameter_counts, train
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from core import lr_find
-from core.config import TrainConfig
 from core.data.sampling import sample, split
 from core.data.scan import scan_folder
 from core.errors import TrainingError
+from core.training import lr_find
+from core.training.config import TrainConfig
 from tests.helpers import cli
 
 

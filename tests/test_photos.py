@@ -108,6 +108,6 @@ def test_a_primed_scan_leaves_training_no_photo_to_decode(tmp_path, phone_jpeg, 
     decoded = []
     real = arrays.load_array
     monkeypatch.setattr(arrays, "load_array", lambda path, *a, **k: decoded.append(path) or real(path, *a, **k))
-    loaded = arrays.load_arrays(ds.items, 224, cache=cache)
+    loaded = arrays.item_arrays(ds.items, 224, cache=cache)
     assert decoded == [str(tmp_path / "data" / "a" / "small.png")]
     assert np.array_equal(loaded[0], decode.load_array(phone_jpeg, 224))  # the same pixels as a decode

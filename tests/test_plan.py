@@ -3,12 +3,12 @@
 import pytest
 
 from core.backbones.summary import BackboneSummary, BlockInfo
-from core.config import TrainConfig
 from core.data.augment import AugmentConfig
 from core.data.dataset import ImageItem
 from core.data.sampling import Split
 from core.errors import TrainingError
-from core.plan import CACHE_LIMIT_BYTES, CUTS, EPOCH_VECTORS, IMAGES, VECTORS, plan_run
+from core.training.config import TrainConfig
+from core.training.plan import CACHE_LIMIT_BYTES, CUTS, EPOCH_VECTORS, IMAGES, VECTORS, plan_run
 
 BLOCKS = tuple(BlockInfo(f"b{i}", 10, 8, (56 // (i + 1), 56 // (i + 1), 16)) for i in range(3)) + (
     BlockInfo("head", 10, 8, (64,)),)

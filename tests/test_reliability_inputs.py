@@ -13,13 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.config import TrainConfig
 from core.data.archive import ZipLimits, import_zip
 from core.data.decode import ImageDecodeError, load_array, open_image
 from core.data.sampling import sample, split
 from core.data.scan import scan_folder
 from core.data.sources import MAX_IMAGE_BYTES, add_labelled_files, check_data_spec
 from core.errors import DataError, StudioError
+from core.training.config import TrainConfig
 from tests import hostile
 
 IMAGES = hostile.image_cases()

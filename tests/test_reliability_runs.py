@@ -6,10 +6,10 @@ The round count is STUDIO_KILL_ROUNDS per phase (2 in CI; RELIABILITY.md reports
 import os
 import signal
 
-from core import jobs
-from core.config import TrainConfig
 from core.fileio import sha256_file
-from core.runs import list_runs, load_run
+from core.runs import jobs
+from core.runs.store import list_runs, load_run
+from core.training.config import TrainConfig
 from tests.helpers import train_in_process, wait_for
 
 KILL_ROUNDS = int(os.environ.get("STUDIO_KILL_ROUNDS", "2"))

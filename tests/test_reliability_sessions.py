@@ -8,8 +8,8 @@ import zipfile
 from streamlit.testing.v1 import AppTest
 
 from core.data.sources import uploads_dir
-from core.jobs import queue_lock
-from core.runs import load_run
+from core.runs.jobs import queue_lock
+from core.runs.store import load_run
 from tests.helpers import PROJECT_DIR, make_color_folders, metrics, open_page, text_of, wait_for
 from tests.hostile import base_image, encode
 

@@ -2,10 +2,10 @@
 
 import json
 
-from core.config import TrainConfig
 from core.data.augment import AugmentConfig
-from core.run_summary import RunSummary, describe_progress
-from core.runs import Run, RunState
+from core.runs.store import Run, RunState
+from core.runs.summary import RunSummary, describe_progress
+from core.training.config import TrainConfig
 
 
 def make_run(tmp_path, state="completed", **config):
@@ -46,7 +46,7 @@ def test_progress_text():
 
 
 def test_a_run_from_before_intervals_gets_them_from_its_split_sizes(tmp_path):
-    from core.evaluation import wilson
+    from core.model.metrics import wilson
 
     make_run(tmp_path)
     data = json.loads((tmp_path / "dataset.json").read_text())

@@ -9,19 +9,20 @@ import time
 import numpy as np
 import pytest
 
-from core import jobs, training
 from core.backbones.efficientnet_lite import chain
 from core.backbones.inference import run_batches
-from core.config import TrainConfig
-from core.data.arrays import load_arrays
+from core.data.arrays import item_arrays
 from core.data.augment import AugmentConfig
 from core.data.sampling import sample, split
 from core.data.scan import scan_folder
 from core.errors import RunError, TrainingError
-from core.plan import plan_phases
-from core.predict import predict_sources, run_model
-from core.runs import list_runs, load_run
-from core.training import parameter_counts, train
+from core.inference.predict import predict_sources, run_model
+from core.runs import jobs
+from core.runs.store import list_runs, load_run
+from core.training import trainer
+from core.training.config import TrainConfig
+from core.training.plan import plan_phases
+from core.training.trainer import parameter_counts, train
 from tests.helpers import (
     PROJECT_DIR,
     make_color_folders,
@@ -142,10 +143,10 @@ import core
 from core.tf import tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from core.config import TrainConfig
+from core.training.config import TrainConfig
 from core.data.sampling import sample, split
 from core.data.scan import scan_folder
-from core.training import train
+from core.training.trainer import train
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 parts = split(sample(scan_folder({str(color_folder)!r}), per_class=6).items, 0.34, 0.0)
 result = train(TrainConfig(epochs=3, batch_size=8, image_size=64), parts, strategy=strategy)
@@ -190,7 +191,7 @@ def test_prediction_of_a_saved_run_matches_its_evaluation(trained_run):
     # forward gives the same probabilities, and its traced function is traced once for one image, then all.
     model = run_model(trained_run)
     assert model.engine == "tflite"
-    arrays = load_arrays(split_.val, model.size)
+    arrays = item_arrays(split_.val, model.size)
     run_batches(model.features, arrays[:1])
     by_tensorflow = model.head.probs(run_batches(model.features, arrays))
     assert np.abs(by_tensorflow - model.predict_arrays(arrays)).max() < 1e-3
@@ -279,7 +280,7 @@ def test_cli_train_runs_predict(tmp_path):
 
 
 def test_tflite_and_tensorflow_frozen_parts_train_the_same(small_split, prepared, monkeypatch):
-    from core.backbones import lite_forward
+    from core.backbones import tflite_convert
 
     config = _config(image_size=None, epochs=3)
 
@@ -287,12 +288,12 @@ def test_tflite_and_tensorflow_frozen_parts_train_the_same(small_split, prepared
         raise AssertionError("every block is frozen and converted: the TensorFlow backbone is not needed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(training, "load_backbone", not_needed)
+        patch.setattr(trainer, "load_backbone", not_needed)
         fast = train(config, small_split)
         augmented = train(config.with_(augment=AugmentConfig.standard()), small_split)  # vectors per epoch
     assert augmented.timings["frozen_forward"] == "tflite" and len(augmented.history) == 3
     assert augmented.frozen_params == fast.frozen_params
-    monkeypatch.setattr(lite_forward, "forward_for", lambda *args: None)
+    monkeypatch.setattr(tflite_convert, "forward_for", lambda *args: None)
     slow = train(config, small_split)
     assert fast.timings["frozen_forward"] == "tflite" and slow.timings["frozen_forward"] == "tensorflow"
     assert (fast.trainable_params, fast.frozen_params) == (slow.trainable_params, slow.frozen_params)
@@ -301,28 +302,30 @@ def test_tflite_and_tensorflow_frozen_parts_train_the_same(small_split, prepared
 
 def test_augmented_features_differ_per_epoch_and_feed_each_epoch():
     from core.data.augment import ArrayAugmenter
-    from core.training import Cancelled, _augmented_features, _EpochFeatures
+    from core.training.context import Cancelled
+    from core.training.inputs import augmented_features
+    from core.training.keras_parts import EpochFeatures
 
     images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     augmenter = ArrayAugmenter(AugmentConfig(rotation=0.2, translation=0.2), seed=1)
     mean_colour = lambda x: x.reshape(len(x), -1, 3).mean(axis=1).astype(np.float32)  # noqa: E731
-    per_epoch = _augmented_features(augmenter, mean_colour, images, 3, None, None)
+    per_epoch = augmented_features(augmenter, mean_colour, images, 3, None, None)
     assert per_epoch.shape == (3, 5, 3)
     assert not np.allclose(per_epoch[0], per_epoch[1]) and not np.allclose(per_epoch[1], per_epoch[2])
-    feed = _EpochFeatures(per_epoch, np.arange(5), batch_size=5, seed=0)
+    feed = EpochFeatures(per_epoch, np.arange(5), batch_size=5, seed=0)
     for epoch in range(3):
         x, y = feed[0]
         assert np.array_equal(x, per_epoch[epoch][y])  # epoch e reads epoch e's images, labels aligned
         feed.on_epoch_end()
     with pytest.raises(Cancelled, match="augmenting the images of epoch 1"):
-        _augmented_features(augmenter, mean_colour, images, 3, None, lambda: True)
+        augmented_features(augmenter, mean_colour, images, 3, None, lambda: True)
 
 
 def test_fine_tuning_moves_the_head_at_its_rate_and_the_blocks_at_theirs():
     """Adam's first step moves every weight with a gradient by about its learning rate: the head's by the
     head rate, the unfrozen blocks' by the fine-tuning rate."""
     from core.tf import tf_keras
-    from core.training import TrainableModel
+    from core.training.keras_parts import TrainableModel
 
     inputs = tf_keras.Input((5,))
     body_layer, head_layer = tf_keras.layers.Dense(4, activation="tanh"), tf_keras.layers.Dense(3, activation="softmax")
@@ -339,7 +342,7 @@ def test_fine_tuning_moves_the_head_at_its_rate_and_the_blocks_at_theirs():
 
 def test_a_knn_run_explains_its_predictions_with_training_images(color_folder, tmp_path):
     from core.errors import StudioError
-    from core.export import export_run
+    from core.inference.export import export_run
 
     run_id = train_in_process(TrainConfig(dataset=str(color_folder), per_class=10, head="knn", val_fraction=0.3,
                                           test_fraction=0.0))

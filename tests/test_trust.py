@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.calibration import ece, fit_temperature, scale
 from core.data.overrides import overrides_path, read_overrides, set_override
 from core.data.sampling import leak_check, split
 from core.data.scan import scan_folder
 from core.errors import DataError, TrainingError
-from core.evaluation import wilson
 from core.health.duplicates import near_duplicates
-from core.health.inspect import look_at
 from core.health.labels import label_issues
-from core.rejection import fit_rule
+from core.health.pixels import look_at
+from core.model.calibration import ece, fit_temperature, scale
+from core.model.metrics import wilson
+from core.model.rejection import fit_rule
 from tests.helpers import make_color_folders, open_page, text_of, train_in_process
 
 
@@ -151,8 +151,8 @@ def test_a_stale_or_malformed_corrections_file_is_named_and_changes_nothing(tmp_
 
 
 def test_class_weighting_is_refused_where_there_is_no_loss():
-    from core.config import TrainConfig
-    from core.training import balanced_weights
+    from core.model.heads import balanced_weights
+    from core.training.config import TrainConfig
 
     with pytest.raises(TrainingError, match="no loss to weight"):
         TrainConfig(head="knn", class_weight=True).validate()
@@ -161,8 +161,8 @@ def test_class_weighting_is_refused_where_there_is_no_loss():
 
 
 def test_a_run_records_intervals_calibration_and_its_rule(trained_run, skimage_images, tmp_path):
-    from core.predict import predict_sources
-    from core.runs import load_run
+    from core.inference.predict import predict_sources
+    from core.runs.store import load_run
 
     run = load_run(trained_run)
     m, data = run.metrics(), run.dataset()
@@ -184,7 +184,7 @@ def test_health_cli_prints_the_documented_json(tmp_path, capsys):
     (root / "green" / "red_07.png").write_bytes((root / "red" / "red_07.png").read_bytes())
     (root / "red" / "red_07.png").unlink()  # a red image filed under green
     Image.fromarray(np.full((24, 200, 3), 128, np.uint8)).save(root / "blue" / "strip.png")
-    from core.__main__ import main
+    from core.cli import main
 
     assert main(["health", "--data", str(root)]) == 0  # in this process: the session's TensorFlow is loaded
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -197,9 +197,9 @@ def test_health_cli_prints_the_documented_json(tmp_path, capsys):
 
 
 def test_a_run_after_corrections_records_them_and_results_compares_it_with_the_run_before(tmp_path):
-    from core import trust
-    from core.config import TrainConfig
-    from core.runs import load_run
+    from core.runs import trust
+    from core.runs.store import load_run
+    from core.training.config import TrainConfig
 
     root = make_color_folders(tmp_path / "colors", per_class=6)
     config = TrainConfig(dataset=str(root), per_class=6, head="knn", val_fraction=0.34, test_fraction=0.0)

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import insight
-from core.evaluation import Predictions
-from core.runs import load_run
-from core.views import RunViews, learning_curve_points
-from core.viz import figures
-from core.viz.images import colormap, filter_grid, overlay
+from core.explain import insight
+from core.images import colormap, filter_grid, overlay
+from core.model.metrics import Predictions
+from core.present import figures
+from core.present.views import RunViews, learning_curve_points
+from core.runs.store import load_run
 from tests.helpers import square_image
 
 

@@ -29,7 +29,7 @@ def block_count(name: str) -> int:
 
 @st.cache_resource(show_spinner="Loading TensorFlow and checking the bundled model...")
 def environment():
-    from core.environment import describe
+    from core.training.devices import describe
 
     return describe()
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.backbones import get_spec
 from core.errors import StudioError
-from core.runs import load_run
+from core.runs.store import load_run
 from ui import presenting
 
 

@@ -7,8 +7,9 @@ import secrets
 
 import streamlit as st
 
-from core.config import ALL, TrainConfig
+from core.backbones.depth import ALL
 from core.data.augment import AugmentConfig
+from core.training.config import TrainConfig
 
 DEFAULTS = TrainConfig()
 

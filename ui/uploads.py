@@ -21,7 +21,7 @@ from core.data.sources import MAX_FILES_PER_ADD, MAX_IMAGE_BYTES, check_upload_s
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"]
 
 
-def uploader(label: str, key: str, types: list[str], max_mb: int, multiple: bool = False, **kwargs) -> list:
+def uploader(label: str, key: str, types: list[str], max_mb: int, *, multiple: bool = False, **kwargs) -> list:
     """The files in a resettable uploader (always a list). max_mb is also enforced by the browser."""
     n = st.session_state.setdefault(f"{key}__n", 0)
     files = st.file_uploader(label, type=types, accept_multiple_files=multiple, key=f"{key}__{n}",
@@ -50,7 +50,7 @@ def release(key: str, files: list) -> None:
     st.session_state[f"{key}__n"] = st.session_state.get(f"{key}__n", 0) + 1
 
 
-def save_images(label: str, key: str, folder: Path, multiple: bool = False) -> list[tuple[str, Path]]:
+def save_images(label: str, key: str, folder: Path, *, multiple: bool = False) -> list[tuple[str, Path]]:
     """Images dropped into a resettable uploader: checked (size, count), written to `folder` and
     released from Streamlit's memory. Returns (name as uploaded, path on disk) of each new file;
     a DataError names the file that was refused, and nothing of that drop is kept then."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import StudioError
-from core.run_summary import RunSummary
-from core.runs import RunState, list_runs, load_run
+from core.runs.store import RunState, list_runs, load_run
+from core.runs.summary import RunSummary
 
 
-def pick_run(label: str = "Run", completed_only: bool = True, key: str = "run_picker"):
+def pick_run(label: str = "Run", *, completed_only: bool = True, key: str = "run_picker"):
     """A select box over runs (newest first), remembering the choice in session state and in the address
     (?run=ID, so the address is a link to it); a link's run is the first choice. None if there is no run."""
     runs = [r for r in list_runs() if r.state == RunState.COMPLETED or not completed_only]
@@ -69,7 +69,7 @@ def show_error(exc: StudioError) -> None:
 
 def show_nearest(container, rows: list[dict], views) -> None:
     """Training images (rows of relpath, label, similarity, and 'image' if already made) side by side."""
-    from core.viz.images import thumbnail
+    from core.images import thumbnail
 
     cols = container.columns(max(len(rows), 1))
     for col, row in zip(cols, rows):
@@ -79,13 +79,15 @@ def show_nearest(container, rows: list[dict], views) -> None:
 
 def report_downloads(container, target: str) -> None:
     """"Build the report and slides" for a run or sweep id, then both downloads (kept for this target)."""
-    from core.report import report
-    from core.slides import deck
+    from core.present.report import render_report
+    from core.present.sections import story
+    from core.present.slides import render_deck
 
     s = st.session_state
     if container.button("Build the report and slides", icon=":material/description:", key=f"build_{target}"):
         with st.spinner("Rendering the report and the slides (figures, Grad-CAM of the mistakes)..."):
-            s.report_files = (target, report(target), deck(target))
+            told = story(target)  # computed once (Grad-CAM included), rendered twice
+            s.report_files = (target, render_report(told), render_deck(told))
     if s.get("report_files", (None,))[0] == target:
         _, page, slides = s.report_files
         container.download_button("Download the report (HTML)", page, f"{target}.html", "text/html")

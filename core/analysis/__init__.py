@@ -1,6 +1,6 @@
 """Transfer analysis: where to cut and how much data, from one forward pass over a sample.
 
-analyze() samples the dataset as a run would, reads every block's pooled output (core.analysis.features),
+analyze() samples the dataset as a run would, reads every block's pooled output (core.features.blocks),
 scores a linear probe on each block (depth) and on growing numbers of images per class from the last
 block (size), fits a saturating power law and forecasts 2x and 4x the sampled size. The result is kept
 under STUDIO_HOME/analyses/ (the latest per dataset and backbone) for the Analyze page and the report.
@@ -18,10 +18,10 @@ import numpy as np
 
 from core import paths
 from core.analysis import forecast as forecasting
-from core.analysis import probe
-from core.analysis.features import BlockVectors, block_vectors
-from core.config import ALL
+from core.backbones.depth import ALL
+from core.features.blocks import BlockVectors, block_vectors
 from core.fileio import atomic_write_json, read_json
+from core.model import probe
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -126,7 +126,7 @@ def analyze(spec: str, backbone: str, per_class: int | None = None, fraction: fl
 
 def _path(spec: str, backbone: str) -> Path:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", spec).strip("_")[-80:] or "dataset"
-    return paths.studio_home() / "analyses" / f"{slug}--{backbone}.json"
+    return paths.analyses_dir() / f"{slug}--{backbone}.json"
 
 
 def save(analysis: Analysis, spec: str) -> None:

@@ -19,11 +19,10 @@ def load_backbone(name: str, input_size: int | None = None):
     spec = get_spec(name)
     size = input_size or spec.input_size
     if spec.source == "bundled":
-        blocks, top, _, _ = bundled.load(size)
-        return Backbone(spec, size, blocks=blocks, imagenet_top=top)
+        models = bundled.load(size)
+        return Backbone(spec, size, blocks=models.blocks, imagenet_top=models.top)
     if spec.source == "random":
-        blocks, _, _, _ = bundled.build(size)
-        return Backbone(spec, size, blocks=_quick_batchnorm(blocks))
+        return Backbone(spec, size, blocks=_quick_batchnorm(bundled.build(size).blocks))
     if spec.source == "bundled_hub":
         return Backbone(spec, spec.input_size, layer=hub.keras_layer(str(bundled.hub_path()), trainable=True))
     if spec.source == "tfhub":
@@ -38,7 +37,7 @@ def load_backbone(name: str, input_size: int | None = None):
 
 
 def _quick_batchnorm(blocks, momentum: float = 0.9):
-    """Random weights train from scratch with BatchNorm in training mode (core.training); a run is a few
+    """Random weights train from scratch with BatchNorm in training mode (core.training.trainer); a run is a few
     hundred steps, so the moving statistics that evaluation uses must follow faster than ImageNet's 0.99."""
     for block in blocks:
         for layer in block.layers:
@@ -68,8 +67,8 @@ def _bundled_summary(input_size: int) -> tuple[int, int]:
     """Three catalog entries share this architecture: build it (seconds, not milliseconds) once per size."""
     from core.backbones import bundled
 
-    blocks, _, features, _ = bundled.build(input_size)
-    return len(blocks), int(features.count_params())
+    models = bundled.build(input_size)
+    return len(models.blocks), int(models.features.count_params())
 
 
 def architecture_summary(spec: BackboneSpec) -> tuple[int, int] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from core import paths
@@ -37,14 +38,24 @@ def hub_dir() -> Path:
     return paths.models_dir() / "efficientnet_lite0_hub"
 
 
-def build(input_size: int = lite.INPUT_SIZE):
-    """(blocks, classifier top, feature model, classifier model), random weights."""
+@dataclass(frozen=True)
+class LiteModels:
+    """EfficientNet-Lite0 in Keras: its blocks, the ImageNet classifier top, the blocks chained into a feature
+    model, and the whole classifier."""
+    blocks: list
+    top: object
+    features: object
+    classifier: object
+
+
+def build(input_size: int = lite.INPUT_SIZE) -> LiteModels:
+    """The models with random weights."""
     blocks = lite.build_blocks()
     top = lite.build_classifier_top()
     features = lite.chain(blocks, (input_size, input_size, 3), "efficientnet_lite0_features")
     inputs = tf_keras.Input((input_size, input_size, 3), name="image")
     classifier = tf_keras.Model(inputs, top(features(inputs)), name="efficientnet_lite0_classifier")
-    return blocks, top, features, classifier
+    return LiteModels(blocks, top, features, classifier)
 
 
 def _publish(tmp: Path, final: Path) -> None:
@@ -57,12 +68,12 @@ def _publish(tmp: Path, final: Path) -> None:
 
 
 def _convert() -> None:
-    blocks, top, features, classifier = build()
-    lite.load_state_dict(blocks, top, read_state_dict(checkpoint_path()))
+    models = build()
+    lite.load_state_dict(models.blocks, models.top, read_state_dict(checkpoint_path()))
     paths.models_dir().mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=paths.models_dir(), prefix=".convert-"))
     try:
-        classifier.save_weights(str(tmp / WEIGHTS_NAME))
+        models.classifier.save_weights(str(tmp / WEIGHTS_NAME))
         _publish(tmp, keras_dir())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -96,13 +107,13 @@ def _file_status(path: Path) -> str:
 
 
 def _blocks_path() -> Path:
-    from core.backbones.lite_forward import blocks_path
+    from core.backbones.tflite_convert import blocks_path
 
     return blocks_path(DEFAULT_BACKBONE, lite.INPUT_SIZE)
 
 
 def _tflite_path() -> Path:
-    from core.backbones.lite_forward import path_for
+    from core.backbones.tflite_convert import path_for
 
     return path_for(DEFAULT_BACKBONE, lite.INPUT_SIZE, lite.NUM_BLOCKS)
 
@@ -117,14 +128,12 @@ def prepare() -> dict[str, str]:
         if current["keras"] != "ready":
             _convert()
         if current["hub"] != "ready":
-            _, _, features, _ = load()
-            _export_hub(features)
-        if current["tflite"] != "ready":  # the fast frozen forward for the default cut (lite_forward)
-            from core.backbones.lite_forward import convert, frozen_part
+            _export_hub(load().features)
+        if current["tflite"] != "ready":  # the fast frozen forward for the default cut (tflite_convert)
+            from core.backbones.tflite_convert import convert, frozen_part
 
-            blocks, _, _, _ = load()
-            convert(frozen_part(blocks, lite.INPUT_SIZE, lite.NUM_BLOCKS), _tflite_path(), lite.NUM_BLOCKS)
-        if current["blocks_tflite"] != "ready":  # every block's pooled output, for analysis (analysis.features)
+            convert(frozen_part(load().blocks, lite.INPUT_SIZE, lite.NUM_BLOCKS), _tflite_path(), lite.NUM_BLOCKS)
+        if current["blocks_tflite"] != "ready":  # every block's pooled output, for analysis (features.blocks)
             _convert_blocks()
     return status()
 
@@ -136,21 +145,21 @@ def _store_lock():
 def _convert_blocks() -> None:
     from core.backbones import load_backbone
     from core.backbones.inference import pooled_blocks_model
-    from core.backbones.lite_forward import convert
+    from core.backbones.tflite_convert import convert
 
     model, layout = pooled_blocks_model(load_backbone(DEFAULT_BACKBONE))
     convert(model, _blocks_path(), lite.NUM_BLOCKS, {"layout": layout.to_json()})
 
 
-def load(input_size: int = lite.INPUT_SIZE):
-    """(blocks, top, feature model, classifier) with the ImageNet weights, converting if needed."""
+def load(input_size: int = lite.INPUT_SIZE) -> LiteModels:
+    """The models with the ImageNet weights, converting them first if needed."""
     if status()["keras"] != "ready":
         with _store_lock():
             if status()["keras"] != "ready":  # another process may have converted while this one waited
                 _convert()
-    blocks, top, features, classifier = build(input_size)
-    classifier.load_weights(str(keras_dir() / WEIGHTS_NAME))
-    return blocks, top, features, classifier
+    models = build(input_size)
+    models.classifier.load_weights(str(keras_dir() / WEIGHTS_NAME))
+    return models
 
 
 def hub_path() -> Path:

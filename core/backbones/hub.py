@@ -71,7 +71,7 @@ def resolve(handle: str) -> Path:
         raise BackboneUnavailable(f"Downloading {handle} failed: {exc}") from exc
 
 
-def keras_layer(handle: str, trainable: bool):
+def keras_layer(handle: str, *, trainable: bool):
     """A hub.KerasLayer over the resolved SavedModel folder."""
     import tensorflow_hub as hub
 

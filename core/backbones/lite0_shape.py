@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0's shape, for code that must not load TensorFlow to know it (core.backbones.lite_runtime)."""
+"""EfficientNet-Lite0's shape, for code that must not load TensorFlow to know it (core.backbones.tflite_run)."""
 
 INPUT_SIZE = 224
 FEATURE_DIM = 1280

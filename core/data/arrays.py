@@ -11,8 +11,8 @@ import numpy as np
 
 from core.data.dataset import ImageItem
 from core.data.decode import load_array
+from core.data.npy_cache import NpyCache
 from core.data.parallel import parallel_map
-from core.data.store import NpyStore
 
 CACHE_BYTES = 2 * 1024**3
 
@@ -23,8 +23,8 @@ class ArrayCache:
     is a miss, so a damaged cache costs a decode, never a wrong image."""
 
     def __init__(self, folder: Path | None = None, max_bytes: int = CACHE_BYTES):
-        self.store = NpyStore(folder or Path("cache") / "arrays", max_bytes)
-        self.decoded = 0  # images load_arrays had to decode (misses), in this process
+        self.store = NpyCache(folder or "arrays", max_bytes)
+        self.decoded = 0  # images item_arrays had to decode (misses), in this process
 
     @property
     def folder(self) -> Path:
@@ -51,7 +51,7 @@ class ArrayCache:
 DEFAULT_CACHE = ArrayCache()
 
 
-def load_arrays(items: Sequence[ImageItem], size: int, cache: ArrayCache | None = DEFAULT_CACHE,
+def item_arrays(items: Sequence[ImageItem], size: int, cache: ArrayCache | None = DEFAULT_CACHE,
                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """(N, size, size, 3) uint8, in the order of `items`: from the cache, else decoded (in parallel)."""
     written = []

@@ -100,7 +100,7 @@ def open_image(data: bytes | BinaryIO, name: str = "image", target: int | None =
         raise ImageDecodeError(name, "corrupt", f"corrupt or truncated image ({type(exc).__name__}: {exc})") from exc
 
 
-def resize(img: Image.Image, size: int, crop: bool = False) -> np.ndarray:
+def resize(img: Image.Image, size: int, *, crop: bool = False) -> np.ndarray:
     """size x size RGB uint8; crop=True takes the centre square first (ImageNet evaluation style)."""
     if crop:
         w, h = img.size
@@ -109,7 +109,7 @@ def resize(img: Image.Image, size: int, crop: bool = False) -> np.ndarray:
     return np.asarray(img.resize((size, size), Image.BICUBIC, reducing_gap=REDUCING_GAP), dtype=np.uint8)
 
 
-def load_array(source: str | Path | bytes, size: int, name: str | None = None, crop: bool = False) -> np.ndarray:
+def load_array(source: str | Path | bytes, size: int, name: str | None = None, *, crop: bool = False) -> np.ndarray:
     """Read a path or bytes and return a size x size x 3 uint8 array: the one decode path of training,
     prediction, views and thumbnails."""
     if isinstance(source, (str, Path)):

@@ -1,5 +1,5 @@
 """Dataset health, before any accuracy is reported: likely label errors, near duplicates, class
-imbalance and odd images, from the feature store's vectors (core.analysis.features) and one small
+imbalance and odd images, from the feature store's vectors (core.features.blocks) and one small
 look at every image. The latest result per dataset and backbone is kept under STUDIO_HOME/health/.
 """
 
@@ -18,9 +18,9 @@ from core.data.dataset import IMBALANCE_WARNING_RATIO, Dataset, ImageItem
 from core.errors import DataError, StudioError
 from core.fileio import atomic_write_json, read_json
 from core.health.duplicates import near_duplicates
-from core.health.inspect import look_at
 from core.health.labels import label_issues, out_of_fold_probs
 from core.health.odd import odd_reasons
+from core.health.pixels import look_at
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -73,7 +73,7 @@ def imbalance(counts: dict[str, int]) -> dict:
 
 
 def _vectors(items: Sequence[ImageItem], backbone: str, image_size: int | None, progress: Progress | None):
-    from core.analysis.features import block_vectors
+    from core.features.blocks import block_vectors
 
     found = block_vectors(items, backbone, image_size, progress)
     return found.final, found.engine, found.computed
@@ -92,7 +92,7 @@ def _input_size(backbone: str, image_size: int | None) -> int | None:
 def _cheap_vectors(items: Sequence[ImageItem], backbone: str, image_size: int | None) -> np.ndarray | None:
     """Feature vectors from the store or a converted (TFLite) file; None rather than build the backbone in
     TensorFlow, or when the backbone cannot load here."""
-    from core.analysis.features import block_vectors
+    from core.features.blocks import block_vectors
 
     try:
         found = block_vectors(items, backbone, image_size, tensorflow=False)
@@ -156,12 +156,8 @@ def _key(root: str, backbone: str) -> str:
     return f"{Path(root).name[:40]}-{hashlib.sha256(f'{root}|{backbone}'.encode()).hexdigest()[:12]}"
 
 
-def health_dir() -> Path:
-    return paths.studio_home() / "health"
-
-
 def save(health: Health) -> Path:
-    path = health_dir() / f"{_key(health.root, health.backbone)}.json"
+    path = paths.health_dir() / f"{_key(health.root, health.backbone)}.json"
     atomic_write_json(path, health.to_json())
     return path
 
@@ -169,6 +165,6 @@ def save(health: Health) -> Path:
 def latest(root: str, backbone: str) -> Health | None:
     """The last health check of this dataset folder with this backbone, if one was kept."""
     try:
-        return Health.from_json(read_json(health_dir() / f"{_key(root, backbone)}.json"))
+        return Health.from_json(read_json(paths.health_dir() / f"{_key(root, backbone)}.json"))
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.data.sampling import connected
-from core.vectors import unit_rows
+from core.model.vectors import unit_rows
 
 NEAR = 0.95
 FLOOR = 0.8

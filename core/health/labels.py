@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.analysis.probe import folds_for, probe_model
+from core.model.probe import folds_for, probe_model
 
 
 @dataclass(frozen=True)

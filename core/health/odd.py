@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.health.inspect import Look
+from core.health.pixels import Look
 
 SMALL_SHARE = 0.25  # short side below a quarter of the dataset's median short side
 TINY = 8  # pixels: too small whatever the rest are

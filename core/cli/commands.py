@@ -1,0 +1,193 @@
+"""The commands of `python -m core`: each reads its parsed options, calls the core and prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from core.backbones.depth import parse_frozen
+from core.backbones.registry import DEFAULT_BACKBONE
+from core.cli.options import config_from_args, data_spec
+from core.cli.output import StagePrinter, TrainPrinter, table
+
+
+def cmd_models(args) -> None:
+    from core.backbones import architecture_summary, available_offline, list_specs
+
+    rows = []
+    for spec in list_specs():
+        summary = architecture_summary(spec)
+        blocks, params = summary if summary else ("-", "-")
+        rows.append([spec.name, spec.source, f"{spec.input_size}x{spec.input_size}", blocks,
+                     f"{params:,}" if isinstance(params, int) else params,
+                     "yes" if available_offline(spec) else "needs download"])
+    print(table(rows, ["name", "source", "input", "blocks", "parameters", "offline"]))
+
+
+def cmd_prepare(args) -> None:
+    from core.backbones import bundled
+
+    print(json.dumps(bundled.prepare()))
+
+
+def cmd_imagenet(args) -> None:
+    import numpy as np
+
+    from core.backbones import load_backbone
+    from core.data.decode import load_array
+    from core.inference import imagenet
+
+    backbone = load_backbone(DEFAULT_BACKBONE)
+    images = np.stack([load_array(path, backbone.input_size, crop=True) for path in args.images])
+    for path, top in zip(args.images, imagenet.top_k(backbone.imagenet_classifier(), images, k=args.top)):
+        print(f"{path}:")
+        for index, name, p in top:
+            print(f"  {p:6.3f}  {index:4d}  {name}")
+
+
+def cmd_datasets(args) -> None:
+    from core.data.sources import DEMOS, demo_folder
+
+    rows = []
+    for demo in DEMOS.values():
+        folder = demo_folder(demo.name)
+        rows.append([demo.name, demo.classes, f"{demo.images:,}", demo.source, demo.description, str(folder)])
+    print(table(rows, ["name", "classes", "images", "source", "description", "folder"]))
+
+
+TRAIN_KEYS = ("train_accuracy", "val_accuracy", "val_accuracy_interval", "test_accuracy", "test_accuracy_interval",
+              "val_balanced_accuracy", "val_macro_f1", "ece", "ece_before", "temperature", "val_unknown_share",
+              "seconds")
+
+
+def cmd_train(args) -> None:
+    from core.runs import jobs
+    from core.runs.store import load_run
+
+    config = config_from_args(args).validate()
+    run_id = jobs.submit(config)
+    print(f"run {run_id} queued", flush=True)
+    status = jobs.wait(run_id, on_status=TrainPrinter(run_id, config.epochs))
+    run = load_run(run_id)
+    metrics = run.metrics()
+    result = {"run_id": run_id, "dir": str(run.dir), "state": run.state, "message": status.get("message", ""),
+              **{k: metrics.get(k) for k in TRAIN_KEYS}, "leak_check": run.dataset().get("leak_check", {}).get("text"),
+              "overrides": len(run.dataset().get("overrides", {}).get("applied", []))}
+    print(json.dumps(result))
+    if run.state != "completed":
+        raise SystemExit(1)
+
+
+def cmd_runs(args) -> None:
+    from core.runs.store import list_runs
+    from core.runs.summary import RunSummary
+
+    columns = ["run", "state", "data", "backbone", "frozen", "head", "train acc", "val acc", "val 95% CI", "test acc",
+               "test 95% CI"]
+    rows = [RunSummary.of(run).row() for run in list_runs()]
+    print(table([["-" if r[c] is None else r[c] for c in columns] for r in rows], columns))
+
+
+def cmd_predict(args) -> None:
+    from core.fileio import atomic_write_text
+    from core.inference.batch import predict_batch
+    from core.inference.predict import predictions_csv
+
+    def progress(done: int, total: int) -> None:
+        print(f"predicted {done}/{total} images", file=sys.stderr, flush=True)
+
+    batch = predict_batch(args.run, args.paths, k=args.top, progress=progress if args.csv else None)
+    if not args.csv:
+        for result in batch.as_results():
+            print(json.dumps(result))
+        return
+    atomic_write_text(args.csv, predictions_csv(batch.as_results()))
+    predicted = len(batch.predicted)
+    print(json.dumps({"csv": args.csv, "images": len(batch.results), "predicted": predicted,
+                      "unreadable": len(batch.results) - predicted, "skipped": len(batch.skipped),
+                      "counts": batch.counts(), "engine": batch.engine, "seconds": round(batch.seconds, 2),
+                      "images_per_second": round(len(batch.results) / max(batch.seconds, 1e-9), 1)}))
+
+
+def cmd_views(args) -> None:
+    from core.present.views import render_all
+
+    for path in render_all(args.run, args.out):
+        print(path)
+
+
+def cmd_sweep(args) -> None:
+    import time
+
+    from core.runs import sweeps
+    from core.runs.compare import comparison_rows
+
+    if args.resume:
+        sweep = sweeps.resume(args.resume)
+    else:
+        base = config_from_args(args)
+        frozen = tuple(parse_frozen(f) for f in args.frozen)
+        augment = {"off": (False,), "on": (True,), "both": (False, True)}[args.augment_grid]
+        spec = sweeps.SweepSpec(base, tuple(args.sizes), frozen, augment, tuple(args.heads), tuple(args.models or ()))
+        sweep = sweeps.create_sweep(spec, args.name or "")
+    print(f"sweep {sweep.id}: {len(sweep.run_ids)} runs", flush=True)
+    last = None
+    while not args.no_wait:
+        sweep = sweeps.load_sweep(sweep.id)
+        progress = sweep.progress()
+        if progress != last:
+            print(json.dumps(progress), flush=True)
+            last = progress
+        if not sweep.active:
+            break
+        time.sleep(1.0)
+    rows = comparison_rows([r for r in sweep.runs() if r is not None])
+    if rows:
+        cols = ["images", "share", "frozen", "trainable %", "augmentation", "head", "train acc", "val acc",
+                "val 95% CI", "test acc", "test 95% CI", "seconds"]
+        print(table([[r[c] for c in cols] for r in rows], cols))
+    print(json.dumps({"sweep_id": sweep.id, "runs": list(sweep.run_ids), "progress": sweep.progress()}))
+
+
+def cmd_report(args) -> None:
+    from core.present.report import write_report
+
+    print(write_report(args.target, args.out, slides=args.slides))
+
+
+def cmd_export(args) -> None:
+    from core.inference.export import export_run
+
+    result = export_run(args.run, args.format, args.out)
+    print(json.dumps({"path": str(result.path), "format": result.format, "checked_images": result.checked_images,
+                      "top1_agreement": result.top1_agreement, "max_abs_diff": result.max_abs_diff}))
+
+
+def cmd_analyze(args) -> None:
+    from core.analysis import analyze
+
+    analysis = analyze(data_spec(args.data), args.model, per_class=None if args.fraction else args.per_class,
+                       fraction=args.fraction, seed=args.seed, image_size=args.image_size, progress=StagePrinter())
+    print(json.dumps(analysis.to_json()))
+
+
+def cmd_health(args) -> None:
+    from core.data.sources import load_dataset
+    from core.health import check_health, save
+
+    health = check_health(load_dataset(data_spec(args.data)), args.model, args.image_size, progress=StagePrinter())
+    save(health)
+    print(json.dumps(health.to_json()))
+
+
+def cmd_lr_find(args) -> None:
+    from core.training.lr_find import find_for_config
+
+    curve = find_for_config(config_from_args(args).validate(), args.phase, progress=StagePrinter())
+    print(json.dumps(curve.to_json()))
+
+
+def cmd_worker(args) -> None:
+    from core.runs.jobs import worker_main
+
+    raise SystemExit(worker_main())

@@ -1,0 +1,103 @@
+"""The parser of `python -m core`: each command with the option groups it takes (core.cli.options)."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.backbones.depth import frozen_text
+from core.cli import commands as c
+from core.cli.options import (
+    DEPTH_DEFAULTS,
+    HEAD_DEFAULTS,
+    SAMPLE_DEFAULTS,
+    D,
+    data_options,
+    depth_options,
+    fit_options,
+    head_options,
+    runs_options,
+    sample_options,
+    seed_options,
+)
+from core.training.config import HEADS
+
+
+def _add_data_commands(sub) -> None:
+    """Commands on the backbones and the images, before any run."""
+    sub.add_parser("models", help="list the backbone registry").set_defaults(func=c.cmd_models)
+    sub.add_parser("prepare", help="convert the bundled weights and export the TF Hub copy").set_defaults(
+        func=c.cmd_prepare)
+    sub.add_parser("datasets", help="list the bundled demo datasets").set_defaults(func=c.cmd_datasets)
+    p = sub.add_parser("imagenet", help="top-k ImageNet labels from the bundled classifier")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top", type=int, default=5)
+    p.set_defaults(func=c.cmd_imagenet)
+    sub.add_parser("analyze", parents=[data_options(), sample_options(), seed_options()],
+                   help="probe every block and forecast accuracy with more data; JSON last").set_defaults(
+        func=c.cmd_analyze)
+    sub.add_parser("health", parents=[data_options()],
+                   help="label issues, near duplicates, imbalance and odd images; JSON last").set_defaults(
+        func=c.cmd_health)
+
+
+def _add_training_commands(sub) -> None:
+    p = sub.add_parser("lr-find", parents=[data_options(), sample_options(), seed_options(), depth_options(),
+                                           fit_options()], help="loss against a growing learning rate; JSON last")
+    p.add_argument("--phase", choices=["head", "fine-tune"], default="head",
+                   help="the head on the vectors, or the unfrozen blocks after the head phase")
+    p.set_defaults(func=c.cmd_lr_find, **HEAD_DEFAULTS)
+    sub.add_parser("train", parents=[runs_options(), data_options(), sample_options(), seed_options(),
+                                     depth_options(), head_options(), fit_options()],
+                   help="train a run (in a worker process) and print its metrics as JSON").set_defaults(
+        func=c.cmd_train)
+    p = sub.add_parser("sweep", parents=[runs_options(), data_options(), seed_options(), fit_options()],
+                       help="train a grid of runs and print the comparison table")
+    p.add_argument("--sizes", type=int, nargs="+", default=[20, 50], help="images per class")
+    p.add_argument("--frozen", nargs="+", default=[frozen_text(D.frozen_blocks)], help="frozen blocks, e.g. all 15")
+    p.add_argument("--augment-grid", choices=["off", "on", "both"], default="off")
+    p.add_argument("--heads", nargs="+", default=[D.head], choices=HEADS)
+    p.add_argument("--models", nargs="+", default=None, help="backbones (default: --model)")
+    p.add_argument("--name", default="")
+    p.add_argument("--resume", default=None, help="resume this sweep id instead of starting one")
+    p.add_argument("--no-wait", action="store_true")
+    p.set_defaults(func=c.cmd_sweep, **SAMPLE_DEFAULTS, **DEPTH_DEFAULTS, **HEAD_DEFAULTS)
+    sub.add_parser("worker", help="(internal) train the oldest queued run, then exit").set_defaults(func=c.cmd_worker)
+
+
+def _add_run_commands(sub) -> None:
+    """Commands on finished runs (or a sweep)."""
+    runs = runs_options()
+    sub.add_parser("runs", parents=[runs], help="list runs").set_defaults(func=c.cmd_runs)
+    p = sub.add_parser("predict", parents=[runs], help="predict images with a completed run; one JSON line each, "
+                       "or a CSV with --csv")
+    p.add_argument("run")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively) and zips")
+    p.add_argument("--top", type=int, default=3)
+    p.add_argument("--csv", metavar="FILE", help="write one row per image to FILE and print a summary line")
+    p.set_defaults(func=c.cmd_predict)
+    p = sub.add_parser("views", parents=[runs], help="render every insight view of a run to PNG files")
+    p.add_argument("run")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=c.cmd_views)
+    p = sub.add_parser("report", parents=[runs], help="write a self-contained HTML report (or slide deck) of a run "
+                       "or a sweep")
+    p.add_argument("target", help="run id or sweep id")
+    p.add_argument("--out", required=True)
+    p.add_argument("--slides", action="store_true", help="a slide deck: one full-screen slide per result, arrow "
+                   "keys to move, F for full screen, one slide per printed page")
+    p.set_defaults(func=c.cmd_report)
+    p = sub.add_parser("export", parents=[runs], help="export a run's model (checked against the run after writing)")
+    p.add_argument("run")
+    p.add_argument("--format", choices=["savedmodel", "keras", "tflite"], required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=c.cmd_export)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Transfer Learning Studio core")
+    parser.set_defaults(runs_dir=None)  # the commands on runs take --runs-dir
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_data_commands(sub)
+    _add_training_commands(sub)
+    _add_run_commands(sub)
+    return parser

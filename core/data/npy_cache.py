@@ -1,0 +1,80 @@
+"""Arrays kept on disk across processes: one .npy file per key, written atomically, bounded in bytes
+with the least recently used file evicted first. A file that cannot be read back is only a miss."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from core import paths
+
+
+class NpyCache:
+    """`folder` is relative to the studio's cache folder unless absolute (read each time: tests move the home)."""
+
+    def __init__(self, folder: Path | str, max_bytes: int):
+        self._folder, self.max_bytes = Path(folder), max_bytes
+
+    @property
+    def folder(self) -> Path:
+        return self._folder if self._folder.is_absolute() else paths.cache_dir() / self._folder
+
+    def path(self, space: str, digest: str) -> Path:
+        return self.folder / space / digest[:2] / f"{digest}.npy"
+
+    def get(self, space: str, digest: str, valid: Callable[[np.ndarray], bool]) -> np.ndarray | None:
+        path = self.path(space, digest)
+        try:
+            array = np.load(path, allow_pickle=False)
+            os.utime(path)  # used now: evicted last
+        except (OSError, ValueError):
+            return None
+        return array if valid(array) else None
+
+    def has(self, space: str, digest: str) -> bool:
+        return self.path(space, digest).is_file()
+
+    def put(self, space: str, digest: str, array: np.ndarray) -> bool:
+        """Written to a temporary name and renamed: readers see a whole file or none. Not fsynced:
+        after a power cut a damaged file is only a miss. False when the disk refused."""
+        path = self.path(space, digest)
+        buf = io.BytesIO()
+        np.save(buf, array)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(buf.getvalue())
+            os.replace(tmp, path)
+        except OSError:  # a full or read-only disk: the work goes on without the store
+            return False
+        return True
+
+    def _files(self) -> list[tuple[float, int, Path]]:
+        found = []
+        for path in self.folder.rglob("*.npy"):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            found.append((stat.st_mtime, stat.st_size, path))
+        return sorted(found)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(size for _, size, _ in self._files())
+
+    def evict(self) -> None:
+        """Remove the least recently used files until the store is within max_bytes."""
+        files = self._files()
+        total = sum(size for _, size, _ in files)
+        for _, size, path in files:
+            if total <= self.max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            total -= size

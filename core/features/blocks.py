@@ -1,0 +1,129 @@
+"""Every block's output, global-average pooled: one vector per image per block, from one forward pass.
+
+The vectors are kept on disk (STUDIO_HOME/cache/blocks/<backbone>-<size>px/), keyed by the image's
+SHA-256, so a second analysis of the same images, or of a sample that overlaps, runs nothing through
+the backbone. The bundled backbone's pooled-blocks model is converted to TFLite by `prepare` and runs
+there; other backbones run in TensorFlow. An opaque TF Hub layer has no blocks to read: it gives its
+final vector only, as one block named "output".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from core.backbones.inference import Layout, pooled_blocks_model, run_batches
+from core.data.arrays import item_arrays
+from core.data.dataset import ImageItem
+from core.data.npy_cache import NpyCache
+from core.fileio import atomic_write_json, read_json
+
+CACHE = NpyCache("blocks", 512 * 1024**2)
+CHUNK = 128  # images decoded and run at a time: memory stays flat however many images there are
+
+
+@dataclass(frozen=True)
+class BlockVectors:
+    layout: Layout
+    vectors: np.ndarray  # (images, layout.width) float32: the blocks' pooled outputs side by side
+    engine: str  # tflite | tensorflow | store (nothing had to run)
+    computed: int  # images that went through the backbone; the others came from the store
+
+    def block(self, index: int) -> np.ndarray:
+        start = sum(self.layout.dims[:index])
+        return self.vectors[:, start:start + self.layout.dims[index]]
+
+    @property
+    def final(self) -> np.ndarray:
+        """The last block's vectors: the backbone's feature vectors."""
+        return self.block(len(self.layout.dims) - 1)
+
+
+def space(backbone: str, size: int) -> str:
+    return f"{backbone}-{size}px"
+
+
+def _layout_path(backbone: str, size: int) -> Path:
+    return CACHE.folder / space(backbone, size) / "layout.json"
+
+
+def stored_layout(backbone: str, size: int) -> Layout | None:
+    try:
+        return Layout.from_json(read_json(_layout_path(backbone, size)))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _forward(backbone_name: str, image_size: int | None, *, tensorflow: bool = True):
+    """(callable uint8 images -> vectors, layout, engine, input size): the converted file if there is one,
+    else TensorFlow (None when tensorflow is False)."""
+    from core.backbones import tflite_convert
+
+    lite = tflite_convert.blocks_forward(backbone_name, image_size)
+    if lite is not None:
+        forward, layout_json, size = lite
+        return forward, Layout.from_json(layout_json), "tflite", size
+    if not tensorflow:
+        return None
+    from core.backbones import load_backbone
+
+    backbone = load_backbone(backbone_name, image_size)
+    model, layout = pooled_blocks_model(backbone)
+    return (lambda x: run_batches(model, x)), layout, "tensorflow", backbone.input_size
+
+
+def block_vectors(items: Sequence[ImageItem], backbone_name: str, image_size: int | None,
+                  progress: Callable[[str, int, int], None] | None = None,
+                  *, tensorflow: bool = True) -> BlockVectors | None:
+    """Every item's pooled block outputs, from the store where it has them. progress(stage, done, total).
+    tensorflow=False: None rather than build the backbone in TensorFlow for the missing ones (only the
+    store and a converted file serve)."""
+    from core.backbones import get_spec
+
+    size = image_size or get_spec(backbone_name).input_size
+    layout = stored_layout(backbone_name, size)
+    found = [_get(backbone_name, size, item, layout) for item in items]
+    missing = [i for i, v in enumerate(found) if v is None]
+    if not missing:
+        return BlockVectors(layout, np.stack(found) if found else np.zeros((0, 0), np.float32), "store", 0)
+    engine = _forward(backbone_name, image_size, tensorflow=tensorflow)
+    if engine is None:
+        return None
+    forward, layout, engine, size = engine
+    atomic_write_json(_layout_path(backbone_name, size), layout.to_json())
+    for start in range(0, len(missing), CHUNK):
+        chunk = missing[start:start + CHUNK]
+        arrays = item_arrays([items[i] for i in chunk], size)
+        for i, vector in zip(chunk, forward(arrays)):
+            found[i] = vector.astype(np.float32)
+            CACHE.put(space(backbone_name, size), items[i].sha256, found[i])
+        if progress:
+            progress("features", min(start + CHUNK, len(missing)), len(missing))
+    CACHE.evict()
+    return BlockVectors(layout, np.stack(found), engine, len(missing))
+
+
+def _get(backbone_name: str, size: int, item: ImageItem, layout: Layout | None) -> np.ndarray | None:
+    if layout is None:
+        return None
+    return CACHE.get(space(backbone_name, size), item.sha256,
+                     lambda a: a.shape == (layout.width,) and a.dtype == np.float32)
+
+
+def stored_final_vectors(items: Sequence[ImageItem], backbone_name: str, size: int,
+                         feature_dim: int) -> np.ndarray | None:
+    """The last block's vectors (the backbone's feature vectors) of every item, if the store has them
+    all (an analysis of these images ran before); else None. Nothing is computed."""
+    layout = stored_layout(backbone_name, size)
+    if layout is None or layout.dims[-1] != feature_dim:
+        return None
+    out = np.empty((len(items), feature_dim), np.float32)
+    for i, item in enumerate(items):
+        vector = _get(backbone_name, size, item, layout)
+        if vector is None:
+            return None
+        out[i] = vector[-feature_dim:]
+    return out

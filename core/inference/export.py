@@ -1,0 +1,152 @@
+"""Export a run's classifier: SavedModel, .keras model, or TFLite, each with labels, metadata and usage
+notes. The metadata carries the run's temperature (already inside the model's probabilities) and its
+"none of these" rule. The rule reads the backbone's feature vector: a SavedModel serves it as a second
+signature, `features`; the .keras and TFLite files output probabilities only.
+
+Every export takes float32 images in [0, 1] (N, S, S, 3) and returns class probabilities.
+After writing, the export is loaded back and must agree with the run's own model on the
+run's validation images (same top-1 for every image), or the export is removed and an
+error raised.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.data.arrays import item_arrays
+from core.errors import StudioError
+from core.inference.predict import run_model
+from core.tf import tf, tf_keras
+
+FORMATS = ("savedmodel", "keras", "tflite")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    format: str
+    checked_images: int
+    top1_agreement: float
+    max_abs_diff: float
+
+
+def _float_models(rm) -> tuple[tf_keras.Model, tf_keras.Model]:
+    """The run's classifier on [0, 1] float images, and the same images to feature vectors."""
+    inputs = tf_keras.Input(rm.backbone.image_shape, name="image")
+    vectors = rm.backbone.feature_model(inputs)
+    return (tf_keras.Model(inputs, rm.head_probs(vectors), name="classifier"),
+            tf_keras.Model(inputs, vectors, name="features"))
+
+
+def _usage(fmt: str, rm, size: int) -> str:
+    load = {
+        "savedmodel": "import tensorflow as tf\nmodel = tf.saved_model.load('model')\n"
+                      "probs = model.serve(images)  # or model.signatures['serving_default'](image=images)",
+        "keras": "import os; os.environ['TF_USE_LEGACY_KERAS'] = '1'\nimport tf_keras\n"
+                 "model = tf_keras.models.load_model('model.keras')\nprobs = model.predict(images)",
+        "tflite": "import tensorflow as tf\ninterpreter = tf.lite.Interpreter('model.tflite')\n"
+                  "interpreter.allocate_tensors()\ninp = interpreter.get_input_details()[0]['index']\n"
+                  "interpreter.resize_tensor_input(inp, images.shape); interpreter.allocate_tensors()\n"
+                  "interpreter.set_tensor(inp, images)\ninterpreter.invoke()\n"
+                  "probs = interpreter.get_tensor(interpreter.get_output_details()[0]['index'])",
+    }[fmt]
+    return (f"# {rm.run.id}: {rm.run.config.backbone}, {len(rm.classes)} classes\n\n"
+            f"Input: float32 RGB images in [0, 1], shape (N, {size}, {size}, 3) (resize first; no other "
+            f"preprocessing).\nOutput: (N, {len(rm.classes)}) class probabilities in the order of labels.txt.\n\n"
+            f"```python\n{load}\nlabels = open('labels.txt').read().splitlines()\n"
+            f"print(labels[probs[0].argmax()])\n```\n\n"
+            f"metadata.json holds the temperature the probabilities are already scaled by, and the run's \"none of "
+            f"these\" rule: class mean directions and a cosine-distance threshold on the backbone's feature vector"
+            + (" (`model.features(images)` gives that vector)." if fmt == "savedmodel" else
+               "; this format outputs probabilities only, so apply the rule with the SavedModel export.") + "\n")
+
+
+def _metadata(rm) -> dict:
+    """What a user of the export needs beside the model: classes, calibration, the rejection rule."""
+    return {"run": rm.run.id, "backbone": rm.run.config.backbone, "classes": list(rm.classes),
+            "input": {"shape": [None, rm.size, rm.size, 3], "dtype": "float32", "range": [0, 1]},
+            "temperature": {"value": rm.head.temperature, "note": "already applied inside the model's probabilities"},
+            "none_of_these": (rm.rule.to_json() if rm.rule else None),
+            "none_of_these_note": "apply to the backbone's feature vector (the pooled output before the head): "
+                                  "1 - max over classes of cosine(vector, class_means[c]) > threshold means none of "
+                                  "the classes"}
+
+
+def _predict_export(fmt: str, path: Path, images: np.ndarray) -> np.ndarray:
+    if fmt == "savedmodel":
+        loaded = tf.saved_model.load(str(path / "model"))
+        return np.concatenate([loaded.serve(tf.constant(images[i:i + 32])).numpy() for i in range(0, len(images), 32)])
+    if fmt == "keras":
+        return tf_keras.models.load_model(str(path / "model.keras")).predict(images, verbose=0)
+    interpreter = tf.lite.Interpreter(model_path=str(path / "model.tflite"))
+    inp = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(inp, images.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inp, images)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def export_run(run_id: str, fmt: str, out: str | Path) -> ExportResult:
+    """Write the export folder `out` (model + labels.txt + USAGE.md) and verify it."""
+    if fmt not in FORMATS:
+        raise StudioError(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    out = Path(out)
+    if out.exists():
+        raise StudioError(f"{out} already exists; choose a new folder for the export.")
+    rm = run_model(run_id)
+    if fmt == "keras" and rm.run.config.head == "knn":
+        raise StudioError("The k-NN head votes with a TensorFlow top-k that no built-in Keras layer has, so a .keras "
+                          "file could not be loaded without the studio's code; export it as a SavedModel or TFLite.")
+    model, features = _float_models(rm)
+    size = rm.backbone.input_size
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        if fmt == "savedmodel":
+            module = tf.Module()
+            module.model, module.feature_model = model, features
+            spec = [tf.TensorSpec([None, size, size, 3], tf.float32, "image")]
+            module.serve = tf.function(lambda image: model(image, training=False), input_signature=spec)
+            module.features = tf.function(lambda image: features(image, training=False), input_signature=spec)
+            tf.saved_model.save(module, str(tmp / "model"),
+                                signatures={"serving_default": module.serve, "features": module.features})
+        elif fmt == "keras":
+            model.save(str(tmp / "model.keras"))
+        else:
+            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+            (tmp / "model.tflite").write_bytes(converter.convert())
+        (tmp / "labels.txt").write_text("\n".join(rm.classes) + "\n", encoding="utf-8")
+        (tmp / "metadata.json").write_text(json.dumps(_metadata(rm), indent=1), encoding="utf-8")
+        (tmp / "USAGE.md").write_text(_usage(fmt, rm, size), encoding="utf-8")
+
+        val = rm.run.split().val
+        images = item_arrays(val, size).astype(np.float32) / 255.0
+        expected = rm.predict_arrays((images * 255.0).round().astype(np.uint8))
+        got = _predict_export(fmt, tmp, images)
+        agreement = float((got.argmax(1) == expected.argmax(1)).mean()) if len(images) else 1.0
+        diff = float(np.abs(got - expected).max()) if len(images) else 0.0
+        if agreement < 1.0:
+            raise StudioError(f"The {fmt} export disagrees with the run on {1 - agreement:.0%} of the validation "
+                              f"images (max probability difference {diff:.3g}); it was not saved.")
+        tmp.rename(out)
+        return ExportResult(out, fmt, len(images), agreement, diff)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_zip(run_id: str, fmt: str) -> bytes:
+    """The export as a zip archive in memory (for a download button)."""
+    work = Path(tempfile.mkdtemp(prefix="export-"))
+    try:
+        result = export_run(run_id, fmt, work / f"{run_id}-{fmt}")
+        archive = shutil.make_archive(str(work / "bundle"), "zip", root_dir=result.path)
+        return Path(archive).read_bytes()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

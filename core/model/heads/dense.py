@@ -1,0 +1,100 @@
+"""The dense head: dropout and a softmax layer, trained by Keras."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.model.heads.base import PREFIX, Calibrated, softmax
+
+
+def balanced_weights(labels: np.ndarray) -> dict[int, float]:
+    """Class weights that give every class the same total weight (scikit-learn's "balanced")."""
+    counts = np.bincount(labels)
+    return {c: len(labels) / (len(counts) * n) for c, n in enumerate(counts) if n}
+
+
+@dataclass(frozen=True)
+class DenseSchedule:
+    """How DenseHead.fit trains the head alone on fixed vectors (TrainConfig's defaults)."""
+    learning_rate: float = 1e-2
+    epochs: int = 10
+    batch_size: int = 32
+
+
+class DenseHead(Calibrated):
+    """Dropout then a softmax layer; `layer` is trained by the trainer's Keras phases. Calibrating folds the
+    temperature into the layer's weights (softmax(z / T) is a softmax of a layer scaled by 1 / T). A head
+    loaded from a run keeps numpy weights and builds its Keras layer only when asked, so prediction from
+    vectors never loads TensorFlow."""
+
+    kind = "dense"
+
+    def __init__(self, num_classes: int, dropout: float = 0.0, *, balanced: bool = False,
+                 schedule: DenseSchedule = DenseSchedule()):
+        self.num_classes, self.dropout, self.balanced, self.schedule = num_classes, dropout, balanced, schedule
+        self._layer = None
+        self._loaded: list[np.ndarray] | None = None  # [kernel, bias] until a Keras layer takes them over
+
+    @property
+    def layer(self):
+        if self._layer is None:
+            from core.tf import tf_keras
+
+            self._layer = tf_keras.Sequential([tf_keras.layers.Dropout(self.dropout, name="head_dropout"),
+                                               tf_keras.layers.Dense(self.num_classes, activation="softmax",
+                                                                     name="head_dense")], name="classifier")
+            if self._loaded is not None:
+                self._layer.build((None, self._loaded[0].shape[0]))
+                self._layer.set_weights(self._loaded)
+                self._loaded = None
+        return self._layer
+
+    def build(self, feature_dim: int) -> "DenseHead":
+        self.layer.build((None, feature_dim))
+        return self
+
+    def fit(self, vectors: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0) -> "DenseHead":
+        """The head alone on fixed vectors, as the trainer's head phase trains it (the k-fold estimate's refits);
+        a run's own head trains inside the trainer's Keras phases instead."""
+        from core.tf import tf_keras
+
+        tf_keras.utils.set_random_seed(seed)
+        self.build(vectors.shape[1])
+        self.layer.compile(optimizer=tf_keras.optimizers.Adam(self.schedule.learning_rate),
+                           loss="sparse_categorical_crossentropy")
+        self.layer.fit(vectors, labels, batch_size=self.schedule.batch_size, epochs=self.schedule.epochs,
+                       shuffle=True, verbose=0, class_weight=balanced_weights(labels) if self.balanced else None)
+        return self
+
+    def _kernel_bias(self) -> list[np.ndarray]:
+        return self._loaded if self._layer is None else self._layer.get_weights()
+
+    def _set_kernel_bias(self, weights: list[np.ndarray]) -> None:
+        if self._layer is None:
+            self._loaded = [np.asarray(w, np.float32) for w in weights]
+        else:
+            self._layer.set_weights(weights)
+
+    def calibrate(self, temperature: float) -> None:
+        kernel, bias = (w * self.temperature for w in self._kernel_bias())
+        super().calibrate(temperature)
+        self._set_kernel_bias([kernel / self.temperature, bias / self.temperature])
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """The trained weights (the temperature unfolded) and the temperature."""
+        raw = {f"{PREFIX}{i}": w * self.temperature for i, w in enumerate(self._kernel_bias())}
+        return {**raw, **self.temperature_weights()}
+
+    def load(self, weights: dict[str, np.ndarray]) -> "DenseHead":
+        self._set_kernel_bias([weights[f"{PREFIX}0"], weights[f"{PREFIX}1"]])
+        self.load_temperature(weights)
+        return self
+
+    def probs(self, vectors: np.ndarray) -> np.ndarray:
+        kernel, bias = self._kernel_bias()
+        return softmax(vectors @ kernel + bias)
+
+    def keras_layer(self):
+        return self.layer

@@ -1,0 +1,65 @@
+"""The transfer analysis as pictures: probe accuracy by block, and accuracy by images per class."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.analysis import Analysis
+from core.analysis.forecast import Fit
+from core.present.figures import TRAIN_COLOR, VAL_COLOR, _layout
+
+COST_COLOR, FIT_COLOR = "#9ca3af", "#16a34a"
+
+
+def depth_figure(analysis: Analysis, slider_block: int | None = None) -> go.Figure:
+    """Accuracy of a linear probe on each block's pooled output (mean and std over folds), and the
+    trainable parameters of fine-tuning from that block on; the best block and the Train slider's cut marked."""
+    names = [p.block for p in analysis.depth]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Bar(x=names, y=[p.trainable_params / 1e6 for p in analysis.depth], name="trainable parameters "
+                         "to fine-tune from here (millions)", marker_color=COST_COLOR, opacity=0.35,
+                         hovertemplate="%{x}: %{y:.2f} M<extra></extra>"), secondary_y=True)
+    fig.add_trace(go.Scatter(x=names, y=[p.accuracy for p in analysis.depth], mode="lines+markers",
+                             error_y=dict(array=[p.std for p in analysis.depth], visible=True),
+                             name="probe accuracy (k-fold)", line=dict(color=VAL_COLOR),
+                             hovertemplate="%{x}: %{y:.3f}<extra></extra>"), secondary_y=False)
+    best = analysis.best_block
+    fig.add_annotation(x=names[best], y=analysis.depth[best].accuracy, text="best", showarrow=True, arrowhead=2, ay=-35)
+    if slider_block is not None and 0 <= slider_block < len(names):
+        fig.add_vline(x=slider_block, line_dash="dash", line_color=TRAIN_COLOR)
+        fig.add_annotation(x=names[slider_block], yref="paper", y=1.02, text="Train slider's cut", showarrow=False,
+                           font=dict(color=TRAIN_COLOR))
+    fig.update_yaxes(title_text="probe accuracy", range=[0, 1.05], secondary_y=False)
+    fig.update_yaxes(title_text="trainable parameters (M)", secondary_y=True, showgrid=False)
+    fig.update_xaxes(title_text="block (input side first)", tickangle=-45)
+    _layout(fig, "Which block's features separate your classes", height=460)
+    return fig.update_layout(legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0.0), margin=dict(t=90))
+
+
+def size_figure(analysis: Analysis) -> go.Figure:
+    """Held-out probe accuracy at each number of training images per class (mean and std over draws), the
+    saturating power law through it, and the forecast at 2x and 4x with its 95% bootstrap interval."""
+    fig = go.Figure()
+    sizes = [p.per_class for p in analysis.sizes]
+    fig.add_trace(go.Scatter(x=sizes, y=[p.accuracy for p in analysis.sizes], mode="markers", name="measured",
+                             error_y=dict(array=[p.std for p in analysis.sizes], visible=True),
+                             marker=dict(color=VAL_COLOR, size=9),
+                             hovertemplate="%{x} per class: %{y:.3f}<extra></extra>"))
+    if analysis.fit:
+        top = max([*sizes, *(f.per_class for f in analysis.forecast)])
+        xs = np.geomspace(1, top, 60)
+        fig.add_trace(go.Scatter(x=xs, y=Fit(*analysis.fit)(xs), mode="lines", name="fitted a - b·n^-c",
+                                 line=dict(color=FIT_COLOR)))
+    if analysis.forecast:
+        f = analysis.forecast
+        fig.add_trace(go.Scatter(x=[p.per_class for p in f], y=[p.accuracy for p in f], mode="markers",
+                                 name="forecast (estimate, 95% interval)", marker=dict(color=FIT_COLOR, size=11,
+                                                                                       symbol="diamond-open"),
+                                 error_y=dict(type="data", symmetric=False, array=[p.high - p.accuracy for p in f],
+                                              arrayminus=[p.accuracy - p.low for p in f], visible=True),
+                                 hovertemplate="%{x} per class: about %{y:.3f}<extra>estimate</extra>"))
+    fig.update_xaxes(title_text="training images per class", type="log")
+    fig.update_yaxes(title_text="held-out accuracy (last block)", range=[0, 1.05])
+    return _layout(fig, "How accuracy grows with images per class", height=420)

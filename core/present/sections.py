@@ -1,0 +1,188 @@
+"""What a run's or a sweep's report says, computed once and rendered twice: as the HTML report
+(core.present.report) and as the slide deck (core.present.slides). A section is data (text, bullet
+lines, a table, figures, a gallery); each renderer decides how it looks."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from core.model.metrics import accuracy_text
+from core.present import figures
+from core.present.views import RunViews, learning_curve_points
+from core.runs.compare import COLUMNS, best, comparison_rows
+from core.runs.store import load_run
+from core.runs.summary import RunSummary
+from core.runs.sweeps import load_sweep
+
+GALLERY = 12  # misclassified images with Grad-CAM (the slides show the first SLIDE_GALLERY)
+
+
+@dataclass(frozen=True)
+class Table:
+    rows: list[dict]
+    columns: list[str]
+    highlight: dict[str, int | None] | None = None  # column -> the row to mark best
+
+
+@dataclass(frozen=True)
+class Section:
+    anchor: str
+    title: str
+    text: str = ""  # a paragraph
+    lines: tuple[str, ...] = ()  # bullet points
+    table: Table | None = None
+    figures: tuple = ()  # plotly figures
+    gallery: tuple[dict, ...] = ()  # misclassified images: saliency, name, true, predicted, probability
+    empty: str = ""  # said when the gallery is empty
+    note: str = ""  # small print
+    report_only: bool = False  # settings and long tables: the report keeps them, the slides leave them out
+
+
+@dataclass(frozen=True)
+class Story:
+    """The cover (a title, a lead sentence, key numbers, small print) and the sections, in order."""
+    title: str
+    heading: str
+    lead: str
+    cards: tuple[tuple[str, str], ...]
+    note: str
+    sections: tuple[Section, ...]
+
+
+def _made() -> str:
+    return f"Made by Transfer Learning Studio on {time.strftime('%Y-%m-%d %H:%M')}."
+
+
+def run_story(run_id: str) -> Story:
+    """A run's story: computed once (Grad-CAM included) for the report and the slides alike."""
+    run = load_run(run_id)
+    views, m, d, summary = RunViews(run), run.metrics(), run.dataset(), RunSummary.of(run)
+    cards = (("Train accuracy", f"{m['train_accuracy']:.1%}"),
+             ("Validation accuracy", accuracy_text(summary.val_accuracy, summary.val_interval)),
+             ("Test accuracy", accuracy_text(summary.test_accuracy, summary.test_interval)),
+             ("Training time", f"{m['seconds']:.0f} s"), ("Trainable parameters", f"{m['trainable_params']:,}"),
+             ("Classes", str(len(d.get("classes", [])))))
+    lead = (f"{summary.backbone} on {summary.dataset}: {d.get('sample', '')}; {summary.frozen_phrase}"
+            f"{', augmented' if summary.augmented else ''}; {summary.head} head.")
+    note = f"Run {run.id}; intervals are 95% Wilson intervals for the size of each split. {_made()}"
+    sections = (*_run_sections(run, views, summary), _trust_section(run),
+                *analysis_sections(run.config.dataset, run.config.backbone, run.config.frozen_blocks))
+    return Story(f"Run {run.id}", f"{summary.backbone} on {summary.dataset}", lead, cards, note, sections)
+
+
+def _run_sections(run, views: RunViews, summary: RunSummary) -> tuple[Section, ...]:
+    d = run.dataset()
+    config_rows = [{"setting": k, "value": str(v)} for k, v in run.config.to_json().items()]
+    for row in config_rows:
+        if row["setting"] == "frozen_blocks" and summary.frozen == "all":
+            row["value"] = "all (feature extraction)"
+    dataset_rows = [{"class": k, "images": v, "sampled": (d.get("sample_per_class") or {}).get(k)}
+                    for k, v in (d.get("counts") or {}).items()]
+    per_class = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
+                 for r in views.predictions["val"].per_class()]
+    return (
+        Section("configuration", "Configuration", table=Table(config_rows, ["setting", "value"]), report_only=True),
+        Section("dataset", "Dataset", report_only=True, table=Table(dataset_rows, ["class", "images", "sampled"]),
+                text=f"{len(d.get('classes', []))} classes, {d.get('images', 0):,} usable images, "
+                     f"{sum((d.get('skipped') or {}).values())} skipped; split {d.get('split_sizes')}."),
+        Section("curves", "Training curves", figures=(views.curves(),)),
+        Section("metrics", "Per-class metrics (validation)", report_only=True,
+                table=Table(per_class, ["class", "precision", "recall", "f1", "support"])),
+        Section("confusion", "Confusion matrix (validation)", figures=(views.confusion(),)),
+        Section("misclassified", "Misclassified examples, with Grad-CAM (where the model looked)",
+                gallery=tuple(views.misclassified(k=GALLERY, saliency=True)),
+                empty="Every validation image was classified correctly."),
+    )
+
+
+def _trust_section(run) -> Section:
+    """What the run's numbers rest on: intervals, calibration, the leak check, corrections, the k-fold
+    estimate, and the latest health check of its dataset."""
+    from core.health import latest
+    from core.runs import trust
+
+    m, d = run.metrics(), run.dataset()
+    lines = [f"{label}: {value}" for label, value in trust.accuracy_lines(run)]
+    leak = (d.get("leak_check") or {}).get("text")
+    lines += [f"Leak check: {leak}"] if leak else []
+    applied = trust.corrections(run).get("applied", [])
+    lines += [f"Trained with {len(applied)} correction(s): " + ", ".join(
+        f"{a['file']} {'excluded' if a['action'] == 'exclude' else 'relabelled ' + str(a['label'])}"
+        for a in applied[:10])] if applied else []
+    kfold = trust.stored_kfold(run)
+    lines += [f"{kfold['folds']}-fold estimate of this head on {kfold['images']} images: {kfold['mean']:.1%} ± "
+              f"{kfold['std']:.1%}"] if kfold else []
+    health = latest(d.get("root", ""), run.config.backbone)
+    if health is not None:
+        lines.append(f"Dataset health ({health.images:,} images): {len(health.label_issues)} likely label errors, "
+                     f"{len(health.near_duplicates)} near-duplicate groups, {len(health.odd_images)} odd images; "
+                     f"{health.imbalance['text']}")
+    reliability = (figures.reliability_diagram(*trust.reliability_rows(run)),) if m.get("ece") is not None else ()
+    return Section("trust", "How far these numbers can be trusted", lines=tuple(lines), figures=reliability,
+                   note="Accuracies carry 95% Wilson intervals for the size of their split.")
+
+
+@dataclass(frozen=True)
+class LatestAnalysis:
+    analysis: object  # core.analysis.Analysis
+    cut: int | None  # the index of the run's last frozen block
+    forecast: str  # as a sentence
+
+
+def _latest_analysis(dataset: str, backbone: str, frozen_blocks: int) -> LatestAnalysis | None:
+    """The latest transfer analysis of this dataset and backbone, or None where no analysis was made."""
+    from core.analysis import latest
+    from core.backbones.depth import ALL
+
+    analysis = latest(dataset, backbone)
+    if analysis is None:
+        return None
+    cut = len(analysis.depth) - 1 if frozen_blocks == ALL else frozen_blocks - 1
+    forecast = "; ".join(f"{f.per_class} training images per class: about {f.accuracy:.1%} ({f.low:.1%} to "
+                         f"{f.high:.1%})" for f in analysis.forecast) or "too few sizes to fit a curve"
+    return LatestAnalysis(analysis, cut if cut >= 0 else None, forecast)
+
+
+def analysis_sections(dataset: str, backbone: str, frozen_blocks: int) -> tuple[Section, ...]:
+    """The latest transfer analysis of this dataset and backbone (core.analysis), if one was made."""
+    from core.present.analysis_figures import depth_figure, size_figure
+
+    found = _latest_analysis(dataset, backbone, frozen_blocks)
+    if found is None:
+        return ()
+    analysis, cut, forecast = found.analysis, found.cut, found.forecast
+    return (Section("analysis", "Transfer analysis: which block's features carry the classes",
+                    text=f"Linear probes on every block's pooled output ({analysis.images} images, "
+                         f"{analysis.per_class} in the smallest class; k-fold accuracy). Best block: "
+                         f"{analysis.depth[analysis.best_block].block}.", figures=(depth_figure(analysis, cut),)),
+            Section("analysis-size", "How much data: accuracy by training-set size, and the forecast",
+                    figures=(size_figure(analysis),),
+                    note=f"Forecast (an estimate from the fitted curve, 95% bootstrap interval): {forecast}."))
+
+
+def sweep_story(sweep_id: str) -> Story:
+    """A sweep's story: the comparison, the learning curve, the analysis and each run's curves."""
+    sweep = load_sweep(sweep_id)
+    runs = [r for r in sweep.runs() if r is not None]
+    rows = comparison_rows(runs)
+    top = best(rows, "val acc")
+    lead = (f"{len(rows)} of {len(sweep.run_ids)} runs completed. " + (
+        f"Best validation accuracy: {rows[top]['val acc']:.1%} ({rows[top]['val 95% CI']}), run {rows[top]['run']}."
+        if top is not None else "No run has finished yet."))
+    highlight = {c: best(rows, c) for c in ("train acc", "val acc", "test acc")}
+    sections = [Section("comparison", "Comparison", table=Table(rows, COLUMNS, highlight))]
+    points = learning_curve_points(runs)
+    if points:
+        sections.append(Section("learning-curve", "Learning curve", figures=(figures.learning_curve(points),)))
+    if runs:
+        config = runs[0].config
+        sections += analysis_sections(config.dataset, config.backbone, config.frozen_blocks)
+    sections += [Section(f"run-{row['run']}", f"Run {row['run']}", report_only=True, figures=(
+        figures.training_curves(load_run(row["run"]).history(), f"Training curves: {row['run']}"),)) for row in rows]
+    return Story(f"Sweep {sweep.name}", f"Sweep {sweep.name}", lead, (), _made(), tuple(sections))
+
+
+def story(target: str) -> Story:
+    """The story of a run or a sweep id."""
+    return sweep_story(target) if target.startswith("sweep-") else run_story(target)

@@ -1,0 +1,237 @@
+"""Training in worker processes: a queue on disk, one training at a time, cancel, crash detection.
+
+submit() writes a queued run and makes sure a worker exists for it. Each worker process
+(`python -m core worker`) waits for the queue lock, trains the oldest queued run, and
+exits, so TensorFlow's memory goes back to the system after every run. Workers register
+a pid file; a run whose worker died is marked failed by runs.load_run, and queued runs
+without enough live workers get new ones from ensure_workers().
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from core import paths
+from core.errors import RunError, StudioError
+from core.fileio import atomic_write_json, file_lock
+from core.runs.store import (
+    RunState,
+    create_run,
+    list_runs,
+    load_run,
+    pid_alive,
+    run_dir,
+    update_status,
+    write_history,
+    write_manifest,
+    write_predictions,
+    write_weights,
+)
+from core.training.config import TrainConfig
+
+STATUS_INTERVAL_S = 0.5
+
+
+def _workers_dir() -> Path:
+    return paths.runs_dir() / ".workers"
+
+
+def queue_lock():
+    """Held by whoever trains: one training at a time, and a waiting worker finds the queue as the holder left
+    it (a run trained meanwhile is no longer queued)."""
+    return file_lock(paths.runs_dir() / ".queue.lock")
+
+
+def live_workers() -> list[int]:
+    folder = _workers_dir()
+    if not folder.is_dir():
+        return []
+    alive = []
+    for f in folder.iterdir():
+        pid = int(f.name) if f.name.isdigit() else 0
+        if pid_alive(pid):
+            alive.append(pid)
+        else:
+            f.unlink(missing_ok=True)
+    return alive
+
+
+def queued_runs():
+    """Queued runs, oldest first (the order they will train in). Called every second while a page
+    polls, so completed runs are not re-hashed here."""
+    queued = [r for r in list_runs(verify=False) if r.state == RunState.QUEUED]
+    return sorted(queued, key=lambda r: r.status.get("created", 0))
+
+
+def queue_position(run_id: str) -> int | None:
+    """1 for the next run to train, None if the run is not queued."""
+    ids = [r.id for r in queued_runs()]
+    return ids.index(run_id) + 1 if run_id in ids else None
+
+
+def spawn_worker() -> subprocess.Popen:
+    paths.runs_dir().mkdir(parents=True, exist_ok=True)
+    log = open(paths.runs_dir() / "worker.log", "ab")
+    try:
+        return subprocess.Popen([sys.executable, "-m", "core", "worker"], cwd=paths.PROJECT_DIR, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    finally:
+        log.close()
+
+
+def ensure_workers() -> int:
+    """Start workers until there is one per queued run; return how many were started."""
+    missing = len(queued_runs()) - len(live_workers())
+    for _ in range(max(0, missing)):
+        spawn_worker()
+    return max(0, missing)
+
+
+def submit(config: TrainConfig, owner: str | None = None) -> str:
+    config.validate()
+    run = create_run(config, owner=owner)
+    ensure_workers()
+    return run.id
+
+
+def cancel(run_id: str) -> str:
+    """Cancel a queued run at once, a running one at its next batch; return the new state."""
+    folder = run_dir(run_id)
+    run = load_run(run_id)
+    if run.state.final:
+        return run.state
+    (folder / "cancel").write_text("requested\n")
+    if run.state == RunState.QUEUED:
+        update_status(run_id, state=RunState.CANCELLED, message="cancelled before it started")
+        return RunState.CANCELLED
+    return "cancelling"
+
+
+# ---------- the worker process ----------
+
+def worker_main() -> int:
+    """Entry of `python -m core worker`: train the oldest queued run, if any, then exit."""
+    _workers_dir().mkdir(parents=True, exist_ok=True)
+    me = _workers_dir() / str(os.getpid())
+    me.write_text("waiting\n")
+    try:
+        with queue_lock():
+            queue = queued_runs()
+            if not queue:
+                return 0
+            me.write_text(queue[0].id + "\n")
+            execute(queue[0].id)
+            return 0
+    finally:
+        me.unlink(missing_ok=True)
+
+
+def execute(run_id: str) -> None:
+    """Train one run in this process, writing everything into its folder."""
+    from core.training.context import Cancelled
+    from core.training.devices import configure_devices
+    from core.training.trainer import train
+
+    folder = run_dir(run_id)
+    config = load_run(run_id).config
+    started = time.time()
+    update_status(run_id, state=RunState.RUNNING, pid=os.getpid(), started=started, message="loading data",
+                  progress={"phase": "decode"})
+    try:
+        devices = configure_devices()
+        scan_start = time.monotonic()
+        parts = _write_data(folder, config)
+        scan_seconds = time.monotonic() - scan_start
+        result = train(config, parts, progress=_status_writer(run_id), should_stop=(folder / "cancel").exists,
+                       on_epoch=lambda history: write_history(folder, history))
+        update_status(run_id, message="saving", progress={"phase": "saving"})
+        result.timings["data_seconds"] = scan_seconds  # scan (and import), sample, split
+        _write_result(run_id, result, time.time() - started, f"GPU ({len(devices)})" if devices else "CPU")
+        update_status(run_id, state=RunState.COMPLETED, message="done", pid=None, finished=time.time(), progress={})
+    except Cancelled as exc:
+        update_status(run_id, state=RunState.CANCELLED, message=str(exc), pid=None, finished=time.time())
+    except StudioError as exc:
+        update_status(run_id, state=RunState.FAILED, message=str(exc), pid=None, finished=time.time())
+    except Exception as exc:  # anything unexpected: keep the traceback for the log, a sentence for the user
+        (folder / "error.log").write_text(traceback.format_exc())
+        update_status(run_id, state=RunState.FAILED, message=f"Unexpected error: {type(exc).__name__}: {exc} "
+                                                            f"(details in error.log)", pid=None, finished=time.time())
+
+
+def _status_writer(run_id: str):
+    """A progress callback that writes the newest progress into status.json, at most every
+    STATUS_INTERVAL_S (the start of the features and evaluate stages always)."""
+    last = [0.0]
+
+    def progress(p):
+        now = time.monotonic()
+        if now - last[0] < STATUS_INTERVAL_S and p.phase not in ("features", "evaluate"):
+            return
+        last[0] = now
+        update_status(run_id, message=p.phase, progress={"phase": p.phase, "epoch": p.epoch, "epochs": p.epochs,
+                                                          "batch": p.batch, "batches": p.batches,
+                                                          "metrics": p.metrics, "eta_seconds": p.eta_seconds})
+    return progress
+
+
+def _write_data(folder: Path, config: TrainConfig):
+    """Scan, sample and split the data; write dataset.json (with every skipped file, the corrections applied
+    and the leak check) and split.json. The
+    scan keeps each image's array at the backbone's input size: the trainer then decodes nothing."""
+    from core.backbones import get_spec
+    from core.training.split import sample_split
+
+    drawn = sample_split(config, prime_size=config.image_size or get_spec(config.backbone).input_size)
+    dataset, chosen, parts = drawn.dataset, drawn.sample, drawn.split
+    atomic_write_json(folder / "dataset.json", {
+        **dataset.summary(), "leak_check": drawn.leak_check, "sample": chosen.describe(), "sample_share": chosen.share,
+        "sample_size": len(chosen.items), "sample_per_class": chosen.per_class,
+        "split_sizes": {"train": len(parts.train), "val": len(parts.val), "test": len(parts.test)}})
+    atomic_write_json(folder / "split.json", {**parts.to_json(), "root": dataset.root})
+    return parts
+
+
+def _write_result(run_id: str, result, seconds: float, device: str) -> None:
+    """Every file of a finished run, the manifest last (it marks the run whole)."""
+    folder = run_dir(run_id)
+    write_history(folder, result.history)
+    write_predictions(folder, result.predictions)
+    _fault_point("saving", run_id)
+    write_weights(folder, result.weights)
+    atomic_write_json(folder / "metrics.json", {
+        **result.metrics, "seconds": seconds, "timings": result.timings, "cached_features": result.cached,
+        "plan": result.plan.to_json(), "trainable_params": result.trainable_params,
+        "frozen_params": result.frozen_params, "device": device,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)})
+    write_manifest(folder)
+
+
+def _fault_point(name: str, run_id: str) -> None:
+    """Fault injection for the reliability tests: with STUDIO_FAULT_PAUSE=<name> the worker stops here
+    (half its files written) until it is killed. Unset in normal use, so this does nothing."""
+    if os.environ.get("STUDIO_FAULT_PAUSE") == name:
+        update_status(run_id, message=f"paused at {name} (fault injection)")
+        while True:
+            time.sleep(1)
+
+
+def wait(run_id: str, timeout: float | None = None, poll: float = 0.5, on_status=None) -> dict:
+    """Block until the run reaches a final state; return its status."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        run = load_run(run_id)
+        if on_status:
+            on_status(run.status)
+        if run.state.final:
+            return run.status
+        if run.state == RunState.QUEUED:
+            ensure_workers()
+        if deadline is not None and time.monotonic() > deadline:
+            raise RunError(f"Run {run_id} did not finish within {timeout:.0f} s (state {run.state}).")
+        time.sleep(poll)

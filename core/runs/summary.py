@@ -1,0 +1,114 @@
+"""One description of a run, read by the pages, the CLI's runs table, compare, report and the
+learning curve: what it trained on, how, and how well."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.backbones.depth import frozen_text
+from core.model.metrics import accuracy_text, wilson
+from core.runs.store import Run, RunState
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    id: str
+    state: RunState
+    owner: str | None
+    message: str
+    dataset: str  # the dataset's name
+    backbone: str
+    frozen: str  # "all" or a number of blocks
+    sample: str  # what was asked for per class: "20", "50%" (of each class) or "all"
+    per_class: int | None  # images taken from the largest class
+    images: int | None  # images sampled in all
+    share: float | None  # of the dataset's usable images
+    augmented: bool
+    head: str
+    epochs: int
+    train_accuracy: float | None
+    val_accuracy: float | None
+    test_accuracy: float | None
+    seconds: float | None
+    trainable_share: float | None  # of all parameters, the head's included
+    val_interval: tuple[float, float] | None = None  # 95% Wilson interval of the validation accuracy
+    test_interval: tuple[float, float] | None = None
+
+    @staticmethod
+    def of(run: Run) -> "RunSummary":
+        c, d = run.config, run.dataset()
+        m = run.metrics() if run.state == RunState.COMPLETED else {}
+        taken = d.get("sample_per_class") or {}
+        trainable, frozen = m.get("trainable_params", 0), m.get("frozen_params", 0)
+        sample = str(c.per_class) if c.per_class else f"{c.fraction:.0%}" if c.fraction else "all"
+        return RunSummary(
+            run.id, run.state, run.status.get("owner"), "; ".join(run.damaged) or run.status.get("message", ""),
+            d.get("name", c.dataset.replace("\\", "/").rsplit("/", 1)[-1]), c.backbone, frozen_text(c.frozen_blocks),
+            sample, max(taken.values()) if taken else c.per_class, d.get("sample_size"), d.get("sample_share"),
+            c.augment.enabled, c.head, c.epochs, m.get("train_accuracy"), m.get("val_accuracy"),
+            m.get("test_accuracy"), m.get("seconds"), trainable / (trainable + frozen) if trainable + frozen else None,
+            _interval(m, d, "val"), _interval(m, d, "test"))
+
+    @property
+    def frozen_phrase(self) -> str:
+        return "every block frozen" if self.frozen == "all" else f"{self.frozen} blocks frozen"
+
+    def label(self) -> str:
+        """One line for a select box."""
+        val = f" - val {accuracy_text(self.val_accuracy, self.val_interval)}" if self.val_accuracy is not None else ""
+        return f"{self.id} - {self.dataset}, {self.backbone}, {self.frozen} frozen, {self.head}{val} [{self.state}]"
+
+    def series(self) -> str:
+        """The learning-curve series a run belongs to: everything but its size."""
+        augmented = "augmented" if self.augmented else "no augmentation"
+        return f"{self.backbone}, {self.frozen} frozen, {augmented}, {self.head}"
+
+    def row(self) -> dict:
+        """The runs table (Results page, `python -m core runs`)."""
+        def acc(value):
+            return round(value, 3) if value is not None else None
+
+        return {"run": self.id, "state": str(self.state), "data": self.dataset, "per class": self.sample,
+                "frozen": self.frozen, "augment": "yes" if self.augmented else "no", "head": self.head,
+                "train acc": acc(self.train_accuracy), "val acc": acc(self.val_accuracy),
+                "val 95% CI": interval_text(self.val_interval), "test acc": acc(self.test_accuracy),
+                "test 95% CI": interval_text(self.test_interval),
+                "seconds": round(self.seconds) if self.seconds else None,
+                "epochs": self.epochs, "backbone": self.backbone}
+
+
+def _interval(metrics: dict, dataset: dict, part: str) -> tuple[float, float] | None:
+    """The stored interval, or (a run from before intervals) the Wilson interval for the split's size."""
+    stored = metrics.get(f"{part}_accuracy_interval")
+    if stored:
+        return tuple(stored)
+    accuracy, n = metrics.get(f"{part}_accuracy"), (dataset.get("split_sizes") or {}).get(part)
+    return wilson(round(accuracy * n), n) if accuracy is not None and n else None
+
+
+def interval_text(interval) -> str | None:
+    return f"{interval[0]:.1%}-{interval[1]:.1%}" if interval else None
+
+
+_STAGE_TEXT = {"features": "computing features at the cut (once per image)", "evaluate": "evaluating",
+               "fit": "fitting the scikit-learn head", "saving": "saving the run"}
+
+
+def describe_progress(progress: dict) -> tuple[list[tuple[float, str]], str]:
+    """A running run's progress (status.json's `progress`) as progress bars, (fraction, text) each,
+    and a caption line (metrics and time left; may be empty)."""
+    p, phase = progress, progress.get("phase", "starting")
+    if phase in ("head", "fine-tune") and p.get("epochs"):
+        batches = max(1, p["batches"])
+        epoch_done = min(1.0, (p["epoch"] - 1 + p["batch"] / batches) / p["epochs"])
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted((p.get("metrics") or {}).items()))
+        eta = p.get("eta_seconds")
+        caption = metrics + (f" - about {eta:.0f} s left in this phase" if eta is not None else "")
+        return [(epoch_done, f"{phase} phase: epoch {p['epoch']} of {p['epochs']}"),
+                (p["batch"] / batches, f"batch {p['batch']} of {p['batches']}")], caption
+    if phase == "decode" and p.get("batches"):
+        return [(p["batch"] / p["batches"], f"decoding images: {p['batch']} of {p['batches']}")], ""
+    if phase == "augment" and p.get("batches"):
+        return [(p["batch"] / p["batches"], f"augmenting the training images and running the frozen blocks on "
+                                            f"them: epoch {p['epoch']} of {p['epochs']}")], ""
+    return [(0.0, _STAGE_TEXT.get(phase, phase))], ""

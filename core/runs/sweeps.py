@@ -1,0 +1,166 @@
+"""Sweeps: a grid of training runs (sample sizes x frozen depths x augmentation x heads x backbones)
+sharing one seed, queued through the worker, recorded on disk so a half-finished sweep resumes.
+
+runs/.sweeps/<id>.json holds the grid and, per grid point, the run that trained it. resume()
+submits a run for every point whose run is missing, failed or cancelled; finished, queued and
+running points are left alone, so nothing finished is ever trained twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from core import paths
+from core.backbones.depth import ALL
+from core.data.augment import AugmentConfig
+from core.errors import RunError, StudioError
+from core.fileio import atomic_write_json, read_json
+from core.runs import jobs
+from core.runs.store import Run, RunState, load_run
+from core.training.config import TrainConfig
+
+SECONDS_OVERHEAD = 8.0  # worker start, backbone load, evaluation
+DEFAULT_IMAGES_PER_SECOND = 80.0  # forward pass at 224x224 on a 2-core laptop CPU, measured here
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    base: TrainConfig
+    per_class: tuple = (20, 50)
+    frozen_blocks: tuple = (ALL,)
+    augment: tuple = (False,)
+    heads: tuple = ("dense",)
+    backbones: tuple = ()  # empty: the base config's backbone
+
+    def points(self) -> list[TrainConfig]:
+        """The grid, skipping combinations a head cannot do (scikit-learn heads need frozen features)."""
+        configs = []
+        for backbone, n, frozen, aug, head in itertools.product(self.backbones or (self.base.backbone,),
+                                                               self.per_class, self.frozen_blocks, self.augment,
+                                                               self.heads):
+            if head != "dense" and (frozen != ALL or aug):
+                continue
+            configs.append(self.base.with_(backbone=backbone, per_class=n, fraction=None, frozen_blocks=frozen,
+                                           augment=AugmentConfig.standard() if aug else AugmentConfig(), head=head))
+        return configs
+
+    def to_json(self) -> dict:
+        return {"base": self.base.to_json(), **{f.name: list(getattr(self, f.name)) for f in fields(self)
+                                                 if f.name != "base"}}
+
+    @staticmethod
+    def from_json(data: dict) -> "SweepSpec":
+        return SweepSpec(TrainConfig.from_json(data["base"]),
+                         **{k: tuple(v) for k, v in data.items() if k != "base"})
+
+
+def estimate_seconds(config: TrainConfig, images_per_class: int, classes: int,
+                     images_per_second: float = DEFAULT_IMAGES_PER_SECOND) -> float:
+    """A rough time estimate: one forward pass per image with the feature cache, one per training
+    image and epoch without it (augmentation), plus backward work for fine-tuned blocks."""
+    n = images_per_class * classes
+    n_train = n * (1 - config.val_fraction - config.test_fraction)
+    seconds = n / images_per_second + SECONDS_OVERHEAD
+    if config.augment.enabled:
+        seconds += n_train * config.epochs / images_per_second
+    elif config.frozen_blocks != ALL:
+        seconds += n_train * config.epochs / images_per_second * 0.5
+    return seconds
+
+
+def _dir() -> Path:
+    return paths.runs_dir() / ".sweeps"
+
+
+def _path(sweep_id: str) -> Path:
+    if not sweep_id or "/" in sweep_id or sweep_id.startswith("."):
+        raise RunError(f"{sweep_id!r} is not a sweep id.")
+    return _dir() / f"{sweep_id}.json"
+
+
+@dataclass(frozen=True)
+class Sweep:
+    id: str
+    spec: SweepSpec
+    run_ids: tuple  # per grid point: a run id or None
+    created: float
+    name: str
+
+    def runs(self) -> list[Run | None]:
+        out = []
+        for run_id in self.run_ids:
+            try:
+                out.append(load_run(run_id) if run_id else None)
+            except StudioError:
+                out.append(None)
+        return out
+
+    def progress(self) -> dict:
+        states = [r.state if r else "not started" for r in self.runs()]
+        return {state: states.count(state) for state in sorted(set(states))}
+
+    @property
+    def done(self) -> bool:
+        return all(r is not None and r.state == RunState.COMPLETED for r in self.runs())
+
+    @property
+    def active(self) -> bool:
+        """Some run of the sweep is queued or training."""
+        return any(r is not None and r.state.active for r in self.runs())
+
+
+def _save(sweep: Sweep) -> None:
+    atomic_write_json(_path(sweep.id), {"id": sweep.id, "name": sweep.name, "created": sweep.created,
+                                        "spec": sweep.spec.to_json(), "run_ids": list(sweep.run_ids)})
+
+
+def load_sweep(sweep_id: str) -> Sweep:
+    path = _path(sweep_id)
+    if not path.is_file():
+        raise RunError(f"No sweep {sweep_id!r}.")
+    data = read_json(path)
+    return Sweep(data["id"], SweepSpec.from_json(data["spec"]), tuple(data["run_ids"]), data["created"],
+                 data.get("name", data["id"]))
+
+
+def list_sweeps() -> list[Sweep]:
+    if not _dir().is_dir():
+        return []
+    sweeps = [load_sweep(p.stem) for p in _dir().glob("*.json")]
+    return sorted(sweeps, key=lambda s: s.created, reverse=True)
+
+
+def create_sweep(spec: SweepSpec, name: str = "") -> Sweep:
+    points = spec.points()
+    if not points:
+        raise StudioError("This sweep has no runs: every combination was invalid (scikit-learn heads need every "
+                          "block frozen and no augmentation).")
+    for config in points:
+        config.validate()
+    sweep_id = "sweep-" + time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    sweep = Sweep(sweep_id, spec, tuple([None] * len(points)), time.time(), name or sweep_id)
+    _save(sweep)
+    return resume(sweep.id)
+
+
+def resume(sweep_id: str) -> Sweep:
+    """Queue every grid point without a finished, queued or running run; return the updated sweep."""
+    sweep = load_sweep(sweep_id)
+    run_ids = list(sweep.run_ids)
+    for i, (config, run) in enumerate(zip(sweep.spec.points(), sweep.runs())):
+        if run is None or run.state in (RunState.FAILED, RunState.CANCELLED, RunState.DAMAGED):
+            run_ids[i] = jobs.submit(config)
+            sweep = Sweep(sweep.id, sweep.spec, tuple(run_ids), sweep.created, sweep.name)
+            _save(sweep)  # after each submission, so a crash here loses nothing
+    jobs.ensure_workers()
+    return sweep
+
+
+def cancel_sweep(sweep_id: str) -> None:
+    for run in load_sweep(sweep_id).runs():
+        if run is not None and run.state.active:
+            jobs.cancel(run.id)

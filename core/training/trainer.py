@@ -1,0 +1,212 @@
+"""Training: follow the run's plan (core.training.plan) through short named stages.
+
+load (plan; the TensorFlow backbone only if the plan needs it) -> decode -> extract (the frozen part
+once per image) -> augment (per-epoch vectors) -> fit the head / each phase -> evaluate -> weights.
+
+The backbone is cut after block K. The frozen part always runs in inference mode with no
+backward pass. Every pretrained block, trainable or not, runs with training=False so BatchNorm
+keeps its ImageNet statistics (the Keras fine-tuning guide's advice for small datasets); only the
+head's dropout trains. Randomly initialised blocks have no statistics to keep: their trainable
+blocks run BatchNorm in training mode, as training from scratch needs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+
+from core.backbones import load_backbone, tflite_convert
+from core.backbones.summary import BackboneSummary
+from core.data.sampling import Split
+from core.model.calibration import ece, fit_temperature, scale
+from core.model.metrics import Predictions, summarize
+from core.model.rejection import fit_rule
+from core.tf import tf_keras
+from core.training.config import TrainConfig
+from core.training.context import TrainingContext, TrainProgress
+from core.training.dense import Models, build_models, fit_dense, trained_vectors
+from core.training.inputs import PARTS, Inputs, gather_inputs
+from core.training.plan import RunPlan, plan_run
+
+
+@dataclass
+class TrainResult:
+    history: list[dict]
+    predictions: dict[str, Predictions]
+    metrics: dict
+    timings: dict  # seconds per stage, and which engine ran the frozen part
+    weights: dict[str, np.ndarray]
+    trainable_params: int
+    frozen_params: int
+    plan: RunPlan
+
+    @property
+    def cached(self) -> bool:
+        return self.plan.cached
+
+
+def parameter_counts(backbone, frozen: int, num_classes: int) -> tuple[int, int]:
+    """(trainable, frozen) parameters when the first `frozen` blocks are frozen, the head included;
+    BatchNorm moving statistics never train, so they count as frozen. `backbone` is a Backbone or a
+    BackboneSummary (one read from a converted file knows only its total)."""
+    head = backbone.feature_dim * num_classes + num_classes
+    infos = backbone.block_infos
+    if not infos:
+        return head, backbone.params
+    trainable = sum(b.trainable_params for b in infos[frozen:]) + head
+    return trainable, sum(b.params for b in infos) + head - trainable
+
+
+def _build_backbone(ctx: TrainingContext):
+    """The backbone in TensorFlow and its summary, with the cuts that have a converted forward."""
+    config = ctx.config
+    with ctx.scope():
+        backbone = load_backbone(config.backbone, config.image_size)
+    converted = tflite_convert.converted_cuts(config.backbone, backbone.input_size, backbone.num_blocks)
+    return backbone, backbone.summary(converted)
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    plan: RunPlan
+    backbone: object | None  # the TensorFlow backbone, when the plan needs one
+    summary: BackboneSummary
+    forward: Callable | None  # the frozen part through TFLite, when the plan runs it there
+
+
+def _load(ctx: TrainingContext, split: Split) -> _Loaded:
+    """Plan the run; build the TensorFlow backbone only if the plan needs it; open the TFLite forward.
+    With every block frozen and converted, the converted file's summary is enough to plan."""
+    config, distributed = ctx.config, ctx.strategy is not None
+    summary = None if distributed else tflite_convert.whole_summary(config.backbone, config.image_size)
+    backbone = None
+    if summary is None or config.resolved_frozen(summary.num_blocks) != summary.num_blocks:
+        backbone, summary = _build_backbone(ctx)
+    plan = plan_run(config, split, summary, distributed=distributed)
+    if plan.build_backbone and backbone is None:
+        backbone, summary = _build_backbone(ctx)
+        plan = plan_run(config, split, summary, distributed=distributed)
+    forward = tflite_convert.forward_for(config.backbone, summary.input_size, plan.frozen) \
+        if plan.engine == "tflite" else None
+    if plan.engine == "tflite" and forward is None:  # the file was damaged and dropped: TensorFlow instead
+        if backbone is None:
+            backbone, summary = _build_backbone(ctx)
+        summary = replace(summary, converted_cuts=frozenset())
+        plan = plan_run(config, split, summary, distributed=distributed)
+    return _Loaded(plan, backbone, summary, forward)
+
+
+def _fit_in_one_step(ctx: TrainingContext, head, vectors: dict, labels: dict, num_classes: int) -> dict:
+    """A head fitted in one step on the vectors (scikit-learn, k-NN, nearest mean); each part's probabilities."""
+    start = time.monotonic()
+    ctx.report("fit", epoch=1, epochs=1)
+    head.fit(vectors["train"], labels["train"], num_classes, ctx.config.seed)
+    probs = {n: head.probs(vectors[n]) if len(vectors[n]) else np.zeros((0, num_classes)) for n in PARTS}
+    accuracy = {n: float((probs[n].argmax(1) == labels[n]).mean()) if len(labels[n]) else None for n in PARTS}
+    ctx.history.append({"epoch": 1, "phase": "fit", "learning_rate": None, "seconds": time.monotonic() - start,
+                        "loss": None, "accuracy": accuracy["train"], "val_loss": None,
+                        "val_accuracy": accuracy["val"]})
+    if ctx.on_epoch:
+        ctx.on_epoch(list(ctx.history))
+    return probs
+
+
+@dataclass(frozen=True)
+class _Calibration:
+    probs: dict  # each part's probabilities, temperature-scaled
+    rule: object  # the "none of these" rule
+    metrics: dict
+
+
+def _calibrate(head, probs: dict, labels: dict, vectors: dict, num_classes: int) -> _Calibration:
+    """Temperature scaling fitted on validation (every part's probabilities rescaled, the head told) and the
+    "none of these" rule fitted on the training vectors; the metrics both add."""
+    temperature = fit_temperature(probs["val"], labels["val"])
+    head.calibrate(temperature)
+    scaled = {n: scale(probs[n], temperature) for n in PARTS}
+    rule = fit_rule(vectors["train"], labels["train"], num_classes)
+    flagged = rule.unknown(vectors["val"]) if len(vectors["val"]) else None
+    metrics = {"temperature": temperature, "ece_before": ece(probs["val"], labels["val"]),
+               "ece": ece(scaled["val"], labels["val"]), "test_ece": ece(scaled["test"], labels["test"]),
+               "rejection_threshold": rule.threshold,
+               "val_unknown_share": float(flagged.mean()) if flagged is not None else None}
+    return _Calibration(scaled, rule, metrics)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A run up to its first batch: the plan, what it loaded, its inputs and, for a dense head, the untrained
+    Keras models."""
+    ctx: TrainingContext
+    plan: RunPlan
+    backbone: object | None  # the TensorFlow backbone, when the plan needed one
+    summary: BackboneSummary
+    inputs: Inputs
+    models: Models | None
+    split: Split
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The trained head, each part's probabilities and the training and validation images' final feature
+    vectors (the rejection rule's)."""
+    head: object
+    probs: dict
+    vectors: dict
+
+
+def prepare(config: TrainConfig, split: Split, *, progress: Callable[[TrainProgress], None] | None = None,
+            should_stop: Callable[[], bool] | None = None, on_epoch: Callable[[list[dict]], None] | None = None,
+            strategy=None) -> Prepared:
+    """Plan the run, load what the plan needs, gather its inputs (decoded, through the frozen part) and build
+    the dense head's models. `strategy`: a tf.distribute.Strategy, or None."""
+    config.validate()
+    tf_keras.utils.set_random_seed(config.seed)
+    ctx = TrainingContext(config, progress, should_stop, on_epoch, strategy)
+    with ctx.timed("load"):
+        loaded = _load(ctx, split)
+    plan, backbone, summary = loaded.plan, loaded.backbone, loaded.summary
+    ctx.timings["frozen_forward"] = plan.engine
+    inputs = gather_inputs(ctx, plan, backbone, summary, loaded.forward, split)
+    models = build_models(ctx, plan, backbone, summary, len(split.classes)) if plan.head == "dense" else None
+    return Prepared(ctx, plan, backbone, summary, inputs, models, split)
+
+
+def fit(prepared: Prepared) -> Fitted:
+    """The head (and the unfrozen blocks) trained, phase by phase; or a one-step head fitted."""
+    ctx, plan, inputs, models = prepared.ctx, prepared.plan, prepared.inputs, prepared.models
+    if models is not None:
+        probs = fit_dense(ctx, plan, models, inputs)
+        return Fitted(models.head, probs, trained_vectors(ctx, plan, prepared.backbone, prepared.summary, models,
+                                                          inputs))
+    num_classes = len(prepared.split.classes)
+    head = ctx.config.new_head(num_classes)
+    with ctx.timed("fit"):
+        return Fitted(head, _fit_in_one_step(ctx, head, inputs.cuts, inputs.labels, num_classes), inputs.cuts)
+
+
+def finish(prepared: Prepared, fitted: Fitted) -> TrainResult:
+    """Calibrate, fit the rejection rule, and collect the predictions, metrics and weights."""
+    plan, split, labels, classes = prepared.plan, prepared.split, prepared.inputs.labels, prepared.split.classes
+    calibrated = _calibrate(fitted.head, fitted.probs, labels, fitted.vectors, len(classes))
+    probs = calibrated.probs
+    weights = {**fitted.head.weights(), **calibrated.rule.weights(),
+               **(prepared.backbone.tuned_weights(plan.frozen) if plan.fine_tunes else {})}
+    predictions = {n: Predictions(tuple(i.relpath for i in getattr(split, n)), labels[n], probs[n], classes)
+                   for n in PARTS}
+    trainable, frozen = parameter_counts(prepared.summary, plan.frozen, len(classes))
+    return TrainResult(prepared.ctx.history, predictions, {**summarize(predictions), **calibrated.metrics},
+                       prepared.ctx.timings, weights, trainable, frozen, plan)
+
+
+def train(config: TrainConfig, split: Split, progress: Callable[[TrainProgress], None] | None = None,
+          should_stop: Callable[[], bool] | None = None, on_epoch: Callable[[list[dict]], None] | None = None,
+          strategy=None) -> TrainResult:
+    """Prepare (plan, load, decode, run the frozen part), fit (the head, then fine-tuning), finish (calibrate,
+    evaluate, collect the weights)."""
+    prepared = prepare(config, split, progress=progress, should_stop=should_stop, on_epoch=on_epoch,
+                       strategy=strategy)
+    return finish(prepared, fit(prepared))
