@@ -65,7 +65,7 @@ def compare(name: str, config: TrainConfig, parts) -> dict:
 def throughput(parts) -> dict:
     """(b) the trainer's feature extraction (TFLite when prepared, else TensorFlow) and TensorFlow's
     own pipeline, against the raw TensorFlow forward of the model: same images, same run."""
-    from core.backbones import load_backbone, tflite_convert
+    from core.backbones import load_backbone, tflite_convert, tflite_run
     from core.backbones.inference import run_batches
     from core.data.arrays import item_arrays
     from core.tf import tf
@@ -80,7 +80,7 @@ def throughput(parts) -> dict:
             raw(floats[i:i + 32]).numpy()
 
     frozen = tflite_convert.frozen_part(backbone.blocks, backbone.input_size, backbone.num_blocks)
-    fast = tflite_convert.forward_for(DEFAULT_BACKBONE, backbone.input_size, backbone.num_blocks)
+    fast = tflite_run.forward_for(DEFAULT_BACKBONE, backbone.input_size, backbone.num_blocks)
 
     def best_of(fn, reps=3):
         fn()  # warm-up: tracing and kernel selection

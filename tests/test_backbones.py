@@ -116,18 +116,18 @@ def test_local_savedmodel_path_loads_through_hub():
 
 def test_lite_forward_matches_tensorflow_and_a_damaged_file_is_dropped(lite0, own_model_store):
     """The TFLite copy of the frozen feature model (made by prepare) gives TensorFlow's vectors."""
-    from core.backbones import tflite_convert
+    from core.backbones import tflite_convert, tflite_run
 
-    fast = tflite_convert.forward_for("efficientnet_lite0", 224, 18)
-    assert fast is not None and tflite_convert.forward_for("efficientnet_lite0", 64, 18) is None
+    fast = tflite_run.forward_for("efficientnet_lite0", 224, 18)
+    assert fast is not None and tflite_run.forward_for("efficientnet_lite0", 64, 18) is None
     images = np.random.default_rng(0).integers(0, 256, (35, 224, 224, 3), dtype=np.uint8)  # 32 + a padded 3
     reference = tflite_convert.frozen_part(lite0.blocks, 224, 18).predict(images, verbose=0)
     assert np.abs(fast(images) - reference).max() < 1e-4
-    path = tflite_convert.path_for("efficientnet_lite0", 224, 18)
+    path = tflite_run.path_for("efficientnet_lite0", 224, 18)
     good = path.read_bytes()
     try:
         path.write_bytes(b"not a flatbuffer" * 10)
-        assert tflite_convert.forward_for("efficientnet_lite0", 224, 18) is None and not path.exists()
+        assert tflite_run.forward_for("efficientnet_lite0", 224, 18) is None and not path.exists()
     finally:
         path.write_bytes(good)
     # A forward made before keeps its own copy of the model: the file changing under it changes nothing.

@@ -385,6 +385,22 @@ def test_fused_geometry_equals_keras_layers_applied_one_after_another():
     assert np.abs(fused.numpy()[inner] - images.numpy()[inner]).max() > 0.2  # and it did move the pixels
 
 
+def test_numpy_transforms_equal_the_tensorflow_ones():
+    """core.data.transforms (numpy, for augmenting without TensorFlow) = core.data.geometry.compose."""
+    from core.data import transforms
+    from core.data.geometry import compose
+    from core.tf import tf
+
+    rng = np.random.default_rng(5)
+    n, h, w = 16, 48.0, 64.0
+    flips, angles = rng.random(n) < 0.5, rng.uniform(-1.0, 1.0, n).astype(np.float32)
+    zooms = np.repeat(rng.uniform(0.7, 1.3, (n, 1)), 2, axis=1).astype(np.float32)
+    shifts = (rng.uniform(-0.3, 0.3, (n, 2)) * (w, h)).astype(np.float32)
+    mine = transforms.compose(flips, angles, zooms, shifts, h, w)
+    theirs = compose(tf.constant(flips), tf.constant(angles), tf.constant(zooms), tf.constant(shifts), h, w).numpy()
+    assert mine.shape == (n, 8) and np.allclose(mine, theirs, rtol=1e-4, atol=1e-4)
+
+
 def test_array_augmenter_resamples_as_tensorflow_does():
     """OpenCV's resample with reflected edges = TensorFlow's transform(fill_mode="reflect"), and contrast =
     tf.image.adjust_contrast, within one level of 255; and a seed gives the same changes."""

@@ -280,7 +280,7 @@ def test_cli_train_runs_predict(tmp_path):
 
 
 def test_tflite_and_tensorflow_frozen_parts_train_the_same(small_split, prepared, monkeypatch):
-    from core.backbones import tflite_convert
+    from core.backbones import tflite_run
 
     config = _config(image_size=None, epochs=3)
 
@@ -293,7 +293,7 @@ def test_tflite_and_tensorflow_frozen_parts_train_the_same(small_split, prepared
         augmented = train(config.with_(augment=AugmentConfig.standard()), small_split)  # vectors per epoch
     assert augmented.timings["frozen_forward"] == "tflite" and len(augmented.history) == 3
     assert augmented.frozen_params == fast.frozen_params
-    monkeypatch.setattr(tflite_convert, "forward_for", lambda *args: None)
+    monkeypatch.setattr(tflite_run, "forward_for", lambda *args: None)
     slow = train(config, small_split)
     assert fast.timings["frozen_forward"] == "tflite" and slow.timings["frozen_forward"] == "tensorflow"
     assert (fast.trainable_params, fast.frozen_params) == (slow.trainable_params, slow.frozen_params)

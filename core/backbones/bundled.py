@@ -107,13 +107,13 @@ def _file_status(path: Path) -> str:
 
 
 def _blocks_path() -> Path:
-    from core.backbones.tflite_convert import blocks_path
+    from core.backbones.tflite_run import blocks_path
 
     return blocks_path(DEFAULT_BACKBONE, lite.INPUT_SIZE)
 
 
 def _tflite_path() -> Path:
-    from core.backbones.tflite_convert import path_for
+    from core.backbones.tflite_run import path_for
 
     return path_for(DEFAULT_BACKBONE, lite.INPUT_SIZE, lite.NUM_BLOCKS)
 

@@ -14,6 +14,8 @@ import numpy as np
 
 from core import paths
 from core.backbones.registry import DEFAULT_BACKBONE, get_spec
+from core.backbones.summary import BackboneSummary
+from core.fileio import read_json
 
 BATCH = 32
 log = logging.getLogger(__name__)
@@ -24,29 +26,39 @@ def path_for(backbone: str, size: int, cut: int) -> Path:
 
 
 class LiteForward:
-    """Callable: uint8 images (n, h, w, 3) -> float32 outputs, in batches of BATCH."""
+    """Callable: uint8 images (n, h, w, 3) -> float32 outputs: whole batches of BATCH through one interpreter,
+    the rest image by image through a second one (padding one image to a batch of 32 took 260 ms where one
+    image takes about 10)."""
 
     def __init__(self, path: Path):
-        from ai_edge_litert.interpreter import Interpreter
-
         # From bytes held here, not the path: an interpreter maps its file and reads the weights from the
         # mapping on every call, so a file rewritten in place would change a cached run's predictions.
         self._content = path.read_bytes()
-        self.interpreter = Interpreter(model_content=self._content, num_threads=os.cpu_count() or 1)
-        detail = self.interpreter.get_input_details()[0]
-        self.input, self.output = detail["index"], self.interpreter.get_output_details()[0]["index"]
-        self.interpreter.resize_tensor_input(self.input, (BATCH, *detail["shape"][1:]))
-        self.interpreter.allocate_tensors()
+        self._batch = self._interpreter(BATCH)
+        self._single = None
+
+    def _interpreter(self, batch: int):
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_content=self._content, num_threads=os.cpu_count() or 1)
+        detail = interpreter.get_input_details()[0]
+        interpreter.resize_tensor_input(detail["index"], (batch, *detail["shape"][1:]))
+        interpreter.allocate_tensors()
+        return interpreter
+
+    @staticmethod
+    def _run(interpreter, images: np.ndarray) -> np.ndarray:
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
+                               np.ascontiguousarray(images, dtype=np.uint8))
+        interpreter.invoke()
+        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        out = []
-        for i in range(0, len(images), BATCH):
-            batch = images[i:i + BATCH]
-            if len(batch) < BATCH:  # pad the last batch rather than re-allocating the interpreter
-                batch = np.concatenate([batch, np.zeros((BATCH - len(batch), *batch.shape[1:]), batch.dtype)])
-            self.interpreter.set_tensor(self.input, np.ascontiguousarray(batch, dtype=np.uint8))
-            self.interpreter.invoke()
-            out.append(self.interpreter.get_tensor(self.output)[:len(images) - i].copy())
+        whole = len(images) // BATCH * BATCH
+        out = [self._run(self._batch, images[i:i + BATCH]) for i in range(0, whole, BATCH)]
+        if whole < len(images) and self._single is None:
+            self._single = self._interpreter(1)
+        out += [self._run(self._single, images[i:i + 1]) for i in range(whole, len(images))]
         return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
@@ -71,3 +83,71 @@ def whole_forward(backbone: str, image_size: int | None) -> LiteForward | None:
     if backbone != DEFAULT_BACKBONE:
         return None
     return open_converted(path_for(backbone, image_size or get_spec(backbone).input_size, lite.NUM_BLOCKS))
+
+
+def gpu_present() -> bool:
+    """Whether an NVIDIA GPU is visible, asked of the driver rather than of TensorFlow (which takes seconds to
+    load): then TensorFlow, not TFLite, runs the frozen part."""
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1")
+    return not hidden and Path("/proc/driver/nvidia/version").exists()
+
+
+def blocks_path(backbone: str, size: int) -> Path:
+    """The converted pooled-blocks model of core.features.blocks."""
+    return paths.models_dir() / "tflite" / f"{backbone}-{size}px-blocks.tflite"
+
+
+def _usable(backbone_name: str, cut: int) -> bool:
+    """Only the bundled backbone is converted, and not on a GPU: there TensorFlow is the faster engine."""
+    return backbone_name == DEFAULT_BACKBONE and cut > 0 and not gpu_present()
+
+
+def converted_cuts(backbone_name: str, size: int, num_blocks: int) -> frozenset[int]:
+    """The cuts whose converted frozen part is on disk (a file check; forward_for opens one)."""
+    if not _usable(backbone_name, 1):
+        return frozenset()
+    return frozenset(cut for cut in range(1, num_blocks + 1) if path_for(backbone_name, size, cut).is_file())
+
+
+def forward_for(backbone_name: str, size: int, cut: int) -> LiteForward | None:
+    """The converted frozen part if the model store has it, else None."""
+    if not _usable(backbone_name, cut):
+        return None
+    return open_converted(path_for(backbone_name, size, cut))
+
+
+def blocks_forward(backbone_name: str, size: int | None) -> tuple[LiteForward, dict, int] | None:
+    """(the converted pooled-blocks forward, its layout as written at conversion, input size), or None
+    where there is no such file."""
+    from core.backbones import lite0_shape as lite
+
+    size = size or lite.INPUT_SIZE
+    path = blocks_path(backbone_name, size)
+    if not _usable(backbone_name, 1) or not path.is_file():
+        return None
+    try:
+        layout = read_json(path.with_suffix(".json"))["layout"]
+        return LiteForward(path), layout, size
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:  # damaged: TensorFlow does the work
+        log.warning("ignoring damaged %s (%s)", path, exc)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def whole_summary(backbone_name: str, size: int | None) -> BackboneSummary | None:
+    """The backbone as the converted forward through every block describes it, without building it
+    in TensorFlow (seconds); None where there is no such file (another backbone or size, a GPU)."""
+    from core.backbones import lite0_shape as lite
+
+    size = size or lite.INPUT_SIZE
+    path = path_for(backbone_name, size, lite.NUM_BLOCKS)
+    if not _usable(backbone_name, lite.NUM_BLOCKS) or not path.is_file():
+        return None
+    try:
+        summary = read_json(path.with_suffix(".json"))
+    except (OSError, ValueError):
+        return None
+    if summary.get("num_blocks") != lite.NUM_BLOCKS or len(summary.get("output_shape", ())) != 1:
+        return None
+    return BackboneSummary(backbone_name, size, lite.NUM_BLOCKS, int(summary["output_shape"][0]),
+                           int(summary["params"]), layered=True, converted_cuts=frozenset({lite.NUM_BLOCKS}))

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from core.data.transforms import compose
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -49,7 +51,7 @@ def build_augmenter(config: AugmentConfig, seed: int = 0):
 class ArrayAugmenter:
     """uint8 image batches -> randomly changed uint8 batches, outside any model: the per-epoch images of a
     run whose every block is frozen. The same changes as build_augmenter: Keras' own geometry matrices
-    (core.data.geometry.compose), one bilinear resample with reflected edges (cv2.BORDER_REFLECT is
+    (core.data.transforms.compose, in numpy), one bilinear resample with reflected edges (cv2.BORDER_REFLECT is
     Keras' fill_mode="reflect"; pixels match TensorFlow's resample within 1/255), then contrast as
     Keras computes it, except that each image draws its own factor where Keras draws one per batch.
     Much faster than TensorFlow's resample on a CPU (BENCHMARKS.md has the figures)."""
@@ -64,14 +66,12 @@ class ArrayAugmenter:
         """n random changes: (n, 8) Keras transform rows (or None) and (n,) contrast factors (or None)."""
         c, transforms, factors = self.config, None, None
         if c.flip or c.rotation > 0 or c.zoom > 0 or c.translation > 0:
-            from core.data.geometry import compose_traced
-
             turn = c.rotation * 2.0 * np.pi
             flips = (self.rng.random(n) < 0.5) & c.flip
             angles = self.rng.uniform(-turn, turn, n).astype(np.float32)
             zooms = np.repeat(self.rng.uniform(1.0 - c.zoom, 1.0 + c.zoom, (n, 1)), 2, axis=1).astype(np.float32)
             shifts = (self.rng.uniform(-c.translation, c.translation, (n, 2)) * (width, height)).astype(np.float32)
-            transforms = compose_traced(flips, angles, zooms, shifts, float(height), float(width)).numpy()
+            transforms = compose(flips, angles, zooms, shifts, float(height), float(width))
         if c.contrast > 0:
             factors = self.rng.uniform(1.0 - c.contrast, 1.0 + c.contrast, n).astype(np.float32)
         return transforms, factors

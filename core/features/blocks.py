@@ -60,9 +60,9 @@ def stored_layout(backbone: str, size: int) -> Layout | None:
 def _forward(backbone_name: str, image_size: int | None, *, tensorflow: bool = True):
     """(callable uint8 images -> vectors, layout, engine, input size): the converted file if there is one,
     else TensorFlow (None when tensorflow is False)."""
-    from core.backbones import tflite_convert
+    from core.backbones import tflite_run
 
-    lite = tflite_convert.blocks_forward(backbone_name, image_size)
+    lite = tflite_run.blocks_forward(backbone_name, image_size)
     if lite is not None:
         forward, layout_json, size = lite
         return forward, Layout.from_json(layout_json), "tflite", size

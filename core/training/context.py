@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from core.errors import TrainingError
 from core.training.config import TrainConfig
 
 PROGRESS_INTERVAL_S = 0.5
@@ -52,3 +53,9 @@ class TrainingContext:
         start = time.monotonic()
         yield
         self.timings[f"{stage}_seconds"] = time.monotonic() - start
+
+
+def diverged(loss: float, epoch: int, batch: int, phase) -> TrainingError:
+    """The error of a loss that stopped being a number: where, and the fix."""
+    return TrainingError(f"The loss became {loss} in epoch {epoch}, batch {batch} ({phase.name} phase); training "
+                         f"diverged. Lower the learning rate (now {phase.learning_rate:g}).")

@@ -18,7 +18,12 @@ class Environment:
 
 
 def configure_devices() -> tuple[str, ...]:
-    """Turn on memory growth on every GPU (so TensorFlow does not grab all of it); return their names."""
+    """Turn on memory growth on every GPU (so TensorFlow does not grab all of it); return their names. Without
+    a GPU driver there is nothing to configure, and TensorFlow is not loaded for it."""
+    from core.backbones.tflite_run import gpu_present
+
+    if not gpu_present():
+        return ()
     from core.tf import tf
 
     gpus = tf.config.list_physical_devices("GPU")

@@ -9,13 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.backbones import tflite_convert
 from core.backbones.inference import run_batches
 from core.data.arrays import DEFAULT_CACHE, item_arrays
 from core.data.augment import ArrayAugmenter
 from core.data.sampling import Split
 from core.features.blocks import stored_final_vectors
-from core.tf import tf_keras
 from core.training.context import PROGRESS_INTERVAL_S, Cancelled, TrainingContext, TrainProgress
 from core.training.plan import EPOCH_VECTORS, VECTORS, RunPlan
 
@@ -80,8 +78,11 @@ def _stored_vectors(ctx: TrainingContext, plan: RunPlan, split: Split, summary) 
     return Inputs(_labels(split), fit=cuts, cuts=cuts)
 
 
-def frozen_model(backbone, frozen: int, size: int) -> tf_keras.Model:
-    """uint8 images -> the frozen part's output, in TensorFlow."""
+def frozen_model(backbone, frozen: int, size: int):
+    """uint8 images -> the frozen part's output, in TensorFlow (a tf_keras.Model)."""
+    from core.backbones import tflite_convert
+    from core.tf import tf_keras
+
     if backbone.layered:
         return tflite_convert.frozen_part(backbone.blocks, size, frozen)
     image_in = tf_keras.Input((size, size, 3), dtype="uint8", name="image")

@@ -10,9 +10,8 @@ import time
 import numpy as np
 
 from core.backbones.inference import run_batches
-from core.errors import TrainingError
 from core.tf import tf, tf_keras
-from core.training.context import PROGRESS_INTERVAL_S, TrainProgress
+from core.training.context import PROGRESS_INTERVAL_S, TrainProgress, diverged
 from core.training.plan import Phase
 
 
@@ -49,9 +48,7 @@ class Monitor(tf_keras.callbacks.Callback):
         logs = logs or {}
         loss = logs.get("loss")
         if loss is not None and not math.isfinite(loss):
-            raise TrainingError(f"The loss became {loss} in epoch {self.first_epoch + self._epoch}, batch {batch + 1} "
-                                f"({self.phase.name} phase); training diverged. Lower the learning rate "
-                                f"(now {self.phase.learning_rate:g}).")
+            raise diverged(loss, self.first_epoch + self._epoch, batch + 1, self.phase)
         if self.should_stop and self.should_stop():
             self.cancelled = True
             self.model.stop_training = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -122,6 +122,11 @@ def find_learning_rate(config: TrainConfig, split: Split, phase: str = "head", s
     if phase == "fine-tune" and not plan.fine_tunes:
         raise TrainingError("Every block is frozen, so there is no fine-tuning phase: choose fewer frozen blocks, "
                             "or find the head's rate.")
+    if prepared.models is None:  # a frozen run's head trains in numpy; the finder steps a Keras one
+        from core.training.dense import build_models
+
+        models = build_models(prepared.ctx, plan, prepared.backbone, prepared.summary, len(split.classes))
+        prepared = replace(prepared, models=models)
     step, (start, end) = rate_probe(prepared, phase), RANGES[phase]
     batches = _batches(_train_inputs(prepared, phase), prepared.inputs.labels["train"], config.batch_size,
                        config.seed)

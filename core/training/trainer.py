@@ -1,7 +1,9 @@
-"""Training: follow the run's plan (core.training.plan) through short named stages.
+"""Training: follow the run's plan (core.training.plan) as a recipe: prepare, fit, finish.
 
-load (plan; the TensorFlow backbone only if the plan needs it) -> decode -> extract (the frozen part
-once per image) -> augment (per-epoch vectors) -> fit the head / each phase -> evaluate -> weights.
+prepare: plan; load the TensorFlow backbone only if the plan needs it; decode; run the frozen part once per
+image (and, with augmentation, once per epoch). fit: a dense head on fixed vectors in numpy
+(core.training.numpy_fit), so a run whose every block is frozen never loads TensorFlow; with unfrozen blocks,
+Keras phase by phase (core.training.dense); the other heads in one step. finish: calibrate, evaluate, weights.
 
 The backbone is cut after block K. The frozen part always runs in inference mode with no
 backward pass. Every pretrained block, trainable or not, runs with training=False so BatchNorm
@@ -14,22 +16,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from core.backbones import load_backbone, tflite_convert
+from core.backbones import load_backbone, tflite_run
 from core.backbones.summary import BackboneSummary
 from core.data.sampling import Split
 from core.model.calibration import ece, fit_temperature, scale
 from core.model.metrics import Predictions, summarize
 from core.model.rejection import fit_rule
-from core.tf import tf_keras
 from core.training.config import TrainConfig
 from core.training.context import TrainingContext, TrainProgress
-from core.training.dense import Models, build_models, fit_dense, trained_vectors
 from core.training.inputs import PARTS, Inputs, gather_inputs
-from core.training.plan import RunPlan, plan_run
+from core.training.numpy_fit import fit_dense_numpy
+
+if TYPE_CHECKING:
+    from core.training.dense import Models
+from core.training.plan import EPOCH_VECTORS, VECTORS, RunPlan, plan_run
 
 
 @dataclass
@@ -62,10 +66,13 @@ def parameter_counts(backbone, frozen: int, num_classes: int) -> tuple[int, int]
 
 def _build_backbone(ctx: TrainingContext):
     """The backbone in TensorFlow and its summary, with the cuts that have a converted forward."""
+    from core.tf import tf_keras
+
     config = ctx.config
+    tf_keras.utils.set_random_seed(config.seed)  # a randomly initialised backbone starts the same every time
     with ctx.scope():
         backbone = load_backbone(config.backbone, config.image_size)
-    converted = tflite_convert.converted_cuts(config.backbone, backbone.input_size, backbone.num_blocks)
+    converted = tflite_run.converted_cuts(config.backbone, backbone.input_size, backbone.num_blocks)
     return backbone, backbone.summary(converted)
 
 
@@ -81,7 +88,7 @@ def _load(ctx: TrainingContext, split: Split) -> _Loaded:
     """Plan the run; build the TensorFlow backbone only if the plan needs it; open the TFLite forward.
     With every block frozen and converted, the converted file's summary is enough to plan."""
     config, distributed = ctx.config, ctx.strategy is not None
-    summary = None if distributed else tflite_convert.whole_summary(config.backbone, config.image_size)
+    summary = None if distributed else tflite_run.whole_summary(config.backbone, config.image_size)
     backbone = None
     if summary is None or config.resolved_frozen(summary.num_blocks) != summary.num_blocks:
         backbone, summary = _build_backbone(ctx)
@@ -89,7 +96,7 @@ def _load(ctx: TrainingContext, split: Split) -> _Loaded:
     if plan.build_backbone and backbone is None:
         backbone, summary = _build_backbone(ctx)
         plan = plan_run(config, split, summary, distributed=distributed)
-    forward = tflite_convert.forward_for(config.backbone, summary.input_size, plan.frozen) \
+    forward = tflite_run.forward_for(config.backbone, summary.input_size, plan.frozen) \
         if plan.engine == "tflite" else None
     if plan.engine == "tflite" and forward is None:  # the file was damaged and dropped: TensorFlow instead
         if backbone is None:
@@ -145,7 +152,7 @@ class Prepared:
     backbone: object | None  # the TensorFlow backbone, when the plan needed one
     summary: BackboneSummary
     inputs: Inputs
-    models: Models | None
+    models: Models | None  # the Keras models of a dense head that trains with TensorFlow
     split: Split
 
 
@@ -162,27 +169,41 @@ def prepare(config: TrainConfig, split: Split, *, progress: Callable[[TrainProgr
             should_stop: Callable[[], bool] | None = None, on_epoch: Callable[[list[dict]], None] | None = None,
             strategy=None) -> Prepared:
     """Plan the run, load what the plan needs, gather its inputs (decoded, through the frozen part) and build
-    the dense head's models. `strategy`: a tf.distribute.Strategy, or None."""
+    the dense head's Keras models when it trains in TensorFlow. `strategy`: a tf.distribute.Strategy, or None."""
     config.validate()
-    tf_keras.utils.set_random_seed(config.seed)
     ctx = TrainingContext(config, progress, should_stop, on_epoch, strategy)
     with ctx.timed("load"):
         loaded = _load(ctx, split)
     plan, backbone, summary = loaded.plan, loaded.backbone, loaded.summary
     ctx.timings["frozen_forward"] = plan.engine
     inputs = gather_inputs(ctx, plan, backbone, summary, loaded.forward, split)
-    models = build_models(ctx, plan, backbone, summary, len(split.classes)) if plan.head == "dense" else None
+    models = None
+    if plan.head == "dense" and not numpy_head(plan, ctx):
+        from core.training.dense import build_models
+
+        models = build_models(ctx, plan, backbone, summary, len(split.classes))
     return Prepared(ctx, plan, backbone, summary, inputs, models, split)
+
+
+def numpy_head(plan: RunPlan, ctx: TrainingContext) -> bool:
+    """A dense head on fixed vectors (every block frozen) trains in numpy, without TensorFlow; with the
+    unfrozen blocks, or across devices, Keras trains it."""
+    return plan.head == "dense" and plan.consumes in (VECTORS, EPOCH_VECTORS) and ctx.strategy is None
 
 
 def fit(prepared: Prepared) -> Fitted:
     """The head (and the unfrozen blocks) trained, phase by phase; or a one-step head fitted."""
     ctx, plan, inputs, models = prepared.ctx, prepared.plan, prepared.inputs, prepared.models
+    num_classes = len(prepared.split.classes)
     if models is not None:
+        from core.training.dense import fit_dense, trained_vectors
+
         probs = fit_dense(ctx, plan, models, inputs)
         return Fitted(models.head, probs, trained_vectors(ctx, plan, prepared.backbone, prepared.summary, models,
                                                           inputs))
-    num_classes = len(prepared.split.classes)
+    if plan.head == "dense":
+        head, probs = fit_dense_numpy(ctx, plan, inputs, num_classes)
+        return Fitted(head, probs, inputs.cuts)
     head = ctx.config.new_head(num_classes)
     with ctx.timed("fit"):
         return Fitted(head, _fit_in_one_step(ctx, head, inputs.cuts, inputs.labels, num_classes), inputs.cuts)

@@ -1,4 +1,5 @@
-"""The dense head: dropout and a softmax layer, trained by Keras."""
+"""The dense head: dropout and a softmax layer, trained in numpy on fixed vectors (core.model.heads.softmax_fit)
+or by Keras with the unfrozen blocks."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.model.heads.base import PREFIX, Calibrated, softmax
+from core.model.heads.softmax_fit import SoftmaxFit, sample_weights
 
 
 def balanced_weights(labels: np.ndarray) -> dict[int, float]:
@@ -56,17 +58,19 @@ class DenseHead(Calibrated):
         return self
 
     def fit(self, vectors: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0) -> "DenseHead":
-        """The head alone on fixed vectors, as the trainer's head phase trains it (the k-fold estimate's refits);
-        a run's own head trains inside the trainer's Keras phases instead."""
-        from core.tf import tf_keras
-
-        tf_keras.utils.set_random_seed(seed)
-        self.build(vectors.shape[1])
-        self.layer.compile(optimizer=tf_keras.optimizers.Adam(self.schedule.learning_rate),
-                           loss="sparse_categorical_crossentropy")
-        self.layer.fit(vectors, labels, batch_size=self.schedule.batch_size, epochs=self.schedule.epochs,
-                       shuffle=True, verbose=0, class_weight=balanced_weights(labels) if self.balanced else None)
+        """The head alone on fixed vectors, in numpy, as a frozen run's head trains (the k-fold estimate's
+        refits use it); no TensorFlow."""
+        fit = SoftmaxFit(vectors.shape[1], num_classes, learning_rate=self.schedule.learning_rate,
+                         dropout=self.dropout, seed=seed)
+        weights = sample_weights(labels, balanced_weights(labels) if self.balanced else None)
+        for _ in range(self.schedule.epochs):
+            fit.epoch(vectors, labels, weights, self.schedule.batch_size)
+        self.set_kernel_bias(fit.kernel, fit.bias)
         return self
+
+    def set_kernel_bias(self, kernel: np.ndarray, bias: np.ndarray) -> None:
+        """Trained weights from outside Keras (the numpy fit)."""
+        self._set_kernel_bias([kernel, bias])
 
     def _kernel_bias(self) -> list[np.ndarray]:
         return self._loaded if self._layer is None else self._layer.get_weights()
