@@ -48,7 +48,10 @@ ORDER = ("test_browser.py",
          "test_lr_find.py", "test_benchmarks.py", "test_batch.py", "test_trust.py")
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
+    """ORDER, unless pytest-randomly shuffles (without `-p no:randomly`): then its order stands."""
+    if config.pluginmanager.hasplugin("randomly") and config.getoption("randomly_reorganize", False):
+        return
     items.sort(key=lambda item: ORDER.index(item.path.name) if item.path.name in ORDER else len(ORDER))
 
 
