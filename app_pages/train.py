@@ -39,7 +39,7 @@ if choice == CUSTOM:
 else:
     s.backbone = choice
 try:
-    backbone = resources.backbone(s.backbone)
+    backbone = resources.summary(s.backbone)
     dataset = resources.dataset(s.dataset, s.get("dataset_stamp", 0.0))
 except StudioError as exc:
     show_error(exc)
@@ -129,7 +129,7 @@ watched = watched_run()
 active = watched is not None and watched.state.active
 
 
-@st.fragment(run_every=1.0 if active else None)
+@st.fragment(run_every=0.5 if active else None)  # a default run takes about two seconds: see it end soon
 def live_progress():
     run = watched_run()
     if run is None:

@@ -1,5 +1,8 @@
 """AppTest per page, on the real core (a small trained run prepared by the tests)."""
 
+import subprocess
+import sys
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -75,6 +78,27 @@ def test_train_page_slider_changes_trainable_parameters(color_folder, lite0):
     at.slider[0].set_value(0).run()
     trainable, frozen = parameter_counts(lite0, 0, 3)
     assert metrics(at)["Trainable share"] == f"{trainable / (trainable + frozen):.1%}"
+
+
+def test_the_first_pages_never_load_tensorflow(color_folder):
+    """Home, Data and Train (the block diagram, the parameter counts) in a fresh process, as a first visit:
+    importing TensorFlow would cost the first Train click seconds."""
+    script = f"""
+import sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file("streamlit_app.py", default_timeout=120)
+at.session_state["dataset"] = {str(color_folder)!r}
+at.session_state["dataset_label"] = "colours"
+at.run()
+at.switch_page("app_pages/train.py").run()
+counts = [m.value for m in at.metric][:2]
+at.switch_page("app_pages/data.py").run()
+assert not at.exception, [e.value for e in at.exception]
+print(counts, "tensorflow" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "['3,843', '3,413,024'] False", out.stdout
 
 
 def test_train_page_queues_a_run_with_the_defaults(color_folder, workers_in_process):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.backbones import available_offline, bundled, get_spec, hub, list_specs, load_backbone
+from core.backbones import available_offline, bundled, get_spec, hub, list_specs, lite0_shape, load_backbone
 from core.backbones.registry import REGISTRY
 from core.data.decode import resize
 from core.errors import BackboneUnavailable
@@ -33,6 +33,15 @@ def test_block_structure(lite0):
     assert lite0.block_infos[-2].output_shape == (7, 7, 320)
     assert lite0.block_infos[-1].output_shape == (1280,)
     assert sum(b.params for b in lite0.block_infos) == lite0.feature_model.count_params() == 3_413_024
+
+
+@pytest.mark.parametrize("size", [224, 161])
+def test_architecture_numbers_match_the_built_blocks(size):
+    """The Train page draws the bundled backbone from lite0_shape's arithmetic, never building it: the names,
+    parameters (all and trainable) and output shapes must be the Keras blocks' own, at an odd size too."""
+    built = load_backbone("efficientnet_lite0_random", size)
+    assert lite0_shape.block_infos(size) == tuple(built.block_infos)
+    assert lite0_shape.summary("x", size).params == built.feature_model.count_params()
 
 
 def test_hub_export_matches_keras_model(lite0, lite0_hub):

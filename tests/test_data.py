@@ -424,3 +424,29 @@ def test_array_augmenter_resamples_as_tensorflow_does():
     again = ArrayAugmenter(big.config, seed=3)
     assert np.array_equal(again(images), ArrayAugmenter(big.config, seed=3)(images))
     assert not np.array_equal(again(images), again(images))  # each call draws new changes
+
+
+def test_a_rescan_reads_only_files_changed_since_the_last_one(tmp_path, monkeypatch):
+    """The Data page and the worker scan the same folder seconds apart: unchanged files keep their verdict
+    unread; a file changed since (or too recently to trust its time stamp) is read again."""
+    import core.data.scan as scan_module
+
+    root = class_folders(tmp_path / "ds", {"a": 4, "b": 4})
+    first = scan_folder(root)
+    past = time.time() - 60
+    for path in root.rglob("*.png"):
+        os.utime(path, (past, past))
+    read = []
+    check = scan_module._check
+    monkeypatch.setattr(scan_module, "_check", lambda c, **k: read.append(c[1]) or check(c, **k))
+    scan_folder(root)
+    assert len(read) == 8  # the files were too new to trust at the first scan: read again, now remembered
+    read.clear()
+    again = scan_folder(root)
+    assert read == [] and again.items == first.items
+    (root / "b" / "b_001.png").write_bytes(b"not a png any more")
+    (root / "a" / "a_002.png").unlink()
+    changed = scan_folder(root)
+    assert read == ["b/b_001.png"]
+    assert {s.name: s.reason for s in changed.skipped} == {"b/b_001.png": "not an image"}
+    assert changed.counts() == {"a": 3, "b": 3}

@@ -18,6 +18,14 @@ def backbone(name: str):
     return load_backbone(name)
 
 
+@st.cache_resource(show_spinner="Reading the backbone's blocks...", max_entries=8)
+def summary(name: str):
+    """Blocks and parameters for the Train page: the bundled architecture's without TensorFlow."""
+    from core.backbones import describe
+
+    return describe(name)
+
+
 @st.cache_data(show_spinner="Counting the backbone's blocks...", max_entries=16)
 def block_count(name: str) -> int:
     """How many blocks a backbone has, without loading its weights where the architecture tells."""
@@ -27,7 +35,7 @@ def block_count(name: str) -> int:
     return summary[0] if summary else backbone(name).num_blocks
 
 
-@st.cache_resource(show_spinner="Loading TensorFlow and checking the bundled model...")
+@st.cache_resource(show_spinner="Checking the bundled model...")
 def environment():
     from core.training.devices import describe
 

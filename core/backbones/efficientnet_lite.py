@@ -11,30 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.backbones.lite0_shape import FEATURE_DIM, INPUT_SIZE, NUM_BLOCKS  # noqa: F401 (the module's interface)
+from core.backbones.lite0_shape import FEATURE_DIM, INPUT_SIZE, NUM_BLOCKS, mbconv_specs  # noqa: F401 (its interface)
 from core.tf import tf_keras
 
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
-# (repeats, kernel, stride, expand ratio, in channels, out channels)
-STAGES = [
-    (1, 3, 1, 1, 32, 16),
-    (2, 3, 2, 6, 16, 24),
-    (2, 5, 2, 6, 24, 40),
-    (3, 3, 2, 6, 40, 80),
-    (3, 5, 1, 6, 80, 112),
-    (4, 5, 2, 6, 112, 192),
-    (1, 3, 1, 6, 192, 320),
-]
-
-
-def mbconv_specs() -> list[tuple[int, int, int, int, int]]:
-    """(kernel, stride, expand, in, out) of each of the 16 MBConv blocks."""
-    specs = []
-    for repeats, kernel, stride, expand, cin, cout in STAGES:
-        for r in range(repeats):
-            specs.append((kernel, stride if r == 0 else 1, expand, cin if r == 0 else cout, cout))
-    return specs
 
 
 def _bn(name):

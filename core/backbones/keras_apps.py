@@ -10,18 +10,11 @@ import os
 
 from core import paths
 from core.backbones.hub import _host_reachable
+from core.backbones.registry import KERAS_WEIGHT_FILES
 from core.errors import BackboneUnavailable
 from core.tf import tf, tf_keras
 
 WEIGHTS_HOST = "https://storage.googleapis.com/tensorflow/keras-applications/"
-# File names Keras caches the no-top ImageNet weights under (keras.applications sources).
-WEIGHT_FILES = {
-    "VGG16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    "MobileNetV2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-    "ResNet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    "EfficientNetB0": "efficientnetb0_notop.h5",
-    "InceptionV3": "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-}
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
@@ -39,18 +32,18 @@ def preprocess(function_name: str, x):
 
 def _ensure_weights_available(function_name: str) -> None:
     os.environ.setdefault("KERAS_HOME", str(paths.keras_cache_dir()))
-    cached = paths.keras_cache_dir() / "models" / WEIGHT_FILES[function_name]
+    cached = paths.keras_cache_dir() / "models" / KERAS_WEIGHT_FILES[function_name]
     if not cached.is_file() and not _host_reachable(WEIGHTS_HOST):
         raise BackboneUnavailable(
             f"keras.applications.{function_name} needs its ImageNet weights downloaded once "
-            f"({WEIGHT_FILES[function_name]}) and the network cannot be reached. Connect once, or copy the "
+            f"({KERAS_WEIGHT_FILES[function_name]}) and the network cannot be reached. Connect once, or copy the "
             f"file to {cached.parent}. Offline, use efficientnet_lite0."
         )
 
 
 def base_model(function_name: str, input_size: int, weights: str | None = "imagenet") -> tf_keras.Model:
     """The convolutional base (no top, global average pooling); weights=None for random init."""
-    if function_name not in WEIGHT_FILES:
+    if function_name not in KERAS_WEIGHT_FILES:
         raise BackboneUnavailable(f"keras.applications.{function_name} is not in the catalog")
     if weights == "imagenet":
         _ensure_weights_available(function_name)

