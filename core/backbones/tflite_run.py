@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,15 @@ def path_for(backbone: str, size: int, cut: int) -> Path:
     return paths.models_dir() / "tflite" / f"{backbone}-{size}px-cut{cut}.tflite"
 
 
+@dataclass(frozen=True)
+class _Sized:
+    """An interpreter allocated for one batch size, with its tensors' indices (looked up once: each details
+    call builds a list of dicts)."""
+    interpreter: object
+    input_index: int
+    output_index: int
+
+
 class LiteForward:
     """Callable: uint8 images (n, h, w, 3) -> float32 outputs: whole batches of BATCH through one interpreter,
     the rest image by image through a second one (padding one image to a batch of 32 took 260 ms where one
@@ -37,21 +47,20 @@ class LiteForward:
         self._batch = self._interpreter(BATCH)
         self._single = None
 
-    def _interpreter(self, batch: int):
+    def _interpreter(self, batch: int) -> _Sized:
         from ai_edge_litert.interpreter import Interpreter
 
         interpreter = Interpreter(model_content=self._content, num_threads=os.cpu_count() or 1)
         detail = interpreter.get_input_details()[0]
         interpreter.resize_tensor_input(detail["index"], (batch, *detail["shape"][1:]))
         interpreter.allocate_tensors()
-        return interpreter
+        return _Sized(interpreter, detail["index"], interpreter.get_output_details()[0]["index"])
 
     @staticmethod
-    def _run(interpreter, images: np.ndarray) -> np.ndarray:
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
-                               np.ascontiguousarray(images, dtype=np.uint8))
-        interpreter.invoke()
-        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
+    def _run(sized: _Sized, images: np.ndarray) -> np.ndarray:
+        sized.interpreter.set_tensor(sized.input_index, np.ascontiguousarray(images, dtype=np.uint8))
+        sized.interpreter.invoke()
+        return sized.interpreter.get_tensor(sized.output_index).copy()
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         whole = len(images) // BATCH * BATCH
