@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -11,6 +12,7 @@ from core.errors import TrainingError
 from core.training.config import TrainConfig
 
 PROGRESS_INTERVAL_S = 0.5
+HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,15 @@ class TrainingContext:
         if self.progress:
             self.progress(TrainProgress(phase, **values))
 
+    def add_epoch(self, phase, epoch: int, seconds: float, metrics: dict) -> None:
+        """One history row (the columns the Results page plots, None where a metric was not measured)."""
+        row = {"epoch": epoch, "phase": phase.name, "learning_rate": phase.learning_rate, "seconds": seconds}
+        for key in HISTORY_METRICS:
+            row[key] = float(metrics[key]) if metrics.get(key) is not None else None
+        self.history.append(row)
+        if self.on_epoch:
+            self.on_epoch(list(self.history))
+
     @contextlib.contextmanager
     def timed(self, stage: str):
         start = time.monotonic()
@@ -59,3 +70,28 @@ def diverged(loss: float, epoch: int, batch: int, phase) -> TrainingError:
     """The error of a loss that stopped being a number: where, and the fix."""
     return TrainingError(f"The loss became {loss} in epoch {epoch}, batch {batch} ({phase.name} phase); training "
                          f"diverged. Lower the learning rate (now {phase.learning_rate:g}).")
+
+
+class BatchWatch:
+    """What a training loop does after each batch, Keras' or numpy's: stop on a loss that is not a number,
+    report progress at most every PROGRESS_INTERVAL_S (and at an epoch's last batch) with the time left at the
+    phase's pace so far, and say whether cancel was asked for."""
+
+    def __init__(self, ctx: TrainingContext, phase, *, first_epoch: int, total_epochs: int):
+        self.ctx, self.phase, self.first_epoch, self.total_epochs = ctx, phase, first_epoch, total_epochs
+        self._started, self._last = time.monotonic(), 0.0
+
+    def after_batch(self, epoch_index: int, batch: int, batches: int, metrics: dict) -> bool:
+        """epoch_index counts from 0 within the phase, batch from 0 within the epoch; True to stop (cancel)."""
+        loss = metrics.get("loss")
+        epoch = self.first_epoch + epoch_index
+        if loss is not None and not math.isfinite(loss):
+            raise diverged(loss, epoch, batch + 1, self.phase)
+        now = time.monotonic()
+        if self.ctx.progress and (now - self._last >= PROGRESS_INTERVAL_S or batch + 1 == batches):
+            self._last = now
+            done, total = epoch_index * batches + batch + 1, self.phase.epochs * batches
+            self.ctx.progress(TrainProgress(self.phase.name, epoch, self.total_epochs, batch + 1, batches,
+                                            {k: float(v) for k, v in metrics.items()},
+                                            (now - self._started) / done * (total - done)))
+        return bool(self.ctx.should_stop and self.ctx.should_stop())

@@ -94,8 +94,7 @@ def fit_phase(ctx: TrainingContext, plan: RunPlan, phase: Phase, models: Models,
             assign_rates(model, phase, models)
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     batches = max(1, math.ceil(len(labels["train"]) / config.batch_size))
-    monitor = Monitor(phase, first_epoch, config.epochs, batches, ctx.progress, ctx.should_stop, ctx.on_epoch,
-                       ctx.history)
+    monitor = Monitor(ctx, phase, first_epoch, batches)
     callbacks, validation = [monitor], None
     if len(labels["val"]):
         validation = (fit_on["val"], labels["val"])

@@ -11,7 +11,7 @@ import numpy as np
 
 from core.backbones.inference import run_batches
 from core.tf import tf, tf_keras
-from core.training.context import PROGRESS_INTERVAL_S, TrainProgress, diverged
+from core.training.context import BatchWatch, TrainingContext
 from core.training.plan import Phase
 
 
@@ -29,47 +29,23 @@ def batchnorm_mode(backbone) -> bool | None:
 class Monitor(tf_keras.callbacks.Callback):
     """Progress, cancel, NaN detection and history rows, from inside model.fit."""
 
-    def __init__(self, phase: Phase, first_epoch: int, total_epochs: int, batches: int, progress, should_stop,
-                 on_epoch, history: list[dict]):
+    def __init__(self, ctx: TrainingContext, phase: Phase, first_epoch: int, batches: int):
         super().__init__()
-        self.phase, self.first_epoch, self.total_epochs, self.batches = phase, first_epoch, total_epochs, batches
-        self.progress, self.should_stop, self.on_epoch, self.history = progress, should_stop, on_epoch, history
+        self.ctx, self.phase, self.first_epoch, self.batches = ctx, phase, first_epoch, batches
+        self.watch = BatchWatch(ctx, phase, first_epoch=first_epoch, total_epochs=ctx.config.epochs)
         self.cancelled = False
-        self._last = 0.0
-        self._epoch_start = time.monotonic()
-        self._fit_start = time.monotonic()
-        self._epoch = 0
+        self._epoch, self._epoch_start = 0, time.monotonic()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-        self._epoch_start = time.monotonic()
+        self._epoch, self._epoch_start = epoch, time.monotonic()
 
     def on_train_batch_end(self, batch, logs=None):
-        logs = logs or {}
-        loss = logs.get("loss")
-        if loss is not None and not math.isfinite(loss):
-            raise diverged(loss, self.first_epoch + self._epoch, batch + 1, self.phase)
-        if self.should_stop and self.should_stop():
+        if self.watch.after_batch(self._epoch, batch, self.batches, logs or {}):
             self.cancelled = True
             self.model.stop_training = True
-        now = time.monotonic()
-        if self.progress and (now - self._last >= PROGRESS_INTERVAL_S or batch + 1 == self.batches):
-            self._last = now
-            done = self._epoch * self.batches + batch + 1
-            total = self.phase.epochs * self.batches
-            eta = (now - self._fit_start) / done * (total - done) if done else None
-            self.progress(TrainProgress(self.phase.name, self.first_epoch + self._epoch, self.total_epochs, batch + 1,
-                                   self.batches, {k: float(v) for k, v in logs.items()}, eta))
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        row = {"epoch": self.first_epoch + epoch, "phase": self.phase.name,
-               "learning_rate": self.phase.learning_rate, "seconds": time.monotonic() - self._epoch_start}
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-            row[key] = float(logs[key]) if key in logs else None
-        self.history.append(row)
-        if self.on_epoch:
-            self.on_epoch(list(self.history))
+        self.ctx.add_epoch(self.phase, self.first_epoch + epoch, time.monotonic() - self._epoch_start, logs or {})
 
 
 class TrainableModel(tf_keras.Model):

@@ -4,6 +4,8 @@ or by Keras with the unfrozen blocks."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from typing import Callable
 
 import numpy as np
 
@@ -57,14 +59,22 @@ class DenseHead(Calibrated):
         self.layer.build((None, feature_dim))
         return self
 
-    def fit(self, vectors: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0) -> "DenseHead":
-        """The head alone on fixed vectors, in numpy, as a frozen run's head trains (the k-fold estimate's
-        refits use it); no TensorFlow."""
+    def fit(self, vectors: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0, *,
+            epoch_vectors: Callable[[int], np.ndarray] | None = None, after_batch=None,
+            after_epoch=None) -> "DenseHead":
+        """The head alone on fixed vectors, in numpy (no TensorFlow), as its Keras layer would train: its rate,
+        dropout, class weights and schedule. A frozen run passes hooks: epoch_vectors(epoch) gives an augmented
+        epoch's training vectors; after_batch(epoch, batch, batches, loss) may raise to stop;
+        after_epoch(epoch, fit, loss, accuracy) returns True to stop early."""
         fit = SoftmaxFit(vectors.shape[1], num_classes, learning_rate=self.schedule.learning_rate,
                          dropout=self.dropout, seed=seed)
         weights = sample_weights(labels, balanced_weights(labels) if self.balanced else None)
-        for _ in range(self.schedule.epochs):
-            fit.epoch(vectors, labels, weights, self.schedule.batch_size)
+        for epoch in range(self.schedule.epochs):
+            x = epoch_vectors(epoch) if epoch_vectors else vectors
+            loss, accuracy = fit.epoch(x, labels, weights, self.schedule.batch_size,
+                                       partial(after_batch, epoch) if after_batch else None)
+            if after_epoch and after_epoch(epoch, fit, loss, accuracy):
+                break
         self.set_kernel_bias(fit.kernel, fit.bias)
         return self
 
