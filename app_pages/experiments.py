@@ -7,14 +7,15 @@ from core.backbones import available_offline, list_specs
 from core.backbones.depth import ALL, frozen_choices, frozen_text, parse_frozen
 from core.errors import StudioError
 from core.present import figures
+from core.present.tables import runs_table
 from core.present.views import RunViews, learning_curve_points
 from core.runs import sweeps
-from core.runs.compare import ACCURACY_COLUMNS, COLUMNS, comparison_rows, rows_csv
+from core.runs.compare import COLUMNS, comparison_rows, rows_csv
 from core.runs.store import RunState, list_runs
 from core.runs.summary import RunSummary
 from core.training.config import HEADS
 from ui import resources, state
-from ui.presenting import chart, editing, hidden_note
+from ui.presenting import chart, editing, hidden_note, table
 from ui.widgets import report_downloads, show_error
 
 s = st.session_state
@@ -69,7 +70,7 @@ if all_sweeps:
     ids = [sw.id for sw in all_sweeps]
     current = s.get("sweep_id") if s.get("sweep_id") in ids else ids[0]
     s.sweep_id = st.selectbox("Sweep", ids, index=ids.index(current),
-                              format_func=lambda i: f"{all_sweeps[ids.index(i)].name} ({i})")
+                              format_func=lambda i: all_sweeps[ids.index(i)].label)
     active = sweeps.load_sweep(s.sweep_id).active
 
     @st.fragment(run_every=2.0 if active else None)
@@ -81,17 +82,14 @@ if all_sweeps:
         st.progress(done / total, text=f"{done} of {total} runs completed - " +
                     ", ".join(f"{n} {k}" for k, n in progress.items()))
         c1, c2, _ = st.columns([1, 1, 3])
-        if editing() and c1.button("Resume (queue missing or failed runs)", disabled=sweep.done):
+        if editing() and c1.button("Resume (queue missing or failed runs)", disabled=sweep.done or sweep.active,
+                                   help="Available once the sweep's queued runs have finished."):
             sweeps.resume(sweep.id)
         if editing() and c2.button("Cancel the sweep", disabled=not sweep.active):
             sweeps.cancel_sweep(sweep.id)
         rows = comparison_rows([r for r in sweep.runs() if r is not None])
         if rows:
-            import pandas as pd
-
-            table = pd.DataFrame(rows, columns=COLUMNS)
-            st.dataframe(table.style.highlight_max(subset=list(ACCURACY_COLUMNS), color="#bbf7d0")
-                         .format({c: "{:.3f}" for c in ACCURACY_COLUMNS}, na_rep="-"), hide_index=True)
+            table(runs_table(rows, COLUMNS))
             c1, c2 = st.columns(2)
             c1.download_button("Table (CSV)", rows_csv(rows), f"{sweep.id}.csv", "text/csv")
             report_downloads(c2, sweep.id)
@@ -113,7 +111,7 @@ chosen = st.multiselect("Two to four runs", list(labels), default=list(labels)[:
                         format_func=labels.get)
 if len(chosen) >= 2:
     runs = {rid: next(r for r in completed if r.id == rid) for rid in chosen}
-    st.dataframe(comparison_rows(list(runs.values())), hide_index=True)
+    table(runs_table(comparison_rows(list(runs.values())), COLUMNS))
     chart(figures.compare_curves({rid: r.history() for rid, r in runs.items()}))
     chart(figures.compare_per_class({rid: r.metrics()["per_class"] for rid, r in runs.items()}))
     cols = st.columns(len(chosen))

@@ -4,10 +4,11 @@ import streamlit as st
 
 from core.errors import StudioError
 from core.inference.export import FORMATS, export_zip
+from core.present.tables import runs_table
 from core.present.views import RunViews
 from core.runs.store import RunState, delete_run, list_runs
 from core.runs.summary import RunSummary
-from ui.presenting import chart, editing, hidden_note, presenting
+from ui.presenting import chart, editing, hidden_note, presenting, table
 from ui.sections import trust as ui_trust
 from ui.widgets import linked_run, report_downloads, run_link, show_error, show_nearest, show_run_in_address
 
@@ -29,9 +30,9 @@ def row(run):
 
 st.caption("Select a row to open the run. Runs started from this browser tab are marked *yours*; "
            "runs prepared by others stay listed for presentations and comparisons.")
-table = st.dataframe([row(r) for r in runs], hide_index=True, on_select="rerun", selection_mode="single-row",
-                     key="runs_table")
-picked = table.selection.rows if table and table.selection else []
+picker = st.dataframe(runs_table([row(r) for r in runs]), hide_index=True, on_select="rerun",
+                     selection_mode="single-row", key="runs_table")
+picked = picker.selection.rows if picker and picker.selection else []
 if picked:
     s.run_id = runs[picked[0]].id
 elif linked:
@@ -106,16 +107,18 @@ left, right = st.columns([3, 2])
 with left:
     event = chart(views.confusion(normalise=normalise), on_select="rerun", selection_mode="points",
                   key=f"confusion_{run.id}")
-    points = event.selection.points if event and event.selection else []
-    if points:
-        s.cell = (points[0]["y"], points[0]["x"])
+points = event.selection.points if event and event.selection else []
+clicked = (points[0]["y"], points[0]["x"]) if points else None
+if clicked and clicked != s.get("cell_clicked"):  # a new click picks its cell; the boxes can then move on
+    s.cell_true, s.cell_pred = clicked
+s.cell_clicked = clicked
+for key in ("cell_true", "cell_pred"):
+    if s.get(key) not in classes:
+        s[key] = classes[0]
 with right:
-    st.markdown("**Images in a cell** - click a cell or choose:")
-    true_default, pred_default = s.get("cell") or (classes[0], classes[0])
-    if true_default not in classes or pred_default not in classes:
-        true_default, pred_default = classes[0], classes[0]
-    true_cls = st.selectbox("True class", classes, index=classes.index(true_default))
-    pred_cls = st.selectbox("Predicted as", classes, index=classes.index(pred_default))
+    st.markdown("**Images in a cell**: click a cell, or choose")
+    true_cls = st.selectbox("True class", classes, key="cell_true")
+    pred_cls = st.selectbox("Predicted as", classes, key="cell_pred")
     names = val.cell(classes.index(true_cls), classes.index(pred_cls))
     st.caption(f"{len(names)} image(s)")
     if names:
@@ -127,8 +130,7 @@ with right:
 
 st.subheader("Per-class scores (validation)")
 left, right = st.columns([2, 3])
-left.dataframe([{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in val.per_class()],
-               hide_index=True)
+table([{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in val.per_class()], left)
 chart(views.per_class(), right)
 
 ui_trust.calibration(run, metrics)

@@ -64,7 +64,8 @@ c1, c2, c3 = st.columns(3)
 c1.metric("Trainable parameters", f"{trainable:,}")
 c2.metric("Frozen parameters", f"{frozen_params:,}")
 c3.metric("Trainable share", f"{trainable / (trainable + frozen_params):.1%}")
-chart(blocks_figure(infos, frozen))
+head_params = backbone.feature_dim * len(dataset.classes) + len(dataset.classes)
+chart(blocks_figure(infos, frozen, head_params))
 with st.expander("Blocks as a table"):
     st.dataframe([{"block": b.name, "output": "x".join(map(str, b.output_shape)), "parameters": b.params,
                    "status": "frozen" if i < frozen else "trainable"} for i, b in enumerate(infos)],
@@ -90,8 +91,11 @@ if editing():
                              key=state.bind("w_lr", state.DEFAULTS.learning_rate))
         batch = c4.number_input("Batch size", 1, 512, state.DEFAULTS.batch_size)
         c1, c2, c3, c4 = st.columns(4)
-        two_phase = c1.checkbox("Two phases", state.DEFAULTS.two_phase,
-                                help="Phase 1 trains only the head; phase 2 unfreezes down to the chosen depth.")
+        fine_tunes = frozen < n_blocks
+        two_phase = c1.checkbox("Two phases", state.DEFAULTS.two_phase and fine_tunes, disabled=not fine_tunes,
+                                key=f"w_two_phase_{fine_tunes}",
+                                help="Phase 1 trains only the head; phase 2 unfreezes down to the chosen depth. "
+                                     "With every block frozen there is only the head to train: one phase.")
         factor = c2.number_input("Fine-tune rate factor", 0.001, 1.0, format="%.3f",
                                  key=state.bind("w_factor", state.DEFAULTS.fine_tune_lr_factor),
                                  help="The unfrozen blocks train at the learning rate times this; the head keeps its "
@@ -105,14 +109,15 @@ if editing():
 
     with st.container(border=True):
         lr_finder.panel(state.train_config(learning_rate=float(s.w_lr), batch_size=int(batch), seed=int(seed)),
-                        fine_tunes=frozen < n_blocks)
+                        fine_tunes=fine_tunes)
 else:
     hidden_note("the training settings and the Train button")
 
 if submitted:
     try:
         config = state.train_config(head=head, epochs=int(epochs), learning_rate=float(lr), batch_size=int(batch),
-                                    two_phase=two_phase, fine_tune_lr_factor=float(factor),
+                                    two_phase=two_phase if fine_tunes else state.DEFAULTS.two_phase,  # moot: as the CLI
+                                    fine_tune_lr_factor=float(factor),
                                     early_stopping=int(patience), seed=int(seed), class_weight=balanced)
         s.run_id = jobs.submit(config, owner=s.token)
     except StudioError as exc:

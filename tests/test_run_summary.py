@@ -38,11 +38,14 @@ def test_a_run_that_has_not_finished_shows_no_accuracy(tmp_path):
 def test_progress_text():
     bars, caption = describe_progress({"phase": "fine-tune", "epoch": 2, "epochs": 4, "batch": 1, "batches": 4,
                                        "metrics": {"loss": 0.5}, "eta_seconds": 9.6})
-    assert bars == [(0.3125, "fine-tune phase: epoch 2 of 4"), (0.25, "batch 1 of 4")]
+    assert bars == [(0.3125, "Fine-tuning the unfrozen blocks with the head: epoch 2 of 4"),
+                    (0.25, "Batch 1 of 4")]
     assert caption == "loss 0.500 - about 10 s left in this phase"
     assert describe_progress({"phase": "decode", "batch": 64, "batches": 128})[0] == [
-        (0.5, "decoding images: 64 of 128")]
-    assert describe_progress({"phase": "features"})[0] == [(0.0, "computing features at the cut (once per image)")]
+        (0.5, "Decoding images: 64 of 128")]
+    assert describe_progress({"phase": "features"})[0] == [(0.0, "Computing features at the cut (once per image)")]
+    for phase in ("starting", "decode", "evaluate", "saving"):  # every stage reads as words, not a code
+        assert describe_progress({"phase": phase})[0][0][1][0].isupper()
 
 
 def test_a_run_from_before_intervals_gets_them_from_its_split_sizes(tmp_path):

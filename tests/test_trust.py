@@ -95,6 +95,37 @@ def test_near_duplicates_find_planted_copies_and_refuse_a_crowded_set(tmp_path):
     assert near_duplicates(crowded / np.linalg.norm(crowded, axis=1, keepdims=True), None).crowded
 
 
+def _reads_as_sentences(text: str) -> bool:
+    """Capital or digit first, a full stop last, and no fragment glued on with a colon ("by not claimed: ...")."""
+    return (text[0].isupper() or text[0].isdigit()) and text.endswith(".") and ": not" not in text.lower() \
+        and "by not" not in text
+
+
+def test_the_leak_check_and_health_checks_read_as_sentences(tmp_path):
+    from core.health import _label_issues, near_duplicate_groups
+
+    rng = np.random.default_rng(3)
+    base = np.asarray(_texture(rng), np.int16)
+    alike = lambda: Image.fromarray(np.clip(base + rng.integers(-2, 3, base.shape), 0, 255).astype(np.uint8))  # noqa: E731
+    for folder, image in (("varied", lambda: _texture(rng)), ("crowded", alike)):
+        for label in ("a", "b"):
+            (tmp_path / folder / label).mkdir(parents=True)
+            for i in range(12):
+                image().save(tmp_path / folder / label / f"{i:02d}.png")
+    sentences = []
+    for folder in ("varied", "crowded"):
+        items = _items(tmp_path / folder)
+        groups, how, _ = near_duplicate_groups(items, "efficientnet_lite0_random")
+        named = [[items[i].relpath for i in g] for g in groups]
+        sentences += [how, leak_check(split(items, 0.3, 0.2, 0, named), named, how)["text"]]
+    assert "not reported" in sentences[2] and "looked for" in sentences[0]
+    vectors = rng.normal(size=(24, 8))
+    sentences += [_label_issues(_items(tmp_path / "varied"), vectors, ("a", "b"), 0, None)[1],
+                  _label_issues(_items(tmp_path / "varied")[:3], vectors[:3], ("a", "b"), 0, None)[1]]
+    for text in sentences:
+        assert _reads_as_sentences(text), text
+
+
 def test_label_issues_rank_planted_flips_first():
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(5, 24)) * 2
@@ -170,7 +201,8 @@ def test_a_run_records_intervals_calibration_and_its_rule(trained_run, skimage_i
     assert m["val_accuracy_interval"] == list(wilson(round(m["val_accuracy"] * n_val), n_val))
     assert {"ece", "ece_before", "temperature", "val_balanced_accuracy", "val_macro_f1"} <= set(m)
     assert m["val_unknown_share"] <= 0.1
-    assert data["leak_check"]["across"] == 0 and "near-duplicate groups across" in data["leak_check"]["text"]
+    assert data["leak_check"]["across"] == 0
+    assert "groups fall across train, validation and test" in data["leak_check"]["text"]
     assert "rejection/means" in run.weights()
     photo = tmp_path / "chelsea.png"
     Image.fromarray(skimage_images["chelsea"]).save(photo)

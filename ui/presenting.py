@@ -18,6 +18,9 @@ CSS = """<style>
 .stMainBlockContainer .stMarkdown p,.stMainBlockContainer .stMarkdown li,[data-testid="stCaptionContainer"] p,
 [data-testid="stAlertContentInfo"] p,[data-testid="stAlertContentWarning"] p{font-size:1.3rem}
 .stMainBlockContainer h1{font-size:3.4rem} .stMainBlockContainer h3{font-size:2.2rem}
+[data-testid="stWidgetLabel"] p,[data-testid="stCheckbox"] label p,.stMainBlockContainer [data-baseweb="select"] div,
+[data-testid="stExpander"] summary p{font-size:1.3rem}
+[data-testid="stTable"] td,[data-testid="stTable"] th{font-size:1.2rem}
 [data-testid="stToolbar"]{display:none}
 </style>"""
 
@@ -37,6 +40,19 @@ def toggle() -> None:
               "or runs, and enlarges figures, numbers and text. Every page stays readable.")
     if presenting():
         st.html(CSS)
+
+
+def table(data, container=None) -> None:
+    """st.dataframe, or while presenting an HTML table that the enlarged text applies to (a dataframe is drawn
+    on a canvas, out of CSS's reach). `data`: rows, a DataFrame or a pandas Styler."""
+    import pandas as pd
+
+    target = container or st
+    if not presenting():
+        target.dataframe(data, hide_index=True)
+        return
+    styler = data if isinstance(data, pd.io.formats.style.Styler) else pd.DataFrame(data).style
+    target.table(styler.hide(axis="index"))
 
 
 def hidden_note(what: str) -> None:

@@ -7,6 +7,7 @@ import streamlit as st
 from core.backbones import get_spec
 from core.errors import StudioError
 from core.runs.store import load_run
+from core.runs.summary import RunSummary
 from ui import presenting
 
 
@@ -14,15 +15,30 @@ def sidebar() -> None:
     s = st.session_state
     with st.sidebar:
         presenting.toggle()
-        st.caption("CURRENT SELECTION")
+        st.caption("NEXT TRAINING USES")
         st.markdown(f"**Data:** {s.dataset_label}")
-        sample = f"{s.per_class} per class" if s.per_class else f"{s.fraction:.0%} of each class" if s.fraction \
-            else "all images"
-        st.markdown(f"**Sample:** {sample}")
+        st.markdown(f"**Sample:** {_sample_text(s.per_class, s.fraction)}")
         st.markdown(f"**Backbone:** {get_spec(s.backbone).title}")
         if s.run_id:
             try:
-                run = load_run(s.run_id)
-                st.markdown(f"**Run:** `{run.id}` ({run.state})")
+                run = RunSummary.of(load_run(s.run_id))
             except StudioError:
                 s.run_id = None
+                return
+            st.caption("OPEN RUN")  # a linked run may differ from the next training's choices: its own
+            st.markdown(f"**Run:** `{run.id}` ({run.state})")
+            sample = f"{run.sample} per class" if run.sample.isdigit() else f"{run.sample} of each class" \
+                if run.sample.endswith("%") else "all images"
+            st.markdown(f"**Data:** {run.dataset}, {sample}")
+            st.markdown(f"**Backbone:** {_title(run.backbone)}, {run.frozen_phrase}")
+
+
+def _sample_text(per_class, fraction) -> str:
+    return f"{per_class} per class" if per_class else f"{fraction:.0%} of each class" if fraction else "all images"
+
+
+def _title(backbone: str) -> str:
+    try:
+        return get_spec(backbone).title
+    except StudioError:
+        return backbone

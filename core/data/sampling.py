@@ -154,11 +154,12 @@ def split(items, val: float = 0.2, test: float = 0.1, seed: int = 0, groups=None
 
 
 def leak_check(parts: Split, groups, how: str) -> dict:
-    """How many near-duplicate groups have images in more than one of train, validation and test."""
+    """How many near-duplicate groups have images in more than one of train, validation and test; `how` is
+    the sentence saying how they were looked for."""
     side = {i.relpath: name for name in ("train", "val", "test") for i in getattr(parts, name)}
     placed = [{side[r] for r in g if r in side} for g in groups or ()]
     placed = [p for p in placed if p]
     across = sum(1 for p in placed if len(p) > 1)
     return {"groups": len(placed), "across": across, "method": how,
-            "text": f"{across} near-duplicate groups across train/validation/test ({len(placed)} found in the "
-                    f"sample, each kept on one side; checked by {how})"}
+            "text": f"{across} of the sample's {len(placed)} near-duplicate groups fall across train, validation "
+                    f"and test (each group is kept on one side). {how}"}

@@ -33,7 +33,7 @@ class Health:
     classes: tuple[str, ...]
     images: int
     label_issues: tuple[dict, ...]  # {"file", "given", "suggested", "score"}, most likely first
-    label_check: str  # how the labels were checked, or why they could not be
+    label_check: str  # a sentence: how the labels were checked, or why they could not be
     near_duplicates: tuple[tuple[str, ...], ...]  # groups of files
     duplicate_check: str
     imbalance: dict
@@ -112,12 +112,14 @@ def near_duplicate_groups(items: Sequence[ImageItem], backbone: str, image_size:
     if vectors is None:
         vectors = _cheap_vectors(items, backbone, image_size)
         if vectors is None:
-            how = "thumbnails only (no converted model or stored features for this backbone)"
+            how = "thumbnails alone (this backbone has no converted model or stored features)"
     thumbs = np.stack([x.thumb if x is not None else np.zeros(256, np.float32) for x in looks])
     found = near_duplicates(thumbs, vectors)
     if found.crowded:
-        how = (f"not claimed: the typical image here has a neighbour nearly as close as a copy would be (very "
-               f"small or very alike images), so copies cannot be told from neighbours ({how})")
+        how = (f"Near duplicates were not reported: the typical image here has a neighbour nearly as close as a "
+               f"copy would be (very small or very alike images), so {how} cannot tell copies from neighbours.")
+    else:
+        how = f"Near duplicates were looked for by comparing {how}."
     return found.groups, how, looks
 
 
@@ -144,12 +146,12 @@ def _label_issues(items, vectors, classes, seed, progress) -> tuple[list[dict], 
     try:
         probs = out_of_fold_probs(vectors, labels, classes, seed)
     except DataError as exc:
-        return [], f"not checked: {exc}"
+        return [], f"Labels were not checked: {exc}"
     found = label_issues(probs, labels)
     rows = [{"file": items[x.index].relpath, "given": classes[x.given], "suggested": classes[x.suggested],
              "score": float(f"{x.score:.3g}")} for x in found]
-    return rows, ("out-of-fold probabilities of a linear probe on the feature vectors, ranked by cleanlab's "
-                  "find_label_issues")
+    return rows, ("Labels were checked with out-of-fold probabilities of a linear probe on the feature vectors, "
+                  "ranked by cleanlab's find_label_issues.")
 
 
 def _key(root: str, backbone: str) -> str:

@@ -7,11 +7,13 @@ import plotly.graph_objects as go
 FROZEN_COLOR, TRAINABLE_COLOR = "#9ca3af", "#2563eb"
 
 
-def blocks_figure(block_infos, frozen: int) -> go.Figure:
-    names = [b.name for b in block_infos]
-    params = [b.params for b in block_infos]
-    colors = [FROZEN_COLOR if i < frozen else TRAINABLE_COLOR for i in range(len(names))]
-    shapes = ["x".join(str(d) for d in b.output_shape) or "?" for b in block_infos]
+def blocks_figure(block_infos, frozen: int, head_params: int) -> go.Figure:
+    """A bar per block, grey where frozen, blue where it trains, and the new classifier head last (it always
+    trains: with every block frozen it is the only blue bar)."""
+    names = [b.name for b in block_infos] + ["new head"]
+    params = [b.params for b in block_infos] + [head_params]
+    colors = [FROZEN_COLOR if i < frozen else TRAINABLE_COLOR for i in range(len(block_infos))] + [TRAINABLE_COLOR]
+    shapes = ["x".join(str(d) for d in b.output_shape) or "?" for b in block_infos] + ["class probabilities"]
     fig = go.Figure(go.Bar(x=names, y=params, marker_color=colors, customdata=shapes, showlegend=False,
                            hovertemplate="%{x}<br>%{y:,} parameters<br>output %{customdata}<extra></extra>"))
     for color, label in ((FROZEN_COLOR, "frozen"), (TRAINABLE_COLOR, "trainable")):

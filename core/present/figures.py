@@ -63,12 +63,14 @@ def confusion_matrix(predictions: Predictions, *, normalise: bool = False, title
         text = [[str(v) for v in row] for row in counts]
         colorbar = "images"
     fig = go.Figure(go.Heatmap(z=values, x=classes, y=classes, text=text, texttemplate="%{text}",
-                               colorscale="Blues", colorbar=dict(title=colorbar), zmin=0,
-                               hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>"))
-    # Invisible markers on the cell centres: heatmaps send no click events, markers do.
+                               colorscale="Blues", colorbar=dict(title=dict(text=colorbar, side="right")), zmin=0,
+                               hoverinfo="skip"))
+    # Invisible markers on the cell centres carry the hover text and the clicks: heatmaps send no click
+    # events, and a trace with hoverinfo "skip" sends none either.
     fig.add_trace(go.Scatter(x=[p for _ in classes for p in classes], y=[t for t in classes for _ in classes],
-                             mode="markers", marker=dict(size=28, opacity=0.0, symbol="square"), showlegend=False,
-                             hoverinfo="skip", name="cells"))
+                             customdata=[cell for row in text for cell in row], mode="markers",
+                             marker=dict(size=28, opacity=0.0, symbol="square"), showlegend=False, name="cells",
+                             hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata}<extra></extra>"))
     fig.update_xaxes(title_text="predicted", type="category", side="bottom")
     fig.update_yaxes(title_text="true", type="category", autorange="reversed")
     size = max(360, 60 + 42 * len(classes))

@@ -90,8 +90,11 @@ def interval_text(interval) -> str | None:
     return f"{interval[0]:.1%}-{interval[1]:.1%}" if interval else None
 
 
-_STAGE_TEXT = {"features": "computing features at the cut (once per image)", "evaluate": "evaluating",
-               "fit": "fitting the scikit-learn head", "saving": "saving the run"}
+_STAGE_TEXT = {"starting": "Starting the worker", "decode": "Checking the images and drawing the sample",
+               "features": "Computing features at the cut (once per image)",
+               "evaluate": "Scoring the validation and test images", "fit": "Fitting the scikit-learn head",
+               "saving": "Saving the run"}
+_PHASE_TEXT = {"head": "Training the new head", "fine-tune": "Fine-tuning the unfrozen blocks with the head"}
 
 
 def describe_progress(progress: dict) -> tuple[list[tuple[float, str]], str]:
@@ -104,11 +107,11 @@ def describe_progress(progress: dict) -> tuple[list[tuple[float, str]], str]:
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted((p.get("metrics") or {}).items()))
         eta = p.get("eta_seconds")
         caption = metrics + (f" - about {eta:.0f} s left in this phase" if eta is not None else "")
-        return [(epoch_done, f"{phase} phase: epoch {p['epoch']} of {p['epochs']}"),
-                (p["batch"] / batches, f"batch {p['batch']} of {p['batches']}")], caption
+        return [(epoch_done, f"{_PHASE_TEXT[phase]}: epoch {p['epoch']} of {p['epochs']}"),
+                (p["batch"] / batches, f"Batch {p['batch']} of {p['batches']}")], caption
     if phase == "decode" and p.get("batches"):
-        return [(p["batch"] / p["batches"], f"decoding images: {p['batch']} of {p['batches']}")], ""
+        return [(p["batch"] / p["batches"], f"Decoding images: {p['batch']:,} of {p['batches']:,}")], ""
     if phase == "augment" and p.get("batches"):
-        return [(p["batch"] / p["batches"], f"augmenting the training images and running the frozen blocks on "
+        return [(p["batch"] / p["batches"], f"Augmenting the training images and running the frozen blocks on "
                                             f"them: epoch {p['epoch']} of {p['epochs']}")], ""
     return [(0.0, _STAGE_TEXT.get(phase, phase))], ""

@@ -104,6 +104,13 @@ class Sweep:
         return {state: states.count(state) for state in sorted(set(states))}
 
     @property
+    def label(self) -> str:
+        """How a picker names it: its given name, else when it started; and how many runs it has."""
+        title = self.name if self.name != self.id else time.strftime("Sweep of %d %b, %H:%M",
+                                                                     time.localtime(self.created))
+        return f"{title} ({len(self.run_ids)} runs)"
+
+    @property
     def done(self) -> bool:
         return all(r is not None and r.state == RunState.COMPLETED for r in self.runs())
 

@@ -9,6 +9,7 @@ from core.data.overrides import read_overrides, set_override
 from core.errors import StudioError
 from core.health import check_health, latest, save, scanned_images
 from core.images import png_data_uri
+from core.present.tables import score_text
 from ui import resources
 from ui.presenting import editing, presenting
 from ui.widgets import show_error
@@ -89,8 +90,8 @@ def section(ds, backbone: str, on_saved) -> None:
     c[1].metric("Near-duplicate groups", len(health.near_duplicates))
     c[2].metric("Largest / smallest class", f"{health.imbalance['ratio']:.1f}x")
     c[3].metric("Odd images", len(health.odd_images))
-    st.caption(f"Checked {health.images:,} images in {health.seconds:.1f} s with {backbone}. Labels: "
-               f"{health.label_check}. Near duplicates: {health.duplicate_check}.")
+    st.caption(f"Checked {health.images:,} images in {health.seconds:.1f} s with {backbone}. {health.label_check} "
+               f"{health.duplicate_check}")
     if health.corrections != len(ds.overrides.get("applied", [])):
         st.info("Your corrections changed the dataset since this check: the tables show the labels as they were. "
                 "**Check again** to rank the corrected dataset.", icon=":material/update:")
@@ -98,9 +99,10 @@ def section(ds, backbone: str, on_saved) -> None:
     chosen = {}
     if health.label_issues:
         st.markdown("**Likely label errors**, most likely first: the folder's class, and the class the probe "
-                    "believes. Choose an action for any you agree with.")
-        chosen.update(_editor(ds, list(health.label_issues), {"given": "given", "suggested": "suggested",
-                                                              "score": "score"}, "health_labels", overrides))
+                    "believes." + (" Choose an action for any you agree with." if editing() else ""))
+        issues = [{**r, "score": score_text(r["score"])} for r in health.label_issues]
+        chosen.update(_editor(ds, issues, {"given": "given", "suggested": "suggested", "label quality": "score"},
+                              "health_labels", overrides))
     if health.near_duplicates:
         st.markdown("**Near-duplicate groups** (each is kept on one side of every split; exclude copies you do not "
                     "want counted twice)")

@@ -7,9 +7,10 @@ import streamlit as st
 
 from core.errors import StudioError
 from core.present.figures import reliability_diagram
+from core.present.tables import runs_table
 from core.runs import trust
 from core.runs.compare import comparison_rows
-from ui.presenting import chart
+from ui.presenting import chart, table
 from ui.widgets import show_error
 
 
@@ -57,8 +58,8 @@ def corrections_compare(run) -> None:
     for row in rows:
         found = next(r for r in related if r.id == row["run"])
         row["corrections"] = len(trust.corrections(found).get("applied", []))
-    st.dataframe([{k: row[k] for k in ("run", "corrections", "images", "val acc", "val 95% CI", "test acc",
-                                       "test 95% CI")} for row in rows], hide_index=True)
+    table(runs_table([{k: row[k] for k in ("run", "corrections", "images", "val acc", "val 95% CI", "test acc",
+                                           "test 95% CI")} for row in rows]))
     st.caption("Runs with this run's settings that differ only in the corrections they trained with. Where the "
                "intervals overlap, the difference may be chance.")
 
