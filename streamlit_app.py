@@ -1,12 +1,16 @@
 """Entry point: page config, session state, shared sidebar and navigation over app_pages/ in the workflow's
 sections (Prepare, Train, Study)."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from ui import state
 from ui.sidebar import sidebar
 
-st.set_page_config(page_title="Transfer Learning Studio", page_icon=":material/model_training:", layout="wide")
+# A local icon: a :material/...: page icon makes the browser fetch the favicon from fonts.gstatic.com.
+ICON = Path(__file__).parent / "assets" / "favicon.png"
+st.set_page_config(page_title="Transfer Learning Studio", page_icon=str(ICON), layout="wide")
 state.init()
 
 # The sidebar follows the workflow: prepare the data, train, then study what the model learned.

@@ -113,21 +113,27 @@ if editing():
 else:
     hidden_note("the training settings and the Train button")
 
-if submitted:
-    try:
-        config = state.train_config(head=head, epochs=int(epochs), learning_rate=float(lr), batch_size=int(batch),
-                                    two_phase=two_phase if fine_tunes else state.DEFAULTS.two_phase,  # moot: as the CLI
-                                    fine_tune_lr_factor=float(factor),
-                                    early_stopping=int(patience), seed=int(seed), class_weight=balanced)
-        s.run_id = jobs.submit(config, owner=s.token)
-    except StudioError as exc:
-        show_error(exc)
-
 
 def watched_run():
     """This session's latest run (found again after a reload through the ?s= token in the URL)."""
     mine = [r for r in list_runs(verify=False) if r.status.get("owner") == s.token]
     return mine[0] if mine else None
+
+
+if submitted:
+    try:
+        config = state.train_config(head=head, epochs=int(epochs), learning_rate=float(lr), batch_size=int(batch),
+                                    two_phase=two_phase if fine_tunes else state.DEFAULTS.two_phase,  # moot: as the CLI
+                                    fine_tune_lr_factor=float(factor), early_stopping=int(patience), seed=int(seed),
+                                    class_weight=balanced)
+        latest = watched_run()
+        if latest is not None and latest.state.active and latest.config == config:  # a second click, not a new run
+            st.info(f"Run {latest.id} with these settings is already {latest.state}, so it was not queued again. "
+                    f"Change a setting to queue another run.", icon=":material/info:")
+        else:
+            s.run_id = jobs.submit(config, owner=s.token)
+    except StudioError as exc:
+        show_error(exc)
 
 
 watched = watched_run()
@@ -141,11 +147,16 @@ def live_progress():
         return
     if active and not run.state.active:
         st.rerun()  # finished: one full rerun stops the polling and refreshes the sidebar
-    st.subheader(f"Run {run.id}")
     status = run.status
-    if run.state == RunState.QUEUED:
+    if run.state == RunState.QUEUED:  # worked out before drawing, so the header and its status change together
         jobs.ensure_workers()
-        st.info(f"Queued: position {jobs.queue_position(run.id) or '?'} (one training at a time).")
+        position = jobs.queue_position(run.id) or 1
+        running = any(r.state == RunState.RUNNING for r in list_runs(verify=False))
+        waiting = (f"Queued: position {position} (one training at a time)." if running or position > 1
+                   else "Starting a training worker...")
+    st.subheader(f"Run {run.id}")
+    if run.state == RunState.QUEUED:
+        st.info(waiting)
     elif run.state == RunState.RUNNING:
         bars, caption = describe_progress(status.get("progress") or {})
         for fraction, text in bars:
@@ -156,7 +167,7 @@ def live_progress():
             jobs.cancel(run.id)
     elif run.state == RunState.COMPLETED:
         m = run.metrics()
-        st.success(f"Done in {m.get('seconds', 0):.0f} s: validation accuracy "
+        st.success(f"Done in {m.get('seconds', 0):.1f} s: validation accuracy "
                    f"{accuracy_text(m.get('val_accuracy'), m.get('val_accuracy_interval'))} (95% interval).")
         st.page_link("app_pages/results.py", label="See the results", icon=":material/insights:")
     else:

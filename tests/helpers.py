@@ -191,10 +191,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(folder: Path):
+def serve(folder: Path, **extra_env: str):
     """A real Streamlit server on a free port, its runs in folder/runs, its log in folder/streamlit.log."""
     port = free_port()
-    env = {**without_thread_caps(os.environ), "STUDIO_RUNS_DIR": str(folder / "runs")}
+    env = {**without_thread_caps(os.environ), "STUDIO_RUNS_DIR": str(folder / "runs"), **extra_env}
     log = open(folder / "streamlit.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
                              "--server.address", "127.0.0.1"], cwd=PROJECT_DIR, env=env, stdout=log,

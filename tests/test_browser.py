@@ -55,6 +55,8 @@ def test_walk_through_the_app(server, tmp_path):
     Image.fromarray(np.pad(255 - (img / 16 * 255).astype(np.uint8), 2, constant_values=255)).save(digit)
 
     with browser_page() as page:
+        elsewhere = []  # the studio works offline: no request may leave the machine
+        page.on("request", lambda r: r.url.startswith((server.url, "data:", "blob:")) or elsewhere.append(r.url))
         page.goto(server.url)
         wait_for_title(page, "Transfer Learning Studio")
         expect(page.get_by_text("Start with the demo")).to_be_visible(timeout=120_000)
@@ -93,6 +95,9 @@ def test_walk_through_the_app(server, tmp_path):
         expect(page.get_by_text("Confusion matrix (validation)")).to_be_visible()
         assert page.locator(".js-plotly-plot").count() >= 3
         check_page(page, "5-results")
+        click_confusion_cell(page, "2", "2")
+        expect(page.get_by_role("combobox", name="True class")).to_have_value("2")
+        expect(page.get_by_role("combobox", name="Predicted as")).to_have_value("2")
 
         page.get_by_role("link", name="Activations").first.click()
         wait_for_title(page, "Activations")
@@ -108,6 +113,52 @@ def test_walk_through_the_app(server, tmp_path):
         expect(page.get_by_text("digit.png:").first).to_be_visible(timeout=120_000)
         settle(page)
         check_page(page, "7-predict")
+        assert elsewhere == [], elsewhere
+
+
+def click_confusion_cell(page, true: str, predicted: str) -> None:
+    """A mouse click on a cell of the Results page's confusion matrix, where a user would click (plotly picks
+    the point under the mouse; its layers above the markers would stop a click on the element itself)."""
+    figure = page.locator(".js-plotly-plot").filter(has_text="Confusion matrix")
+    figure.scroll_into_view_if_needed()
+    classes = [t.text_content() for t in figure.locator(".xtick text").all()]
+    index = classes.index(true) * len(classes) + classes.index(predicted)
+    box = figure.locator(".scatterlayer .point").nth(index).bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    settle(page)
+
+
+def test_a_second_click_on_train_does_not_queue_the_same_run_again(tmp_path):
+    """While a run with these settings is training (held at its saving step), Train again says so and queues
+    nothing; the header and status of the watched run stay its own."""
+    from playwright.sync_api import expect
+
+    with serve(tmp_path, STUDIO_FAULT_PAUSE="saving") as paused, browser_page() as page:
+        page.goto(f"{paused.url}/train")
+        wait_for_title(page, "Train")
+        settle(page)
+        try:
+            page.get_by_role("button", name="Train", exact=True).click()
+            expect(page.get_by_text("Saving the run")).to_be_visible(timeout=300_000)
+            page.get_by_role("button", name="Train", exact=True).click()
+            expect(page.get_by_text("with these settings is already running, so it was not queued again")
+                   ).to_be_visible(timeout=60_000)
+            runs = [p for p in Path(paused.runs_dir).iterdir() if not p.name.startswith(".") and p.is_dir()]
+            assert len(runs) == 1, runs
+        finally:
+            stop_workers(paused.runs_dir)
+
+
+def stop_workers(runs_dir: str) -> None:
+    import signal
+
+    workers = Path(runs_dir) / ".workers"
+    for pid in [int(p.name) for p in workers.iterdir() if p.name.isdigit()] if workers.is_dir() else []:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def test_a_fresh_servers_first_request_can_be_a_page(tmp_path):

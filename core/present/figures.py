@@ -57,14 +57,14 @@ def confusion_matrix(predictions: Predictions, *, normalise: bool = False, title
         totals = counts.sum(axis=1, keepdims=True)
         values = np.divide(counts, totals, out=np.zeros_like(counts, dtype=float), where=totals > 0)
         text = [[f"{v:.0%}" for v in row] for row in values]
-        colorbar = "share of row"
+        colorbar = dict(title=dict(text="share of row", side="right"), tickformat=".0%")
     else:
         values = counts
         text = [[str(v) for v in row] for row in counts]
-        colorbar = "images"
+        colorbar = dict(title=dict(text="images", side="right"), tickformat="d",
+                        dtick=max(1, int(np.ceil(counts.max() / 5))))  # whole images only
     fig = go.Figure(go.Heatmap(z=values, x=classes, y=classes, text=text, texttemplate="%{text}",
-                               colorscale="Blues", colorbar=dict(title=dict(text=colorbar, side="right")), zmin=0,
-                               hoverinfo="skip"))
+                               colorscale="Blues", colorbar=colorbar, zmin=0, hoverinfo="skip"))
     # Invisible markers on the cell centres carry the hover text and the clicks: heatmaps send no click
     # events, and a trace with hoverinfo "skip" sends none either.
     fig.add_trace(go.Scatter(x=[p for _ in classes for p in classes], y=[t for t in classes for _ in classes],
