@@ -48,7 +48,7 @@ with c1:
     probs = model.predict_arrays(array[None])
     top = model.top_k(probs, 3)[0]
     st.image(array, caption=caption, width=224)
-    st.markdown("**Prediction:** " + ", ".join(f"{t['label']} {t['probability']:.0%}" for t in top))
+    st.markdown("**Prediction:** " + ", then ".join(f"class {t['label']} ({t['probability']:.1%})" for t in top))
 
 backbone = model.backbone
 with c2:

@@ -49,6 +49,7 @@ head, link = st.columns([5, 1], vertical_alignment="bottom")
 head.subheader(f"Run {run.id}")
 with link.popover("Copy link", icon=":material/link:"):
     st.caption("A link that opens this run (paste it into the meeting chat); the copy icon is on the right.")
+    st.html("<style>[data-testid='stPopoverBody'] pre{padding-right:3rem}</style>")  # the copy icon sits on the right
     st.code(run_link(run.id), language=None, wrap_lines=True)
 if run.state != RunState.COMPLETED:
     (st.error if run.state in (RunState.FAILED, RunState.DAMAGED) else st.info)(
@@ -86,7 +87,7 @@ c = st.columns(5)
 c[0].metric("Train accuracy", f"{metrics['train_accuracy']:.1%}")
 with_interval(c[1], "Validation accuracy", summary.val_accuracy, summary.val_interval)
 with_interval(c[2], "Test accuracy", summary.test_accuracy, summary.test_interval)
-c[3].metric("Training time", f"{metrics['seconds']:.0f} s")
+c[3].metric("Training time", f"{metrics['seconds']:.1f} s")
 c[4].metric("Trainable parameters", f"{metrics['trainable_params']:,}")
 plan = (metrics.get("plan") or {}).get("description") or (
     "features cached at the cut." if metrics.get("cached_features") else "no feature cache.")
@@ -122,8 +123,9 @@ with right:
     names = val.cell(classes.index(true_cls), classes.index(pred_cls))
     st.caption(f"{len(names)} image(s)")
     if names:
-        st.image([views.image(n, 96) for n in names[:24]],
-                 caption=[n.rsplit("/", 1)[-1].rsplit(".", 1)[0] for n in names[:24]], width=96)
+        side = 150 if presenting() else 112  # wide enough that a file name's caption does not wrap
+        st.image([views.image(n, side) for n in names[:24]],
+                 caption=[n.rsplit("/", 1)[-1].rsplit(".", 1)[0] for n in names[:24]], width=side)
     confused = val.most_confused()
     if confused:
         st.markdown("**Most confused:** " + "; ".join(f"{t} as {p} ({n})" for t, p, n in confused[:5]))
@@ -146,7 +148,7 @@ else:
     cols = st.columns(6)
     for i, r in enumerate(wrong):
         cols[i % 6].image(r["saliency"] if with_saliency else r["image"],
-                          caption=f"{r['true']} → {r['predicted']} ({r['probability']:.0%})", width=112)
+                          caption=f"{r['true']} → {r['predicted']} ({r['probability']:.1%})", width=112)
     if views.model.explains:
         head = views.model.head
         k = f" (k = {head.k}, chosen by leaving each training image out)" if hasattr(head, "k") else ""
@@ -164,8 +166,13 @@ method = c2.radio("Projection", ["pca", "tsne"], horizontal=True, format_func=st
 split_name = c3.radio("Images", ["val", "train"], horizontal=True,
                       format_func={"val": "validation", "train": "training"}.get)
 if st.button("Show the feature vectors", icon=":material/scatter_plot:"):
-    with st.spinner("Computing feature vectors..."):
-        chart(views.embedding(split_name, dims, method))
+    s.embedding_shown = run.id  # stays shown through later clicks (and follows the choices above) for this run
+if s.get("embedding_shown") == run.id:
+    wanted = (run.id, split_name, dims, method)
+    if s.get("embedding", (None,))[0] != wanted:  # computed once per choice, not on every later click
+        with st.spinner("Computing feature vectors..."):
+            s.embedding = (wanted, views.embedding(split_name, dims, method))
+    chart(s.embedding[1], key="embedding")
 
 st.subheader("Downloads")
 c1, c2, c3, c4 = st.columns(4)

@@ -6,7 +6,7 @@ import base64
 import io
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 # Anchor colours of a perceptually ordered map (dark blue -> teal -> yellow), like viridis.
 _ANCHORS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64)
@@ -42,8 +42,9 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> Image.Im
 
 
 def grid(tiles: list[Image.Image], columns: int, labels: list[str] | None = None, pad: int = 4,
-         label_height: int = 14, background=(255, 255, 255)) -> Image.Image:
-    """Tiles of equal size in a grid, each with an optional caption underneath."""
+         label_height: int = 22, background=(255, 255, 255)) -> Image.Image:
+    """Tiles of equal size in a grid, each with an optional caption underneath, in a font sized to the label's
+    height (Pillow's default bitmap font is 11 px, too small to read once the image is scaled down)."""
     if not tiles:
         return Image.new("RGB", (1, 1), background)
     tw, th = tiles[0].size
@@ -51,11 +52,12 @@ def grid(tiles: list[Image.Image], columns: int, labels: list[str] | None = None
     cell_h = th + (label_height if labels else 0)
     out = Image.new("RGB", (columns * (tw + pad) + pad, rows * (cell_h + pad) + pad), background)
     draw = ImageDraw.Draw(out)
+    font = ImageFont.load_default(size=max(10, label_height - 6))
     for i, tile in enumerate(tiles):
         x, y = pad + (i % columns) * (tw + pad), pad + (i // columns) * (cell_h + pad)
         out.paste(tile.convert("RGB"), (x, y))
         if labels:
-            draw.text((x + 1, y + th + 1), labels[i][: max(4, tw // 6)], fill=(30, 30, 30))
+            draw.text((x + 1, y + th + 2), labels[i][: max(4, tw // 8)], fill=(30, 30, 30), font=font)
     return out
 
 

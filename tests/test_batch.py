@@ -107,7 +107,11 @@ def test_predict_page_takes_a_zip_and_lists_lowest_confidence_first(trained_run,
     assert metrics(at)["Images predicted"] == "3" and metrics(at)["Unreadable or skipped"] == "3"
     table = at.dataframe[0].value
     assert sorted(table["file"]) == ["green_a.png", "shots/deep/blue_a.png", "shots/red_a.png"]
-    assert list(table["probability"]) == sorted(table["probability"])  # lowest confidence first
+    confidence = [None if c != c or c is None else c for c in table["confidence"]]  # NaN: set apart as unknown
+    apart = [c is None for c in confidence]
+    assert apart == sorted(apart, reverse=True)  # the images that fit no class first, as one group
+    known = [c for c in confidence if c is not None]
+    assert known == sorted(known) and all(0 < c <= 100 for c in known)  # then lowest confidence first
     assert all(uri.startswith("data:image/png;base64,") for uri in table["image"])
     problems = at.dataframe[1].value
     assert set(problems["file"]) == {"shots/broken.png", "../escape.png", "notes.txt"}

@@ -40,7 +40,7 @@ def test_progress_text():
                                        "metrics": {"loss": 0.5}, "eta_seconds": 9.6})
     assert bars == [(0.3125, "Fine-tuning the unfrozen blocks with the head: epoch 2 of 4"),
                     (0.25, "Batch 1 of 4")]
-    assert caption == "loss 0.500 - about 10 s left in this phase"
+    assert caption == "loss 0.500 - about 9.6 s left in this phase"
     assert describe_progress({"phase": "decode", "batch": 64, "batches": 128})[0] == [
         (0.5, "Decoding images: 64 of 128")]
     assert describe_progress({"phase": "features"})[0] == [(0.0, "Computing features at the cut (once per image)")]

@@ -31,7 +31,7 @@ def test_confusion_cells_and_tables(hand_predictions):
     fig = figures.confusion_matrix(p)
     assert fig.data[0].z.tolist() == [[1, 0, 0], [1, 1, 0], [1, 0, 1]]
     norm = figures.confusion_matrix(p, normalise=True)
-    assert norm.data[0].z[1].tolist() == [0.5, 0.5, 0.0] and norm.data[0].text[1][0] == "50%"
+    assert norm.data[0].z[1].tolist() == [0.5, 0.5, 0.0] and norm.data[0].text[1][0] == "50.0%"
 
 
 def test_training_curves_mark_phase_two():
@@ -91,14 +91,14 @@ def test_activation_grid_shows_the_most_active_channels(lite0, skimage_images):
     tiles, channels = insight.activation_grid(maps, n=8, columns=4, tile=50)
     means = maps.mean(axis=(0, 1))
     assert channels == list(np.argsort(-means)[:8])
-    assert tiles.size == (4 * 54 + 4, 2 * (50 + 14 + 4) + 4)
+    assert tiles.size == (4 * 54 + 4, 2 * (50 + 22 + 4) + 4)
 
 
 def test_first_layer_filters_for_layered_and_hub_backbones(lite0, lite0_hub):
     kernel = insight.first_layer_kernel(lite0)
     assert kernel.shape == (3, 3, 3, 32)
     img = filter_grid(kernel, scale=8, columns=8)
-    assert img.size == (8 * 28 + 4, 4 * (24 + 14 + 4) + 4)  # 32 tiles of 24 px in 8 columns, 4 rows
+    assert img.size == (8 * 28 + 4, 4 * (24 + 22 + 4) + 4)  # 32 tiles of 24 px in 8 columns, 4 rows
     assert np.allclose(insight.first_layer_kernel(lite0_hub), kernel)
 
 

@@ -88,7 +88,7 @@ def activations(backbone, image_uint8: np.ndarray, layer: str) -> np.ndarray:
     return tap.numpy()[0]
 
 
-def activation_grid(maps: np.ndarray, n: int = 16, columns: int = 8, tile: int = 72) -> tuple[Image.Image, list[int]]:
+def activation_grid(maps: np.ndarray, n: int = 16, columns: int = 8, tile: int = 112) -> tuple[Image.Image, list[int]]:
     """The n channels with the highest mean activation as heat-map tiles; returns (image, channel ids)."""
     order = np.argsort(-maps.mean(axis=(0, 1)))[:n]
     tiles = [heatmap_image(maps[..., c], (tile, tile)) for c in order]

@@ -24,6 +24,9 @@ from core.inference.predict import classify_decoded, decode_sources, run_model
 CHUNK = 64  # images decoded and classified together: two TFLite batches
 
 
+UNKNOWN = "none of these"
+
+
 @dataclass(frozen=True)
 class Batch:
     results: list[dict]  # core.inference.predict.predict_sources' dicts, in the order the images were found
@@ -36,9 +39,10 @@ class Batch:
         return [r for r in self.results if "top" in r]
 
     def counts(self) -> dict[str, int]:
-        """Images per predicted class, "none of these" apart, most first."""
-        counts = Counter("none of these" if r.get("unknown") else r["top"][0]["label"] for r in self.predicted)
-        return dict(counts.most_common())
+        """Images per predicted class, most first, then those the "none of these" rule set apart (UNKNOWN)."""
+        counts = Counter(UNKNOWN if r.get("unknown") else r["top"][0]["label"] for r in self.predicted)
+        unknown = counts.pop(UNKNOWN, 0)
+        return {**dict(counts.most_common()), **({UNKNOWN: unknown} if unknown else {})}
 
     def as_results(self) -> list[dict]:
         """Every image's result, then every skipped member as an error row (for the CSV)."""

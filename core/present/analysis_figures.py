@@ -13,6 +13,14 @@ from core.present.figures import TRAIN_COLOR, VAL_COLOR, _layout
 COST_COLOR, FIT_COLOR = "#9ca3af", "#16a34a"
 
 
+def nice_step(rough: float) -> float:
+    """1, 2 or 5 times a power of ten, at least `rough`: tick steps people read at a glance."""
+    if rough <= 0:
+        return 1.0
+    power = 10 ** np.floor(np.log10(rough))
+    return float(next(m * power for m in (1, 2, 5, 10) if m * power >= rough))
+
+
 def depth_figure(analysis: Analysis, slider_block: int | None = None) -> go.Figure:
     """Accuracy of a linear probe on each block's pooled output (mean and std over folds), and the
     trainable parameters of fine-tuning from that block on; the best block and the Train slider's cut marked."""
@@ -24,15 +32,17 @@ def depth_figure(analysis: Analysis, slider_block: int | None = None) -> go.Figu
     fig.add_trace(go.Scatter(x=names, y=[p.accuracy for p in analysis.depth], mode="lines+markers",
                              error_y=dict(array=[p.std for p in analysis.depth], visible=True),
                              name="probe accuracy (k-fold)", line=dict(color=VAL_COLOR),
-                             hovertemplate="%{x}: %{y:.3f}<extra></extra>"), secondary_y=False)
+                             hovertemplate="%{x}: %{y:.1%}<extra></extra>"), secondary_y=False)
     best = analysis.best_block
     fig.add_annotation(x=names[best], y=analysis.depth[best].accuracy, text="best", showarrow=True, arrowhead=2, ay=-35)
     if slider_block is not None and 0 <= slider_block < len(names):
         fig.add_vline(x=slider_block, line_dash="dash", line_color=TRAIN_COLOR)
-        fig.add_annotation(x=names[slider_block], yref="paper", y=1.02, text="Train slider's cut", showarrow=False,
-                           font=dict(color=TRAIN_COLOR))
-    fig.update_yaxes(title_text="probe accuracy", range=[0, 1.05], secondary_y=False)
-    fig.update_yaxes(title_text="trainable parameters (M)", secondary_y=True, showgrid=False)
+        fig.add_annotation(x=names[slider_block], yref="paper", y=0.98, text="Train slider's cut", showarrow=False,
+                           xanchor="left", yanchor="top", xshift=4, font=dict(color=TRAIN_COLOR))  # beside its line
+    millions = max(p.trainable_params for p in analysis.depth) / 1e6
+    fig.update_yaxes(title_text="probe accuracy", range=[0, 1.05], tickformat=".0%", secondary_y=False)
+    fig.update_yaxes(title_text="trainable parameters (M)", secondary_y=True, showgrid=False, tickmode="linear",
+                     tick0=0, dtick=nice_step(millions / 4), range=[0, millions * 1.05])
     fig.update_xaxes(title_text="block (input side first)", tickangle=-45)
     _layout(fig, "Which block's features separate your classes", height=460)
     return fig.update_layout(legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0.0), margin=dict(t=90))
@@ -46,7 +56,7 @@ def size_figure(analysis: Analysis) -> go.Figure:
     fig.add_trace(go.Scatter(x=sizes, y=[p.accuracy for p in analysis.sizes], mode="markers", name="measured",
                              error_y=dict(array=[p.std for p in analysis.sizes], visible=True),
                              marker=dict(color=VAL_COLOR, size=9),
-                             hovertemplate="%{x} per class: %{y:.3f}<extra></extra>"))
+                             hovertemplate="%{x} per class: %{y:.1%}<extra></extra>"))
     if analysis.fit:
         top = max([*sizes, *(f.per_class for f in analysis.forecast)])
         xs = np.geomspace(1, top, 60)
@@ -59,7 +69,9 @@ def size_figure(analysis: Analysis) -> go.Figure:
                                                                                        symbol="diamond-open"),
                                  error_y=dict(type="data", symmetric=False, array=[p.high - p.accuracy for p in f],
                                               arrayminus=[p.accuracy - p.low for p in f], visible=True),
-                                 hovertemplate="%{x} per class: about %{y:.3f}<extra>estimate</extra>"))
-    fig.update_xaxes(title_text="training images per class", type="log")
-    fig.update_yaxes(title_text="held-out accuracy (last block)", range=[0, 1.05])
+                                 hovertemplate="%{x} per class: about %{y:.1%}<extra>estimate</extra>"))
+    marked = sorted({*sizes, *(p.per_class for p in analysis.forecast)})  # a log axis's own ticks read "8 9 1 2"
+    fig.update_xaxes(title_text="training images per class", type="log", tickvals=marked,
+                     ticktext=[str(n) for n in marked])
+    fig.update_yaxes(title_text="held-out accuracy (last block)", range=[0, 1.05], tickformat=".0%")
     return _layout(fig, "How accuracy grows with images per class", height=420)

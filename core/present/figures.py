@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 from core.model.metrics import Predictions
 
 TRAIN_COLOR, VAL_COLOR = "#2563eb", "#ea580c"
+APART_COLOR = "#9ca3af"  # what belongs to no class
 CLASS_COLORS = ["#2563eb", "#ea580c", "#16a34a", "#dc2626", "#9333ea", "#92400e", "#db2777", "#4b5563",
                 "#ca8a04", "#0891b2"]
 
@@ -56,7 +57,7 @@ def confusion_matrix(predictions: Predictions, *, normalise: bool = False, title
     if normalise:
         totals = counts.sum(axis=1, keepdims=True)
         values = np.divide(counts, totals, out=np.zeros_like(counts, dtype=float), where=totals > 0)
-        text = [[f"{v:.0%}" for v in row] for row in values]
+        text = [[f"{v:.1%}" for v in row] for row in values]
         colorbar = dict(title=dict(text="share of row", side="right"), tickformat=".0%")
     else:
         values = counts
@@ -87,8 +88,10 @@ def per_class_bars(rows: list[dict], title: str = "Per-class precision, recall a
     return _layout(fig.update_layout(barmode="group"), title)
 
 
-def class_counts(counts: dict[str, int], title: str = "Images per class") -> go.Figure:
-    fig = go.Figure(go.Bar(x=list(counts), y=list(counts.values()), marker_color=TRAIN_COLOR,
+def class_counts(counts: dict[str, int], title: str = "Images per class", *, apart: str | None = None) -> go.Figure:
+    """A bar per class; the `apart` bar (images that fit no class) in grey."""
+    colors = [APART_COLOR if name == apart else TRAIN_COLOR for name in counts]
+    fig = go.Figure(go.Bar(x=list(counts), y=list(counts.values()), marker_color=colors,
                            text=list(counts.values()), textposition="outside"))
     fig.update_xaxes(title_text="class", type="category")
     fig.update_yaxes(title_text="images")
@@ -152,9 +155,11 @@ def learning_curve(points: list[dict], title: str = "Validation accuracy vs trai
                                  error_y=dict(type="data", array=above, arrayminus=below, thickness=1),
                                  mode="lines+markers", name=series,
                                  line=dict(color=CLASS_COLORS[i % len(CLASS_COLORS)]),
-                                 hovertemplate="%{x} images per class<br>val accuracy %{y:.3f}<extra></extra>"))
-    fig.update_xaxes(title_text="training images per class", type="log")
-    fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02])
+                                 hovertemplate="%{x} images per class<br>val accuracy %{y:.1%}<extra></extra>"))
+    marked = sorted({p["per_class"] for p in points})  # a log axis's own ticks read "8 9 1 2"
+    fig.update_xaxes(title_text="training images per class", type="log", tickvals=marked,
+                     ticktext=[str(n) for n in marked])
+    fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], tickformat=".0%")
     return _layout(fig, title)
 
 

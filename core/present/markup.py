@@ -8,6 +8,7 @@ import html
 from PIL import Image
 
 from core.images import png_data_uri
+from core.present.tables import cell_text
 
 
 class FigureHtml:
@@ -45,7 +46,7 @@ def table_html(rows: list[dict], columns: list[str], highlight: dict[str, int | 
             cls = "num" if isinstance(value, (int, float)) else ""
             if highlight and highlight.get(c) == i:
                 cls += " best"
-            text = "" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
+            text = "" if value is None else cell_text(c, value)
             cells.append(f'<td class="{cls.strip()}">{html.escape(text)}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
@@ -63,7 +64,7 @@ def cards_html(cards) -> str:
 def gallery_html(rows) -> str:
     """Misclassified images with their Grad-CAM: the true and the predicted class under each."""
     return "".join(f"<figure>{image_html(r['saliency'], r['name'])}<figcaption class='muted'>{esc(r['true'])}"
-                   f" &rarr; {esc(r['predicted'])} ({r['probability']:.0%})</figcaption></figure>" for r in rows)
+                   f" &rarr; {esc(r['predicted'])} ({r['probability']:.1%})</figcaption></figure>" for r in rows)
 
 
 def lines_html(lines) -> str:

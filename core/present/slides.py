@@ -10,6 +10,10 @@ core.present.report, whose content the slides share: core.present.sections), and
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import plotly.graph_objects as go
+
 from core.present.markup import FigureHtml, cards_html, esc, section_body
 from core.present.sections import Section, Story
 
@@ -70,7 +74,11 @@ addEventListener('afterprint',fit);matchMedia('print').addEventListener('change'
 
 
 def _slide(section: Section, fig: FigureHtml) -> str:
-    """One section on one full-screen slide."""
+    """One section on one full-screen slide. A slide's only figure drops its own title: the slide's heading
+    already says it (the report keeps both, where the figures stand in a longer page)."""
+    if len(section.figures) == 1:
+        only = go.Figure(section.figures[0]).update_layout(title=None, margin_t=30)
+        section = replace(section, figures=(only,))
     return (f"<section class='slide' id='{section.anchor}'><h2>{esc(section.title)}</h2>"
             f"{section_body(section, fig, lead=True, gallery=GALLERY)}</section>")
 

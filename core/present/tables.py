@@ -27,6 +27,12 @@ def _number(value) -> str:
     return f"{value:.3g}"
 
 
+def cell_text(column: str, value) -> str:
+    """One cell as runs_table shows it (the HTML report's tables use this too)."""
+    return _formatter(column)(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else (
+        "-" if value is None else str(value))
+
+
 def _formatter(column: str):
     if column in PERCENT_COLUMNS:
         return lambda v: "-" if v is None or pd.isna(v) else f"{v:.1%}"

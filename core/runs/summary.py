@@ -106,7 +106,7 @@ def describe_progress(progress: dict) -> tuple[list[tuple[float, str]], str]:
         epoch_done = min(1.0, (p["epoch"] - 1 + p["batch"] / batches) / p["epochs"])
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted((p.get("metrics") or {}).items()))
         eta = p.get("eta_seconds")
-        caption = metrics + (f" - about {eta:.0f} s left in this phase" if eta is not None else "")
+        caption = metrics + (f" - about {eta:.1f} s left in this phase" if eta is not None else "")
         return [(epoch_done, f"{_PHASE_TEXT[phase]}: epoch {p['epoch']} of {p['epochs']}"),
                 (p["batch"] / batches, f"Batch {p['batch']} of {p['batches']}")], caption
     if phase == "decode" and p.get("batches"):

@@ -10,7 +10,7 @@ import streamlit as st
 from core.data.sources import MAX_ZIP_BYTES, check_zip_size, uploads_dir
 from core.errors import StudioError
 from core.images import png_data_uri
-from core.inference.batch import Batch, predict_batch
+from core.inference.batch import UNKNOWN, Batch, predict_batch
 from core.inference.predict import predictions_csv
 from core.present.figures import class_counts
 from ui import uploads
@@ -18,6 +18,7 @@ from ui.presenting import chart
 from ui.widgets import show_error
 
 THUMBNAIL = 64
+ROW_HEIGHT = 56
 
 
 def _receive() -> None:
@@ -54,11 +55,15 @@ def _predict(run_id: str, name: str, path, k: int) -> Batch:
 
 
 def _rows(batch: Batch, name: str) -> list[dict]:
+    """One row per image: those the "none of these" rule sets apart first, as one group, then the rest by
+    confidence, lowest first. An image set apart has no confidence bar: its softmax can be sure of a class
+    whose training images it is far from, and that number would contradict the verdict."""
     rows = [{"image": png_data_uri(r["thumbnail"]), "file": r["image"].removeprefix(f"{name}:"),
-             "predicted": f"none of these (closest {r['top'][0]['label']})" if r["unknown"] else r["top"][0]["label"],
-             "probability": r["top"][0]["probability"],
-             "top k": "; ".join(f"{t['label']} {t['probability']:.0%}" for t in r["top"])} for r in batch.predicted]
-    return sorted(rows, key=lambda row: row["probability"])
+             "predicted": f"{UNKNOWN} (nearest class: {r['top'][0]['label']})" if r["unknown"]
+             else r["top"][0]["label"],
+             "confidence": None if r["unknown"] else 100 * r["top"][0]["probability"],
+             "top k": "; ".join(f"{t['label']} {t['probability']:.1%}" for t in r["top"])} for r in batch.predicted]
+    return sorted(rows, key=lambda row: (row["confidence"] is not None, row["confidence"] or 0.0))
 
 
 def section(run, k: int) -> None:
@@ -89,14 +94,17 @@ def _show(batch: Batch, name: str, run_id: str) -> None:
     cols[2].metric("Unreadable or skipped", len(batch.results) - len(predicted) + len(batch.skipped))
     cols[3].metric("Images per second", f"{len(batch.results) / max(batch.seconds, 1e-9):.0f}")
     left, right = st.columns([1, 2])
-    chart(class_counts(batch.counts(), f"{name}: predicted class of the {len(predicted)} images"), left,
-          key="batch_counts")
+    chart(class_counts(batch.counts(), f"{name}: predicted class of the {len(predicted)} images", apart=UNKNOWN),
+          left, key="batch_counts")
+    rows = _rows(batch, name)
     with right:
-        st.caption("Lowest confidence first; click a column header to sort by it.")
-        st.dataframe(_rows(batch, name), hide_index=True, height=420, row_height=56, column_config={
-            "image": st.column_config.ImageColumn("image", width="small"),
-            "probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0,
-                                                           format="percent")})
+        st.caption(f"Images that fit none of the classes first (\"{UNKNOWN}\": far from every class's training "
+                   f"images), then the rest, lowest confidence first. Click a column header to sort by it.")
+        st.dataframe(rows, hide_index=True, height=min(40 + ROW_HEIGHT * len(rows), 40 + ROW_HEIGHT * 15),
+                     row_height=ROW_HEIGHT, column_config={
+                         "image": st.column_config.ImageColumn("image", width="small"),
+                         "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0,
+                                                                       max_value=100.0, format="%.1f%%")})
     problems = [r for r in batch.as_results() if "error" in r]
     if problems:
         with st.expander(f"{len(problems)} file(s) not predicted"):

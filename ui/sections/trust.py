@@ -45,7 +45,7 @@ def calibration(run, metrics: dict) -> None:
     right.caption(f"'None of these': an image further from every class mean than "
                   f"{metrics.get('rejection_threshold', 0):.3f} (cosine distance; 99% of training images are closer to "
                   f"their own class) is reported as none of the classes on the Predict page"
-                  + (f"; {metrics['val_unknown_share']:.0%} of this run's validation images would be."
+                  + (f"; {metrics['val_unknown_share']:.1%} of this run's validation images would be."
                      if metrics.get("val_unknown_share") is not None else "."))
 
 
