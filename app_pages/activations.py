@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.backbones.registry import backbone_title
 from core.data.decode import load_array
 from core.data.sources import uploads_dir
 from core.errors import StudioError
@@ -86,7 +87,7 @@ else:
                    "train with fewer frozen blocks to see what fine-tuning changes.")
     before, after = views.before_after(array, ref.name, n=8)
     b, a = st.columns(2)
-    b.image(before, caption=f"Pretrained {run.config.backbone}: {ref.label}")
+    b.image(before, caption=f"Pretrained {backbone_title(run.config.backbone)}: {ref.label}")
     a.image(after, caption=f"This run: {ref.label}")
 
 st.subheader("First-layer filters")

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.backbones.registry import backbone_title
 from core.errors import StudioError
 from core.inference.export import FORMATS, export_zip
 from core.present.tables import runs_table
@@ -24,8 +25,9 @@ if not runs:
 
 
 def row(run):
+    summary = RunSummary.of(run).row()
     return {"run": run.id, "yours": "yes" if run.status.get("owner") == s.token else "",
-            **{k: v for k, v in RunSummary.of(run).row().items() if k != "run"}}
+            **{k: v for k, v in summary.items() if k != "run"}, "backbone": backbone_title(summary["backbone"])}
 
 
 st.caption("Select a row to open the run. Runs started from this browser tab are marked *yours*; "

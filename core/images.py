@@ -77,7 +77,8 @@ def filter_grid(kernel: np.ndarray, scale: int = 8, columns: int = 8) -> Image.I
         tile = Image.fromarray((f * 255).round().astype(np.uint8)).resize(
             (kernel.shape[1] * scale, kernel.shape[0] * scale), Image.NEAREST)
         tiles.append(tile)
-    return grid(tiles, columns=min(columns, len(tiles)), labels=[str(i) for i in range(len(tiles))])
+    return grid(tiles, columns=min(columns, len(tiles)), labels=[str(i) for i in range(len(tiles))],
+                label_height=16)  # tiles of 24 px: a smaller caption
 
 
 def png_data_uri(image: np.ndarray | Image.Image) -> str:

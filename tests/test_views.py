@@ -98,7 +98,7 @@ def test_first_layer_filters_for_layered_and_hub_backbones(lite0, lite0_hub):
     kernel = insight.first_layer_kernel(lite0)
     assert kernel.shape == (3, 3, 3, 32)
     img = filter_grid(kernel, scale=8, columns=8)
-    assert img.size == (8 * 28 + 4, 4 * (24 + 22 + 4) + 4)  # 32 tiles of 24 px in 8 columns, 4 rows
+    assert img.size == (8 * 28 + 4, 4 * (24 + 16 + 4) + 4)  # 32 tiles of 24 px in 8 columns, 4 rows
     assert np.allclose(insight.first_layer_kernel(lite0_hub), kernel)
 
 

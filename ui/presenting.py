@@ -10,6 +10,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.present.tables import runs_table
+
 SCALE = 1.35  # figure height while presenting
 FONT = 18  # figure text while presenting (plotly's default is 12)
 CSS = """<style>
@@ -18,8 +20,8 @@ CSS = """<style>
 .stMainBlockContainer .stMarkdown p,.stMainBlockContainer .stMarkdown li,[data-testid="stCaptionContainer"] p,
 [data-testid="stAlertContentInfo"] p,[data-testid="stAlertContentWarning"] p{font-size:1.3rem}
 .stMainBlockContainer h1{font-size:3.4rem} .stMainBlockContainer h3{font-size:2.2rem}
-[data-testid="stWidgetLabel"] p,[data-testid="stCheckbox"] label p,.stMainBlockContainer [data-baseweb="select"] div,
-[data-testid="stExpander"] summary p{font-size:1.3rem}
+[data-testid="stWidgetLabel"] p,[data-testid="stCheckbox"] label p,[data-testid="stSelectbox"] input,
+[data-testid="stMultiSelect"] input,[data-testid="stExpander"] summary p{font-size:1.3rem}
 [data-testid="stTable"] td,[data-testid="stTable"] th{font-size:1.2rem}
 [data-testid="stToolbar"]{display:none}
 </style>"""
@@ -51,7 +53,7 @@ def table(data, container=None) -> None:
     if not presenting():
         target.dataframe(data, hide_index=True)
         return
-    styler = data if isinstance(data, pd.io.formats.style.Styler) else pd.DataFrame(data).style
+    styler = data if isinstance(data, pd.io.formats.style.Styler) else runs_table(data)
     target.table(styler.hide(axis="index"))
 
 

@@ -98,3 +98,11 @@ def get_spec(name: str) -> BackboneSpec:
 
 def list_specs() -> list[BackboneSpec]:
     return list(REGISTRY.values())
+
+
+def backbone_title(name: str) -> str:
+    """A backbone as people know it ("EfficientNet-Lite0"), not its registry key."""
+    try:
+        return get_spec(name).title.split(" (")[0]
+    except BackboneUnavailable:
+        return name

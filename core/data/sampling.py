@@ -161,5 +161,6 @@ def leak_check(parts: Split, groups, how: str) -> dict:
     placed = [p for p in placed if p]
     across = sum(1 for p in placed if len(p) > 1)
     return {"groups": len(placed), "across": across, "method": how,
-            "text": f"{across} of the sample's {len(placed)} near-duplicate groups fall across train, validation "
-                    f"and test (each group is kept on one side). {how}"}
+            "text": (f"{across} of the sample's {len(placed)} near-duplicate groups fall across train, validation "
+                     f"and test (each group is kept on one side). " if placed else
+                     "The sample has no near-duplicate groups to keep apart. ") + how}

@@ -7,8 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from core.backbones import get_spec
-from core.errors import StudioError
+from core.backbones.registry import backbone_title
 from core.model.metrics import accuracy_text
 from core.present import figures
 from core.present.views import RunViews, learning_curve_points
@@ -65,21 +64,14 @@ def run_story(run_id: str) -> Story:
              ("Test accuracy", accuracy_text(summary.test_accuracy, summary.test_interval)),
              ("Training time", f"{m['seconds']:.1f} s"), ("Trainable parameters", f"{m['trainable_params']:,}"),
              ("Classes", str(len(d.get("classes", [])))))
-    lead = (f"{summary.backbone} on {summary.dataset}: {d.get('sample', '')}; {summary.frozen_phrase}"
-            f"{', augmented' if summary.augmented else ''}; {summary.head} head.")
+    lead = (f"{d.get('sample', '')}; {summary.frozen_phrase}{', augmented' if summary.augmented else ''}; "
+            f"{summary.head} head.")  # the heading above names the backbone and the data
     note = f"Run {run.id}; intervals are 95% Wilson intervals for the size of each split. {_made()}"
     sections = (*_run_sections(run, views, summary), _trust_section(run),
                 *analysis_sections(run.config.dataset, run.config.backbone, run.config.frozen_blocks))
     return Story(f"Run {run.id}", f"{backbone_title(summary.backbone)} on {summary.dataset}", lead, cards, note,
                  sections)
 
-
-def backbone_title(name: str) -> str:
-    """A backbone as people know it ("EfficientNet-Lite0"), not its registry key."""
-    try:
-        return get_spec(name).title.split(" (")[0]
-    except StudioError:
-        return name
 
 
 def _run_sections(run, views: RunViews, summary: RunSummary) -> tuple[Section, ...]:

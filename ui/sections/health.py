@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.backbones.registry import backbone_title
 from core.data.overrides import read_overrides, set_override
 from core.errors import StudioError
 from core.health import check_health, latest, save, scanned_images
@@ -90,8 +91,8 @@ def section(ds, backbone: str, on_saved) -> None:
     c[1].metric("Near-duplicate groups", len(health.near_duplicates))
     c[2].metric("Largest / smallest class", f"{health.imbalance['ratio']:.1f}x")
     c[3].metric("Odd images", len(health.odd_images))
-    st.caption(f"Checked {health.images:,} images in {health.seconds:.1f} s with {backbone}. {health.label_check} "
-               f"{health.duplicate_check}")
+    st.caption(f"Checked {health.images:,} images in {health.seconds:.1f} s with {backbone_title(backbone)}. "
+               f"{health.label_check} {health.duplicate_check}")
     if health.corrections != len(ds.overrides.get("applied", [])):
         st.info("Your corrections changed the dataset since this check: the tables show the labels as they were. "
                 "**Check again** to rank the corrected dataset.", icon=":material/update:")
