@@ -19,6 +19,7 @@ def colors(tmp_path):
     return make_color_folders(tmp_path / "colors", per_class=6)
 
 
+@pytest.mark.usefixtures("prepared")  # the converted pooled-blocks file, whatever ran before (or alone)
 def test_block_vectors_run_once_match_tensorflow_and_a_damaged_entry_is_recomputed(lite0, colors,
                                                                                     empty_feature_store):
     from core.backbones.inference import pooled_blocks_model, run_batches

@@ -20,7 +20,7 @@ from core.fileio import atomic_write_json, read_json
 from core.health.duplicates import near_duplicates
 from core.health.labels import label_issues, out_of_fold_probs
 from core.health.odd import odd_reasons
-from core.health.pixels import look_at
+from core.health.pixels import CROPS, THUMB, look_at
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -113,13 +113,13 @@ def near_duplicate_groups(items: Sequence[ImageItem], backbone: str, image_size:
         vectors = _cheap_vectors(items, backbone, image_size)
         if vectors is None:
             how = "thumbnails alone (this backbone has no converted model or stored features)"
-    thumbs = np.stack([x.thumb if x is not None else np.zeros(256, np.float32) for x in looks])
+    blank = np.zeros((len(CROPS), THUMB * THUMB), np.float32)
+    thumbs = np.stack([x.thumb if x is not None else blank for x in looks])
     found = near_duplicates(thumbs, vectors)
+    how = f"Near duplicates were looked for by comparing {how}, each pair against both images' usual neighbours."
     if found.crowded:
-        how = (f"Near duplicates were not reported: the typical image here has a neighbour nearly as close as a "
-               f"copy would be (very small or very alike images), so {how} cannot tell copies from neighbours.")
-    else:
-        how = f"Near duplicates were looked for by comparing {how}."
+        how += (f" This set is crowded (the typical image's nearest neighbour is at {found.median_nearest:.2f} "
+                f"similarity), so only pairs far closer than their images' usual neighbours count.")
     return found.groups, how, looks
 
 
@@ -150,8 +150,8 @@ def _label_issues(items, vectors, classes, seed, progress) -> tuple[list[dict], 
     found = label_issues(probs, labels)
     rows = [{"file": items[x.index].relpath, "given": classes[x.given], "suggested": classes[x.suggested],
              "score": float(f"{x.score:.3g}")} for x in found]
-    return rows, ("Labels were checked with out-of-fold probabilities of a linear probe on the feature vectors, "
-                  "ranked by cleanlab's find_label_issues.")
+    return rows, ("Labels were checked with out-of-fold probabilities of a linear probe and a nearest-neighbour "
+                  "vote on the feature vectors, ranked by cleanlab's find_label_issues.")
 
 
 def _key(root: str, backbone: str) -> str:

@@ -8,14 +8,16 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from core.data.arrays import DEFAULT_CACHE
 from core.data.dataset import ImageItem
 from core.data.decode import ImageDecodeError, open_image
 from core.data.parallel import parallel_map
 
-THUMB = 16  # side of the grey thumbnail compared for near duplicates
+THUMB = 16  # side of the grey thumbnails compared for near duplicates
+CROPS = (0.0, 0.025, 0.05)  # each thumbnail also of the centre with this share cut from every side
+BLUR = 1.0  # pixels of Gaussian blur: a copy resized by a pixel or two then lines up with its original
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class Look:
     width: int
     height: int
     spread: float  # standard deviation of the grey levels (0-255): near 0 for a blank image
-    thumb: np.ndarray  # (THUMB * THUMB,) zero-mean, unit-length grey levels
+    thumb: np.ndarray  # (len(CROPS), THUMB * THUMB): per crop, zero-mean, unit-length grey levels
 
 
 def _grey(item: ImageItem, cached_size: int | None) -> Image.Image:
@@ -38,10 +40,19 @@ def _look(item: ImageItem, cached_size: int | None = None) -> Look:
     with Image.open(item.path) as header:  # reads the header only
         width, height = header.size
     grey = _grey(item, cached_size)
-    small = np.asarray(grey.resize((THUMB, THUMB), Image.BOX), dtype=np.float32).ravel()
     spread = float(np.asarray(grey.resize((4 * THUMB, 4 * THUMB), Image.BOX), dtype=np.float32).std())
-    centred = small - small.mean()
-    return Look(width, height, spread, centred / max(float(np.linalg.norm(centred)), 1e-6))
+    return Look(width, height, spread, np.stack([_thumb(grey, crop) for crop in CROPS]))
+
+
+def _thumb(grey: Image.Image, crop: float) -> np.ndarray:
+    """The centre (crop cut from each side) at THUMB x THUMB, smoothly resampled and blurred: an 8-pixel
+    digit and its 9-pixel copy then correlate as copies do, not as their pixel grids happen to align. The
+    crops let a slightly cropped copy meet its original at the same scale."""
+    w, h = grey.size
+    small = grey.resize((THUMB, THUMB), Image.BICUBIC, box=(w * crop, h * crop, w * (1 - crop), h * (1 - crop)))
+    levels = np.asarray(small.filter(ImageFilter.GaussianBlur(BLUR)), dtype=np.float32).ravel()
+    centred = levels - levels.mean()
+    return centred / max(float(np.linalg.norm(centred)), 1e-6)
 
 
 def look_at(items: Sequence[ImageItem], progress: Callable[[int, int], None] | None = None,
