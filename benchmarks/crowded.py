@@ -1,7 +1,7 @@
 """Health on crowded sets (issue 30): planted copies in the digits and faces demos, found by the rule the
 Health check and the split's leak check share (core.health.near_duplicate_groups).
 
-    PYTHONPATH=. .venv/bin/python -m benchmarks.crowded        # about a minute on a 2-core CPU, the models prepared
+    .venv/bin/python -m benchmarks.crowded        # about a minute on a 2-core CPU, the models prepared
 
 First, label issues: precision of the top k (k = the number flipped) with 5% of the labels flipped, at
 200 to 1,797 digits and 100 to 200 faces, 3 seeds a size.
