@@ -127,7 +127,7 @@ if submitted:
                                     fine_tune_lr_factor=float(factor), early_stopping=int(patience), seed=int(seed),
                                     class_weight=balanced)
         latest = watched_run()
-        if latest is not None and latest.state.active and latest.config == config:  # a second click, not a new run
+        if latest is not None and latest.state.active and latest.config.to_json() == config.to_json():  # clicked twice
             st.info(f"Run {latest.id} with these settings is already {latest.state}, so it was not queued again. "
                     f"Change a setting to queue another run.", icon=":material/info:")
         else:

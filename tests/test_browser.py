@@ -144,12 +144,39 @@ def test_a_second_click_on_train_does_not_queue_the_same_run_again(server):
         settle(page)
         page.get_by_role("button", name="Train", exact=True).click()
         expect(page.get_by_text("Starting a training worker")).to_be_visible(timeout=120_000)
+        settle(page)
         page.get_by_role("button", name="Train", exact=True).click()
         expect(page.get_by_text("with these settings is already queued, so it was not queued again")
                ).to_be_visible(timeout=60_000)
         new = [p for p in runs.iterdir() if p.name not in before and not p.name.startswith(".") and p.is_dir()]
-        assert len(new) == 1, new
+        assert len(new) == 1, [(p.name, (p / "config.json").read_text(), (p / "status.json").read_text()) for p in new]
 
+
+def test_a_fresh_servers_first_request_can_be_a_page(tmp_path):
+    """A bookmark to a page, opened right after the server starts, gets that page working, not
+    Streamlit's old multipage mode (which a folder named pages/ beside the entry script turns on)."""
+    from playwright.sync_api import expect
+
+    with serve(tmp_path) as fresh, browser_page() as page:
+        page.goto(f"{fresh.url}/data")
+        wait_for_title(page, "Data")
+        expect(page.get_by_text("Validation report: digits (demo)")).to_be_visible(timeout=120_000)
+        page.get_by_text("Share of the dataset").click()  # a rerun
+        settle(page)
+        expect(page.get_by_text("Share of every class (%)")).to_be_visible(timeout=60_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_uploads_without_the_xsrf_token_are_refused(server):
+    """XSRF protection stays on: an upload from another origin (no token cookie) gets 403."""
+    import urllib.error
+
+    body = b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\nhello\r\n--x--\r\n'
+    request = urllib.request.Request(f"{server.url}/_stcore/upload_file/some-session/some-file", data=body,
+                                     method="PUT", headers={"Content-Type": "multipart/form-data; boundary=x"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 403 and b"XSRF" in refused.value.read()
 
 # Memory over time, on the same server: reruns of the results page, then consecutive trainings.
 # CI uses the counts below; RELIABILITY.md reports a run with STUDIO_SOAK_RERUNS=200 STUDIO_SOAK_TRAININGS=10.
