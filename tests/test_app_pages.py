@@ -113,6 +113,24 @@ def test_train_page_queues_a_run_with_the_defaults(color_folder, workers_in_proc
     assert jobs.wait(run_id, timeout=600)["state"] == "completed"
 
 
+def test_a_second_click_on_train_does_not_queue_the_same_run_again(color_folder, own_runs, monkeypatch):
+    """While a run with these settings waits in the queue (no worker takes it here), Train again says so and
+    queues nothing; other settings queue a run."""
+    from core.runs.store import list_runs
+
+    monkeypatch.setattr(jobs, "ensure_workers", lambda: 0)
+    at = open_page("train", dataset=str(color_folder), dataset_label="colours", per_class=6)
+    at.button[0].click().run()
+    first = at.session_state.run_id
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("with these settings is already queued, so it was not queued again" in i.value for i in at.info)
+    assert [r.id for r in list_runs()] == [first]
+    at.number_input[0].set_value(2)  # epochs: other settings
+    at.button[0].click().run()
+    assert at.session_state.run_id != first and len(list_runs()) == 2
+
+
 def test_results_page_shows_accuracy_and_confusion(trained_run):
     at = open_page("results", run_id=trained_run)
     m = metrics(at)

@@ -129,29 +129,6 @@ def click_confusion_cell(page, true: str, predicted: str) -> None:
     settle(page)
 
 
-def test_a_second_click_on_train_does_not_queue_the_same_run_again(server):
-    """While a run with these settings waits in the queue (the test holds the queue's lock, as a training
-    would), Train again says so and queues nothing."""
-    from playwright.sync_api import expect
-
-    from core.fileio import file_lock
-
-    runs = Path(server.runs_dir)
-    before = {p.name for p in runs.iterdir()} if runs.is_dir() else set()
-    with browser_page() as page, file_lock(runs / ".queue.lock"):
-        page.goto(f"{server.url}/train")
-        wait_for_title(page, "Train")
-        settle(page)
-        page.get_by_role("button", name="Train", exact=True).click()
-        expect(page.get_by_text("Starting a training worker")).to_be_visible(timeout=120_000)
-        settle(page)
-        page.get_by_role("button", name="Train", exact=True).click()
-        expect(page.get_by_text("with these settings is already queued, so it was not queued again")
-               ).to_be_visible(timeout=60_000)
-        new = [p for p in runs.iterdir() if p.name not in before and not p.name.startswith(".") and p.is_dir()]
-        assert len(new) == 1, [(p.name, (p / "config.json").read_text(), (p / "status.json").read_text()) for p in new]
-
-
 def test_a_fresh_servers_first_request_can_be_a_page(tmp_path):
     """A bookmark to a page, opened right after the server starts, gets that page working, not
     Streamlit's old multipage mode (which a folder named pages/ beside the entry script turns on)."""
