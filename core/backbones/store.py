@@ -1,28 +1,36 @@
 """The model store's folders and whether each is ready, damaged or missing, without loading TensorFlow (the
-Home page and the CLI ask often; core.backbones.bundled fills the store)."""
+Home page and the CLI ask often; core.backbones.bundled fills the store). Each bundled backbone has its Keras
+weights and two converted TFLite files (its whole frozen forward, every block's pooled output); the default
+one also has its TF Hub-format export."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from core import paths
-from core.backbones import lite0_shape as lite
+from core.backbones.lite_shape import arch_of
 from core.backbones.registry import DEFAULT_BACKBONE
 from core.fileio import manifest_problems
 
-WEIGHTS_NAME = "efficientnet_lite0.weights.h5"
+
+def weights_name(name: str = DEFAULT_BACKBONE) -> str:
+    return f"{name}.weights.h5"
 
 
-def keras_dir() -> Path:
-    return paths.models_dir() / DEFAULT_BACKBONE
+WEIGHTS_NAME = weights_name()
+
+
+def keras_dir(name: str = DEFAULT_BACKBONE) -> Path:
+    return paths.models_dir() / name
 
 
 def hub_dir() -> Path:
     return paths.models_dir() / "efficientnet_lite0_hub"
 
 
-def status() -> dict[str, str]:
-    """'ready', 'not prepared' or 'damaged: ...' for the Keras weights, the hub export and the TFLite copy."""
+def status(name: str = DEFAULT_BACKBONE) -> dict[str, str]:
+    """'ready', 'not prepared' or 'damaged: ...' for the Keras weights, the hub export (the default backbone's
+    only) and the TFLite copies."""
 
     def one(folder: Path) -> str:
         if not folder.exists():
@@ -30,23 +38,30 @@ def status() -> dict[str, str]:
         problems = manifest_problems(folder)
         return "ready" if not problems else "damaged: " + "; ".join(problems)
 
-    return {"keras": one(keras_dir()), "hub": one(hub_dir()),
-            "tflite": _file_status(tflite_path()), "blocks_tflite": _file_status(blocks_tflite_path())}
+    parts = {"keras": one(keras_dir(name))}
+    if name == DEFAULT_BACKBONE:
+        parts["hub"] = one(hub_dir())
+    return {**parts, "tflite": _file_status(tflite_path(name)), "blocks_tflite": _file_status(blocks_tflite_path(name))}
+
+
+def ready(name: str = DEFAULT_BACKBONE) -> bool:
+    return set(status(name).values()) == {"ready"}
 
 
 def _file_status(path: Path) -> str:
     return "ready" if path.is_file() and path.with_suffix(".json").is_file() else "not prepared"
 
 
-def blocks_tflite_path() -> Path:
+def blocks_tflite_path(name: str = DEFAULT_BACKBONE) -> Path:
     """Every block's pooled output in one TFLite file, for analysis (core.features.blocks)."""
     from core.backbones.tflite_run import blocks_path
 
-    return blocks_path(DEFAULT_BACKBONE, lite.INPUT_SIZE)
+    return blocks_path(name, arch_of(name).input_size)
 
 
-def tflite_path() -> Path:
-    """The frozen feature model for the default cut: the trainer's fast path."""
+def tflite_path(name: str = DEFAULT_BACKBONE) -> Path:
+    """The frozen feature model through every block: the trainer's fast path."""
     from core.backbones.tflite_run import path_for
 
-    return path_for(DEFAULT_BACKBONE, lite.INPUT_SIZE, lite.NUM_BLOCKS)
+    arch = arch_of(name)
+    return path_for(name, arch.input_size, arch.num_blocks)

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from core import paths
-from core.backbones.registry import DEFAULT_BACKBONE, get_spec
+from core.backbones.lite_shape import arch_of
+from core.backbones.registry import get_spec
 from core.backbones.summary import BackboneSummary
 from core.fileio import read_json
 
@@ -86,12 +87,10 @@ def open_converted(path: Path) -> LiteForward | None:
 
 def whole_forward(backbone: str, image_size: int | None) -> LiteForward | None:
     """uint8 images -> the backbone's pooled feature vector, through every block, if `prepare` converted
-    it for this size (the bundled backbone only); None otherwise or where the file is damaged."""
-    from core.backbones import lite0_shape as lite
-
-    if backbone != DEFAULT_BACKBONE:
+    it for this size (bundled backbones only); None otherwise or where the file is damaged."""
+    if not get_spec(backbone).converted:
         return None
-    return open_converted(path_for(backbone, image_size or get_spec(backbone).input_size, lite.NUM_BLOCKS))
+    return open_converted(path_for(backbone, image_size or get_spec(backbone).input_size, arch_of(backbone).num_blocks))
 
 
 def gpu_present() -> bool:
@@ -107,8 +106,8 @@ def blocks_path(backbone: str, size: int) -> Path:
 
 
 def _usable(backbone_name: str, cut: int) -> bool:
-    """Only the bundled backbone is converted, and not on a GPU: there TensorFlow is the faster engine."""
-    return backbone_name == DEFAULT_BACKBONE and cut > 0 and not gpu_present()
+    """Only bundled backbones are converted, and not on a GPU: there TensorFlow is the faster engine."""
+    return get_spec(backbone_name).converted and cut > 0 and not gpu_present()
 
 
 def converted_cuts(backbone_name: str, size: int, num_blocks: int) -> frozenset[int]:
@@ -128,11 +127,11 @@ def forward_for(backbone_name: str, size: int, cut: int) -> LiteForward | None:
 def blocks_forward(backbone_name: str, size: int | None) -> tuple[LiteForward, dict, int] | None:
     """(the converted pooled-blocks forward, its layout as written at conversion, input size), or None
     where there is no such file."""
-    from core.backbones import lite0_shape as lite
-
-    size = size or lite.INPUT_SIZE
+    if not _usable(backbone_name, 1):
+        return None
+    size = size or arch_of(backbone_name).input_size
     path = blocks_path(backbone_name, size)
-    if not _usable(backbone_name, 1) or not path.is_file():
+    if not path.is_file():
         return None
     try:
         layout = read_json(path.with_suffix(".json"))["layout"]
@@ -146,17 +145,18 @@ def blocks_forward(backbone_name: str, size: int | None) -> tuple[LiteForward, d
 def whole_summary(backbone_name: str, size: int | None) -> BackboneSummary | None:
     """The backbone as the converted forward through every block describes it, without building it
     in TensorFlow (seconds); None where there is no such file (another backbone or size, a GPU)."""
-    from core.backbones import lite0_shape as lite
-
-    size = size or lite.INPUT_SIZE
-    path = path_for(backbone_name, size, lite.NUM_BLOCKS)
-    if not _usable(backbone_name, lite.NUM_BLOCKS) or not path.is_file():
+    if not _usable(backbone_name, 1):
+        return None
+    arch = arch_of(backbone_name)
+    size = size or arch.input_size
+    path = path_for(backbone_name, size, arch.num_blocks)
+    if not path.is_file():
         return None
     try:
         summary = read_json(path.with_suffix(".json"))
     except (OSError, ValueError):
         return None
-    if summary.get("num_blocks") != lite.NUM_BLOCKS or len(summary.get("output_shape", ())) != 1:
+    if summary.get("num_blocks") != arch.num_blocks or len(summary.get("output_shape", ())) != 1:
         return None
-    return BackboneSummary(backbone_name, size, lite.NUM_BLOCKS, int(summary["output_shape"][0]),
-                           int(summary["params"]), layered=True, converted_cuts=frozenset({lite.NUM_BLOCKS}))
+    return BackboneSummary(backbone_name, size, arch.num_blocks, int(summary["output_shape"][0]),
+                           int(summary["params"]), layered=True, converted_cuts=frozenset({arch.num_blocks}))
