@@ -63,12 +63,7 @@ class Analysis:
 
     @property
     def suggested_frozen(self) -> int:
-        """Feature extraction (ALL) unless an earlier block beats the last by more than the last's spread:
-        then fine-tune every block after the best one."""
-        last, best = self.depth[-1], self.depth[self.best_block]
-        if best.accuracy - last.accuracy <= max(last.std, 0.01) or not self.layered:
-            return ALL
-        return self.best_block + 1
+        return suggested_depth(self.depth, layered=self.layered)
 
     def to_json(self) -> dict:
         return {"dataset": self.dataset, "backbone": self.backbone, "classes": list(self.classes),
@@ -87,7 +82,18 @@ class Analysis:
                         tuple(forecasting.Forecast(**f) for f in data["forecast"]), data["seconds"])
 
 
-def _depth(vectors: BlockVectors, labels: np.ndarray, seed: int, progress: Progress | None) -> tuple[DepthPoint, ...]:
+def suggested_depth(depth: tuple[DepthPoint, ...], *, layered: bool) -> int:
+    """Feature extraction (ALL) unless an earlier block beats the last by more than the last's spread: then
+    fine-tune every block after the best one."""
+    best = int(np.argmax([p.accuracy for p in depth]))
+    if depth[best].accuracy - depth[-1].accuracy <= max(depth[-1].std, 0.01) or not layered:
+        return ALL
+    return best + 1
+
+
+def depth_points(vectors: BlockVectors, labels: np.ndarray, seed: int,
+                 progress: Progress | None) -> tuple[DepthPoint, ...]:
+    """A cross-validated probe on every block's vectors, input side first."""
     layout, classes = vectors.layout, int(labels.max()) + 1
     scores = probe.depth_scores(vectors.block, len(layout.blocks), labels, seed,
                                 progress and (lambda d, t: progress("depth", d, t)))
@@ -102,20 +108,28 @@ def _sizes(vectors: np.ndarray, labels: np.ndarray, per_class: int, seed: int, p
     return points, (fit.a, fit.b, fit.c) if fit else None, tuple(predicted)
 
 
-def analyze(spec: str, backbone: str, per_class: int | None = None, fraction: float | None = None, seed: int = 0,
-            image_size: int | None = None, progress: Progress | None = None) -> Analysis:
-    """The whole analysis of a dataset spec (demo name, folder or zip), as the CLI and the page run it."""
+def sampled(spec: str, *, per_class: int | None, fraction: float | None, seed: int, progress: Progress | None):
+    """(dataset, items, class names, labels) of the sample a run with these settings would draw; a sample too
+    small to probe is refused before any forward pass."""
     from core.data.sampling import sample
     from core.data.sources import load_dataset
 
-    start = time.perf_counter()
     dataset = load_dataset(spec, progress=progress and (lambda d, t: progress("scan", d, t)))
     items = sample(dataset, per_class=per_class, fraction=fraction, seed=seed).items
     classes = tuple(sorted({i.label for i in items}))
     labels = np.array([classes.index(i.label) for i in items])
-    probe.folds_for(labels, classes)  # refuse a sample too small before any forward pass
+    probe.folds_for(labels, classes)
+    return dataset, items, classes, labels
+
+
+def analyze(spec: str, backbone: str, per_class: int | None = None, fraction: float | None = None, seed: int = 0,
+            image_size: int | None = None, progress: Progress | None = None) -> Analysis:
+    """The whole analysis of a dataset spec (demo name, folder or zip), as the CLI and the page run it."""
+    start = time.perf_counter()
+    dataset, items, classes, labels = sampled(spec, per_class=per_class, fraction=fraction, seed=seed,
+                                              progress=progress)
     vectors = block_vectors(items, backbone, image_size, progress)
-    depth = _depth(vectors, labels, seed, progress)
+    depth = depth_points(vectors, labels, seed, progress)
     smallest = int(np.bincount(labels).min())
     sizes, fit, predicted = _sizes(vectors.block(len(vectors.layout.blocks) - 1), labels, smallest, seed, progress)
     analysis = Analysis(dataset.name, backbone, classes, smallest, len(items), vectors.layout.layered, vectors.engine,
@@ -124,18 +138,19 @@ def analyze(spec: str, backbone: str, per_class: int | None = None, fraction: fl
     return analysis
 
 
-def _path(spec: str, backbone: str) -> Path:
+def saved_path(spec: str, kind: str) -> Path:
+    """Where the latest analysis of this kind (a backbone's name, or "compare") of a dataset spec is kept."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", spec).strip("_")[-80:] or "dataset"
-    return paths.analyses_dir() / f"{slug}--{backbone}.json"
+    return paths.analyses_dir() / f"{slug}--{kind}.json"
 
 
 def save(analysis: Analysis, spec: str) -> None:
-    atomic_write_json(_path(spec, analysis.backbone), {"spec": spec, **analysis.to_json()})
+    atomic_write_json(saved_path(spec, analysis.backbone), {"spec": spec, **analysis.to_json()})
 
 
 def latest(spec: str, backbone: str) -> Analysis | None:
     """The last analysis of this dataset spec and backbone, or None (none yet, or unreadable)."""
     try:
-        return Analysis.from_json(read_json(_path(spec, backbone)))
+        return Analysis.from_json(read_json(saved_path(spec, backbone)))
     except (OSError, ValueError, KeyError, TypeError):
         return None

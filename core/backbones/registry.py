@@ -108,6 +108,14 @@ def get_spec(name: str) -> BackboneSpec:
                               f"'{CUSTOM_PREFIX}' followed by a TF Hub handle or a SavedModel folder.")
 
 
+ALIASES = {"random_init": "efficientnet_lite0_random"}
+
+
+def resolve_name(name: str) -> str:
+    """A backbone name as typed (an alias like random_init included) -> its registry name."""
+    return ALIASES.get(name.strip(), name.strip())
+
+
 def list_specs() -> list[BackboneSpec]:
     return list(REGISTRY.values())
 

@@ -6,7 +6,7 @@ import json
 import sys
 
 from core.backbones.depth import parse_frozen
-from core.backbones.registry import DEFAULT_BACKBONE
+from core.backbones.registry import DEFAULT_BACKBONE, resolve_name
 from core.cli.options import config_from_args, data_spec
 from core.cli.output import StagePrinter, TrainPrinter, table
 
@@ -166,9 +166,26 @@ def cmd_export(args) -> None:
 def cmd_analyze(args) -> None:
     from core.analysis import analyze
 
+    if args.models:
+        return _compare(args)
     analysis = analyze(data_spec(args.data), args.model, per_class=None if args.fraction else args.per_class,
                        fraction=args.fraction, seed=args.seed, image_size=args.image_size, progress=StagePrinter())
     print(json.dumps(analysis.to_json()))
+
+
+def _compare(args) -> None:
+    from core.analysis.compare import compare
+
+    models = [resolve_name(n) for text in args.models for n in text.split(",") if n.strip()]
+    comparison = compare(data_spec(args.data), models, per_class=None if args.fraction else args.per_class,
+                         fraction=args.fraction, seed=args.seed, progress=StagePrinter())
+    cols = ["model", "input", "params", "MB", "images/s", "best block", "best probe", "last block", "k-NN"]
+    print(table([[r.model, r.input_size, f"{r.params:,}", r.mb, f"{r.images_per_second:.0f} ({r.engine})",
+                  r.best_block, f"{r.best_accuracy:.3f} ± {r.best_std:.3f}",
+                  f"{r.last_accuracy:.3f} ± {r.last_std:.3f}", f"{r.knn_accuracy:.3f}"] for r in comparison.rows],
+                cols))
+    print(f"suggested: {comparison.reason}")
+    print(json.dumps(comparison.to_json()))
 
 
 def cmd_health(args) -> None:

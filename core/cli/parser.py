@@ -32,9 +32,11 @@ def _add_data_commands(sub) -> None:
     p.add_argument("images", nargs="+")
     p.add_argument("--top", type=int, default=5)
     p.set_defaults(func=c.cmd_imagenet)
-    sub.add_parser("analyze", parents=[data_options(), sample_options(), seed_options()],
-                   help="probe every block and forecast accuracy with more data; JSON last").set_defaults(
-        func=c.cmd_analyze)
+    p = sub.add_parser("analyze", parents=[data_options(), sample_options(), seed_options()],
+                       help="probe every block and forecast accuracy with more data; JSON last")
+    p.add_argument("--models", nargs="+", default=None,
+                   help="compare these backbones instead (commas or spaces; random_init is Lite0 untrained)")
+    p.set_defaults(func=c.cmd_analyze)
     sub.add_parser("health", parents=[data_options()],
                    help="label issues, near duplicates, imbalance and odd images; JSON last").set_defaults(
         func=c.cmd_health)

@@ -68,8 +68,11 @@ def _forward(backbone_name: str, image_size: int | None, *, tensorflow: bool = T
         return forward, Layout.from_json(layout_json), "tflite", size
     if not tensorflow:
         return None
-    from core.backbones import load_backbone
+    from core.backbones import get_spec, load_backbone
+    from core.tf import tf_keras
 
+    if get_spec(backbone_name).source == "random":  # the store keys vectors by name: the same weights each time
+        tf_keras.utils.set_random_seed(0)
     backbone = load_backbone(backbone_name, image_size)
     model, layout = pooled_blocks_model(backbone)
     return (lambda x: run_batches(model, x)), layout, "tensorflow", backbone.input_size

@@ -45,13 +45,30 @@ def folds_for(labels: np.ndarray, classes: tuple[str, ...] | None = None) -> int
     return min(MAX_FOLDS, smallest)
 
 
+def _folds(labels: np.ndarray, seed: int):
+    """The stratified folds every probe of these labels and seed uses, whatever the vectors."""
+    from sklearn.model_selection import StratifiedKFold
+
+    return StratifiedKFold(folds_for(labels), shuffle=True, random_state=seed)
+
+
 def cross_validated(vectors: np.ndarray, labels: np.ndarray, seed: int = 0) -> Score:
     """Mean and std accuracy of the probe over stratified folds."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import cross_val_score
 
-    folds = StratifiedKFold(folds_for(labels), shuffle=True, random_state=seed)
-    scores = cross_val_score(probe_model(seed), vectors, labels, cv=folds)
+    scores = cross_val_score(probe_model(seed), vectors, labels, cv=_folds(labels, seed))
     return Score(float(scores.mean()), float(scores.std()))
+
+
+def neighbour_score(vectors: np.ndarray, labels: np.ndarray, seed: int = 0) -> Score:
+    """Mean and std accuracy of the studio's k-NN head (cosine, k by leave-one-out) over the same folds."""
+    from core.model.heads.memory import NeighbourHead
+
+    classes, scores = int(labels.max()) + 1, []
+    for train, held in _folds(labels, seed).split(vectors, labels):
+        head = NeighbourHead().fit(vectors[train], labels[train], classes, seed)
+        scores.append(float((head.probs(vectors[held]).argmax(1) == labels[held]).mean()))
+    return Score(float(np.mean(scores)), float(np.std(scores)))
 
 
 def depth_scores(block_vectors: Callable[[int], np.ndarray], blocks: int, labels: np.ndarray, seed: int = 0,

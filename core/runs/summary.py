@@ -109,6 +109,9 @@ def describe_progress(progress: dict) -> tuple[list[tuple[float, str]], str]:
         caption = metrics + (f" - about {eta:.1f} s left in this phase" if eta is not None else "")
         return [(epoch_done, f"{_PHASE_TEXT[phase]}: epoch {p['epoch']} of {p['epochs']}"),
                 (p["batch"] / batches, f"Batch {p['batch']} of {p['batches']}")], caption
+    if phase == "convert" and p.get("batches"):
+        return [(p["batch"] / p["batches"], f"Converting the backbone for this machine (its first use only): step "
+                                            f"{p['batch'] + 1} of {p['batches']}")], ""
     if phase == "decode" and p.get("batches"):
         return [(p["batch"] / p["batches"], f"Decoding images: {p['batch']:,} of {p['batches']:,}")], ""
     if phase == "augment" and p.get("batches"):

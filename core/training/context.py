@@ -19,7 +19,7 @@ HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 class TrainProgress:
     """Where a training run is, for a progress bar."""
 
-    phase: str  # decode | features | augment | head | fine-tune | fit | evaluate
+    phase: str  # convert | decode | features | augment | head | fine-tune | fit | evaluate
     epoch: int = 0
     epochs: int = 0
     batch: int = 0

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from core.backbones import load_backbone, tflite_run
+from core.backbones import get_spec, load_backbone, store, tflite_run
 from core.backbones.summary import BackboneSummary
 from core.data.sampling import Split
 from core.model.calibration import ece, fit_temperature, scale
@@ -76,6 +76,13 @@ def _build_backbone(ctx: TrainingContext):
     return backbone, backbone.summary(converted)
 
 
+def _convert_first(ctx: TrainingContext) -> None:
+    """A bundled backbone's first use converts it (Lite1 and Lite2 are not converted at set-up)."""
+    from core.backbones import bundled
+
+    bundled.prepare(ctx.config.backbone, lambda stage, done, total: ctx.report("convert", batch=done, batches=total))
+
+
 @dataclass(frozen=True)
 class _Loaded:
     plan: RunPlan
@@ -88,6 +95,8 @@ def _load(ctx: TrainingContext, split: Split) -> _Loaded:
     """Plan the run; build the TensorFlow backbone only if the plan needs it; open the TFLite forward.
     With every block frozen and converted, the converted file's summary is enough to plan."""
     config, distributed = ctx.config, ctx.strategy is not None
+    if get_spec(config.backbone).converted and not store.ready(config.backbone):
+        _convert_first(ctx)
     summary = None if distributed else tflite_run.whole_summary(config.backbone, config.image_size)
     backbone = None
     if summary is None or config.resolved_frozen(summary.num_blocks) != summary.num_blocks:

@@ -1,0 +1,202 @@
+"""Which backbone: every backbone probed on the same sample and the same folds, beside what it costs to run.
+
+compare() reads every block's pooled output of each backbone (core.features.blocks: a second call computes
+nothing), scores the linear probe on every block and the studio's k-NN head on the last, and measures each
+backbone's forward throughput on this machine through the engine a frozen run uses (TFLite once converted,
+else TensorFlow; kept per machine, so it is measured once). The suggestion is the fastest backbone whose best
+probe is within the spread of the most accurate one, at the depth its own probe suggests. Randomly initialised
+weights stay as a row of their own: the gap to them is what pretraining brings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from core import paths
+from core.analysis import Progress, depth_points, sampled, saved_path, suggested_depth
+from core.backbones import describe, get_spec
+from core.backbones.depth import ALL, frozen_text
+from core.backbones.registry import backbone_title
+from core.features.blocks import block_vectors
+from core.fileio import atomic_write_json, read_json
+from core.model import probe
+
+SPEED_IMAGES = 64  # timed after a warm-up batch: enough for a stable images/s, a second or two each
+
+
+@dataclass(frozen=True)
+class BackboneRow:
+    model: str
+    pretrained: bool
+    input_size: int
+    params: int
+    mb: float  # float32 weights, as the exported files hold them
+    images_per_second: float
+    engine: str  # what ran the timed forward: tflite | tensorflow
+    best_block: str
+    best_accuracy: float
+    best_std: float
+    last_accuracy: float
+    last_std: float
+    knn_accuracy: float
+    knn_std: float
+    suggested_frozen: int
+
+
+@dataclass(frozen=True)
+class Comparison:
+    dataset: str
+    classes: tuple[str, ...]
+    per_class: int
+    images: int
+    rows: tuple[BackboneRow, ...]
+    suggested: str
+    suggested_frozen: int
+    reason: str
+    seconds: float
+
+    def row(self, model: str) -> BackboneRow:
+        return next(r for r in self.rows if r.model == model)
+
+    @property
+    def front(self) -> tuple[str, ...]:
+        """The backbones no other beats on both accuracy and speed (the Pareto front), fastest first."""
+        return pareto_front(self.rows)
+
+    def to_json(self) -> dict:
+        return {"dataset": self.dataset, "classes": list(self.classes), "per_class": self.per_class,
+                "images": self.images, "backbones": [asdict(r) for r in self.rows], "front": list(self.front),
+                "suggested": {"model": self.suggested, "frozen_blocks": frozen_text(self.suggested_frozen),
+                              "reason": self.reason}, "seconds": round(self.seconds, 2)}
+
+    @staticmethod
+    def from_json(data: dict) -> "Comparison":
+        suggested = data["suggested"]
+        frozen = ALL if suggested["frozen_blocks"] == "all" else int(suggested["frozen_blocks"])
+        return Comparison(data["dataset"], tuple(data["classes"]), data["per_class"], data["images"],
+                          tuple(BackboneRow(**r) for r in data["backbones"]), suggested["model"], frozen,
+                          suggested["reason"], data["seconds"])
+
+
+def pareto_front(rows) -> tuple[str, ...]:
+    fastest_first = sorted(rows, key=lambda r: -r.images_per_second)
+    front, best = [], -1.0
+    for row in fastest_first:
+        if row.best_accuracy > best:
+            front.append(row.model)
+            best = row.best_accuracy
+    return tuple(front)
+
+
+def compare(spec: str, models: list[str], *, per_class: int | None = None, fraction: float | None = None,
+            seed: int = 0, progress: Progress | None = None) -> Comparison:
+    """Every backbone in `models` on one sample of a dataset spec; saved as the latest comparison for it."""
+    start = time.perf_counter()
+    dataset, items, classes, labels = sampled(spec, per_class=per_class, fraction=fraction, seed=seed,
+                                              progress=progress)
+    key = _sample_key(items, seed)
+    known = _known_rows(spec, key)
+    rows = [known.get(name) or _row(name, items, labels, seed, progress) for name in models]
+    choice, reason = suggest(rows)
+    comparison = Comparison(dataset.name, classes, int(np.bincount(labels).min()), len(items), tuple(rows),
+                            choice.model, choice.suggested_frozen, reason, time.perf_counter() - start)
+    atomic_write_json(saved_path(spec, "compare"), {"spec": spec, "sample_key": key, **comparison.to_json()})
+    return comparison
+
+
+def _sample_key(items, seed: int) -> str:
+    """The sample's identity: its images' contents, labels and the seed that draws the probe's folds."""
+    return hashlib.sha256(f"{seed}|".encode() + "|".join(f"{i.sha256}:{i.label}" for i in items).encode()).hexdigest()
+
+
+def _known_rows(spec: str, key: str) -> dict[str, BackboneRow]:
+    """The rows of the last comparison on this very sample: a second call computes nothing."""
+    try:
+        data = read_json(saved_path(spec, "compare"))
+        return {r["model"]: BackboneRow(**r) for r in data["backbones"]} if data.get("sample_key") == key else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _row(name: str, items, labels: np.ndarray, seed: int, progress: Progress | None) -> BackboneRow:
+    """One backbone probed on every block, its k-NN head scored, its forward timed."""
+    vectors = block_vectors(items, name, None, _named(progress, name))
+    depth = depth_points(vectors, labels, seed, _named(progress, name))
+    best = max(depth, key=lambda p: p.accuracy)
+    knn = probe.neighbour_score(vectors.final, labels, seed)
+    speed, engine = throughput(name)
+    params = describe(name).params
+    return BackboneRow(name, get_spec(name).source != "random", get_spec(name).input_size, params,
+                       round(params * 4 / 2**20, 1), speed, engine, best.block, best.accuracy, best.std,
+                       depth[-1].accuracy, depth[-1].std, knn.accuracy, knn.std,
+                       suggested_depth(depth, layered=vectors.layout.layered))
+
+
+def _named(progress: Progress | None, name: str) -> Progress | None:
+    return progress and (lambda stage, done, total: progress(f"{name}: {stage}", done, total))
+
+
+def suggest(rows: list[BackboneRow]) -> tuple[BackboneRow, str]:
+    """The fastest pretrained backbone within the most accurate one's spread, and why in one sentence."""
+    pretrained = [r for r in rows if r.pretrained] or rows
+    top = max(pretrained, key=lambda r: r.best_accuracy)
+    close = [r for r in pretrained if r.best_accuracy >= top.best_accuracy - max(top.best_std, 0.01)]
+    choice = max(close, key=lambda r: r.images_per_second)
+    where = "with every block frozen" if choice.suggested_frozen == ALL else \
+        f"fine-tuned after block {choice.suggested_frozen}"
+    why = f"{backbone_title(choice.model)} {where}: its probe reaches {choice.best_accuracy:.1%}"
+    if choice is top:
+        why += " - the most accurate" + (", and the fastest of those within its spread" if len(close) > 1 else "")
+    else:
+        why += (f", within the spread of the most accurate ({backbone_title(top.model)}, {top.best_accuracy:.1%}), "
+                f"and it runs {choice.images_per_second / top.images_per_second:.1f}x as fast")
+    random = [r for r in rows if not r.pretrained]
+    if random:
+        why += f"; {100 * (choice.best_accuracy - random[0].best_accuracy):.0f} points above random weights"
+    return choice, why + "."
+
+
+def throughput(name: str) -> tuple[float, str]:
+    """(images per second, engine) of the backbone's whole forward on this machine, measured once."""
+    from core.backbones import tflite_run
+
+    size = get_spec(name).input_size
+    lite = tflite_run.whole_forward(name, size)
+    engine = "tflite" if lite is not None else "tensorflow"
+    path, key = paths.cache_dir() / "throughput.json", f"{name}-{size}px-{engine}"
+    try:
+        known = read_json(path)
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        known[key] = round(_measure(lite or _tensorflow_forward(name), size), 1)
+        atomic_write_json(path, known)
+    return known[key], engine
+
+
+def _tensorflow_forward(name: str):
+    from core.backbones import load_backbone
+    from core.backbones.inference import run_batches
+
+    model = load_backbone(name).feature_model
+    return lambda images: run_batches(model, images.astype(np.float32) / 255.0)
+
+
+def _measure(forward, size: int) -> float:
+    images = np.random.default_rng(0).integers(0, 256, (SPEED_IMAGES, size, size, 3), dtype=np.uint8)
+    forward(images[:32])  # warm-up: tracing, allocation
+    start = time.perf_counter()
+    forward(images)
+    return SPEED_IMAGES / (time.perf_counter() - start)
+
+
+def latest(spec: str) -> Comparison | None:
+    """The last comparison of backbones on this dataset spec, or None."""
+    try:
+        return Comparison.from_json(read_json(saved_path(spec, "compare")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
