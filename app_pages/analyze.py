@@ -8,6 +8,7 @@ from core.backbones.registry import backbone_title
 from core.errors import StudioError
 from core.present.analysis_figures import depth_figure, size_figure
 from ui.presenting import chart, editing
+from ui.sections import backbones
 from ui.widgets import show_error
 
 STAGES = {"scan": (0.0, 0.15, "Checking the files"), "features": (0.15, 0.6, "One forward pass, every block kept"),
@@ -45,6 +46,7 @@ if editing() and st.button(label, type="primary", icon=":material/query_stats:")
 if analysis is None:
     st.info("Press **Analyze**: on the bundled model a few hundred images take well under a minute." if editing()
             else "This dataset has not been analysed yet.")
+    backbones.section()
     st.stop()
 
 where = {"tflite": "TensorFlow Lite", "tensorflow": "TensorFlow", "store": "the feature store (nothing recomputed)"}
@@ -81,3 +83,5 @@ else:
     st.info("Too few sizes to fit a curve: sample more images per class for a forecast.")
 st.caption("Each point: the probe on the last block, trained on that many random images per class and scored on "
            "the rest, repeated over random draws (mean ± std).")
+
+backbones.section()

@@ -175,15 +175,13 @@ def cmd_analyze(args) -> None:
 
 def _compare(args) -> None:
     from core.analysis.compare import compare
+    from core.present.tables import backbone_rows
 
     models = [resolve_name(n) for text in args.models for n in text.split(",") if n.strip()]
     comparison = compare(data_spec(args.data), models, per_class=None if args.fraction else args.per_class,
                          fraction=args.fraction, seed=args.seed, progress=StagePrinter())
-    cols = ["model", "input", "params", "MB", "images/s", "best block", "best probe", "last block", "k-NN"]
-    print(table([[r.model, r.input_size, f"{r.params:,}", r.mb, f"{r.images_per_second:.0f} ({r.engine})",
-                  r.best_block, f"{r.best_accuracy:.3f} ± {r.best_std:.3f}",
-                  f"{r.last_accuracy:.3f} ± {r.last_std:.3f}", f"{r.knn_accuracy:.3f}"] for r in comparison.rows],
-                cols))
+    rows = backbone_rows(comparison)
+    print(table([list(r.values()) for r in rows], list(rows[0])))
     print(f"suggested: {comparison.reason}")
     print(json.dumps(comparison.to_json()))
 

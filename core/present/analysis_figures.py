@@ -7,7 +7,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.analysis import Analysis
+from core.analysis.compare import Comparison
 from core.analysis.forecast import Fit
+from core.backbones.registry import backbone_title
 from core.present.figures import TRAIN_COLOR, VAL_COLOR, _layout
 
 COST_COLOR, FIT_COLOR = "#9ca3af", "#16a34a"
@@ -75,3 +77,31 @@ def size_figure(analysis: Analysis) -> go.Figure:
                      ticktext=[str(n) for n in marked])
     fig.update_yaxes(title_text="held-out accuracy (last block)", range=[0, 1.05], tickformat=".0%")
     return _layout(fig, "How accuracy grows with images per class", height=420)
+
+
+def backbones_figure(comparison: Comparison) -> go.Figure:
+    """Best-block probe accuracy (± std over folds) against forward cost (ms per image on this machine), one
+    point per backbone, the Pareto front joined and the suggestion marked."""
+    rows = sorted(comparison.rows, key=lambda r: -r.images_per_second)
+    cost = {r.model: 1000.0 / r.images_per_second for r in rows}
+    fig = go.Figure()
+    front = [r for r in rows if r.model in comparison.front]
+    fig.add_trace(go.Scatter(x=[cost[r.model] for r in front], y=[r.best_accuracy for r in front], mode="lines",
+                             line=dict(color=FIT_COLOR, dash="dot"), name="best at its cost (Pareto front)",
+                             hoverinfo="skip"))
+    fig.add_trace(go.Scatter(
+        x=[cost[r.model] for r in rows], y=[r.best_accuracy for r in rows], mode="markers+text",
+        error_y=dict(array=[r.best_std for r in rows], visible=True), name="backbone (best block's probe)",
+        text=[backbone_title(r.model) if r.pretrained else "random weights" for r in rows], textposition="top right",
+        marker=dict(size=12, color=[VAL_COLOR if r.pretrained else COST_COLOR for r in rows]),
+        customdata=[[r.best_block, r.images_per_second, r.engine] for r in rows],
+        hovertemplate="%{text}: %{y:.1%} at %{customdata[0]}<br>%{x:.1f} ms per image "
+                      "(%{customdata[1]:.0f} images/s, %{customdata[2]})<extra></extra>"))
+    chosen = comparison.row(comparison.suggested)
+    fig.add_annotation(x=cost[chosen.model], y=chosen.best_accuracy, text="suggested", showarrow=True, arrowhead=2,
+                       ay=40)
+    low = min(r.best_accuracy - r.best_std for r in rows)
+    fig.update_yaxes(title_text="probe accuracy (best block)", tickformat=".0%", range=[max(0.0, low - 0.05), 1.02])
+    fig.update_xaxes(title_text="forward cost on this machine (ms per image)", rangemode="tozero")
+    _layout(fig, "Accuracy against cost, per backbone", height=430)
+    return fig.update_layout(legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0.0), margin=dict(t=90))

@@ -56,3 +56,15 @@ def runs_table(rows: list[dict], columns: list[str] | None = None):
     styler = table.style.format({c: _formatter(c) for c in numeric}, na_rep="-")
     best = [c for c in ACCURACY_COLUMNS if c in table.columns]
     return styler.apply(_best, subset=best) if best else styler
+
+
+def backbone_rows(comparison) -> list[dict]:
+    """The backbone comparison (core.analysis.compare) as table rows of text, one per backbone."""
+    from core.backbones.registry import backbone_title
+
+    return [{"backbone": backbone_title(r.model) if r.pretrained else "Lite0, random weights",
+             "input": f"{r.input_size} px", "parameters": f"{r.params / 1e6:.2f} M", "MB": f"{r.mb:.1f}",
+             "images/s": f"{r.images_per_second:.0f} ({r.engine})", "best block": r.best_block,
+             "best probe": f"{r.best_accuracy:.1%} ± {r.best_std:.1%}",
+             "last block": f"{r.last_accuracy:.1%} ± {r.last_std:.1%}",
+             "k-NN": f"{r.knn_accuracy:.1%} ± {r.knn_std:.1%}"} for r in comparison.rows]
