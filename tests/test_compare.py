@@ -8,6 +8,7 @@ import pytest
 from core.analysis import saved_path
 from core.analysis.compare import BackboneRow, compare, latest, pareto_front, suggest
 from core.backbones.depth import ALL
+from core.present.sections import analysis_sections
 from tests.helpers import cli, make_color_folders, open_page, text_of
 
 MODELS = ["efficientnet_lite0", "efficientnet_lite0_random"]
@@ -40,6 +41,8 @@ def test_a_comparison_probes_every_backbone_on_one_sample_and_a_second_call_comp
     assert lite0.best_accuracy >= lite0.last_accuracy and lite0.last_accuracy > 0.9
     assert lite0.images_per_second > 0 and lite0.params == 3_413_024 and lite0.mb == pytest.approx(13.0, abs=0.1)
     assert first.suggested == MODELS[0] and latest(str(colours)).rows == first.rows
+    shown = next(s for s in analysis_sections(str(colours), MODELS[0], ALL) if s.anchor == "backbones")
+    assert len(shown.table.rows) == 2 and shown.text.startswith("Suggested: EfficientNet-Lite0") and shown.figures
     stored = {p: p.stat().st_ino for p in empty_feature_store.folder.rglob("*.npy")}
     assert len(stored) == 2 * 18  # 18 images, each through both backbones
     assert compare(str(colours), MODELS, per_class=6).rows == first.rows

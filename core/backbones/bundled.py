@@ -102,6 +102,9 @@ def _convert(name: str) -> None:
 def prepare(name: str = DEFAULT_BACKBONE, progress: Progress | None = None) -> dict[str, str]:
     """Convert and export whatever is missing or damaged; return status(name). progress(stage, done, total)
     before each step."""
+    if not get_spec(name).converted:
+        bundled = ", ".join(n for n in ARCHS)
+        raise BackboneUnavailable(f"{name} is not a bundled backbone: only {bundled} are converted here.")
     current = status(name)
     if set(current.values()) == {"ready"}:
         return current

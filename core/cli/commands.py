@@ -6,8 +6,8 @@ import json
 import sys
 
 from core.backbones.depth import parse_frozen
-from core.backbones.registry import DEFAULT_BACKBONE, resolve_name
-from core.cli.options import config_from_args, data_spec
+from core.backbones.registry import DEFAULT_BACKBONE
+from core.cli.options import config_from_args, data_spec, model_list
 from core.cli.output import StagePrinter, TrainPrinter, table
 
 
@@ -27,7 +27,9 @@ def cmd_models(args) -> None:
 def cmd_prepare(args) -> None:
     from core.backbones import bundled
 
-    print(json.dumps(bundled.prepare()))
+    progress = StagePrinter()
+    states = {name: bundled.prepare(name, progress) for name in model_list(args.models) or (DEFAULT_BACKBONE,)}
+    print(json.dumps(states[DEFAULT_BACKBONE] if list(states) == [DEFAULT_BACKBONE] else states))
 
 
 def cmd_imagenet(args) -> None:
@@ -128,7 +130,7 @@ def cmd_sweep(args) -> None:
         base = config_from_args(args)
         frozen = tuple(parse_frozen(f) for f in args.frozen)
         augment = {"off": (False,), "on": (True,), "both": (False, True)}[args.augment_grid]
-        spec = sweeps.SweepSpec(base, tuple(args.sizes), frozen, augment, tuple(args.heads), tuple(args.models or ()))
+        spec = sweeps.SweepSpec(base, tuple(args.sizes), frozen, augment, tuple(args.heads), model_list(args.models))
         sweep = sweeps.create_sweep(spec, args.name or "")
     print(f"sweep {sweep.id}: {len(sweep.run_ids)} runs", flush=True)
     last = None
@@ -143,8 +145,9 @@ def cmd_sweep(args) -> None:
         time.sleep(1.0)
     rows = comparison_rows([r for r in sweep.runs() if r is not None])
     if rows:
-        cols = ["images", "share", "frozen", "trainable %", "augmentation", "head", "train acc", "val acc",
-                "val 95% CI", "test acc", "test 95% CI", "seconds"]
+        several = len({r["backbone"] for r in rows}) > 1
+        cols = ["backbone"] * several + ["images", "share", "frozen", "trainable %", "augmentation", "head",
+                                          "train acc", "val acc", "val 95% CI", "test acc", "test 95% CI", "seconds"]
         print(table([[r[c] for c in cols] for r in rows], cols))
     print(json.dumps({"sweep_id": sweep.id, "runs": list(sweep.run_ids), "progress": sweep.progress()}))
 
@@ -177,9 +180,9 @@ def _compare(args) -> None:
     from core.analysis.compare import compare
     from core.present.tables import backbone_rows
 
-    models = [resolve_name(n) for text in args.models for n in text.split(",") if n.strip()]
-    comparison = compare(data_spec(args.data), models, per_class=None if args.fraction else args.per_class,
-                         fraction=args.fraction, seed=args.seed, progress=StagePrinter())
+    comparison = compare(data_spec(args.data), list(model_list(args.models)),
+                         per_class=None if args.fraction else args.per_class, fraction=args.fraction,
+                         seed=args.seed, progress=StagePrinter())
     rows = backbone_rows(comparison)
     print(table([list(r.values()) for r in rows], list(rows[0])))
     print(f"suggested: {comparison.reason}")

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from core.backbones.depth import frozen_text, parse_frozen
-from core.backbones.registry import DEFAULT_BACKBONE
+from core.backbones.registry import DEFAULT_BACKBONE, resolve_name
 from core.training.config import HEADS, TrainConfig
 
 D = TrainConfig()
@@ -28,7 +28,8 @@ def data_options() -> argparse.ArgumentParser:
     """Which images, through which backbone, at which size."""
     p = _group()
     p.add_argument("--data", default=D.dataset, help="demo name (digits, faces), folder of class folders, or .zip")
-    p.add_argument("--model", default=D.backbone, help=f"a backbone from `models` (default {DEFAULT_BACKBONE})")
+    p.add_argument("--model", default=D.backbone, type=resolve_name,
+                   help=f"a backbone from `models` (default {DEFAULT_BACKBONE})")
     p.add_argument("--image-size", type=int, default=D.image_size)
     return p
 
@@ -106,3 +107,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        fine_tune_lr_factor=args.fine_tune_factor, two_phase=not args.one_phase,
                        early_stopping=args.patience, seed=args.seed, image_size=args.image_size,
                        cache_features=not args.no_cache, class_weight=args.class_weight)
+
+
+def model_list(texts: list[str] | None) -> tuple[str, ...]:
+    """--models as typed (commas or spaces, aliases like random_init) -> registry names."""
+    return tuple(resolve_name(n) for text in texts or () for n in text.split(",") if n.strip())

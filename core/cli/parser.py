@@ -25,8 +25,10 @@ from core.training.config import HEADS
 def _add_data_commands(sub) -> None:
     """Commands on the backbones and the images, before any run."""
     sub.add_parser("models", help="list the backbone registry").set_defaults(func=c.cmd_models)
-    sub.add_parser("prepare", help="convert the bundled weights and export the TF Hub copy").set_defaults(
-        func=c.cmd_prepare)
+    p = sub.add_parser("prepare", help="convert the bundled weights and export the TF Hub copy")
+    p.add_argument("--models", nargs="+", default=None,
+                   help="convert these bundled backbones instead, e.g. efficientnet_lite1,efficientnet_lite2")
+    p.set_defaults(func=c.cmd_prepare)
     sub.add_parser("datasets", help="list the bundled demo datasets").set_defaults(func=c.cmd_datasets)
     p = sub.add_parser("imagenet", help="top-k ImageNet labels from the bundled classifier")
     p.add_argument("images", nargs="+")

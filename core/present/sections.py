@@ -148,20 +148,40 @@ def _latest_analysis(dataset: str, backbone: str, frozen_blocks: int) -> LatestA
 
 
 def analysis_sections(dataset: str, backbone: str, frozen_blocks: int) -> tuple[Section, ...]:
-    """The latest transfer analysis of this dataset and backbone (core.analysis), if one was made."""
+    """The latest transfer analysis of this dataset and backbone (core.analysis) and the latest backbone
+    comparison on the dataset, those that were made."""
     from core.present.analysis_figures import depth_figure, size_figure
 
     found = _latest_analysis(dataset, backbone, frozen_blocks)
     if found is None:
-        return ()
+        return _backbones_section(dataset)
     analysis, cut, forecast = found.analysis, found.cut, found.forecast
-    return (Section("analysis", "Transfer analysis: which block's features carry the classes",
+    return (*_backbones_section(dataset),
+            Section("analysis", "Transfer analysis: which block's features carry the classes",
                     text=f"Linear probes on every block's pooled output ({analysis.images} images, "
                          f"{analysis.per_class} in the smallest class; k-fold accuracy). Best block: "
                          f"{analysis.depth[analysis.best_block].block}.", figures=(depth_figure(analysis, cut),)),
             Section("analysis-size", "How much data: accuracy by training-set size, and the forecast",
                     figures=(size_figure(analysis),),
                     note=f"Forecast (an estimate from the fitted curve, 95% bootstrap interval): {forecast}."))
+
+
+def _backbones_section(dataset: str) -> tuple[Section, ...]:
+    """Which backbone (core.analysis.compare), if the dataset's backbones were compared."""
+    from core.analysis.compare import latest
+    from core.present.analysis_figures import backbones_figure
+    from core.present.tables import backbone_rows
+
+    comparison = latest(dataset)
+    if comparison is None:
+        return ()
+    rows = backbone_rows(comparison)
+    return (Section("backbones", "Which backbone: every backbone probed on the same sample and folds",
+                    text=f"Suggested: {comparison.reason}", table=Table(rows, list(rows[0])),
+                    figures=(backbones_figure(comparison),),
+                    note=f"{comparison.images} images, {comparison.per_class} in the smallest class; linear probes "
+                         "(k-fold mean ± std) and the k-NN head on the same folds; speed measured on the machine "
+                         "that made the comparison."),)
 
 
 def sweep_story(sweep_id: str) -> Story:
