@@ -358,3 +358,22 @@ def test_a_knn_run_explains_its_predictions_with_training_images(color_folder, t
         export_run(run_id, "keras", tmp_path / "keras")
     at = open_page("results", run_id=run_id)
     assert "no epochs to plot" in text_of(at)
+
+
+def test_a_bundled_backbones_first_run_converts_it_with_progress_then_runs_on_tflite(small_split, own_model_store):
+    """Lite1 is not converted at set-up: its first run converts it (the progress says so), then its frozen part
+    runs on TFLite at Lite1's own 240 px, as Lite0's does; a damaged weights file is found and converted again."""
+    from core.backbones import store
+
+    phases = []
+    config = _config(backbone="efficientnet_lite1", image_size=None, epochs=2)
+    first = train(config, small_split, progress=lambda p: phases.append((p.phase, p.batch, p.batches)))
+    assert ("convert", 0, 3) in phases and store.ready("efficientnet_lite1")
+    assert first.timings["frozen_forward"] == "tflite" and first.plan.frozen == 23
+    weights = store.keras_dir("efficientnet_lite1") / store.weights_name("efficientnet_lite1")
+    weights.write_bytes(weights.read_bytes()[:1000])
+    assert store.status("efficientnet_lite1")["keras"].startswith("damaged")
+    phases.clear()
+    again = train(config, small_split, progress=lambda p: phases.append((p.phase, p.batch, p.batches)))
+    assert ("convert", 0, 1) in phases and store.ready("efficientnet_lite1")
+    assert np.abs(again.predictions["val"].probs - first.predictions["val"].probs).max() < 1e-5
