@@ -30,16 +30,26 @@ def convert(model: tf_keras.Model, path: Path, num_blocks: int, extra: dict | No
     """Write `model` (uint8 image input) as a float32 TFLite model at `path`, with a summary beside
     it (output width, parameters, the backbone's block count, and `extra`) so that a trainer whose
     every block is frozen need not build the backbone in TensorFlow at all."""
-    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.uint8)
-    function = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-    # The converter saves what it is given as a SavedModel first: given the Keras model, it traced every layer's
-    # call for Keras's format (about 50 of Lite0's 58 s); a bare module holding the variables takes seconds.
-    holder = tf.Module()
-    holder.weights = list(model.variables)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], holder)
     path.parent.mkdir(parents=True, exist_ok=True)
     summary = {"input_size": int(model.input_shape[1]), "output_shape": list(model.output_shape[1:]),
                "params": int(model.count_params()), "num_blocks": num_blocks, **(extra or {})}
     atomic_write_json(path.with_suffix(".json"), summary)
-    atomic_write_bytes(path, converter.convert())  # last: the .tflite file is what marks it ready
+    atomic_write_bytes(path, tflite_bytes(model))  # last: the .tflite file is what marks it ready
     return path
+
+
+def tflite_bytes(model: tf_keras.Model) -> bytes:
+    """A Keras model as a float32 TFLite flatbuffer, taking its input's dtype (uint8 images or [0, 1] floats)."""
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), model.inputs[0].dtype)
+    function = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    return tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()],
+                                                           variables_only(model)).convert()
+
+
+def variables_only(*models) -> tf.Module:
+    """A module tracking only the models' variables. Converting and saving write what they are given as a
+    SavedModel: given a Keras model, they trace every layer's call for Keras's own format (about 50 of the
+    58 s that converting Lite0 took); given the variables alone, a few seconds."""
+    holder = tf.Module()
+    holder.weights = list({id(v): v for m in models for v in m.variables}.values())
+    return holder

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.backbones.tflite_convert import tflite_bytes, variables_only
 from core.data.arrays import item_arrays
 from core.errors import StudioError
 from core.inference.predict import run_model
@@ -110,8 +111,7 @@ def export_run(run_id: str, fmt: str, out: str | Path) -> ExportResult:
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
         if fmt == "savedmodel":
-            module = tf.Module()
-            module.model, module.feature_model = model, features
+            module = variables_only(model, features)
             spec = [tf.TensorSpec([None, size, size, 3], tf.float32, "image")]
             module.serve = tf.function(lambda image: model(image, training=False), input_signature=spec)
             module.features = tf.function(lambda image: features(image, training=False), input_signature=spec)
@@ -120,8 +120,7 @@ def export_run(run_id: str, fmt: str, out: str | Path) -> ExportResult:
         elif fmt == "keras":
             model.save(str(tmp / "model.keras"))
         else:
-            converter = tf.lite.TFLiteConverter.from_keras_model(model)
-            (tmp / "model.tflite").write_bytes(converter.convert())
+            (tmp / "model.tflite").write_bytes(tflite_bytes(model))
         (tmp / "labels.txt").write_text("\n".join(rm.classes) + "\n", encoding="utf-8")
         (tmp / "metadata.json").write_text(json.dumps(_metadata(rm), indent=1), encoding="utf-8")
         (tmp / "USAGE.md").write_text(_usage(fmt, rm, size), encoding="utf-8")
