@@ -2,23 +2,24 @@
 
 compare() reads every block's pooled output of each backbone (core.features.blocks: a second call computes
 nothing), scores the linear probe on every block and the studio's k-NN head on the last, and measures each
-backbone's forward throughput on this machine through the engine a frozen run uses (TFLite once converted,
-else TensorFlow; kept per machine, so it is measured once). The suggestion is the fastest backbone whose best
-probe is within the spread of the most accurate one, at the depth its own probe suggests. Randomly initialised
-weights stay as a row of their own: the gap to them is what pretraining brings.
+backbone's forward throughput on this machine through the engine a frozen run uses (TFLite for the bundled
+backbones, converted on first use; TensorFlow for random weights; kept per machine, so it is measured once).
+The suggestion is the fastest backbone whose best probe is within the spread of the most accurate one, at the
+depth its own probe suggests. Randomly initialised weights stay as a row of their own: the gap to them is what
+pretraining brings.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from core import paths
 from core.analysis import Progress, depth_points, sampled, saved_path, suggested_depth
-from core.backbones import describe, get_spec
+from core.backbones import describe, get_spec, store
 from core.backbones.depth import ALL, frozen_text
 from core.backbones.registry import backbone_title
 from core.features.blocks import block_vectors
@@ -100,7 +101,8 @@ def compare(spec: str, models: list[str], *, per_class: int | None = None, fract
                                               progress=progress)
     key = _sample_key(items, seed)
     known = _known_rows(spec, key)
-    rows = [known.get(name) or _row(name, items, labels, seed, progress) for name in models]
+    rows = [_timed_again(known[name]) if name in known else _row(name, items, labels, seed, progress)
+            for name in models]
     choice, reason = suggest(rows)
     comparison = Comparison(dataset.name, classes, int(np.bincount(labels).min()), len(items), tuple(rows),
                             choice.model, choice.suggested_frozen, reason, time.perf_counter() - start)
@@ -123,7 +125,13 @@ def _known_rows(spec: str, key: str) -> dict[str, BackboneRow]:
 
 
 def _row(name: str, items, labels: np.ndarray, seed: int, progress: Progress | None) -> BackboneRow:
-    """One backbone probed on every block, its k-NN head scored, its forward timed."""
+    """One backbone probed on every block, its k-NN head scored, its forward timed. A bundled backbone is
+    converted first if it is not yet (with progress): its vectors and its speed then come from the engine its
+    frozen runs use, as every other bundled backbone's do."""
+    if get_spec(name).converted and not store.ready(name):
+        from core.backbones import bundled
+
+        bundled.prepare(name, progress)
     vectors = block_vectors(items, name, None, _named(progress, name))
     depth = depth_points(vectors, labels, seed, _named(progress, name))
     best = max(depth, key=lambda p: p.accuracy)
@@ -134,6 +142,12 @@ def _row(name: str, items, labels: np.ndarray, seed: int, progress: Progress | N
                        round(params * 4 / 2**20, 1), speed, engine, best.block, best.accuracy, best.std,
                        depth[-1].accuracy, depth[-1].std, knn.accuracy, knn.std,
                        suggested_depth(depth, layered=vectors.layout.layered))
+
+
+def _timed_again(row: BackboneRow) -> BackboneRow:
+    """A kept row with the speed of the engine the backbone runs on now (measured once per engine)."""
+    speed, engine = throughput(row.model)
+    return replace(row, images_per_second=speed, engine=engine)
 
 
 def _named(progress: Progress | None, name: str) -> Progress | None:

@@ -99,9 +99,9 @@ def backbones_figure(comparison: Comparison) -> go.Figure:
                       "(%{customdata[1]:.0f} images/s, %{customdata[2]})<extra></extra>"))
     chosen = comparison.row(comparison.suggested)
     fig.add_annotation(x=cost[chosen.model], y=chosen.best_accuracy, text="suggested", showarrow=True, arrowhead=2,
-                       ay=40)
+                       ax=-50, ay=30)
     low = min(r.best_accuracy - r.best_std for r in rows)
     fig.update_yaxes(title_text="probe accuracy (best block)", tickformat=".0%", range=[max(0.0, low - 0.05), 1.02])
-    fig.update_xaxes(title_text="forward cost on this machine (ms per image)", rangemode="tozero")
+    fig.update_xaxes(title_text="forward cost on this machine (ms per image)", range=[0, max(cost.values()) * 1.3])
     _layout(fig, "Accuracy against cost, per backbone", height=430)
     return fig.update_layout(legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0.0), margin=dict(t=90))

@@ -51,9 +51,9 @@ def _show(comparison) -> None:
     table(backbone_rows(comparison))
     chart(backbones_figure(comparison))
     st.caption("Each point: the best block's linear probe (stratified k-fold, mean ± std). Cost: one image through "
-               "the whole backbone on this machine, through the engine a frozen run uses (TFLite once a backbone "
-               "is converted, TensorFlow before). Random weights keep Lite0's architecture: the gap to them is "
-               "what ImageNet pretraining brings to your images.")
+               "the whole backbone on this machine, through the engine a frozen run uses (TFLite for the bundled "
+               "backbones, TensorFlow for random weights). Random weights keep Lite0's architecture: the gap to them "
+               "is what ImageNet pretraining brings to your images.")
     st.success(f"**Suggested:** {comparison.reason}")
     if editing() and st.button("Train with this", icon=":material/model_training:", key="train_with_backbone"):
         s.backbone, s.frozen_blocks = comparison.suggested, comparison.suggested_frozen
@@ -71,7 +71,7 @@ def section() -> None:
     if editing():
         models = st.multiselect("Backbones to compare", CHOICES, default=CHOICES, format_func=_label,
                                 key="compare_models")
-        st.caption("Lite1 and Lite2 are read from their checkpoints on first use (a few seconds each); what a "
+        st.caption("Lite1 and Lite2 are converted for this machine on first use (about half a minute each); what a "
                    "backbone computed once is kept, so comparing again computes nothing.")
         if st.button("Compare backbones", icon=":material/compare:", disabled=len(models) < 2):
             comparison = _run(models) or comparison
