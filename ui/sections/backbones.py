@@ -29,9 +29,15 @@ def _run(models: list[str]):
              "depth": "a linear probe on every block"}
 
     def report(stage: str, done: int, total: int) -> None:
-        name, _, step = stage.rpartition(": ")
+        name, sep, step = stage.partition(": ")  # "scan", "NAME: depth" or "convert NAME: reading ..."
+        if not sep:
+            name, step = "", stage
+        if name.startswith("convert "):
+            name, step = name.removeprefix("convert "), f"converting for this machine, {step}"
         index = models.index(name) if name in models else 0
-        share = (index + done / max(total, 1) * (0.5 if step == "features" else 1.0)) / len(models)
+        frac = done / max(total, 1)
+        within = 0.5 * frac if step == "features" else 0.5 + 0.5 * frac if step == "depth" else 0.0
+        share = (index + within) / len(models)
         where = f"{backbone_title(name)} ({index + 1} of {len(models)}): " if name else ""
         bar.progress(min(share, 1.0), text=f"{where}{steps.get(step, step)}: {done} of {total}")
 
