@@ -5,6 +5,7 @@ import streamlit as st
 from core.analysis import analyze, latest
 from core.backbones.depth import ALL, frozen_text
 from core.backbones.registry import backbone_title
+from core.data.sampling import sample_text
 from core.errors import StudioError
 from core.present.analysis_figures import depth_figure, size_figure
 from ui.presenting import chart, editing
@@ -20,8 +21,7 @@ st.markdown("Before training: run the sample through the frozen backbone once, k
             "output, and fit a linear probe on each. It shows which depth's features separate your classes "
             "(Yosinski et al., 2014) and how accuracy grows with more images per class, in seconds rather "
             "than a sweep of training runs. Confirm with real runs on the Train and Experiments pages.")
-sampling = f"{s.per_class} images per class" if s.per_class else f"{s.fraction:.0%} of each class"
-st.markdown(f"**Data:** {s.dataset_label}, {sampling} (change on the Data page) · "
+st.markdown(f"**Data:** {s.dataset_label}, {sample_text(s.per_class, s.fraction)} (change on the Data page) · "
             f"**Backbone:** {backbone_title(s.backbone)} (change on the Train page)")
 
 

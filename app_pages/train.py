@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.backbones import available_offline, custom_name, get_spec, list_specs
 from core.backbones.depth import ALL
+from core.data.sampling import sample_text
 from core.errors import StudioError
 from core.model.metrics import accuracy_text
 from core.present.blocks import blocks_figure
@@ -76,7 +77,7 @@ if editing():
     lr_finder.apply_chosen_rate()  # before the form's inputs exist in this run
     with st.form("train_form"):
         st.markdown(f"**Data:** {s.dataset_label}, "
-                    f"{f'{s.per_class} images per class' if s.per_class else f'{s.fraction:.0%} of each class'}"
+                    f"{sample_text(s.per_class, s.fraction)}"
                     f"{', augmented' if s.augment.enabled else ''} (change on the Data page)")
         c1, c2, c3, c4 = st.columns(4)
         head = c1.selectbox("Head", HEADS, format_func={"dense": "Dense softmax", "logreg": "Logistic regression",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.backbones import get_spec
+from core.data.sampling import sample_text
 from core.errors import StudioError
 from core.runs.store import load_run
 from core.runs.summary import RunSummary
@@ -17,7 +18,7 @@ def sidebar() -> None:
         presenting.toggle()
         st.caption("NEXT TRAINING USES")
         st.markdown(f"**Data:** {s.dataset_label}")
-        st.markdown(f"**Sample:** {_sample_text(s.per_class, s.fraction)}")
+        st.markdown(f"**Sample:** {sample_text(s.per_class, s.fraction)}")
         st.markdown(f"**Backbone:** {get_spec(s.backbone).title}")
         if s.run_id:
             try:
@@ -27,14 +28,8 @@ def sidebar() -> None:
                 return
             st.caption("OPEN RUN")  # a linked run may differ from the next training's choices: its own
             st.markdown(f"**Run:** `{run.id}` ({run.state})")
-            sample = f"{run.sample} per class" if run.sample.isdigit() else f"{run.sample} of each class" \
-                if run.sample.endswith("%") else "all images"
-            st.markdown(f"**Data:** {run.dataset}, {sample}")
+            st.markdown(f"**Data:** {run.dataset}, {run.sample_words}")
             st.markdown(f"**Backbone:** {_title(run.backbone)}, {run.frozen_phrase}")
-
-
-def _sample_text(per_class, fraction) -> str:
-    return f"{per_class} per class" if per_class else f"{fraction:.0%} of each class" if fraction else "all images"
 
 
 def _title(backbone: str) -> str:

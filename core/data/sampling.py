@@ -55,6 +55,13 @@ def _by_class(items) -> dict[str, list[ImageItem]]:
     return groups
 
 
+def sample_text(per_class: int | None, fraction: float | None) -> str:
+    """A sample's size in words, as every page and the sidebar say it."""
+    if per_class:
+        return f"{per_class} images per class"
+    return f"{fraction:.0%} of each class" if fraction else "all images"
+
+
 def sample(dataset: Dataset, per_class: int | None = None, fraction: float | None = None, seed: int = 0) -> Sample:
     """Take `per_class` images of every class (all of a smaller class), or `fraction` of each class."""
     if per_class is not None and fraction is not None:

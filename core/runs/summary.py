@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.backbones.depth import frozen_text
+from core.data.sampling import sample_text
 from core.model.metrics import accuracy_text, wilson
 from core.runs.store import Run, RunState
 
@@ -33,6 +34,7 @@ class RunSummary:
     trainable_share: float | None  # of all parameters, the head's included
     val_interval: tuple[float, float] | None = None  # 95% Wilson interval of the validation accuracy
     test_interval: tuple[float, float] | None = None
+    sample_words: str = ""  # the sample in words (core.data.sampling.sample_text)
 
     @staticmethod
     def of(run: Run) -> "RunSummary":
@@ -47,7 +49,7 @@ class RunSummary:
             sample, max(taken.values()) if taken else c.per_class, d.get("sample_size"), d.get("sample_share"),
             c.augment.enabled, c.head, c.epochs, m.get("train_accuracy"), m.get("val_accuracy"),
             m.get("test_accuracy"), m.get("seconds"), trainable / (trainable + frozen) if trainable + frozen else None,
-            _interval(m, d, "val"), _interval(m, d, "test"))
+            _interval(m, d, "val"), _interval(m, d, "test"), sample_text(c.per_class, c.fraction))
 
     @property
     def frozen_phrase(self) -> str:
