@@ -37,6 +37,8 @@ def test_models_command():
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:]}
     assert rows["efficientnet_lite0"][1:] == ["bundled", "224x224", "18", "3,413,024", "yes"]
+    assert rows["efficientnet_lite1"][1:] == ["bundled", "240x240", "23", "4,189,344", "yes"]
+    assert rows["efficientnet_lite2"][1:] == ["bundled", "260x260", "23", "4,869,168", "yes"]
     assert rows["mobilenet_v2_hub"][-2:] == ["needs", "download"]
     assert rows["inception_v3"][2] == "299x299"
 
