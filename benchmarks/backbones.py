@@ -113,21 +113,16 @@ def real_runs(models: Path) -> None:
 
 
 def main() -> None:
-    from core.backbones import bundled
-
+    """Every subprocess first, this process without TensorFlow meanwhile: a child's peak memory (wait4) counts
+    the parent's resident memory at the fork, so a parent holding TensorFlow would hide the child's."""
     models = Path(tempfile.mkdtemp(prefix="bench-models-"))
     os.environ["STUDIO_MODELS_DIR"] = str(models)
-    start = time.perf_counter()
-    bundled.prepare()  # what `make run` prepares: Lite0 alone
-    emit({"bench": "prepare Lite0", "seconds": round(time.perf_counter() - start, 1)})
+    line, seconds, _ = _run(["prepare"], _home(models))  # what `make run` prepares: Lite0 alone
+    emit({"bench": "prepare Lite0", "seconds": round(seconds, 1), "state": line})
     whole_process(models)
     memory_at_1000(models)
-    for name in PRETRAINED[1:]:
-        start = time.perf_counter()
-        bundled.prepare(name)
-        emit({"bench": f"prepare {name} (first use)", "seconds": round(time.perf_counter() - start, 1)})
-    baseline_ratio()
     real_runs(models)
+    baseline_ratio()
 
 
 if __name__ == "__main__":
