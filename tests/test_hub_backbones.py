@@ -5,6 +5,7 @@ import pytest
 
 from core.backbones import available_offline, bundled, custom_name, get_spec, load_backbone
 from core.backbones.keras_apps import BLOCK_ENDS, base_model, preprocess, split_blocks
+from core.backbones.registry import KERAS_ARCHITECTURES
 from core.data.sampling import sample, split
 from core.data.scan import scan_folder
 from core.tf import tf, tf_keras
@@ -93,6 +94,7 @@ def test_keras_applications_block_boundaries(name):
     blocks = split_blocks(name, model, size)
     assert blocks[0].name == "stem" and blocks[-1].name == "head" and len(blocks) >= 5
     assert sum(b.count_params() for b in blocks) == model.count_params()
+    assert (len(blocks), model.count_params()) == KERAS_ARCHITECTURES[name]  # what `core models` lists
     x = np.random.default_rng(0).random((1, size, size, 3)).astype("float32")
     expected = model(preprocess(name, tf.constant(x))).numpy()
     y = x

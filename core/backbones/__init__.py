@@ -8,6 +8,7 @@ from pathlib import Path
 from core.backbones import lite_shape
 from core.backbones.registry import (
     DEFAULT_BACKBONE,
+    KERAS_ARCHITECTURES,
     KERAS_WEIGHT_FILES,
     BackboneSpec,
     custom_name,
@@ -75,10 +76,7 @@ def architecture_summary(spec: BackboneSpec) -> tuple[int, int] | None:
         summary = lite_shape.summary(spec.name, lite_shape.ARCHS[spec.arch])
         return summary.num_blocks, summary.params
     if spec.source == "keras":
-        from core.backbones.keras_apps import base_model, split_blocks
-
-        model = base_model(spec.handle, spec.input_size, weights=None)
-        return len(split_blocks(spec.handle, model, spec.input_size)), int(model.count_params())
+        return KERAS_ARCHITECTURES[spec.handle]
     return None
 
 

