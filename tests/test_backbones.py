@@ -204,10 +204,11 @@ def test_larger_family_members_recognise_reference_photos_as_the_original_weight
     assert backbone.input_size == arch.input_size and tuple(backbone.block_infos) == arch.block_infos()
     batch = np.stack([resize(Image.fromarray(skimage_images[n]), arch.input_size, crop=True)
                       for n in ("chelsea", "coffee")])
-    chelsea, coffee = top_k(backbone.imagenet_classifier(), batch, k=3)
+    classifier = backbone.imagenet_classifier()
+    chelsea, coffee = top_k(classifier, batch, k=3)
     assert 281 <= chelsea[0][0] <= 285, chelsea
     assert coffee[0][0] == 967, coffee
-    probs = backbone.imagenet_classifier()(batch.astype(np.float32) / 255.0).numpy()
+    probs = classifier(batch.astype(np.float32) / 255.0).numpy()
     state = read_state_dict(bundled.checkpoint_path(name))
     reference = np.stack([_reference_probs(state, arch, image) for image in batch])
     assert np.abs(probs - reference).max() < 1e-4

@@ -32,7 +32,7 @@ def test_the_suggestion_is_the_fastest_within_the_best_ones_spread_and_never_ran
 
 
 @pytest.mark.usefixtures("prepared")
-def test_a_comparison_probes_every_backbone_on_one_sample_and_a_second_call_computes_nothing(tmp_path,
+def test_a_comparison_on_one_sample_computes_nothing_twice_and_the_page_trains_with_its_suggestion(tmp_path,
                                                                                           empty_feature_store):
     colours = make_color_folders(tmp_path / "colours", per_class=6)
     first = compare(str(colours), MODELS, per_class=6)
@@ -51,21 +51,7 @@ def test_a_comparison_probes_every_backbone_on_one_sample_and_a_second_call_comp
     assert [r.best_accuracy for r in third.rows] == [r.best_accuracy for r in first.rows]
     assert {p: p.stat().st_ino for p in empty_feature_store.folder.rglob("*.npy")} == stored  # none rewritten
 
-
-def test_analyze_models_prints_one_json_line_with_every_backbone(tmp_path):
-    colours = make_color_folders(tmp_path / "colours", per_class=6)
-    result = cli("analyze", "--data", str(colours), "--per-class", "6", "--models", "efficientnet_lite0,random_init")
-    assert result.returncode == 0, result.stderr
-    line = json.loads(result.stdout.strip().splitlines()[-1])
-    assert [b["model"] for b in line["backbones"]] == MODELS
-    assert set(line["backbones"][0]) >= {"model", "input_size", "params", "mb", "images_per_second", "best_block",
-                                         "best_accuracy", "best_std", "last_accuracy", "last_std", "knn_accuracy"}
-    assert line["suggested"]["model"] == MODELS[0] and line["suggested"]["reason"]
-    assert any(text.startswith("efficientnet_lite0: depth") for text in result.stdout.splitlines())
-
-
-def test_the_analyze_page_compares_backbones_and_trains_with_the_suggestion(tmp_path):
-    colours = make_color_folders(tmp_path / "colours", per_class=6)
+    # The Analyze page on the same sample: its button gives the kept rows, "Train with this" carries the choice.
     at = open_page("analyze", dataset=str(colours), dataset_label="colours", per_class=6)
     at.multiselect(key="compare_models").set_value(MODELS).run()
     next(b for b in at.button if b.label == "Compare backbones").click().run()
@@ -74,5 +60,24 @@ def test_the_analyze_page_compares_backbones_and_trains_with_the_suggestion(tmp_
     assert any("Pareto front" in chart.proto.spec for chart in at.get("plotly_chart"))
     next(b for b in at.button if b.label == "Train with this").click().run()
     assert not at.exception and at.title[0].value == "Train"
-    assert at.session_state.backbone == MODELS[0] and at.session_state.frozen_blocks == latest(
-        str(colours)).suggested_frozen
+    assert (at.session_state.backbone, at.session_state.frozen_blocks) == (MODELS[0], first.suggested_frozen)
+
+
+@pytest.mark.usefixtures("prepared")
+def test_analyze_models_prints_one_json_line_with_every_backbone(tmp_path):
+    """The CLI on a converted backbone alone (no TensorFlow in the process: the page test above covers random
+    weights); --models takes commas, spaces and the random_init alias."""
+    from core.cli.options import model_list
+
+    assert model_list(["efficientnet_lite0,random_init", "efficientnet_lite1"]) == (
+        "efficientnet_lite0", "efficientnet_lite0_random", "efficientnet_lite1")
+    colours = make_color_folders(tmp_path / "colours", per_class=6)
+    result = cli("analyze", "--data", str(colours), "--per-class", "6", "--models", "efficientnet_lite0")
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [b["model"] for b in line["backbones"]] == ["efficientnet_lite0"]
+    assert set(line["backbones"][0]) >= {"model", "input_size", "params", "mb", "images_per_second", "best_block",
+                                         "best_accuracy", "best_std", "last_accuracy", "last_std", "knn_accuracy"}
+    assert line["suggested"]["model"] == "efficientnet_lite0" and line["suggested"]["reason"]
+    assert line["backbones"][0]["engine"] == "tflite"
+    assert any(text.startswith("efficientnet_lite0: depth") for text in result.stdout.splitlines())
