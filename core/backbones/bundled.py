@@ -28,6 +28,7 @@ from core.backbones.store import (
     blocks_tflite_path,
     hub_dir,
     keras_dir,
+    ready,
     status,
     tflite_path,
     weights_name,
@@ -99,17 +100,17 @@ def _convert(name: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def prepare(name: str = DEFAULT_BACKBONE, progress: Progress | None = None) -> dict[str, str]:
-    """Convert and export whatever is missing or damaged; return status(name). progress(stage, done, total)
-    before each step."""
+def prepare(name: str = DEFAULT_BACKBONE, progress: Progress | None = None,
+            parts: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Convert and export whatever is missing or damaged (of `parts`, or all); return status(name).
+    progress(stage, done, total) before each step."""
     if not get_spec(name).converted:
         bundled = ", ".join(n for n in ARCHS)
         raise BackboneUnavailable(f"{name} is not a bundled backbone: only {bundled} are converted here.")
-    current = status(name)
-    if set(current.values()) == {"ready"}:
-        return current
+    if ready(name, parts):
+        return status(name)
     with _store_lock():  # the server, its workers and parallel test processes may share the store
-        steps = [part for part, state in status(name).items() if state != "ready"]
+        steps = [part for part, state in status(name).items() if state != "ready" and (parts is None or part in parts)]
         loaded = functools.cache(lambda: load(name))  # built once for every step that needs the weights
         for done, part in enumerate(steps):
             if progress:

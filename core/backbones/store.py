@@ -44,8 +44,12 @@ def status(name: str = DEFAULT_BACKBONE) -> dict[str, str]:
     return {**parts, "tflite": _file_status(tflite_path(name)), "blocks_tflite": _file_status(blocks_tflite_path(name))}
 
 
-def ready(name: str = DEFAULT_BACKBONE) -> bool:
-    return set(status(name).values()) == {"ready"}
+TRAINING_PARTS = ("keras", "tflite")  # what a run needs; the pooled-blocks file serves the analysis
+
+
+def ready(name: str = DEFAULT_BACKBONE, parts: tuple[str, ...] | None = None) -> bool:
+    """Whether every part (or the given ones) is ready."""
+    return all(state == "ready" for part, state in status(name).items() if parts is None or part in parts)
 
 
 def _file_status(path: Path) -> str:

@@ -80,7 +80,8 @@ def _convert_first(ctx: TrainingContext) -> None:
     """A bundled backbone's first use converts it (Lite1 and Lite2 are not converted at set-up)."""
     from core.backbones import bundled
 
-    bundled.prepare(ctx.config.backbone, lambda stage, done, total: ctx.report("convert", batch=done, batches=total))
+    bundled.prepare(ctx.config.backbone, lambda stage, done, total: ctx.report("convert", batch=done, batches=total),
+                    store.TRAINING_PARTS)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def _load(ctx: TrainingContext, split: Split) -> _Loaded:
     """Plan the run; build the TensorFlow backbone only if the plan needs it; open the TFLite forward.
     With every block frozen and converted, the converted file's summary is enough to plan."""
     config, distributed = ctx.config, ctx.strategy is not None
-    if get_spec(config.backbone).converted and not store.ready(config.backbone):
+    if get_spec(config.backbone).converted and not store.ready(config.backbone, store.TRAINING_PARTS):
         _convert_first(ctx)
     summary = None if distributed else tflite_run.whole_summary(config.backbone, config.image_size)
     backbone = None
