@@ -50,7 +50,8 @@ infos = backbone.block_infos
 n_blocks = len(infos)
 current = n_blocks if s.frozen_blocks == ALL else min(s.frozen_blocks, n_blocks)
 state.bind("w_frozen", current)
-s.w_frozen = min(s.w_frozen, n_blocks)  # another backbone may have fewer blocks
+if s.get("w_frozen_of") != n_blocks:  # another backbone: "all" stays all (Lite1 has 23 blocks to Lite0's 18)
+    s.w_frozen, s.w_frozen_of = current, n_blocks
 frozen = st.slider(f"Frozen blocks (of {n_blocks}, from the input side)", 0, n_blocks, key="w_frozen",
                    disabled=presenting(),
                    help=f"{n_blocks} = feature extraction: only the new head trains. Fewer = fine-tune the last "

@@ -80,6 +80,20 @@ def test_train_page_slider_changes_trainable_parameters(color_folder, lite0):
     assert metrics(at)["Trainable share"] == f"{trainable / (trainable + frozen):.1%}"
 
 
+def test_every_block_frozen_stays_so_on_a_backbone_with_more_blocks(color_folder):
+    """Feature extraction on Lite0 (18 of 18 frozen) is still feature extraction on Lite1 (23 of 23), not a run
+    that fine-tunes Lite1's last 5 blocks; a number of blocks stays that number."""
+    from core.backbones.depth import ALL
+
+    at = open_page("train", dataset=str(color_folder), dataset_label="colours")
+    at.selectbox[0].set_value("efficientnet_lite1").run()
+    assert at.slider[0].value == 23 and at.session_state.frozen_blocks == ALL
+    assert metrics(at)["Trainable parameters"] == f"{1280 * 3 + 3:,}"
+    at.slider[0].set_value(10).run()
+    at.selectbox[0].set_value("efficientnet_lite0").run()
+    assert at.slider[0].value == 10 and at.session_state.frozen_blocks == 10
+
+
 def test_the_first_pages_never_load_tensorflow(color_folder):
     """Home, Data and Train (the block diagram, the parameter counts) in a fresh process, as a first visit:
     importing TensorFlow would cost the first Train click seconds."""
