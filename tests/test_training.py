@@ -364,8 +364,13 @@ def test_a_bundled_backbones_first_run_converts_it_with_progress_then_runs_on_tf
     """Lite1 is not converted at set-up: its first run converts it (the progress says so), then its frozen part
     runs on TFLite at Lite1's own 240 px, as Lite0's does; a damaged weights file is found and only it is
     converted again."""
+    import shutil
+
     from core.backbones import bundled, store
 
+    shutil.rmtree(store.keras_dir("efficientnet_lite1"), ignore_errors=True)  # another test may have read it in
+    for path in (store.tflite_path("efficientnet_lite1"), store.blocks_tflite_path("efficientnet_lite1")):
+        path.unlink(missing_ok=True)
     phases = []
     config = _config(backbone="efficientnet_lite1", image_size=None, epochs=2)
     first = train(config, small_split, progress=lambda p: phases.append((p.phase, p.batch, p.batches)))
