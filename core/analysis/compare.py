@@ -179,14 +179,15 @@ def throughput(name: str) -> tuple[float, str]:
     from core.backbones import tflite_run
 
     size = get_spec(name).input_size
-    lite = tflite_run.whole_forward(name, size)
-    engine = "tflite" if lite is not None else "tensorflow"
+    converted = tflite_run.whole_converted(name, size)  # a file check: the file is read only to be timed
+    engine = "tflite" if converted else "tensorflow"
     path, key = paths.cache_dir() / "throughput.json", f"{name}-{size}px-{engine}"
     try:
         known = read_json(path)
     except (OSError, ValueError):
         known = {}
     if key not in known:
+        lite = tflite_run.whole_forward(name, size) if converted else None
         known[key] = round(_measure(lite or _tensorflow_forward(name), size), 1)
         atomic_write_json(path, known)
     return known[key], engine

@@ -67,11 +67,11 @@ def build(name: str = DEFAULT_BACKBONE, input_size: int | None = None) -> LiteMo
     size = input_size or arch.input_size
     blocks = lite.build_blocks(arch)
     top = lite.build_classifier_top()
-    features = lite.chain(blocks, (size, size, 3), f"{get_spec(name).arch}_features")
+    member = get_spec(name).arch  # the random and hub entries build Lite0
+    features = lite.chain(blocks, (size, size, 3), f"{member}_features")
     inputs = tf_keras.Input((size, size, 3), name="image")
-    classifier = tf_keras.Model(inputs, top(features(inputs)), name=f"{get_spec(name).arch}_classifier")
+    classifier = tf_keras.Model(inputs, top(features(inputs)), name=f"{member}_classifier")
     return LiteModels(blocks, top, features, classifier)
-
 
 
 def _publish(tmp: Path, final: Path) -> None:
@@ -110,7 +110,7 @@ def prepare(name: str = DEFAULT_BACKBONE, progress: Progress | None = None,
     if ready(name, parts):
         return status(name)
     with _store_lock():  # the server, its workers and parallel test processes may share the store
-        steps = [part for part, state in status(name).items() if state != "ready" and (parts is None or part in parts)]
+        steps = [part for part, state in status(name, parts).items() if state != "ready"]
         loaded = functools.cache(lambda: load(name))  # built once for every step that needs the weights
         for done, part in enumerate(steps):
             if progress:
@@ -167,9 +167,9 @@ _STEP_TEXT = {"keras": "reading the ImageNet weights", "hub": "exporting the TF 
 
 def load(name: str = DEFAULT_BACKBONE, input_size: int | None = None) -> LiteModels:
     """The models with the ImageNet weights, converting them first if needed."""
-    if status(name)["keras"] != "ready":
+    if not ready(name, ("keras",)):
         with _store_lock():
-            if status(name)["keras"] != "ready":  # another process may have converted while this one waited
+            if not ready(name, ("keras",)):  # another process may have converted while this one waited
                 _convert(name)
     models = build(name, input_size)
     models.classifier.load_weights(str(keras_dir(name) / weights_name(name)))
@@ -178,6 +178,6 @@ def load(name: str = DEFAULT_BACKBONE, input_size: int | None = None) -> LiteMod
 
 def hub_path() -> Path:
     """The TF Hub-format export, exporting it first if missing or damaged."""
-    if status()["hub"] != "ready":
+    if not ready(parts=("hub",)):
         prepare()
     return hub_dir()

@@ -28,20 +28,15 @@ def hub_dir() -> Path:
     return paths.models_dir() / "efficientnet_lite0_hub"
 
 
-def status(name: str = DEFAULT_BACKBONE) -> dict[str, str]:
+def status(name: str = DEFAULT_BACKBONE, parts: tuple[str, ...] | None = None) -> dict[str, str]:
     """'ready', 'not prepared' or 'damaged: ...' for the Keras weights, the hub export (the default backbone's
-    only) and the TFLite copies."""
-
-    def one(folder: Path) -> str:
-        if not folder.exists():
-            return "not prepared"
-        problems = manifest_problems(folder)
-        return "ready" if not problems else "damaged: " + "; ".join(problems)
-
-    parts = {"keras": one(keras_dir(name))}
-    if name == DEFAULT_BACKBONE:
-        parts["hub"] = one(hub_dir())
-    return {**parts, "tflite": _file_status(tflite_path(name)), "blocks_tflite": _file_status(blocks_tflite_path(name))}
+    only) and the TFLite copies; only `parts` where given (a folder's check hashes its files)."""
+    checks = {"keras": lambda: _folder_status(keras_dir(name)), "hub": lambda: _folder_status(hub_dir()),
+              "tflite": lambda: _file_status(tflite_path(name)),
+              "blocks_tflite": lambda: _file_status(blocks_tflite_path(name))}
+    if name != DEFAULT_BACKBONE:
+        del checks["hub"]
+    return {part: check() for part, check in checks.items() if parts is None or part in parts}
 
 
 TRAINING_PARTS = ("keras", "tflite")  # what a run needs; the pooled-blocks file serves the analysis
@@ -49,7 +44,14 @@ TRAINING_PARTS = ("keras", "tflite")  # what a run needs; the pooled-blocks file
 
 def ready(name: str = DEFAULT_BACKBONE, parts: tuple[str, ...] | None = None) -> bool:
     """Whether every part (or the given ones) is ready."""
-    return all(state == "ready" for part, state in status(name).items() if parts is None or part in parts)
+    return all(state == "ready" for state in status(name, parts).values())
+
+
+def _folder_status(folder: Path) -> str:
+    if not folder.exists():
+        return "not prepared"
+    problems = manifest_problems(folder)
+    return "ready" if not problems else "damaged: " + "; ".join(problems)
 
 
 def _file_status(path: Path) -> str:

@@ -85,12 +85,23 @@ def open_converted(path: Path) -> LiteForward | None:
         return None
 
 
+def _whole_path(backbone: str, image_size: int | None) -> Path | None:
+    if not get_spec(backbone).converted:
+        return None
+    return path_for(backbone, image_size or get_spec(backbone).input_size, arch_of(backbone).num_blocks)
+
+
+def whole_converted(backbone: str, image_size: int | None) -> bool:
+    """Whether `prepare` converted the backbone's whole forward for this size (a file check)."""
+    path = _whole_path(backbone, image_size)
+    return path is not None and path.is_file()
+
+
 def whole_forward(backbone: str, image_size: int | None) -> LiteForward | None:
     """uint8 images -> the backbone's pooled feature vector, through every block, if `prepare` converted
     it for this size (bundled backbones only); None otherwise or where the file is damaged."""
-    if not get_spec(backbone).converted:
-        return None
-    return open_converted(path_for(backbone, image_size or get_spec(backbone).input_size, arch_of(backbone).num_blocks))
+    path = _whole_path(backbone, image_size)
+    return open_converted(path) if path is not None else None
 
 
 def gpu_present() -> bool:

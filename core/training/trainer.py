@@ -96,7 +96,8 @@ def _load(ctx: TrainingContext, split: Split) -> _Loaded:
     """Plan the run; build the TensorFlow backbone only if the plan needs it; open the TFLite forward.
     With every block frozen and converted, the converted file's summary is enough to plan."""
     config, distributed = ctx.config, ctx.strategy is not None
-    if get_spec(config.backbone).converted and not store.ready(config.backbone, store.TRAINING_PARTS):
+    # The converted forward's presence is a file check; the weights' manifest is checked where they load.
+    if get_spec(config.backbone).converted and not store.ready(config.backbone, ("tflite",)):
         _convert_first(ctx)
     summary = None if distributed else tflite_run.whole_summary(config.backbone, config.image_size)
     backbone = None
