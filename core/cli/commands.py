@@ -209,3 +209,30 @@ def cmd_worker(args) -> None:
     from core.runs.jobs import worker_main
 
     raise SystemExit(worker_main())
+
+
+def cmd_suggest(args) -> None:
+    from core.inference.suggest import suggest
+
+    found = suggest(data_spec(args.data), args.pool, run_id=args.run, n=args.n, strategy=args.strategy,
+                    seed=args.seed, progress=StagePrinter())
+    print(json.dumps(found.to_json()))
+
+
+def cmd_label(args) -> None:
+    from core.data.labels_csv import read_labels
+    from core.data.pool import against, label_pool
+    from core.data.sources import load_dataset, load_pool
+
+    labels = read_labels(args.csv)
+    dataset = load_dataset(data_spec(args.data))
+    done = label_pool(dataset, against(load_pool(args.pool), dataset), labels)
+    for file, label in done.added:
+        print(f"added {file} as {label}")
+    for file, why in done.refused:
+        print(f"refused {file}: {why}")
+    if done.refused:
+        print(f"nothing was written: mend the {len(done.refused)} refused row(s) in {args.csv} and run it again")
+    print(json.dumps(done.to_json()))
+    if done.refused:
+        raise SystemExit(1)

@@ -19,6 +19,7 @@ from core.cli.options import (
     sample_options,
     seed_options,
 )
+from core.model.acquisition import STRATEGIES
 from core.training.config import HEADS
 
 
@@ -39,6 +40,19 @@ def _add_data_commands(sub) -> None:
     p.add_argument("--models", nargs="+", default=None,
                    help="compare these backbones instead (commas or spaces; random_init is Lite0 untrained)")
     p.set_defaults(func=c.cmd_analyze)
+    p = sub.add_parser("suggest", parents=[runs_options(), data_options(), seed_options()],
+                       help="which unlabelled pool images to label next; JSON last")
+    p.add_argument("--pool", required=True, help="a folder or .zip of unlabelled images (any folders)")
+    p.add_argument("--run", default=None, help="guess with this completed run (default: a head on the labelled data)")
+    p.add_argument("--n", type=int, default=20, help="images to suggest")
+    p.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                   help="auto: typical and diverse picks while labels are few, then the least sure")
+    p.set_defaults(func=c.cmd_suggest)
+    p = sub.add_parser("label", parents=[data_options()],
+                       help="add pool images to the dataset with their classes, from a CSV of file,class rows")
+    p.add_argument("--pool", required=True, help="the pool the files are in")
+    p.add_argument("--csv", required=True, help="rows file,class (file as `suggest` names it)")
+    p.set_defaults(func=c.cmd_label)
     sub.add_parser("health", parents=[data_options()],
                    help="label issues, near duplicates, imbalance and odd images; JSON last").set_defaults(
         func=c.cmd_health)

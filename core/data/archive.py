@@ -77,9 +77,11 @@ class _Imported:
 
 def import_zip(source: bytes | Path, dest: str | Path, name: str | None = None,
                limits: ZipLimits = ZipLimits(), max_side: int | None = COPY_MAX_SIDE,
-               progress: Callable[[int, int], None] | None = None, prime_size: int | None = None) -> Dataset:
+               progress: Callable[[int, int], None] | None = None, prime_size: int | None = None,
+               *, scan: Callable = scan_folder, expected: str = "one folder of images per class") -> Dataset:
     """Unpack the images of a zip (bytes, or a file on disk read member by member) into `dest` and return
-    its scanned Dataset. `dest` must not exist yet; on any error nothing is left behind.
+    it scanned (scan_folder, or `scan` with the same arguments: an unlabelled pool's). `dest` must not exist
+    yet; on any error nothing is left behind.
     """
     dest = Path(dest)
     label = name or dest.name
@@ -98,7 +100,7 @@ def import_zip(source: bytes | Path, dest: str | Path, name: str | None = None,
                 if written > limits.max_total_bytes:
                     raise DataError(f"{label}: the archive expands beyond {limits.max_total_bytes / 1024**3:.1f} GB.")
             if not any(tmp.iterdir()):
-                raise DataError(f"{label}: no images found in the archive; expected one folder of images per class"
+                raise DataError(f"{label}: no images found in the archive; expected {expected}"
                                 + (f" ({len(done.skipped)} member(s) skipped)" if done.skipped else "") + ".")
             atomic_write_json(class_root(tmp) / IMPORT_RECORD, {"skipped": [asdict(x) for x in done.skipped],
                                                                 "downscaled": done.downscaled, "max_side": max_side})
@@ -106,7 +108,7 @@ def import_zip(source: bytes | Path, dest: str | Path, name: str | None = None,
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     try:
-        return scan_folder(dest, name=label, progress=progress, prime_size=prime_size)
+        return scan(dest, name=label, progress=progress, prime_size=prime_size)
     except DataError as exc:  # e.g. images but no class folders: refuse the archive, keep nothing
         shutil.rmtree(dest, ignore_errors=True)
         raise DataError(f"{label}: {str(exc).removeprefix(str(dest)).lstrip()}") from exc

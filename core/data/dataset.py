@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+
+from core.errors import DataError
 
 MIN_PER_CLASS_WARNING = 10
 IMBALANCE_WARNING_RATIO = 3.0
@@ -15,6 +18,7 @@ class ImageItem:
     relpath: str  # path inside the dataset folder, '/'-separated: the image's name in reports
     label: str
     sha256: str
+    origin: str = ""  # for an image labelled from an unlabelled pool (core.data.additions): the pool's folder
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Dataset:
     warnings: tuple[str, ...] = field(default=())
     notes: tuple[str, ...] = ()  # what the studio did to its copy of the data (downscaling)
     overrides: dict = field(default_factory=dict)  # the user's corrections applied (core.data.overrides)
+    additions: dict = field(default_factory=dict)  # images labelled from a pool, applied (core.data.additions)
     file_warnings: tuple[str, ...] = ()  # the part of warnings that the files gave, not the counts
 
     def counts(self) -> dict[str, int]:
@@ -50,7 +55,18 @@ class Dataset:
         return {"name": self.name, "root": self.root, "classes": list(self.classes), "images": len(self.items),
                 "counts": self.counts(), "skipped": self.skipped_by_reason(), "warnings": list(self.warnings),
                 "notes": list(self.notes), "overrides": self.overrides,
+                "additions": self.additions,
                 "skipped_files": [{"name": s.name, "reason": s.reason, "detail": s.detail} for s in self.skipped]}
+
+
+def class_name(label: str) -> str:
+    """The label as a class folder would be named; DataError when no folder could have that name."""
+    label = unicodedata.normalize("NFC", label).strip()
+    if not label or label.startswith(".") or "/" in label or "\\" in label or len(label.encode()) > 100 \
+            or any(ord(ch) < 32 for ch in label):
+        raise DataError(f"Class name {label!r} is not usable; use a plain name without slashes or control "
+                        f"characters, not starting with a dot, up to 100 bytes.")
+    return label
 
 
 def count_warnings(counts: dict[str, int]) -> tuple[str, ...]:

@@ -34,8 +34,9 @@ class Split:
     classes: tuple[str, ...]
 
     def to_json(self) -> dict:
-        def rows(items):
-            return [{"relpath": i.relpath, "label": i.label, "sha256": i.sha256} for i in items]
+        def rows(items):  # an image labelled from a pool lives outside the root: its own path
+            return [{"relpath": i.relpath, "label": i.label, "sha256": i.sha256,
+                     **({"path": i.path, "origin": i.origin} if i.origin else {})} for i in items]
 
         return {"classes": list(self.classes), "train": rows(self.train), "val": rows(self.val),
                 "test": rows(self.test)}
@@ -43,7 +44,8 @@ class Split:
     @staticmethod
     def from_json(obj: dict, root: str) -> "Split":
         def items(rows):
-            return tuple(ImageItem(f"{root}/{r['relpath']}", r["relpath"], r["label"], r["sha256"]) for r in rows)
+            return tuple(ImageItem(r.get("path") or f"{root}/{r['relpath']}", r["relpath"], r["label"], r["sha256"],
+                                   r.get("origin", "")) for r in rows)
 
         return Split(items(obj["train"]), items(obj["val"]), items(obj["test"]), tuple(obj["classes"]))
 

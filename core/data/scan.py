@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
+from core.data.additions import apply_additions
 from core.data.arrays import DEFAULT_CACHE
 from core.data.dataset import Dataset, ImageItem, Skipped, count_warnings
 from core.data.decode import DRAFT_FACTOR, IMAGE_EXTENSIONS, VALIDATION_SIZE, ImageDecodeError, open_image, resize
@@ -61,12 +62,12 @@ def scan_folder(root: str | Path, name: str | None = None, progress: Callable[[i
     labels = {normalise(p.name) for p in classes_in.iterdir() if p.is_dir() and not is_junk([p.name])}
     if not labels:
         raise DataError(f"{root} has no class folders; expected one sub-folder of images per class.")
-    candidates, passed_over = _candidates(classes_in)
-    skipped, notes = _import_record(classes_in)
+    candidates, passed_over = candidates_in(classes_in)
+    skipped, notes = import_record(classes_in)
     skipped += passed_over
     items: list[ImageItem] = []
     seen: dict[str, ImageItem] = {}
-    for (path, relpath, label), verdict in zip(candidates, _verdicts(classes_in, candidates, prime_size, progress)):
+    for (path, relpath, label), verdict in zip(candidates, verdicts(classes_in, candidates, prime_size, progress)):
         checked = verdict.digest
         if not checked:
             skipped.append(Skipped(relpath, verdict.reason, verdict.detail))
@@ -85,10 +86,10 @@ def scan_folder(root: str | Path, name: str | None = None, progress: Callable[[i
         DEFAULT_CACHE.evict()
     dataset = Dataset(name or root.name, str(classes_in), tuple(counts), tuple(items), tuple(skipped),
                       file_warnings + count_warnings(counts), notes, file_warnings=file_warnings)
-    return apply_overrides(dataset)
+    return apply_additions(apply_overrides(dataset))
 
 
-def _import_record(classes_in: Path) -> tuple[list[Skipped], tuple[str, ...]]:
+def import_record(classes_in: Path) -> tuple[list[Skipped], tuple[str, ...]]:
     """What a zip import wrote beside the class folders: the members it skipped, and a note of the
     images it downscaled. Nothing for a folder that was not imported (or a damaged record)."""
     try:
@@ -101,8 +102,9 @@ def _import_record(classes_in: Path) -> tuple[list[Skipped], tuple[str, ...]]:
     return skipped, notes
 
 
-def _candidates(class_root: Path) -> tuple[list[tuple[Path, str, str]], list[Skipped]]:
-    """(path, relpath, label) of every file worth decoding, in name order, and what was passed over."""
+def candidates_in(class_root: Path, *, labelled: bool = True) -> tuple[list[tuple[Path, str, str]], list[Skipped]]:
+    """(path, relpath, label) of every file worth decoding, in name order, and what was passed over. Not
+    labelled (an unlabelled pool): images anywhere, each with the label ""."""
     candidates, skipped = [], []
     for path in sorted(class_root.rglob("*")):
         rel_parts = path.relative_to(class_root).parts
@@ -111,18 +113,18 @@ def _candidates(class_root: Path) -> tuple[list[tuple[Path, str, str]], list[Ski
         relpath = normalise("/".join(rel_parts))
         if path.is_symlink():
             skipped.append(Skipped(relpath, "symbolic link", "links are not followed"))
-        elif len(rel_parts) < 2:
+        elif labelled and len(rel_parts) < 2:
             skipped.append(Skipped(relpath, "not in a class folder",
                                    "put each image in a folder named after its class"))
         elif path.suffix.lower() not in IMAGE_EXTENSIONS:
             skipped.append(Skipped(relpath, "not an image",
                                    f"extension {path.suffix or '(none)'} is not an image type"))
         else:
-            candidates.append((path, relpath, normalise(rel_parts[0])))
+            candidates.append((path, relpath, normalise(rel_parts[0]) if labelled else ""))
     return candidates, skipped
 
 
-def _verdicts(classes_in: Path, candidates: list[tuple[Path, str, str]], prime_size: int | None,
+def verdicts(classes_in: Path, candidates: list[tuple[Path, str, str]], prime_size: int | None,
               progress: Callable[[int, int], None] | None) -> list[Verdict]:
     """Each candidate's verdict: the last scan's where the file is unchanged (and, with prime_size, a large
     image's array is still cached), else checked now on every core."""

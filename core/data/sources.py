@@ -21,7 +21,8 @@ from PIL import Image
 
 from core import paths
 from core.data.archive import ZipLimits, import_zip
-from core.data.dataset import Dataset
+from core.data.dataset import Dataset, class_name
+from core.data.pool import Pool, scan_pool
 from core.data.scan import normalise, scan_folder
 from core.data.scan_memo import RACY_S
 from core.errors import DataError
@@ -151,25 +152,38 @@ def load_dataset(spec: str, progress: Callable[[int, int], None] | None = None,
     return import_zip_file(path, path.name, progress=progress, prime_size=prime_size)
 
 
+def load_pool(spec: str, progress: Callable[[int, int], None] | None = None) -> Pool:
+    """An unlabelled pool: a folder of images (any layout) or a zip of them (unpacked like a dataset zip)."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return scan_pool(path, progress=progress)
+    if path.is_file() and path.suffix.lower() == ".zip":
+        return import_zip_file(path, path.name, progress=progress, pool=True)
+    raise DataError(f"Pool {spec!r} not found: expected a folder of images or a .zip of images (no class folders "
+                    f"needed).")
+
+
 def import_zip_file(path: Path, filename: str, limits: ZipLimits = ZipLimits(),
-                    progress: Callable[[int, int], None] | None = None, prime_size: int | None = None) -> Dataset:
+                    progress: Callable[[int, int], None] | None = None, prime_size: int | None = None,
+                    *, pool: bool = False):
     """Unpack a zip on disk into the uploads folder (same bytes -> same folder, reused); it is hashed
-    and read in pieces, never whole in memory."""
+    and read in pieces, never whole in memory. pool: images without class folders (core.data.pool), kept
+    under uploads/pools."""
     with open(path, "rb") as f:
         digest = hashlib.file_digest(f, "sha256").hexdigest()
-    dest = uploads_dir() / f"{_slug(Path(filename).stem)}-{digest[:12]}"
+    dest = uploads_dir() / ("pools" if pool else "") / f"{_slug(Path(filename).stem)}-{digest[:12]}"
+    scan = scan_pool if pool else scan_folder
     if dest.is_dir():
-        return scan_folder(dest, name=Path(filename).stem, progress=progress, prime_size=prime_size)
+        return scan(dest, name=Path(filename).stem, progress=progress, prime_size=prime_size)
     return import_zip(Path(path), dest, name=Path(filename).stem, limits=limits, progress=progress,
-                      prime_size=prime_size)
+                      prime_size=prime_size, scan=scan,
+                      expected="images, in any folders" if pool else "one folder of images per class")
 
 
 def add_labelled_files(dataset_name: str, label: str, files: list[tuple[str, bytes | BinaryIO]]) -> Dataset:
     """Teachable-Machine style: save uploaded files (bytes or readable binary files, copied in pieces)
     under uploads/<dataset>/<label>/ and rescan."""
-    label = normalise(label).strip()
-    if not label or label.startswith(".") or "/" in label or "\\" in label or len(label.encode()) > 100:
-        raise DataError(f"Class name {label!r} is not usable; use a plain name without slashes, up to 100 bytes.")
+    label = class_name(label)
     check_upload_sizes([(name, _size(data)) for name, data in files], MAX_IMAGE_BYTES, MAX_FILES_PER_ADD)
     folder = uploads_dir() / _slug(dataset_name)
     target = folder / label

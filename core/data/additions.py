@@ -1,0 +1,138 @@
+"""Images labelled from an unlabelled pool, kept in a record beside the dataset, never copied into it.
+
+The file is `<dataset folder>.additions.json`, next to the folder as the corrections file is. Each entry holds
+the image's path in its pool, its SHA-256 and its class; every scan adds the entries' images to the dataset
+(a class that is new to the dataset appears with them). An entry whose image changed or is gone, or whose
+bytes the dataset already holds, is ignored and named in the warnings. A file that is not valid stops the scan
+with a sentence naming it. The pool's files are never moved or changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from core.data.dataset import Dataset, ImageItem, class_name, count_warnings
+from core.errors import DataError
+from core.fileio import atomic_write_json
+
+SUFFIX = ".additions.json"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Addition:
+    path: str  # the image in its pool, absolute
+    file: str  # its name inside the pool
+    pool: str  # the pool's folder
+    sha256: str
+    label: str
+
+    @property
+    def relpath(self) -> str:
+        """The image's name in the dataset's reports: the pool's folder name, a colon, its name there."""
+        return f"{Path(self.pool).name}:{self.file}"
+
+
+def additions_path(root: str | Path) -> Path:
+    root = Path(root)
+    return root.parent / f"{root.name}{SUFFIX}"
+
+
+def _malformed(path: Path, why: str) -> DataError:
+    return DataError(f"{path} is not a valid record of labelled pool images ({why}). Fix it or delete it to train "
+                     f"without those images; neither the dataset's nor the pool's images change either way.")
+
+
+def read_additions(root: str | Path) -> list[Addition]:
+    """The record's entries; none when there is no file; DataError naming the file when it is malformed."""
+    path = additions_path(root)
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise _malformed(path, f"not readable JSON: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+        raise _malformed(path, 'expected an object with an "entries" list')
+    out = []
+    for n, entry in enumerate(data["entries"], 1):
+        if not (isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("path", "file", "pool",
+                                                                                           "sha256", "label"))):
+            raise _malformed(path, f"entry {n} needs path, file, pool, sha256 and label, each a string")
+        try:
+            class_name(entry["label"])
+        except DataError as exc:
+            raise _malformed(path, f"entry {n}: {exc}") from exc
+        out.append(Addition(entry["path"], entry["file"], entry["pool"], entry["sha256"], entry["label"]))
+    return out
+
+
+def write_additions(root: str | Path, additions: list[Addition]) -> Path:
+    path = additions_path(root)
+    if not additions:
+        path.unlink(missing_ok=True)
+        return path
+    atomic_write_json(path, {"version": VERSION, "dataset": str(root),
+                             "entries": [asdict(a) for a in sorted(additions, key=lambda a: a.path)]})
+    return path
+
+
+def remove_additions(root: str | Path) -> int:
+    """Forget every addition (the pool's images stay where they are); how many there were."""
+    count = len(read_additions(root)) if additions_path(root).is_file() else 0
+    additions_path(root).unlink(missing_ok=True)
+    return count
+
+
+def _digest(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def _stale_reason(addition: Addition, held: dict[str, str]) -> str | None:
+    digest = _digest(addition.path)
+    if digest is None:
+        return "the file is gone"
+    if digest != addition.sha256:
+        return "the file changed after it was labelled"
+    if digest in held:
+        return f"the dataset already holds the same image ({held[digest]})"
+    return None
+
+
+def apply_additions(dataset: Dataset) -> Dataset:
+    """The dataset with its record's images added, and a record of what was applied and what was stale."""
+    additions = read_additions(dataset.root)
+    if not additions:
+        return dataset
+    held = {i.sha256: i.relpath for i in dataset.items}
+    applied, stale, items = [], [], list(dataset.items)
+    for a in additions:
+        why = _stale_reason(a, held)
+        row = {"file": a.relpath, "path": a.path, "label": a.label, "sha256": a.sha256}
+        if why:
+            stale.append({**row, "why": why})
+            continue
+        applied.append(row)
+        held[a.sha256] = a.relpath
+        items.append(ImageItem(a.path, a.relpath, a.label, a.sha256, origin=a.pool))
+    return _rebuilt(dataset, items, applied, stale)
+
+
+def _rebuilt(dataset: Dataset, items: list[ImageItem], applied: list, stale: list) -> Dataset:
+    classes = tuple(sorted({*dataset.classes, *(i.label for i in items)}))
+    counts = {c: sum(1 for i in items if i.label == c) for c in classes}
+    before = set(count_warnings(dataset.counts()))
+    warnings = [w for w in dataset.warnings if w not in before] + list(count_warnings(counts))
+    if stale:
+        warnings.append(f"{len(stale)} labelled pool image(s) in {additions_path(dataset.root).name} were ignored: "
+                        + "; ".join(f"{s['file']} ({s['why']})" for s in stale[:5]))
+    record = {"file": str(additions_path(dataset.root)), "applied": applied, "stale": stale}
+    return replace(dataset, classes=classes, items=tuple(items), warnings=tuple(dict.fromkeys(warnings)),
+                   additions=record)

@@ -1,0 +1,102 @@
+"""Which pool images to label next: the pool embedded once through the feature store, the current model's
+guesses, and a ranking (core.model.acquisition) with a reason for each pick.
+
+The current model is a run's, when one is named (a feature-extraction run's head reads the stored vectors; a
+fine-tuned run computes its own), else the default head fitted on the labelled images' stored vectors.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from core.backbones.depth import ALL
+from core.backbones.registry import DEFAULT_BACKBONE
+from core.data.arrays import item_arrays
+from core.data.dataset import Dataset
+from core.data.pool import Pool, against
+from core.data.sources import load_dataset, load_pool
+from core.errors import DataError
+from core.features.blocks import block_vectors
+from core.inference.predict import RunModel
+from core.model.acquisition import Ranking, rank
+from core.model.rejection import RejectionRule
+from core.runs.store import load_run
+from core.training.config import TrainConfig
+
+Progress = Callable[[str, int, int], None]
+DEFAULT_PICKS = 20
+
+
+@dataclass(frozen=True)
+class Suggestions:
+    picks: tuple[dict, ...]  # {file, path, score, reason, guess, probability}, best first
+    new_class_candidates: tuple[dict, ...]  # {file, path, guess, probability}: far from every labelled class
+    duplicates: tuple[dict, ...]  # {file, why}: set aside
+    strategy: str
+    seconds: float
+    labelled: int  # images the model learnt from
+    pool: str
+    model: str  # what guessed: the run, or the default head on the labelled images
+
+    def to_json(self) -> dict:
+        return {"picks": list(self.picks), "new_class_candidates": [c["file"] for c in self.new_class_candidates],
+                "duplicates": [d["file"] for d in self.duplicates], "strategy": self.strategy,
+                "seconds": round(self.seconds, 2), "labelled": self.labelled, "pool": self.pool, "model": self.model}
+
+
+def suggest(data: str, pool_spec: str, *, run_id: str | None = None, n: int = DEFAULT_PICKS, strategy: str = "auto",
+            seed: int = 0, progress: Progress | None = None) -> Suggestions:
+    """n pool images to label next (the rest of the pool unranked), with the model's guess and a reason each."""
+    start = time.monotonic()
+    if n < 1:
+        raise DataError(f"Ask for at least one image to label, got {n}.")
+    dataset = load_dataset(data, progress=_stage(progress, "dataset"))
+    if not dataset.items:
+        raise DataError(f"{data} has no labelled images: label a few of every class first.")
+    pool = against(load_pool(pool_spec, progress=_stage(progress, "pool")), dataset)
+    model = RunModel(load_run(run_id)) if run_id else None
+    backbone, size = (model.run.config.backbone, model.run.config.image_size) if model else (DEFAULT_BACKBONE, None)
+    found = block_vectors([*dataset.items, *pool.items], backbone, size, progress)
+    labelled, unlabelled = found.final[:len(dataset.items)], found.final[len(dataset.items):]
+    classes = model.classes if model else dataset.classes
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([index.get(i.label, -1) for i in dataset.items])
+    probs, rule = _guesses(model, dataset, pool, labelled, labels, unlabelled, seed)
+    known = labels >= 0  # a class added after the run: the run cannot guess it
+    ranking = rank(unlabelled, labelled[known], labels[known], probs, classes, n=n, strategy=strategy, seed=seed,
+                   rule=rule)
+    return _suggestions(ranking, pool, probs, classes, time.monotonic() - start, len(dataset.items),
+                        f"run {run_id}" if run_id else "the default head on your labelled images")
+
+
+def _stage(progress: Progress | None, stage: str):
+    return progress and (lambda done, total: progress(stage, done, total))
+
+
+def _guesses(model: RunModel | None, dataset: Dataset, pool: Pool, labelled: np.ndarray, labels: np.ndarray,
+             unlabelled: np.ndarray, seed: int) -> tuple[np.ndarray, RejectionRule | None]:
+    """(the model's probabilities on the pool, the rule that sets images apart: the run's where it reads the
+    same vectors the ranking does, else None for one fitted on the labelled vectors)."""
+    if model is None:
+        head = TrainConfig(seed=seed).new_head(len(dataset.classes)).fit(labelled, labels, len(dataset.classes), seed)
+        return head.probs(unlabelled), None
+    if model.run.config.frozen_blocks == ALL:
+        return model.head.probs(unlabelled), model.rule
+    return model.classify(item_arrays(pool.items, model.size))[0], None  # fine-tuned: its own vectors
+
+
+def _suggestions(ranking: Ranking, pool: Pool, probs: np.ndarray, classes: tuple[str, ...], seconds: float,
+                 labelled: int, model: str) -> Suggestions:
+    def guessed(i: int) -> dict:
+        item, best = pool.items[i], int(probs[i].argmax())
+        return {"file": item.relpath, "path": item.path, "guess": classes[best],
+                "probability": round(float(probs[i, best]), 4)}
+
+    picks = tuple({**guessed(p.index), "score": p.score, "reason": p.reason} for p in ranking.picks)
+    new_class = tuple(guessed(i) for i in ranking.new_class)
+    duplicates = tuple({"file": d.name, "why": d.detail} for d in pool.duplicates)
+    return Suggestions(picks, new_class, duplicates, ranking.strategy, seconds, labelled, pool.root, model)
