@@ -128,9 +128,9 @@ def speed(count: int = 1000) -> dict:
 
 def main() -> None:
     for name in ("digits", "faces"):
-        emit(f"rounds_{name}", rounds_table(name))
+        emit({"benchmark": f"rounds_{name}", **rounds_table(name)})
     if "--no-speed" not in sys.argv:
-        emit("suggest_speed", speed())
+        emit({"benchmark": "suggest_speed", **speed()})
 
 
 if __name__ == "__main__":
