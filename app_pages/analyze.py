@@ -5,9 +5,10 @@ import streamlit as st
 from core.analysis import analyze, latest
 from core.backbones.depth import ALL, frozen_text
 from core.backbones.registry import backbone_title
-from core.data.sampling import sample_text
+from core.data.sampling import sample, sample_text
 from core.errors import StudioError
 from core.present.analysis_figures import depth_figure, size_figure
+from ui import resources
 from ui.presenting import chart, editing
 from ui.sections import backbones
 from ui.widgets import show_error
@@ -34,7 +35,12 @@ def _progress(bar):
 
 analysis = latest(s.dataset, s.backbone)
 label = "Analyze" if analysis is None else "Analyze again"
-if editing() and st.button(label, type="primary", icon=":material/query_stats:"):
+stale = editing() and analysis is not None and analysis.images != len(
+    sample(resources.dataset(s.dataset, s.get("dataset_stamp", 0.0)), s.per_class, s.fraction, seed=0).items)
+if stale:  # images were labelled or corrected since: the curve and forecast are redrawn with the new count
+    st.info(f"The sample has changed since the last analysis ({analysis.images} images then): analysing again.",
+            icon=":material/update:")
+if editing() and (st.button(label, type="primary", icon=":material/query_stats:") or stale):
     bar = st.progress(0.0, text="Starting")
     try:
         analysis = analyze(s.dataset, s.backbone, per_class=s.per_class, fraction=s.fraction, progress=_progress(bar))

@@ -20,6 +20,7 @@ from core.present.figures import class_counts
 from ui import resources, state, uploads
 from ui.presenting import chart, editing, hidden_note
 from ui.sections import health as health_section
+from ui.sections import labelling
 from ui.widgets import show_error
 
 s = st.session_state
@@ -116,6 +117,8 @@ with right:
         st.success("Every file was a usable image; no duplicates.", icon=":material/check_circle:")
 
 health_section.section(ds, s.backbone, lambda: use(s.dataset, s.dataset_label, edited=True))
+if editing():
+    labelling.section(ds, lambda: use(s.dataset, s.dataset_label, edited=True))
 
 st.subheader("Sample and split")
 if editing():

@@ -230,3 +230,46 @@ def test_cli_suggest_and_label(labelled_and_pool, prepared, tmp_path):
     rows.write_text("camera/blue_1.png\n")
     result = cli("label", "--data", str(data), "--pool", str(pool), "--csv", str(rows))
     assert result.returncode == 2 and "line 1: expected two cells" in result.stderr
+
+
+# ---------- the Data page ----------
+
+def test_data_page_suggests_labels_saves_and_trains_again(labelled_and_pool, prepared, workers_in_process):
+    from core.runs import jobs
+    from core.runs.store import load_run
+    from core.runs.trust import related_by_corrections
+    from core.training.config import TrainConfig
+    from tests.helpers import open_page, text_of
+
+    data, pool = labelled_and_pool
+    before = load_run(jobs.submit(TrainConfig(dataset=str(data), per_class=None, epochs=2)))
+    jobs.wait(before.id)
+    at = open_page("data", per_class=None, run_id=before.id)
+    at.radio[0].set_value("Folder on this machine").run()
+    at.text_input[0].set_value(str(data)).run()
+    at.button[0].click().run()
+    next(t for t in at.text_input if t.label == "Folder of unlabelled images").set_value(str(pool)).run()
+    next(b for b in at.button if b.label == "Suggest images to label").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    picks = [b for b in at.selectbox if (b.key or "").startswith("label_pick_")]
+    assert len(picks) == 6 and all(b.value == b.key.split("/")[-1].split("_")[0] for b in picks)  # guesses right
+    new = [b for b in at.selectbox if (b.key or "").startswith("label_new_")]
+    assert len(new) == 3 and all(b.value == "skip" for b in new)
+    picks[0].set_value("skip")
+    for box in new[:2]:  # a new class needs two images: one to train on, one to validate
+        box.set_value("new class...").run()
+        next(t for t in at.text_input if t.key == box.key.replace("label_", "new_", 1)).set_value("yellow").run()
+    next(b for b in at.button if b.label == "Save 7 label(s)").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    entries = {a.file: a.label for a in read_additions(data)}
+    assert len(entries) == 7 and list(entries.values()).count("yellow") == 2
+    assert picks[0].key[len("label_pick_"):] not in entries
+    assert "The dataset now has 37 images, 7 of them labelled from a pool" in text_of(at)
+    next(b for b in at.button if b.label == "Train again").click().run()
+    after = load_run(at.session_state.run_id)
+    jobs.wait(after.id)
+    after = load_run(after.id)
+    assert after.state == "completed", after.status
+    assert after.id != before.id and len(after.dataset()["additions"]["applied"]) == 7
+    assert "yellow" in after.split().classes
+    assert [r.id for r in related_by_corrections(after)] == [before.id, after.id]

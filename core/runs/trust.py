@@ -49,13 +49,21 @@ def corrections(run: Run) -> dict:
     return run.dataset().get("overrides") or {}
 
 
+def additions(run: Run) -> dict:
+    """The pool images this run trained with, labelled on the Data page or by `core label`: {"file", "applied":
+    [...], "stale": [...]} or {}."""
+    return run.dataset().get("additions") or {}
+
+
 def _corrections_key(run: Run) -> tuple:
-    return tuple(sorted((a["file"], a["action"], a.get("label") or "") for a in corrections(run).get("applied", [])))
+    fixed = sorted((a["file"], a["action"], a.get("label") or "") for a in corrections(run).get("applied", []))
+    added = sorted((a["file"], "added", a["label"]) for a in additions(run).get("applied", []))
+    return tuple(fixed + added)
 
 
 def related_by_corrections(run: Run) -> list[Run]:
-    """Completed runs with this run's config whose corrections differ (the runs before and after a fix),
-    and this run, in the order they finished."""
+    """Completed runs with this run's config whose corrections or labelled pool images differ (the runs before
+    and after a fix, or a labelling round), and this run, in the order they finished."""
     mine = _corrections_key(run)
     found = [r for r in list_runs() if r.state == RunState.COMPLETED and r.config == run.config
              and (r.id == run.id or _corrections_key(r) != mine)]

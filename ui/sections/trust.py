@@ -23,6 +23,9 @@ def checks(run, dataset_info: dict, metrics: dict) -> None:
     applied = trust.corrections(run).get("applied", [])
     if applied:
         parts.append(f"Trained with {len(applied)} correction(s) from the Data page's Health section")
+    added = trust.additions(run).get("applied", [])
+    if added:
+        parts.append(f"Trained with {len(added)} image(s) labelled from a pool")
     if parts:
         st.caption(" · ".join(parts))
 
@@ -53,15 +56,16 @@ def corrections_compare(run) -> None:
     related = trust.related_by_corrections(run)
     if len(related) < 2:
         return
-    st.subheader("Before and after corrections")
+    st.subheader("Before and after corrections and labelling rounds")
     rows = comparison_rows(related)
     for row in rows:
         found = next(r for r in related if r.id == row["run"])
         row["corrections"] = len(trust.corrections(found).get("applied", []))
-    table(runs_table([{k: row[k] for k in ("run", "corrections", "images", "val acc", "val 95% CI", "test acc",
-                                           "test 95% CI")} for row in rows]))
-    st.caption("Runs with this run's settings that differ only in the corrections they trained with. Where the "
-               "intervals overlap, the difference may be chance.")
+        row["labelled from a pool"] = len(trust.additions(found).get("applied", []))
+    table(runs_table([{k: row[k] for k in ("run", "corrections", "labelled from a pool", "images", "val acc",
+                                           "val 95% CI", "test acc", "test 95% CI")} for row in rows]))
+    st.caption("Runs with this run's settings that differ only in the corrections and the pool images they trained "
+               "with, in the order they finished. Where the intervals overlap, the difference may be chance.")
 
 
 def kfold(run, summary) -> None:

@@ -1,0 +1,184 @@
+"""The Data page's "Which images to label next": a pool of unlabelled images, the picks that would teach the model
+most (with its guess and why), a grid to label them, and the labels saved beside the dataset (core.data.additions)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.data.additions import remove_additions
+from core.data.pool import against, label_pool
+from core.data.sources import MAX_ZIP_BYTES, check_zip_size, import_zip_file, load_pool, uploads_dir
+from core.errors import StudioError
+from core.inference.suggest import DEFAULT_PICKS, suggest
+from core.model.acquisition import STRATEGIES
+from ui import resources, uploads
+from ui.widgets import show_error
+
+SKIP, NEW = "skip", "new class..."
+COLUMNS = 5
+STAGES = {"dataset": (0.0, 0.1, "Checking the labelled images"), "pool": (0.1, 0.3, "Checking the pool's files"),
+          "features": (0.3, 1.0, "Embedding the images once (kept for next time)")}
+STRATEGY_TEXT = {"auto": "auto: typical and diverse while labels are few, then the least sure",
+                 "uncertainty": "the least sure, spread out", "diverse": "typical and diverse",
+                 "random": "random (the baseline)"}
+
+s = st.session_state
+
+
+def section(ds, on_saved) -> None:
+    st.subheader("Which images to label next")
+    st.caption("Point the studio at images you have not labelled (a folder, or a zip, in any layout). It ranks them "
+               "by how much labelling each would teach the model, shows its guess, and adds the ones you label "
+               "through a record beside the dataset: your files are never moved or changed.")
+    _additions_in_effect(ds, on_saved)
+    pool_root = _choose_pool()
+    if not pool_root:
+        return
+    left, middle, right = st.columns([1, 2, 1])
+    n = left.number_input("Images to suggest", 1, 100, DEFAULT_PICKS, key="w_pool_n")
+    strategy = middle.selectbox("How to pick", STRATEGIES, format_func=STRATEGY_TEXT.get, key="w_pool_strategy")
+    if right.button("Suggest images to label", type="primary", icon=":material/label:"):
+        _suggest(pool_root, int(n), strategy)
+    found = s.get("suggestions")
+    if found and found["pool"] == pool_root and found["data"] == s.dataset:
+        _grid(ds, found, on_saved)
+
+
+def _choose_pool() -> str | None:
+    kind = st.radio("Unlabelled images", ["Folder on this machine", "Upload a zip of images"], horizontal=True,
+                    key="w_pool_kind")
+    try:
+        if kind == "Folder on this machine":
+            folder = st.text_input("Folder of unlabelled images", value=s.get("pool_root", ""),
+                                   placeholder="/home/me/camera-roll")
+            if folder.strip() and folder.strip() != s.get("pool_root"):
+                s.pool_root = load_pool(folder.strip()).root
+        else:
+            files = uploads.uploader("Zip of unlabelled images", "pool_upload", ["zip"], MAX_ZIP_BYTES // 1000**2)
+            if files:
+                s.pool_root = _unpacked(files)
+    except StudioError as exc:
+        show_error(exc)
+        return None
+    return s.get("pool_root")
+
+
+def _unpacked(files) -> str:
+    upload = files[0]
+    incoming = uploads_dir() / f".incoming-pool-{s.token}.zip"
+    try:
+        check_zip_size(upload.name, upload.size)
+        uploads.copy_to(upload, incoming)
+    finally:
+        uploads.release("pool_upload", files)
+    try:
+        with st.spinner(f"Unpacking {upload.name}..."):
+            return import_zip_file(incoming, upload.name, pool=True).root
+    finally:
+        incoming.unlink(missing_ok=True)
+
+
+def _suggest(pool_root: str, n: int, strategy: str) -> None:
+    bar = st.progress(0.0, text="Starting")
+
+    def report(stage: str, done: int, total: int) -> None:
+        start, end, text = STAGES.get(stage, (0.0, 1.0, stage))
+        bar.progress(start + (end - start) * done / max(total, 1), text=f"{text}: {done} of {total}")
+
+    try:
+        found = suggest(s.dataset, pool_root, n=n, strategy=strategy, progress=report)
+        s.suggestions = {**found.to_json(), "data": s.dataset, "new_class": list(found.new_class_candidates),
+                         "set_aside": list(found.duplicates)}
+    except StudioError as exc:
+        show_error(exc)
+    finally:
+        bar.empty()
+
+
+def _grid(ds, found: dict, on_saved) -> None:
+    st.markdown(f"**{len(found['picks'])} picks** ({found['strategy']}; guesses by {found['model']}, from "
+                f"{found['labelled']:,} labelled images; {found['seconds']:.1f} s). The guess is preselected: "
+                f"keep it, change the class, skip, or start a new class.")
+    chosen = _choices(ds, found["picks"], "pick", guessed=True)
+    if found["new_class"]:
+        with st.expander(f"Maybe a class you don't have yet ({len(found['new_class'])} images far from every "
+                         f"labelled class; not ranked)"):
+            chosen.update(_choices(ds, found["new_class"], "new", guessed=False))
+    if found["set_aside"]:
+        with st.expander(f"Set aside as copies ({len(found['set_aside'])})"):
+            st.dataframe(found["set_aside"], hide_index=True)
+    _save(ds, found, chosen, on_saved)
+
+
+def _choices(ds, rows: list[dict], key: str, *, guessed: bool) -> dict[str, str]:
+    """file -> class for every image given one (skip and an empty new class give none)."""
+    options = [*ds.classes, SKIP, NEW]
+    chosen = {}
+    for start in range(0, len(rows), COLUMNS):
+        for column, row in zip(st.columns(COLUMNS), rows[start:start + COLUMNS]):
+            with column:
+                st.image(resources.thumbnail(row["path"], 128), width=128)
+                st.caption(f"**{row['file']}** · guess {row['guess']} ({row['probability']:.0%})"
+                           + (f" · {row['reason']}" if row.get("reason") else ""))
+                index = options.index(row["guess"]) if guessed and row["guess"] in options else options.index(SKIP)
+                choice = st.selectbox("Class", options, index=index, key=f"label_{key}_{row['file']}",
+                                      label_visibility="collapsed")
+                if choice == NEW:
+                    choice = st.text_input("New class", key=f"new_{key}_{row['file']}", placeholder="class name")
+                if choice and choice != SKIP:
+                    chosen[row["file"]] = choice.strip()
+    return chosen
+
+
+def _save(ds, found: dict, chosen: dict, on_saved) -> None:
+    left, right = st.columns([1, 3])
+    if not left.button(f"Save {len(chosen)} label(s)", disabled=not chosen, icon=":material/save:"):
+        return
+    try:
+        done = label_pool(ds, against(load_pool(found["pool"]), ds), chosen)
+    except StudioError as exc:
+        show_error(exc)
+        return
+    if done.refused:
+        right.error("Nothing was saved: " + "; ".join(f"{f}: {why}" for f, why in done.refused),
+                    icon=":material/error:")
+        return
+    s.pop("suggestions", None)
+    s.labels_saved = len(done.added)
+    on_saved()
+    st.rerun()
+
+
+def _additions_in_effect(ds, on_saved) -> None:
+    applied = ds.additions.get("applied", [])
+    if s.pop("labels_saved", None):
+        st.success(f"Saved. The dataset now has {len(ds):,} images, {len(applied)} of them labelled from a pool. "
+                   f"Train again to see what they changed; the Analyze page redraws the data-size forecast with "
+                   f"the new count.", icon=":material/check_circle:")
+    if not applied:
+        return
+    left, middle, right = st.columns([3, 1, 1])
+    left.info(f"{len(applied)} image(s) labelled from a pool are in the dataset, kept in {ds.additions['file']}.",
+              icon=":material/playlist_add_check:")
+    if middle.button("Train again", type="primary", icon=":material/play_arrow:"):
+        _train_again()
+    if right.button("Remove every addition", icon=":material/undo:"):
+        remove_additions(ds.root)
+        on_saved()
+        st.rerun()
+
+
+def _train_again() -> None:
+    """A run with the settings of this session's last run (or the current ones), on the labelled data."""
+    from core.runs import jobs
+    from core.runs.store import load_run
+    from ui import state
+
+    try:
+        last = load_run(s.run_id, verify=False).config if s.get("run_id") else None
+        config = last if last is not None and last.dataset == s.dataset else state.train_config()
+        s.run_id = jobs.submit(config, owner=s.token)
+    except StudioError as exc:
+        show_error(exc)
+        return
+    st.switch_page("app_pages/train.py")
