@@ -127,9 +127,8 @@ def typical(n: int, pool: np.ndarray, labelled: np.ndarray, seed: int = 0) -> li
 
 def _typical_reason(size: int, covered: bool) -> str:
     if covered:
-        return f"the most typical of a group of {size} unlabelled images near some of your labelled ones"
-    return (f"a kind of image none of your labelled ones looks like: the most typical of a group of {size} "
-            f"unlabelled images")
+        return f"typical of {size} unlabelled images near some labelled ones"
+    return f"a kind of image none of your labelled ones looks like (typical of {size} unlabelled)"
 
 
 def margin(n: int, pool: np.ndarray, probs: np.ndarray, classes: tuple[str, ...], seed: int = 0) -> list[Pick]:
