@@ -99,15 +99,15 @@ def rounds_table(name: str, strategies=("auto", "random", "diverse", "uncertaint
     return out
 
 
-def _pool(folder: Path, count: int, offset: int = 0) -> None:
-    """count digits (from offset on) at 64 px, bilinear: bytes no store holds, unlike the demo's."""
+def _pool(folder: Path, count: int, side: int = 64) -> None:
+    """count digits at `side` px, bilinear: bytes no store holds, unlike the demo's (or another side's)."""
     from PIL import Image
     from sklearn.datasets import load_digits
 
     folder.mkdir(parents=True)
-    for i, image in enumerate(load_digits().images[offset:offset + count]):
+    for i, image in enumerate(load_digits().images[:count]):
         array = np.pad(255 - (image / 16.0 * 255.0).round().astype(np.uint8), 2, constant_values=255)
-        Image.fromarray(array, "L").resize((64, 64), Image.BILINEAR).save(folder / f"pool_{offset + i:04d}.png")
+        Image.fromarray(array, "L").resize((side, side), Image.BILINEAR).save(folder / f"pool_{i:04d}.png")
 
 
 def _suggest_seconds(env: dict, pool: Path) -> tuple[float, dict]:
@@ -126,7 +126,7 @@ def speed(count: int = 1000) -> dict:
     subprocess.run([sys.executable, "-m", "core", "prepare"], env=env, check=True, capture_output=True)
     _pool(home / "pool", count)
     fresh, _ = _suggest_seconds(env, home / "pool")
-    _pool(home / "pool2", count, offset=count // 2)
+    _pool(home / "pool2", count, side=72)
     new_pool, _ = _suggest_seconds(env, home / "pool2")
     again, result = _suggest_seconds(env, home / "pool2")
     return {"pool": count, "fresh_home_s": fresh, "new_pool_s": new_pool, "again_s": again,
