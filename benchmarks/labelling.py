@@ -110,11 +110,15 @@ def _pool(folder: Path, count: int, side: int = 64) -> None:
         Image.fromarray(array, "L").resize((side, side), Image.BILINEAR).save(folder / f"pool_{i:04d}.png")
 
 
-def _suggest_seconds(env: dict, pool: Path) -> tuple[float, dict]:
+def _suggest_seconds(env: dict, pool: Path) -> tuple[float, int, dict]:
+    """(wall seconds, peak RSS in MB, the JSON line) of one `core suggest` process."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "core", "suggest", "--data", "digits", "--pool", str(pool), "--n",
-                           "20"], env=env, check=True, capture_output=True, text=True)
-    return round(time.perf_counter() - start, 1), json.loads(done.stdout.strip().splitlines()[-1])
+    process = subprocess.Popen([sys.executable, "-m", "core", "suggest", "--data", "digits", "--pool", str(pool),
+                                "--n", "20"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = process.stdout.read()
+    _, code, usage = os.wait4(process.pid, 0)
+    assert code == 0, out
+    return round(time.perf_counter() - start, 1), round(usage.ru_maxrss / 1024), json.loads(out.splitlines()[-1])
 
 
 def speed(count: int = 1000) -> dict:
@@ -125,12 +129,12 @@ def speed(count: int = 1000) -> dict:
     env = {**os.environ, "STUDIO_HOME": str(home)}
     subprocess.run([sys.executable, "-m", "core", "prepare"], env=env, check=True, capture_output=True)
     _pool(home / "pool", count)
-    fresh, _ = _suggest_seconds(env, home / "pool")
+    fresh, fresh_mb, _ = _suggest_seconds(env, home / "pool")
     _pool(home / "pool2", count, side=72)
-    new_pool, _ = _suggest_seconds(env, home / "pool2")
-    again, result = _suggest_seconds(env, home / "pool2")
+    new_pool, new_mb, _ = _suggest_seconds(env, home / "pool2")
+    again, again_mb, result = _suggest_seconds(env, home / "pool2")
     return {"pool": count, "fresh_home_s": fresh, "new_pool_s": new_pool, "again_s": again,
-            "strategy": result["strategy"], "picks": len(result["picks"])}
+            "peak_mb": [fresh_mb, new_mb, again_mb], "strategy": result["strategy"], "picks": len(result["picks"])}
 
 
 def main() -> None:

@@ -44,6 +44,7 @@ ORDER = ("test_browser.py",
          "test_architecture.py", "test_data.py", "test_reliability_inputs.py", "test_hub_backbones.py", "test_heads.py",
          "test_checkpoint.py", "test_plan.py", "test_run_summary.py", "test_photos.py", "test_cli.py",
          "test_numpy_head.py", "test_training.py", "test_experiments.py", "test_analysis.py", "test_compare.py",
+         "test_labelling.py",
          "test_app_pages.py",
          "test_reliability_sessions.py", "test_reliability_runs.py", "test_views.py", "test_backbones.py",
          "test_lr_find.py", "test_benchmarks.py", "test_batch.py", "test_trust.py")

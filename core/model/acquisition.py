@@ -8,8 +8,8 @@
   classes are closest, spread by clustering a few times more candidates than picks and taking the least sure of
   each cluster, so that ten picks are not ten copies of one hesitation.
 - auto: typical while there are fewer than SWITCH_PER_CLASS labels per class on average, margin after (on
-  digits, switching at 4 beat switching at 3 and at 5 after five rounds: BENCHMARKS.md, "Which images to label
-  next").
+  digits after five rounds, switching at 4 beat switching at 3, typical throughout and margin throughout:
+  BENCHMARKS.md, "Which images to label next").
 - random: the baseline every strategy is measured against.
 """
 
