@@ -11,9 +11,6 @@ from core.data.sources import (
     MAX_IMAGE_BYTES,
     MAX_ZIP_BYTES,
     add_labelled_files,
-    check_zip_size,
-    import_zip_file,
-    uploads_dir,
 )
 from core.errors import StudioError
 from core.present.figures import class_counts
@@ -50,19 +47,9 @@ if editing():
             files = uploads.uploader("Zip with one folder per class (nested folders allowed)", "zip_upload", ["zip"],
                                      MAX_ZIP_BYTES // 1000**2)
             if files:
-                upload = files[0]
-                incoming = uploads_dir() / f".incoming-{s.token}.zip"
-                try:
-                    check_zip_size(upload.name, upload.size)
-                    uploads.copy_to(upload, incoming)
-                finally:
-                    uploads.release("zip_upload", files)  # its bytes leave the server's memory either way
-                try:
-                    with st.spinner(f"Unpacking {upload.name} (large photos are downscaled in the studio's copy)..."):
-                        ds = import_zip_file(incoming, upload.name)
-                finally:
-                    incoming.unlink(missing_ok=True)
-                use(ds.root, upload.name)
+                name = files[0].name
+                ds = uploads.unpacked_zip(files, "zip_upload")
+                use(ds.root, name)
                 st.rerun()  # shows the emptied uploader; the zip now lives on disk only
         elif source == SOURCES[2]:
             folder = st.text_input("Folder with one sub-folder per class", placeholder="/home/me/photos/pets")

@@ -273,3 +273,13 @@ def test_data_page_suggests_labels_saves_and_trains_again(labelled_and_pool, pre
     assert after.id != before.id and len(after.dataset()["additions"]["applied"]) == 7
     assert "yellow" in after.split().classes
     assert [r.id for r in related_by_corrections(after)] == [before.id, after.id]
+
+
+def test_suggest_with_a_run_guesses_with_its_head_and_rule(labelled_and_pool, trained_run):
+    from core.inference.suggest import suggest
+
+    data, pool = labelled_and_pool
+    found = suggest(str(data), str(pool), run_id=trained_run, n=3, strategy="uncertainty")
+    assert found.model == f"run {trained_run}" and len(found.picks) == 3
+    assert {p["guess"] for p in found.picks} <= {"red", "green", "blue"}
+    assert {f"camera/yellow_{i}.png" for i in range(3)} <= {c["file"] for c in found.new_class_candidates}

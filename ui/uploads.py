@@ -16,7 +16,14 @@ import streamlit as st
 from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from core.data.sources import MAX_FILES_PER_ADD, MAX_IMAGE_BYTES, check_upload_sizes
+from core.data.sources import (
+    MAX_FILES_PER_ADD,
+    MAX_IMAGE_BYTES,
+    check_upload_sizes,
+    check_zip_size,
+    import_zip_file,
+    uploads_dir,
+)
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"]
 
@@ -48,6 +55,23 @@ def release(key: str, files: list) -> None:
     for f in files:
         f.close()
     st.session_state[f"{key}__n"] = st.session_state.get(f"{key}__n", 0) + 1
+
+
+def unpacked_zip(files: list, key: str, *, pool: bool = False):
+    """The uploaded zip copied to disk, released from memory, then unpacked like a zip on this machine: a Dataset
+    of class folders, or (pool) an unlabelled Pool."""
+    upload = files[0]
+    incoming = uploads_dir() / f".incoming-{key}-{st.session_state.token}.zip"
+    try:
+        check_zip_size(upload.name, upload.size)
+        copy_to(upload, incoming)
+    finally:
+        release(key, files)  # its bytes leave the server's memory either way
+    try:
+        with st.spinner(f"Unpacking {upload.name} (large photos are downscaled in the studio's copy)..."):
+            return import_zip_file(incoming, upload.name, pool=pool)
+    finally:
+        incoming.unlink(missing_ok=True)
 
 
 def save_images(label: str, key: str, folder: Path, *, multiple: bool = False) -> list[tuple[str, Path]]:

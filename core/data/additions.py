@@ -10,11 +10,11 @@ with a sentence naming it. The pool's files are never moved or changed.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from core.data.dataset import Dataset, ImageItem, class_name, count_warnings
+from core.data.records import beside, read_entries
 from core.errors import DataError
 from core.fileio import atomic_write_json
 
@@ -37,8 +37,7 @@ class Addition:
 
 
 def additions_path(root: str | Path) -> Path:
-    root = Path(root)
-    return root.parent / f"{root.name}{SUFFIX}"
+    return beside(root, SUFFIX)
 
 
 def _malformed(path: Path, why: str) -> DataError:
@@ -49,16 +48,8 @@ def _malformed(path: Path, why: str) -> DataError:
 def read_additions(root: str | Path) -> list[Addition]:
     """The record's entries; none when there is no file; DataError naming the file when it is malformed."""
     path = additions_path(root)
-    if not path.is_file():
-        return []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise _malformed(path, f"not readable JSON: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-        raise _malformed(path, 'expected an object with an "entries" list')
     out = []
-    for n, entry in enumerate(data["entries"], 1):
+    for n, entry in enumerate(read_entries(path, list, _malformed) or [], 1):
         if not (isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("path", "file", "pool",
                                                                                            "sha256", "label"))):
             raise _malformed(path, f"entry {n} needs path, file, pool, sha256 and label, each a string")

@@ -9,11 +9,11 @@ that is not valid stops the scan with a sentence naming it, rather than train on
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.data.dataset import Dataset, count_warnings
+from core.data.records import beside, read_entries
 from core.errors import DataError
 from core.fileio import atomic_write_json
 
@@ -34,8 +34,7 @@ class Override:
 
 
 def overrides_path(root: str | Path) -> Path:
-    root = Path(root)
-    return root.parent / f"{root.name}{SUFFIX}"
+    return beside(root, SUFFIX)
 
 
 def _malformed(path: Path, why: str) -> DataError:
@@ -46,16 +45,9 @@ def _malformed(path: Path, why: str) -> DataError:
 def read_overrides(root: str | Path) -> dict[str, Override]:
     """relpath -> Override; empty when there is no file; DataError naming the file when it is malformed."""
     path = overrides_path(root)
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise _malformed(path, f"not readable JSON: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
-        raise _malformed(path, 'expected an object with an "entries" object')
+    entries = read_entries(path, dict, _malformed)
     out = {}
-    for relpath, entry in data["entries"].items():
+    for relpath, entry in (entries or {}).items():
         if not (isinstance(entry, dict) and entry.get("action") in ACTIONS and isinstance(entry.get("sha256"), str)):
             raise _malformed(path, f"entry {relpath!r} needs a sha256 and an action ({' or '.join(ACTIONS)})")
         if entry["action"] == "relabel" and not isinstance(entry.get("label"), str):

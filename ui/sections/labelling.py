@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.data.additions import remove_additions
 from core.data.pool import against, label_pool
-from core.data.sources import MAX_ZIP_BYTES, check_zip_size, import_zip_file, load_pool, uploads_dir
+from core.data.sources import MAX_ZIP_BYTES, load_pool
 from core.errors import StudioError
 from core.inference.suggest import DEFAULT_PICKS, suggest
 from core.model.acquisition import STRATEGIES
@@ -56,26 +56,11 @@ def _choose_pool() -> str | None:
         else:
             files = uploads.uploader("Zip of unlabelled images", "pool_upload", ["zip"], MAX_ZIP_BYTES // 1000**2)
             if files:
-                s.pool_root = _unpacked(files)
+                s.pool_root = uploads.unpacked_zip(files, "pool_upload", pool=True).root
     except StudioError as exc:
         show_error(exc)
         return None
     return s.get("pool_root")
-
-
-def _unpacked(files) -> str:
-    upload = files[0]
-    incoming = uploads_dir() / f".incoming-pool-{s.token}.zip"
-    try:
-        check_zip_size(upload.name, upload.size)
-        uploads.copy_to(upload, incoming)
-    finally:
-        uploads.release("pool_upload", files)
-    try:
-        with st.spinner(f"Unpacking {upload.name}..."):
-            return import_zip_file(incoming, upload.name, pool=True).root
-    finally:
-        incoming.unlink(missing_ok=True)
 
 
 def _suggest(pool_root: str, n: int, strategy: str) -> None:
