@@ -273,6 +273,9 @@ def test_data_page_suggests_labels_saves_and_trains_again(labelled_and_pool, pre
     assert after.id != before.id and len(after.dataset()["additions"]["applied"]) == 7
     assert "yellow" in after.split().classes
     assert [r.id for r in related_by_corrections(after)] == [before.id, after.id]
+    results = open_page("results", run_id=after.id)
+    assert "Before and after corrections and labelling rounds" in [h.value for h in results.subheader]
+    assert "Trained with 7 image(s) labelled from a pool" in text_of(results)
 
 
 def test_suggest_with_a_run_guesses_with_its_head_and_rule(labelled_and_pool, trained_run):

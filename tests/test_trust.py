@@ -275,7 +275,7 @@ def test_a_run_after_corrections_records_them_and_results_compares_it_with_the_r
     assert [r.id for r in trust.related_by_corrections(run)] == [before, after]
     at = open_page("results", run_id=after)
     assert not at.exception, [e.value for e in at.exception]
-    assert "Before and after corrections" in [h.value for h in at.subheader]
+    assert "Before and after corrections and labelling rounds" in [h.value for h in at.subheader]
     assert "Trained with 1 correction(s)" in text_of(at)
 
 
