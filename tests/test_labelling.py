@@ -265,6 +265,7 @@ def test_data_page_suggests_labels_saves_and_trains_again(labelled_and_pool, pre
     assert len(entries) == 7 and list(entries.values()).count("yellow") == 2
     assert picks[0].key[len("label_pick_"):] not in entries
     assert "The dataset now has 37 images, 7 of them labelled from a pool" in text_of(at)
+    assert at.session_state.per_class == 12  # the sample took every image (10 a class): it still does
     next(b for b in at.button if b.label == "Train again").click().run()
     after = load_run(at.session_state.run_id)
     jobs.wait(after.id)
@@ -272,6 +273,7 @@ def test_data_page_suggests_labels_saves_and_trains_again(labelled_and_pool, pre
     assert after.state == "completed", after.status
     assert after.id != before.id and len(after.dataset()["additions"]["applied"]) == 7
     assert "yellow" in after.split().classes
+    assert sum(after.dataset()["split_sizes"].values()) == 37  # every labelled image reached the run
     assert [r.id for r in related_by_corrections(after)] == [before.id, after.id]
     results = open_page("results", run_id=after.id)
     assert "Before and after corrections and labelling rounds" in [h.value for h in results.subheader]

@@ -61,11 +61,19 @@ def _corrections_key(run: Run) -> tuple:
     return tuple(fixed + added)
 
 
+def _settings(run: Run):
+    """The run's config, with a sample that took every image named so whatever its images per class: after a
+    labelling round the same "every image" is a larger number."""
+    if run.dataset().get("sample_share") == 1.0:
+        return run.config.with_(per_class=None, fraction=None)
+    return run.config
+
+
 def related_by_corrections(run: Run) -> list[Run]:
     """Completed runs with this run's config whose corrections or labelled pool images differ (the runs before
     and after a fix, or a labelling round), and this run, in the order they finished."""
-    mine = _corrections_key(run)
-    found = [r for r in list_runs() if r.state == RunState.COMPLETED and r.config == run.config
+    mine, settings = _corrections_key(run), _settings(run)
+    found = [r for r in list_runs() if r.state == RunState.COMPLETED and _settings(r) == settings
              and (r.id == run.id or _corrections_key(r) != mine)]
     return sorted(found, key=lambda r: (r.status.get("finished") or 0, r.id))  # ids of one second sort at random
 

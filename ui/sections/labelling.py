@@ -130,8 +130,19 @@ def _save(ds, found: dict, chosen: dict, on_saved) -> None:
         return
     s.pop("suggestions", None)
     s.labels_saved = len(done.added)
+    _keep_taking_every_image(ds, done)
     on_saved()
     st.rerun()
+
+
+def _keep_taking_every_image(ds, done) -> None:
+    """A sample that took every image of every class keeps doing so with the new labels: a labelling round
+    whose images the next run leaves out would teach nothing."""
+    counts = ds.counts()
+    if s.fraction is None and s.per_class is not None and counts and s.per_class >= max(counts.values()):
+        grown = {c: counts.get(c, 0) + sum(1 for _, label in done.added if label == c)
+                 for c in {*counts, *(label for _, label in done.added)}}
+        s.per_class = s.w_per_class = max(grown.values())
 
 
 def _additions_in_effect(ds, on_saved) -> None:
@@ -140,6 +151,10 @@ def _additions_in_effect(ds, on_saved) -> None:
         st.success(f"Saved. The dataset now has {len(ds):,} images, {len(applied)} of them labelled from a pool. "
                    f"Train again to see what they changed; the Analyze page redraws the data-size forecast with "
                    f"the new count.", icon=":material/check_circle:")
+    if applied and s.fraction is None and s.per_class is not None and s.per_class < max(ds.counts().values()):
+        st.warning(f"The sample takes {s.per_class} images per class (Sample and split, below), so a run may leave "
+                   f"some of the labelled images out. Take every image to train on all of them.",
+                   icon=":material/warning:")
     if not applied:
         return
     left, middle, right = st.columns([3, 1, 1])
@@ -154,14 +169,15 @@ def _additions_in_effect(ds, on_saved) -> None:
 
 
 def _train_again() -> None:
-    """A run with the settings of this session's last run (or the current ones), on the labelled data."""
+    """A run with the settings of this session's last run (or the current ones), on the sample with the labels."""
     from core.runs import jobs
     from core.runs.store import load_run
     from ui import state
 
     try:
         last = load_run(s.run_id, verify=False).config if s.get("run_id") else None
-        config = last if last is not None and last.dataset == s.dataset else state.train_config()
+        same = last is not None and last.dataset == s.dataset  # its settings, on the sample the Data page shows
+        config = last.with_(per_class=s.per_class, fraction=s.fraction) if same else state.train_config()
         s.run_id = jobs.submit(config, owner=s.token)
     except StudioError as exc:
         show_error(exc)
