@@ -12,6 +12,7 @@ import pytest
 from core.backbones.depth import ALL
 from core.data.arrays import item_arrays
 from core.inference.export import export_run
+from core.inference.predict import run_model
 from core.present.report import report, write_report
 from core.runs import jobs, sweeps
 from core.runs.compare import best, comparison_rows, rows_csv
@@ -108,7 +109,7 @@ def test_report_opens_offline_in_chromium(trained_run, color_folder, tmp_path):
         browser.close()
 
 
-@pytest.mark.parametrize("fmt", ["savedmodel", "keras", "tflite"])
+@pytest.mark.parametrize("fmt", ["savedmodel", "keras", "tflite", "onnx"])
 def test_exports_load_back_and_agree_with_the_run(trained_run, tmp_path, fmt):
     result = export_run(trained_run, fmt, tmp_path / fmt)
     assert result.top1_agreement == 1.0 and result.checked_images == len(load_run(trained_run).split().val)
@@ -130,6 +131,15 @@ def test_exports_load_back_and_agree_with_the_run(trained_run, tmp_path, fmt):
         interpreter.set_tensor(inp, images)
         interpreter.invoke()
         probs = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    elif fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(result.path / "model.onnx"), providers=["CPUExecutionProvider"])
+        probs, features = session.run(["probs", "features"], {"image": images})
+        rule = json.loads((result.path / "metadata.json").read_text())["none_of_these"]
+        unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+        flagged = 1 - (unit @ np.array(rule["class_means"]).T).max(axis=1) > rule["threshold"]
+        assert flagged.tolist() == run_model(trained_run).unknown(features)  # the rule as USAGE.md applies it
     elif fmt == "keras":
         from core.tf import tf_keras
 
@@ -141,6 +151,30 @@ def test_exports_load_back_and_agree_with_the_run(trained_run, tmp_path, fmt):
             image=tf.constant(images))["output_0"].numpy()
     assert (probs.argmax(1) == saved.predicted).all()
     assert np.abs(probs - saved.probs).max() < 1e-3
+
+
+def test_the_onnx_usage_recipe_on_a_non_square_photo_gives_the_studios_prediction(trained_run, tmp_path):
+    """USAGE.md's preprocessing, written out with Pillow alone, on a 4:3 photo (where lobe.NET#6 went wrong)."""
+    import onnxruntime
+    from PIL import Image
+
+    from core.inference.predict import predict_sources
+
+    result = export_run(trained_run, "onnx", tmp_path / "onnx")
+    assert "squashed to a square, not cropped" in (result.path / "USAGE.md").read_text()
+    photo = tmp_path / "wide.jpg"
+    pixels = np.zeros((300, 400, 3), np.uint8)
+    pixels[:, :250] = (210, 40, 40)  # mostly red, a blue strip on the right that a centre crop would cut less
+    pixels[:, 250:] = (40, 60, 220)
+    Image.fromarray(pixels).save(photo, quality=90)
+    image = Image.open(photo).convert("RGB").resize((224, 224), Image.BICUBIC, reducing_gap=3.0)
+    batch = (np.asarray(image, np.float32) / 255.0)[None]
+    session = onnxruntime.InferenceSession(str(result.path / "model.onnx"), providers=["CPUExecutionProvider"])
+    probs = session.run(["probs"], {"image": batch})[0][0]
+    studio = predict_sources(trained_run, [("wide.jpg", str(photo))], k=3)[0]["top"]
+    labels = (result.path / "labels.txt").read_text().splitlines()
+    assert labels[int(probs.argmax())] == studio[0]["label"]
+    assert abs(float(probs.max()) - studio[0]["probability"]) < 1e-4
 
 
 def test_export_refuses_an_existing_folder(trained_run, tmp_path):

@@ -19,6 +19,7 @@ from core.cli.options import (
     sample_options,
     seed_options,
 )
+from core.inference.formats import FORMATS
 from core.model.acquisition import STRATEGIES
 from core.training.config import HEADS
 
@@ -106,7 +107,7 @@ def _add_run_commands(sub) -> None:
     p.set_defaults(func=c.cmd_report)
     p = sub.add_parser("export", parents=[runs], help="export a run's model (checked against the run after writing)")
     p.add_argument("run")
-    p.add_argument("--format", choices=["savedmodel", "keras", "tflite"], required=True)
+    p.add_argument("--format", choices=FORMATS, required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=c.cmd_export)
 

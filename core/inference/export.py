@@ -1,7 +1,9 @@
-"""Export a run's classifier: SavedModel, .keras model, or TFLite, each with labels, metadata and usage
+"""Export a run's classifier: SavedModel, .keras model, TFLite or ONNX, each with labels, metadata and usage
 notes. The metadata carries the run's temperature (already inside the model's probabilities) and its
 "none of these" rule. The rule reads the backbone's feature vector: a SavedModel serves it as a second
-signature, `features`; the .keras and TFLite files output probabilities only.
+signature, `features`, and the ONNX model as a second output; the .keras and TFLite files output probabilities
+only. ONNX is converted by tf2onnx from the same traced function the SavedModel serves, and checked in ONNX
+Runtime.
 
 Every export takes float32 images in [0, 1] (N, S, S, 3) and returns class probabilities.
 After writing, the export is loaded back and must agree with the run's own model on the
@@ -22,10 +24,11 @@ import numpy as np
 from core.backbones.tflite_convert import tflite_bytes, variables_only
 from core.data.arrays import item_arrays
 from core.errors import StudioError
+from core.inference.formats import FORMATS
 from core.inference.predict import run_model
 from core.tf import tf, tf_keras
 
-FORMATS = ("savedmodel", "keras", "tflite")
+ONNX_OPSET = 17
 
 
 @dataclass(frozen=True)
@@ -45,12 +48,25 @@ def _float_models(rm) -> tuple[tf_keras.Model, tf_keras.Model]:
             tf_keras.Model(inputs, vectors, name="features"))
 
 
+PREPROCESSING = (
+    "Preprocessing, as the studio does it: decode the file, convert it to RGB (a grey or palette image too), then "
+    "resize the whole image to {size}x{size} with Pillow's bicubic filter and reducing_gap=3 "
+    "(`image.convert('RGB').resize(({size}, {size}), Image.BICUBIC, reducing_gap=3.0)`). The image is squashed "
+    "to a square, not cropped: a 4:3 photo keeps all its content, narrower. Then divide the uint8 values by 255.")
+RULE_SNIPPET = ("```python\nimport json, numpy as np\nrule = json.load(open('metadata.json'))['none_of_these']\n"
+                "means = np.array(rule['class_means'])\n"
+                "unit = features / np.linalg.norm(features, axis=1, keepdims=True)\n"
+                "none_of_these = 1 - (unit @ means.T).max(axis=1) > rule['threshold']\n```")
+
+
 def _usage(fmt: str, rm, size: int) -> str:
     load = {
         "savedmodel": "import tensorflow as tf\nmodel = tf.saved_model.load('model')\n"
                       "probs = model.serve(images)  # or model.signatures['serving_default'](image=images)",
         "keras": "import os; os.environ['TF_USE_LEGACY_KERAS'] = '1'\nimport tf_keras\n"
                  "model = tf_keras.models.load_model('model.keras')\nprobs = model.predict(images)",
+        "onnx": "import onnxruntime as ort\nsession = ort.InferenceSession('model.onnx')\n"
+                "probs, features = session.run(['probs', 'features'], {'image': images})",
         "tflite": "import tensorflow as tf\ninterpreter = tf.lite.Interpreter('model.tflite')\n"
                   "interpreter.allocate_tensors()\ninp = interpreter.get_input_details()[0]['index']\n"
                   "interpreter.resize_tensor_input(inp, images.shape); interpreter.allocate_tensors()\n"
@@ -58,14 +74,16 @@ def _usage(fmt: str, rm, size: int) -> str:
                   "probs = interpreter.get_tensor(interpreter.get_output_details()[0]['index'])",
     }[fmt]
     return (f"# {rm.run.id}: {rm.run.config.backbone}, {len(rm.classes)} classes\n\n"
-            f"Input: float32 RGB images in [0, 1], shape (N, {size}, {size}, 3) (resize first; no other "
-            f"preprocessing).\nOutput: (N, {len(rm.classes)}) class probabilities in the order of labels.txt.\n\n"
+            f"Input: float32 RGB images in [0, 1], shape (N, {size}, {size}, 3).\n{PREPROCESSING.format(size=size)}\n"
+            f"Output: (N, {len(rm.classes)}) class probabilities in the order of labels.txt.\n\n"
             f"```python\n{load}\nlabels = open('labels.txt').read().splitlines()\n"
             f"print(labels[probs[0].argmax()])\n```\n\n"
             f"metadata.json holds the temperature the probabilities are already scaled by, and the run's \"none of "
             f"these\" rule: class mean directions and a cosine-distance threshold on the backbone's feature vector"
             + (" (`model.features(images)` gives that vector)." if fmt == "savedmodel" else
-               "; this format outputs probabilities only, so apply the rule with the SavedModel export.") + "\n")
+               " (the `features` output):\n\n" + RULE_SNIPPET if fmt == "onnx" else
+               "; this format outputs probabilities only, so apply the rule with the SavedModel or ONNX export.")
+            + "\n")
 
 
 def _metadata(rm) -> dict:
@@ -85,6 +103,11 @@ def _predict_export(fmt: str, path: Path, images: np.ndarray) -> np.ndarray:
         return np.concatenate([loaded.serve(tf.constant(images[i:i + 32])).numpy() for i in range(0, len(images), 32)])
     if fmt == "keras":
         return tf_keras.models.load_model(str(path / "model.keras")).predict(images, verbose=0)
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
+        return session.run(["probs"], {"image": images})[0]
     interpreter = tf.lite.Interpreter(model_path=str(path / "model.tflite"))
     inp = interpreter.get_input_details()[0]["index"]
     interpreter.resize_tensor_input(inp, images.shape)
@@ -119,6 +142,8 @@ def export_run(run_id: str, fmt: str, out: str | Path) -> ExportResult:
                                 signatures={"serving_default": module.serve, "features": module.features})
         elif fmt == "keras":
             model.save(str(tmp / "model.keras"))
+        elif fmt == "onnx":
+            _write_onnx(tmp / "model.onnx", model, features, size)
         else:
             (tmp / "model.tflite").write_bytes(tflite_bytes(model))
         (tmp / "labels.txt").write_text("\n".join(rm.classes) + "\n", encoding="utf-8")
@@ -138,6 +163,20 @@ def export_run(run_id: str, fmt: str, out: str | Path) -> ExportResult:
         return ExportResult(out, fmt, len(images), agreement, diff)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_onnx(path: Path, model, features, size: int) -> None:
+    """tf2onnx on the traced function: outputs `probs` and `features` for an input `image`."""
+    import tf2onnx
+
+    spec = [tf.TensorSpec([None, size, size, 3], tf.float32, "image")]
+    both = tf.function(lambda image: {"probs": model(image, training=False),
+                                      "features": features(image, training=False)}, input_signature=spec)
+    try:
+        tf2onnx.convert.from_function(both, input_signature=spec, opset=ONNX_OPSET, output_path=str(path))
+    except Exception as exc:  # tf2onnx raises its own and TensorFlow's errors for an op it cannot map
+        raise StudioError(f"This run's model has no ONNX form tf2onnx can write ({type(exc).__name__}: {exc}); "
+                          f"export it as a SavedModel or TFLite instead.") from exc
 
 
 def export_zip(run_id: str, fmt: str) -> bytes:
