@@ -177,6 +177,54 @@ def test_the_onnx_usage_recipe_on_a_non_square_photo_gives_the_studios_predictio
     assert abs(float(probs.max()) - studio[0]["probability"]) < 1e-4
 
 
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
+def test_the_web_page_classifies_offline_as_the_studio_does(trained_run, tmp_path):
+    """The page opened from file:// with every request aborted: 20 of the run's images, a non-square photo and an
+    image of a colour the run never saw, through its file input, against the studio's own predictions."""
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    from core.inference.predict import predict_sources
+
+    result = export_run(trained_run, "web", tmp_path / "web")
+    page_file = result.path / "classifier.html"
+    assert not (result.path / "model.onnx").exists() and result.top1_agreement == 1.0
+    text = page_file.read_text(encoding="utf-8")
+    assert not re.search(r"""<(script|link|img|iframe)[^>]+(src|href)=['"]?(https?:)?//""", text)
+    split = load_run(trained_run).split()
+    files = [i.path for i in (*split.val, *split.test, *split.train)][:20]
+    wide = tmp_path / "wide.jpg"
+    pixels = np.full((300, 400, 3), (210, 40, 40), np.uint8)
+    pixels[:, 250:] = (40, 60, 220)
+    Image.fromarray(pixels).save(wide, quality=90)
+    yellow = tmp_path / "yellow.png"
+    Image.fromarray(np.full((24, 24, 3), (230, 220, 30), np.uint8)).save(yellow)
+    files += [str(wide), str(yellow)]
+    requested = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page()
+        page.route(re.compile(r"^https?://"), lambda route: (requested.append(route.request.url), route.abort()))
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(page_file.as_uri())
+        page.wait_for_function("window.studioReady || window.studioFailed", timeout=120_000)
+        assert page.evaluate("window.studioFailed || null") is None
+        page.set_input_files("#pick", files)
+        page.wait_for_function(f"(window.classified || []).length === {len(files)}", timeout=120_000)
+        got = page.evaluate("window.classified")
+        assert "none of the classes (closest:" in page.inner_text("#results")
+        browser.close()
+    assert requested == [] and errors == []
+    studio = predict_sources(trained_run, [(f, f) for f in files], k=3)
+    for mine, theirs in zip(got, studio):
+        assert "error" not in mine, mine
+        assert [t["label"] for t in mine["top"]] == [t["label"] for t in theirs["top"]], mine["name"]
+        assert max(abs(a["probability"] - b["probability"]) for a, b in zip(mine["top"], theirs["top"])) < 1e-3
+        assert mine["unknown"] == theirs["unknown"], mine["name"]
+    assert got[-1]["unknown"] is True  # yellow: far from every colour the run learnt
+
+
 def test_export_refuses_an_existing_folder(trained_run, tmp_path):
     (tmp_path / "taken").mkdir()
     from core.errors import StudioError

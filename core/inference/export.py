@@ -26,6 +26,7 @@ from core.data.arrays import item_arrays
 from core.errors import StudioError
 from core.inference.formats import FORMATS
 from core.inference.predict import run_model
+from core.model.metrics import accuracy_text
 from core.tf import tf, tf_keras
 
 ONNX_OPSET = 17
@@ -67,6 +68,8 @@ def _usage(fmt: str, rm, size: int) -> str:
                  "model = tf_keras.models.load_model('model.keras')\nprobs = model.predict(images)",
         "onnx": "import onnxruntime as ort\nsession = ort.InferenceSession('model.onnx')\n"
                 "probs, features = session.run(['probs', 'features'], {'image': images})",
+        "web": "# Open classifier.html in a browser (double-click it; no server, no network). Drop or pick images,\n"
+               "# or use the camera. The page holds the same ONNX model as the ONNX export.",
         "tflite": "import tensorflow as tf\ninterpreter = tf.lite.Interpreter('model.tflite')\n"
                   "interpreter.allocate_tensors()\ninp = interpreter.get_input_details()[0]['index']\n"
                   "interpreter.resize_tensor_input(inp, images.shape); interpreter.allocate_tensors()\n"
@@ -103,7 +106,7 @@ def _predict_export(fmt: str, path: Path, images: np.ndarray) -> np.ndarray:
         return np.concatenate([loaded.serve(tf.constant(images[i:i + 32])).numpy() for i in range(0, len(images), 32)])
     if fmt == "keras":
         return tf_keras.models.load_model(str(path / "model.keras")).predict(images, verbose=0)
-    if fmt == "onnx":
+    if fmt in ("onnx", "web"):
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
@@ -142,7 +145,7 @@ def export_run(run_id: str, fmt: str, out: str | Path) -> ExportResult:
                                 signatures={"serving_default": module.serve, "features": module.features})
         elif fmt == "keras":
             model.save(str(tmp / "model.keras"))
-        elif fmt == "onnx":
+        elif fmt in ("onnx", "web"):
             _write_onnx(tmp / "model.onnx", model, features, size)
         else:
             (tmp / "model.tflite").write_bytes(tflite_bytes(model))
@@ -159,6 +162,8 @@ def export_run(run_id: str, fmt: str, out: str | Path) -> ExportResult:
         if agreement < 1.0:
             raise StudioError(f"The {fmt} export disagrees with the run on {1 - agreement:.0%} of the validation "
                               f"images (max probability difference {diff:.3g}); it was not saved.")
+        if fmt == "web":  # the checked ONNX model goes into the page, which is then the whole export
+            _write_page(tmp, rm, size)
         tmp.rename(out)
         return ExportResult(out, fmt, len(images), agreement, diff)
     finally:
@@ -177,6 +182,31 @@ def _write_onnx(path: Path, model, features, size: int) -> None:
     except Exception as exc:  # tf2onnx raises its own and TensorFlow's errors for an op it cannot map
         raise StudioError(f"This run's model has no ONNX form tf2onnx can write ({type(exc).__name__}: {exc}); "
                           f"export it as a SavedModel or TFLite instead.") from exc
+
+
+def _write_page(folder: Path, rm, size: int) -> None:
+    """classifier.html in place of model.onnx: the model, ONNX Runtime Web and the run's rule in one file."""
+    import datetime
+
+    from core.inference.web_page import page_html
+    from core.inference.web_runtime import ensure_runtime
+
+    runtime = ensure_runtime()
+    model = (folder / "model.onnx").read_bytes()
+    metrics, today = rm.run.metrics(), datetime.date.today().isoformat()
+    finished = datetime.date.fromtimestamp(rm.run.status.get("finished") or 0).isoformat()
+    numbers = [f"{part} accuracy {accuracy_text(metrics[f'{key}_accuracy'], metrics.get(f'{key}_accuracy_interval'))}"
+               for part, key in (("validation", "val"), ("test", "test")) if metrics.get(f"{key}_accuracy") is not None]
+    summary = (f"Run {rm.run.id} · {rm.run.config.backbone} · classes: {', '.join(rm.classes)} · "
+               + " · ".join(numbers) + f" · trained {finished}, exported {today}. Everything runs in this browser.")
+    meta = {"classes": list(rm.classes), "input_size": size,
+            "rule": ({"class_means": np.round(rm.rule.means, 6).tolist(), "threshold": rm.rule.threshold}
+                     if rm.rule else None)}
+    (folder / "classifier.html").write_text(page_html(
+        title=f"{', '.join(rm.classes[:4])}{'...' if len(rm.classes) > 4 else ''} classifier", summary=summary,
+        meta=meta, model=model, ort_module=(runtime / "ort.wasm.bundle.min.mjs").read_bytes(),
+        wasm=(runtime / "ort-wasm-simd-threaded.wasm").read_bytes()), encoding="utf-8")
+    (folder / "model.onnx").unlink()
 
 
 def export_zip(run_id: str, fmt: str) -> bytes:
