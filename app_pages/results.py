@@ -190,7 +190,9 @@ with c4:
     fmt = st.selectbox("Export the model as", FORMATS, format_func={"savedmodel": "TensorFlow SavedModel",
                                                                    "keras": "Keras model (.keras)",
                                                                    "tflite": "TensorFlow Lite",
-                                                                   "onnx": "ONNX (ONNX Runtime)"}.get)
+                                                                   "onnx": "ONNX (ONNX Runtime)",
+                                                                   "web": "Web page (classifies in the browser, "
+                                                                          "no server)"}.get)
     if st.button("Build the export", icon=":material/deployed_code:"):
         try:
             with st.spinner(f"Exporting and checking the {fmt} model against this run..."):

@@ -356,6 +356,7 @@ def test_a_knn_run_explains_its_predictions_with_training_images(color_folder, t
     assert export_run(run_id, "tflite", tmp_path / "lite").top1_agreement == 1.0
     onnx = export_run(run_id, "onnx", tmp_path / "onnx")  # tf2onnx maps the vote's top-k to ONNX TopK
     assert onnx.top1_agreement == 1.0 and onnx.max_abs_diff < 1e-4
+    assert export_run(run_id, "web", tmp_path / "web").top1_agreement == 1.0  # the same graph, in the page
     with pytest.raises(StudioError, match="SavedModel or TFLite"):
         export_run(run_id, "keras", tmp_path / "keras")
     at = open_page("results", run_id=run_id)
