@@ -25,7 +25,8 @@ h1 { font-size: 1.6rem; margin-bottom: .2rem; } .muted { color: #6b7280; font-si
 #drop { border: 2px dashed #9ca3af; border-radius: 12px; padding: 1.5rem; text-align: center; margin: 1rem 0; }
 #drop.over { background: #eff6ff; border-color: #2563eb; }
 .card { display: flex; gap: 1rem; align-items: center; border-bottom: 1px solid #e5e7eb; padding: .6rem 0; }
-.card > div { flex: 1; } .card img, .card canvas { width: 96px; height: 96px; object-fit: contain; background: #f3f4f6; border-radius: 6px; }
+.card > div { flex: 1; }
+.card img, .card canvas { width: 96px; height: 96px; object-fit: contain; background: #f3f4f6; border-radius: 6px; }
 .bar { background: #2563eb; height: 8px; border-radius: 4px; min-width: 1px; } .row { display: grid;
   grid-template-columns: 10rem 1fr 4rem; gap: .5rem; align-items: center; font-size: .95rem; }
 .unknown { color: #b45309; font-weight: 600; } button { font-size: 1rem; padding: .4rem .9rem; }
