@@ -140,6 +140,7 @@ def test_exports_load_back_and_agree_with_the_run(trained_run, tmp_path, fmt):
         unit = features / np.linalg.norm(features, axis=1, keepdims=True)
         flagged = 1 - (unit @ np.array(rule["class_means"]).T).max(axis=1) > rule["threshold"]
         assert flagged.tolist() == run_model(trained_run).unknown(features)  # the rule as USAGE.md applies it
+        _usage_recipe_on_a_non_square_photo(trained_run, result.path, session, tmp_path)
     elif fmt == "keras":
         from core.tf import tf_keras
 
@@ -151,30 +152,6 @@ def test_exports_load_back_and_agree_with_the_run(trained_run, tmp_path, fmt):
             image=tf.constant(images))["output_0"].numpy()
     assert (probs.argmax(1) == saved.predicted).all()
     assert np.abs(probs - saved.probs).max() < 1e-3
-
-
-def test_the_onnx_usage_recipe_on_a_non_square_photo_gives_the_studios_prediction(trained_run, tmp_path):
-    """USAGE.md's preprocessing, written out with Pillow alone, on a 4:3 photo (where lobe.NET#6 went wrong)."""
-    import onnxruntime
-    from PIL import Image
-
-    from core.inference.predict import predict_sources
-
-    result = export_run(trained_run, "onnx", tmp_path / "onnx")
-    assert "squashed to a square, not cropped" in (result.path / "USAGE.md").read_text()
-    photo = tmp_path / "wide.jpg"
-    pixels = np.zeros((300, 400, 3), np.uint8)
-    pixels[:, :250] = (210, 40, 40)  # mostly red, a blue strip on the right that a centre crop would cut less
-    pixels[:, 250:] = (40, 60, 220)
-    Image.fromarray(pixels).save(photo, quality=90)
-    image = Image.open(photo).convert("RGB").resize((224, 224), Image.BICUBIC, reducing_gap=3.0)
-    batch = (np.asarray(image, np.float32) / 255.0)[None]
-    session = onnxruntime.InferenceSession(str(result.path / "model.onnx"), providers=["CPUExecutionProvider"])
-    probs = session.run(["probs"], {"image": batch})[0][0]
-    studio = predict_sources(trained_run, [("wide.jpg", str(photo))], k=3)[0]["top"]
-    labels = (result.path / "labels.txt").read_text().splitlines()
-    assert labels[int(probs.argmax())] == studio[0]["label"]
-    assert abs(float(probs.max()) - studio[0]["probability"]) < 1e-4
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
@@ -223,6 +200,26 @@ def test_the_web_page_classifies_offline_as_the_studio_does(trained_run, tmp_pat
         assert max(abs(a["probability"] - b["probability"]) for a, b in zip(mine["top"], theirs["top"])) < 1e-3
         assert mine["unknown"] == theirs["unknown"], mine["name"]
     assert got[-1]["unknown"] is True  # yellow: far from every colour the run learnt
+
+
+def _usage_recipe_on_a_non_square_photo(trained_run, folder, session, tmp_path):
+    """USAGE.md's preprocessing, written out with Pillow alone, on a 4:3 photo (where lobe.NET#6 went wrong), gives
+    the studio's prediction."""
+    from PIL import Image
+
+    from core.inference.predict import predict_sources
+
+    assert "squashed to a square, not cropped" in (folder / "USAGE.md").read_text()
+    photo = tmp_path / "wide.jpg"
+    pixels = np.full((300, 400, 3), (210, 40, 40), np.uint8)
+    pixels[:, 250:] = (40, 60, 220)  # a blue strip on the right, which a centre crop would cut
+    Image.fromarray(pixels).save(photo, quality=90)
+    image = Image.open(photo).convert("RGB").resize((224, 224), Image.BICUBIC, reducing_gap=3.0)
+    probs = session.run(["probs"], {"image": (np.asarray(image, np.float32) / 255.0)[None]})[0][0]
+    studio = predict_sources(trained_run, [("wide.jpg", str(photo))], k=3)[0]["top"]
+    labels = (folder / "labels.txt").read_text().splitlines()
+    assert labels[int(probs.argmax())] == studio[0]["label"]
+    assert abs(float(probs.max()) - studio[0]["probability"]) < 1e-4
 
 
 def test_export_refuses_an_existing_folder(trained_run, tmp_path):

@@ -354,9 +354,8 @@ def test_a_knn_run_explains_its_predictions_with_training_images(color_folder, t
     assert len(result["nearest"]) == 5 and all(n["relpath"] in train_names for n in result["nearest"])
     assert [n["label"] for n in result["nearest"][:3]] == ["red"] * 3
     assert export_run(run_id, "tflite", tmp_path / "lite").top1_agreement == 1.0
-    onnx = export_run(run_id, "onnx", tmp_path / "onnx")  # tf2onnx maps the vote's top-k to ONNX TopK
-    assert onnx.top1_agreement == 1.0 and onnx.max_abs_diff < 1e-4
-    assert export_run(run_id, "web", tmp_path / "web").top1_agreement == 1.0  # the same graph, in the page
+    web = export_run(run_id, "web", tmp_path / "web")  # the ONNX check (tf2onnx maps the vote's top-k to TopK),
+    assert web.top1_agreement == 1.0 and web.max_abs_diff < 1e-4  # then that graph in the page: both formats
     with pytest.raises(StudioError, match="SavedModel or TFLite"):
         export_run(run_id, "keras", tmp_path / "keras")
     at = open_page("results", run_id=run_id)
