@@ -9,14 +9,13 @@ with a sentence naming it. The pool's files are never moved or changed.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from core.data.dataset import Dataset, ImageItem, class_name, count_warnings
 from core.data.records import beside, read_entries
 from core.errors import DataError
-from core.fileio import atomic_write_json
+from core.fileio import atomic_write_json, sha256_file
 
 SUFFIX = ".additions.json"
 VERSION = 1
@@ -78,17 +77,10 @@ def remove_additions(root: str | Path) -> int:
     return count
 
 
-def _digest(path: str) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-    except OSError:
-        return None
-
-
 def _stale_reason(addition: Addition, held: dict[str, str]) -> str | None:
-    digest = _digest(addition.path)
-    if digest is None:
+    try:
+        digest = sha256_file(addition.path)
+    except OSError:
         return "the file is gone"
     if digest != addition.sha256:
         return "the file changed after it was labelled"

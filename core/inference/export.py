@@ -23,6 +23,7 @@ import numpy as np
 
 from core.backbones.tflite_convert import tflite_bytes, variables_only
 from core.data.arrays import item_arrays
+from core.data.decode import REDUCING_GAP
 from core.errors import StudioError
 from core.inference.formats import FORMATS
 from core.inference.predict import run_model
@@ -51,8 +52,8 @@ def _float_models(rm) -> tuple[tf_keras.Model, tf_keras.Model]:
 
 PREPROCESSING = (
     "Preprocessing, as the studio does it: decode the file, convert it to RGB (a grey or palette image too), then "
-    "resize the whole image to {size}x{size} with Pillow's bicubic filter and reducing_gap=3 "
-    "(`image.convert('RGB').resize(({size}, {size}), Image.BICUBIC, reducing_gap=3.0)`). The image is squashed "
+    "resize the whole image to {size}x{size} with Pillow's bicubic filter and reducing_gap={gap} "
+    "(`image.convert('RGB').resize(({size}, {size}), Image.BICUBIC, reducing_gap={gap})`). The image is squashed "
     "to a square, not cropped: a 4:3 photo keeps all its content, narrower. Then divide the uint8 values by 255.")
 RULE_SNIPPET = ("```python\nimport json, numpy as np\nrule = json.load(open('metadata.json'))['none_of_these']\n"
                 "means = np.array(rule['class_means'])\n"
@@ -77,7 +78,8 @@ def _usage(fmt: str, rm, size: int) -> str:
                   "probs = interpreter.get_tensor(interpreter.get_output_details()[0]['index'])",
     }[fmt]
     return (f"# {rm.run.id}: {rm.run.config.backbone}, {len(rm.classes)} classes\n\n"
-            f"Input: float32 RGB images in [0, 1], shape (N, {size}, {size}, 3).\n{PREPROCESSING.format(size=size)}\n"
+            f"Input: float32 RGB images in [0, 1], shape (N, {size}, {size}, 3).\n"
+            f"{PREPROCESSING.format(size=size, gap=REDUCING_GAP)}\n"
             f"Output: (N, {len(rm.classes)}) class probabilities in the order of labels.txt.\n\n"
             f"```python\n{load}\nlabels = open('labels.txt').read().splitlines()\n"
             f"print(labels[probs[0].argmax()])\n```\n\n"
@@ -200,8 +202,7 @@ def _write_page(folder: Path, rm, size: int) -> None:
     summary = (f"Run {rm.run.id} · {rm.run.config.backbone} · classes: {', '.join(rm.classes)} · "
                + " · ".join(numbers) + f" · trained {finished}, exported {today}. Everything runs in this browser.")
     meta = {"classes": list(rm.classes), "input_size": size,
-            "rule": ({"class_means": np.round(rm.rule.means, 6).tolist(), "threshold": rm.rule.threshold}
-                     if rm.rule else None)}
+            "rule": rm.rule.to_json() if rm.rule else None}  # the page reads class_means and threshold
     (folder / "classifier.html").write_text(page_html(
         title=f"{', '.join(rm.classes[:4])}{'...' if len(rm.classes) > 4 else ''} classifier", summary=summary,
         meta=meta, model=model, ort_module=(runtime / "ort.wasm.bundle.min.mjs").read_bytes(),

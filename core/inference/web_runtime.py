@@ -9,7 +9,6 @@ between threads).
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import tarfile
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from core import paths
 from core.errors import StudioError
+from core.fileio import sha256_file
 
 PACKAGE = "onnxruntime-web"
 VERSION = "1.30.0"
@@ -33,8 +33,7 @@ def runtime_dir() -> Path:
 
 
 def _intact(folder: Path) -> bool:
-    return all((folder / name).is_file() and hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest
-               for name, digest in FILES.items())
+    return all((folder / name).is_file() and sha256_file(folder / name) == digest for name, digest in FILES.items())
 
 
 def ensure_runtime() -> Path:
