@@ -9,7 +9,7 @@ from core.errors import StudioError
 from core.present import figures
 from core.present.tables import runs_table
 from core.present.views import RunViews, learning_curve_points
-from core.runs import sweeps
+from core.runs import executors, sweeps
 from core.runs.compare import COLUMNS, comparison_rows, rows_csv
 from core.runs.store import RunState, list_runs
 from core.runs.summary import RunSummary
@@ -22,6 +22,8 @@ s = st.session_state
 st.title("Experiments")
 st.caption("Train a grid of runs with one seed and compare them in one table: how much data, how much of "
            "the backbone to fine-tune, whether augmentation helps.")
+where = resources.executor_info(executors.address())
+(st.warning if where.problem else st.caption)(where.sentence(), icon=":material/lan:")
 
 try:
     dataset = resources.dataset(s.dataset, s.get("dataset_stamp", 0.0))
@@ -53,7 +55,9 @@ if editing():
                                 tuple(heads), tuple(backbones))
         points = spec.points()
         estimate = sum(sweeps.estimate_seconds(p, min(p.per_class, biggest), len(dataset.classes)) for p in points)
-        st.markdown(f"**{len(points)} runs**, about **{estimate / 60:.0f} min** on this machine's CPU (estimated: "
+        slots = int(where.cpus) if where.kind != "local" and where.cpus >= 1 else 1  # the cluster trains side by side
+        on = f"the cluster's {slots} CPU slots" if slots > 1 else "this machine's CPU"
+        st.markdown(f"**{len(points)} runs**, about **{estimate / slots / 60:.0f} min** on {on} (estimated: "
                     f"one forward pass per image with the feature cache, one per image and epoch with augmentation).")
         name = st.text_input("Name (optional)", placeholder="digits: size x depth")
         if st.button("Start the sweep", type="primary", disabled=not points, icon=":material/play_arrow:"):
@@ -87,6 +91,9 @@ if all_sweeps:
             sweeps.resume(sweep.id)
         if editing() and c2.button("Cancel the sweep", disabled=not sweep.active):
             sweeps.cancel_sweep(sweep.id)
+        for run in [r for r in sweep.runs() if r is not None and r.state.active and r.status.get("cluster")]:
+            node = f" on node {run.status['node'][:8]}" if run.status.get("node") else ""
+            st.caption(f"Run {run.id}{node}: {run.status.get('message', '')}")
         rows = comparison_rows([r for r in sweep.runs() if r is not None])
         if rows:
             table(runs_table(rows, COLUMNS))

@@ -9,7 +9,7 @@ from core.errors import StudioError
 from core.model.metrics import accuracy_text
 from core.present.blocks import blocks_figure
 from core.present.figures import training_curves
-from core.runs import jobs
+from core.runs import executors, jobs
 from core.runs.store import RunState, list_runs
 from core.runs.summary import describe_progress
 from core.training.config import HEADS
@@ -133,7 +133,7 @@ if submitted:
             st.info(f"Run {latest.id} with these settings is already {latest.state}, so it was not queued again. "
                     f"Change a setting to queue another run.", icon=":material/info:")
         else:
-            s.run_id = jobs.submit(config, owner=s.token)
+            s.run_id = executors.current().submit(config, owner=s.token)
     except StudioError as exc:
         show_error(exc)
 
@@ -151,10 +151,11 @@ def live_progress():
         st.rerun()  # finished: one full rerun stops the polling and refreshes the sidebar
     status = run.status
     if run.state == RunState.QUEUED:  # worked out before drawing, so the header and its status change together
-        jobs.ensure_workers()
+        executors.ensure_all()
         position = jobs.queue_position(run.id) or 1
         running = any(r.state == RunState.RUNNING for r in list_runs(verify=False))
-        waiting = (f"Queued: position {position} (one training at a time)." if running or position > 1
+        waiting = (status.get("message", "").capitalize() + "." if status.get("cluster")
+                   else f"Queued: position {position} (one training at a time)." if running or position > 1
                    else "Starting a training worker...")
     st.subheader(f"Run {run.id}")
     if run.state == RunState.QUEUED:

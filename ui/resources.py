@@ -9,6 +9,8 @@ from collections import OrderedDict
 import streamlit as st
 
 from core.data.dataset import Dataset
+from core.runs import executors
+from core.runs.executors import ExecutorInfo
 
 
 @st.cache_resource(show_spinner="Loading the backbone...", max_entries=2)
@@ -77,3 +79,9 @@ def thumbnail(path: str, size: int = 96):
     from core.data.decode import load_array
 
     return load_array(path, size)
+
+
+@st.cache_data(ttl=30, show_spinner="Asking the cluster what it holds...")
+def executor_info(address: str) -> ExecutorInfo:
+    """What runs train on; asked again after 30 s, so nodes that join or leave show up."""
+    return executors.current(address).info()

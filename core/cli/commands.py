@@ -63,13 +63,13 @@ TRAIN_KEYS = ("train_accuracy", "val_accuracy", "val_accuracy_interval", "test_a
 
 
 def cmd_train(args) -> None:
-    from core.runs import jobs
+    from core.runs import executors
     from core.runs.store import load_run
 
     config = config_from_args(args).validate()
-    run_id = jobs.submit(config)
+    run_id = executors.current().submit(config)
     print(f"run {run_id} queued", flush=True)
-    status = jobs.wait(run_id, on_status=TrainPrinter(run_id, config.epochs))
+    status = executors.wait(run_id, on_status=TrainPrinter(run_id, config.epochs))
     run = load_run(run_id)
     metrics = run.metrics()
     result = {"run_id": run_id, "dir": str(run.dir), "state": run.state, "message": status.get("message", ""),
@@ -121,17 +121,23 @@ def cmd_views(args) -> None:
 def cmd_sweep(args) -> None:
     import time
 
-    from core.runs import sweeps
+    from core.runs import executors, sweeps
     from core.runs.compare import comparison_rows
 
+    executor = executors.current(args.cluster)
+    if executor.kind != "local":
+        info = executor.info()
+        print(info.sentence(), flush=True)
+        if info.problem:
+            raise SystemExit(1)
     if args.resume:
-        sweep = sweeps.resume(args.resume)
+        sweep = sweeps.resume(args.resume, executor=executor)
     else:
         base = config_from_args(args)
         frozen = tuple(parse_frozen(f) for f in args.frozen)
         augment = {"off": (False,), "on": (True,), "both": (False, True)}[args.augment_grid]
         spec = sweeps.SweepSpec(base, tuple(args.sizes), frozen, augment, tuple(args.heads), model_list(args.models))
-        sweep = sweeps.create_sweep(spec, args.name or "")
+        sweep = sweeps.create_sweep(spec, args.name or "", executor=executor)
     print(f"sweep {sweep.id}: {len(sweep.run_ids)} runs", flush=True)
     last = None
     while not args.no_wait:
@@ -142,6 +148,7 @@ def cmd_sweep(args) -> None:
             last = progress
         if not sweep.active:
             break
+        executors.ensure_all()  # a worker or dispatcher that died is replaced
         time.sleep(1.0)
     rows = comparison_rows([r for r in sweep.runs() if r is not None])
     if rows:
@@ -209,6 +216,12 @@ def cmd_worker(args) -> None:
     from core.runs.jobs import worker_main
 
     raise SystemExit(worker_main())
+
+
+def cmd_dispatch(args) -> None:
+    from core.runs.dispatch import dispatch_main
+
+    raise SystemExit(dispatch_main(args.cluster))
 
 
 def cmd_suggest(args) -> None:

@@ -16,8 +16,10 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Callable
 
 from core import paths
+from core.data.sampling import Split
 from core.errors import RunError, StudioError
 from core.fileio import atomic_write_json, file_lock
 from core.runs.store import (
@@ -62,10 +64,11 @@ def live_workers() -> list[int]:
     return alive
 
 
-def queued_runs():
-    """Queued runs, oldest first (the order they will train in). Called every second while a page
-    polls, so completed runs are not re-hashed here."""
-    queued = [r for r in list_runs(verify=False) if r.state == RunState.QUEUED]
+def queued_runs(cluster: str = ""):
+    """Queued runs for this machine's workers (or, given an address, for that cluster), oldest first: the
+    order they will train in. Called every second while a page polls, so completed runs are not re-hashed."""
+    queued = [r for r in list_runs(verify=False) if r.state == RunState.QUEUED
+              and r.status.get("cluster", "") == cluster]
     return sorted(queued, key=lambda r: r.status.get("created", 0))
 
 
@@ -101,7 +104,8 @@ def submit(config: TrainConfig, owner: str | None = None) -> str:
 
 
 def cancel(run_id: str) -> str:
-    """Cancel a queued run at once, a running one at its next batch; return the new state."""
+    """Cancel a queued run at once, a running one at its next batch; return the new state. The same for a run
+    on a cluster: its dispatcher watches for the cancel file and passes it to the task."""
     folder = run_dir(run_id)
     run = load_run(run_id)
     if run.state.final:
@@ -132,8 +136,10 @@ def worker_main() -> int:
         me.unlink(missing_ok=True)
 
 
-def execute(run_id: str) -> None:
-    """Train one run in this process, writing everything into its folder."""
+def execute(run_id: str, *, data: Callable[[], Split] | None = None) -> None:
+    """Train one run in this process, writing everything into its folder. data gives the run's split when it
+    was drawn elsewhere (a cluster node gets it from the studio); by default it is drawn here, with
+    dataset.json and split.json written."""
     from core.training.context import Cancelled
     from core.training.devices import configure_devices
     from core.training.trainer import train
@@ -146,7 +152,7 @@ def execute(run_id: str) -> None:
     try:
         devices = configure_devices()
         scan_start = time.monotonic()
-        parts = _write_data(folder, config)
+        parts = data() if data else write_data(folder, config).split
         scan_seconds = time.monotonic() - scan_start
         result = train(config, parts, progress=_status_writer(run_id), should_stop=(folder / "cancel").exists,
                        on_epoch=lambda history: write_history(folder, history))
@@ -156,12 +162,18 @@ def execute(run_id: str) -> None:
         update_status(run_id, state=RunState.COMPLETED, message="done", pid=None, finished=time.time(), progress={})
     except Cancelled as exc:
         update_status(run_id, state=RunState.CANCELLED, message=str(exc), pid=None, finished=time.time())
-    except StudioError as exc:
-        update_status(run_id, state=RunState.FAILED, message=str(exc), pid=None, finished=time.time())
-    except Exception as exc:  # anything unexpected: keep the traceback for the log, a sentence for the user
-        (folder / "error.log").write_text(traceback.format_exc())
-        update_status(run_id, state=RunState.FAILED, message=f"Unexpected error: {type(exc).__name__}: {exc} "
-                                                            f"(details in error.log)", pid=None, finished=time.time())
+    except Exception as exc:
+        record_failure(run_id, exc)
+
+
+def record_failure(run_id: str, exc: Exception) -> None:
+    """A failed run's status: the sentence of a StudioError; for anything unexpected, the traceback in
+    error.log and a sentence for the user."""
+    if not isinstance(exc, StudioError):
+        (run_dir(run_id) / "error.log").write_text(traceback.format_exc())
+    message = str(exc) if isinstance(exc, StudioError) else \
+        f"Unexpected error: {type(exc).__name__}: {exc} (details in error.log)"
+    update_status(run_id, state=RunState.FAILED, message=message, pid=None, finished=time.time())
 
 
 def _status_writer(run_id: str):
@@ -180,21 +192,22 @@ def _status_writer(run_id: str):
     return progress
 
 
-def _write_data(folder: Path, config: TrainConfig):
+def write_data(folder: Path, config: TrainConfig, *, prime: bool = True):
     """Scan, sample and split the data; write dataset.json (with every skipped file, the corrections applied
-    and the leak check) and split.json. The
-    scan keeps each image's array at the backbone's input size: the trainer then decodes nothing."""
+    and the leak check) and split.json; return the drawn RunData. With prime, the scan keeps each image's
+    array at the backbone's input size, so the trainer here decodes nothing (a cluster node decodes its own)."""
     from core.backbones import get_spec
     from core.training.split import sample_split
 
-    drawn = sample_split(config, prime_size=config.image_size or get_spec(config.backbone).input_size)
+    size = config.image_size or get_spec(config.backbone).input_size
+    drawn = sample_split(config, prime_size=size if prime else None)
     dataset, chosen, parts = drawn.dataset, drawn.sample, drawn.split
     atomic_write_json(folder / "dataset.json", {
         **dataset.summary(), "leak_check": drawn.leak_check, "sample": chosen.describe(), "sample_share": chosen.share,
         "sample_size": len(chosen.items), "sample_per_class": chosen.per_class,
         "split_sizes": {"train": len(parts.train), "val": len(parts.val), "test": len(parts.test)}})
     atomic_write_json(folder / "split.json", {**parts.to_json(), "root": dataset.root})
-    return parts
+    return drawn
 
 
 def _write_result(run_id: str, result, seconds: float, device: str) -> None:
@@ -221,8 +234,10 @@ def _fault_point(name: str, run_id: str) -> None:
             time.sleep(1)
 
 
-def wait(run_id: str, timeout: float | None = None, poll: float = 0.5, on_status=None) -> dict:
-    """Block until the run reaches a final state; return its status."""
+def wait(run_id: str, timeout: float | None = None, poll: float = 0.5, on_status=None, *,
+         ensure: Callable[[], object] = ensure_workers) -> dict:
+    """Block until the run reaches a final state; return its status. ensure starts whatever a queued run
+    waits for (core.runs.executors.ensure_all covers a cluster's runs too)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         run = load_run(run_id)
@@ -231,7 +246,7 @@ def wait(run_id: str, timeout: float | None = None, poll: float = 0.5, on_status
         if run.state.final:
             return run.status
         if run.state == RunState.QUEUED:
-            ensure_workers()
+            ensure()
         if deadline is not None and time.monotonic() > deadline:
             raise RunError(f"Run {run_id} did not finish within {timeout:.0f} s (state {run.state}).")
         time.sleep(poll)

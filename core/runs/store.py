@@ -125,14 +125,17 @@ class Run:
 
 # ---------- writing ----------
 
-def create_run(config: TrainConfig, run_id: str | None = None, owner: str | None = None) -> Run:
-    """A queued run; `owner` names the app session that asked for it (None from the CLI)."""
+def create_run(config: TrainConfig, run_id: str | None = None, owner: str | None = None, *,
+               cluster: str = "") -> Run:
+    """A queued run; `owner` names the app session that asked for it (None from the CLI); `cluster` the Ray
+    address it trains on ("" for this machine's workers)."""
     run_id = run_id or new_run_id()
     folder = run_dir(run_id)
     folder.mkdir(parents=True, exist_ok=False)
     atomic_write_json(folder / "config.json", config.to_json())
-    status = {"state": RunState.QUEUED, "created": time.time(), "updated": time.time(),
-              "message": "waiting for the worker", "owner": owner}
+    status = {"state": RunState.QUEUED, "created": time.time(), "updated": time.time(), "owner": owner,
+              "message": f"waiting for the cluster at {cluster}" if cluster else "waiting for the worker",
+              **({"cluster": cluster} if cluster else {})}
     atomic_write_json(folder / "status.json", status)
     return Run(run_id, folder, config, status)
 
@@ -229,7 +232,8 @@ def load_run(run_id: str, *, verify: bool = True) -> Run:
 
 def _mark_dead(run_id: str, status: dict) -> dict:
     done = len(read_history(run_dir(run_id)))
-    message = (f"The worker process stopped unexpectedly (killed or crashed) while {status.get('state')}; "
+    who = "The studio's dispatcher for the cluster" if status.get("cluster") else "The worker process"
+    message = (f"{who} stopped unexpectedly (killed or crashed) while {status.get('state')}; "
                f"the history of {done} finished epoch(s) is kept.")
     return update_status(run_id, state=RunState.FAILED, message=message, pid=None)
 

@@ -1,5 +1,6 @@
 """Sweeps: a grid of training runs (sample sizes x frozen depths x augmentation x heads x backbones)
-sharing one seed, queued through the worker, recorded on disk so a half-finished sweep resumes.
+sharing one seed, queued through the executor (this machine's workers or a Ray cluster), recorded on disk
+so a half-finished sweep resumes.
 
 runs/.sweeps/<id>.json holds the grid and, per grid point, the run that trained it. resume()
 submits a run for every point whose run is missing, failed or cancelled; finished, queued and
@@ -19,7 +20,7 @@ from core.backbones.depth import ALL
 from core.data.augment import AugmentConfig
 from core.errors import RunError, StudioError
 from core.fileio import atomic_write_json, read_json
-from core.runs import jobs
+from core.runs import executors, jobs
 from core.runs.store import Run, RunState, load_run
 from core.training.config import TrainConfig
 
@@ -141,7 +142,7 @@ def list_sweeps() -> list[Sweep]:
     return sorted(sweeps, key=lambda s: s.created, reverse=True)
 
 
-def create_sweep(spec: SweepSpec, name: str = "") -> Sweep:
+def create_sweep(spec: SweepSpec, name: str = "", *, executor: executors.Executor | None = None) -> Sweep:
     points = spec.points()
     if not points:
         raise StudioError("This sweep has no runs: every combination was invalid (scikit-learn heads need every "
@@ -151,19 +152,21 @@ def create_sweep(spec: SweepSpec, name: str = "") -> Sweep:
     sweep_id = "sweep-" + time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
     sweep = Sweep(sweep_id, spec, tuple([None] * len(points)), time.time(), name or sweep_id)
     _save(sweep)
-    return resume(sweep.id)
+    return resume(sweep.id, executor=executor)
 
 
-def resume(sweep_id: str) -> Sweep:
-    """Queue every grid point without a finished, queued or running run; return the updated sweep."""
+def resume(sweep_id: str, *, executor: executors.Executor | None = None) -> Sweep:
+    """Queue every grid point without a finished, queued or running run on the executor (default: the
+    current one); return the updated sweep."""
+    executor = executor or executors.current()
     sweep = load_sweep(sweep_id)
     run_ids = list(sweep.run_ids)
     for i, (config, run) in enumerate(zip(sweep.spec.points(), sweep.runs())):
         if run is None or run.state in (RunState.FAILED, RunState.CANCELLED, RunState.DAMAGED):
-            run_ids[i] = jobs.submit(config)
+            run_ids[i] = executor.submit(config)
             sweep = Sweep(sweep.id, sweep.spec, tuple(run_ids), sweep.created, sweep.name)
             _save(sweep)  # after each submission, so a crash here loses nothing
-    jobs.ensure_workers()
+    executor.ensure()
     return sweep
 
 

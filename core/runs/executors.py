@@ -1,0 +1,142 @@
+"""Who trains a run: the local queue (worker processes on this machine) or a Ray cluster, behind one interface.
+
+Pages, the CLI and sweeps ask current() for the executor and call submit(), ensure() and info(); cancel
+(core.runs.jobs.cancel) and wait() work on any run, wherever it trains. Without STUDIO_RAY_ADDRESS or an
+explicit address the local queue is used, and Ray is never imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Protocol
+
+from core import paths
+from core.errors import StudioError
+from core.runs import jobs
+from core.runs.store import create_run, list_runs, pid_alive
+from core.training.config import TrainConfig
+
+ADDRESS_ENV = "STUDIO_RAY_ADDRESS"
+
+
+@dataclass(frozen=True)
+class ExecutorInfo:
+    kind: str  # "local" or "ray"
+    address: str  # "" for the local queue
+    nodes: int
+    cpus: float
+    gpus: float
+    problem: str = ""  # why the cluster could not be reached; the counts are then 0
+
+    def sentence(self) -> str:
+        if self.problem:
+            return f"Ray cluster at {self.address}: {self.problem}"
+        where = "this machine's worker queue (one run at a time)" if self.kind == "local" \
+            else f"the Ray cluster at {self.address}"
+        return (f"Runs train on {where}: {self.nodes} node(s), {self.cpus:g} CPU(s), "
+                f"{self.gpus:g} GPU(s).")
+
+
+class Executor(Protocol):
+    kind: str
+
+    def submit(self, config: TrainConfig, *, owner: str | None = None) -> str:
+        """Queue a run; return its id."""
+
+    def ensure(self) -> None:
+        """Start whatever the queued runs wait for (workers, a dispatcher)."""
+
+    def info(self) -> ExecutorInfo:
+        """What the runs train on."""
+
+
+class LocalQueue:
+    kind = "local"
+
+    def submit(self, config: TrainConfig, *, owner: str | None = None) -> str:
+        return jobs.submit(config, owner=owner)
+
+    def ensure(self) -> None:
+        jobs.ensure_workers()
+
+    def info(self) -> ExecutorInfo:
+        return ExecutorInfo("local", "", 1, os.cpu_count() or 1, _local_gpus())
+
+
+def _local_gpus() -> int:
+    """NVIDIA GPUs the driver lists, counted without loading TensorFlow (the page asks on every rerun)."""
+    folder = Path("/proc/driver/nvidia/gpus")
+    return len(list(folder.iterdir())) if folder.is_dir() else 0
+
+
+class ClusterQueue:
+    """Runs queued for a Ray cluster are trained by the dispatcher (core.runs.dispatch), one Ray task each.
+    Only info() loads Ray, when a page asks what the cluster holds."""
+    kind = "ray"
+
+    def __init__(self, address: str):
+        self.address = address
+
+    def submit(self, config: TrainConfig, *, owner: str | None = None) -> str:
+        config.validate()
+        run = create_run(config, owner=owner, cluster=self.address)
+        self.ensure()
+        return run.id
+
+    def ensure(self) -> None:
+        """Start the dispatcher when runs wait for this cluster and none serves it."""
+        if jobs.queued_runs(self.address) and not pid_alive(self._dispatcher_pid()):
+            paths.runs_dir().mkdir(parents=True, exist_ok=True)
+            with open(paths.runs_dir() / "dispatch.log", "ab") as log:
+                subprocess.Popen([sys.executable, "-m", "core", "dispatch", "--cluster", self.address],
+                                 cwd=paths.PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def info(self) -> ExecutorInfo:
+        from core.runs.remote import cluster_resources, connect
+
+        try:
+            connect(self.address)
+            nodes, cpus, gpus = cluster_resources()
+        except StudioError as exc:
+            return ExecutorInfo(self.kind, self.address, 0, 0, 0, problem=str(exc))
+        return ExecutorInfo(self.kind, self.address, nodes, cpus, gpus)
+
+    def _dispatcher_pid(self) -> int | None:
+        try:
+            return int(dispatcher_file(self.address, "pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+
+def dispatcher_file(address: str, suffix: str) -> Path:
+    """runs/.dispatch/<address hash>.<suffix>: one dispatcher per cluster address."""
+    key = hashlib.sha256(address.encode()).hexdigest()[:12]
+    return paths.runs_dir() / ".dispatch" / f"{key}.{suffix}"
+
+
+def address(cluster: str | None = None) -> str:
+    """The cluster to use: the one given, else STUDIO_RAY_ADDRESS, else "" (the local queue)."""
+    return (cluster or os.environ.get(ADDRESS_ENV, "")).strip()
+
+
+def current(cluster: str | None = None) -> Executor:
+    where = address(cluster)
+    return ClusterQueue(where) if where else LocalQueue()
+
+
+def ensure_all() -> None:
+    """Workers for this machine's queued runs and a dispatcher for each cluster that has queued runs."""
+    jobs.ensure_workers()
+    clusters = {r.status.get("cluster", "") for r in list_runs(verify=False) if r.state.active} - {""}
+    for where in sorted(clusters):
+        current(where).ensure()
+
+
+wait = partial(jobs.wait, ensure=ensure_all)

@@ -1,0 +1,172 @@
+"""What runs on a Ray cluster: one training run per task, and the board through which a run's progress
+and a cancel travel between the node and the studio's dispatcher (core.runs.dispatch).
+
+Only the dispatcher and ClusterQueue.info() import this module, so Ray is loaded only when a cluster is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import socket
+import threading
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from core import paths
+from core.data.sampling import Split
+from core.errors import RunError
+from core.fileio import atomic_write_bytes, read_json
+from core.runs import jobs
+from core.runs.store import create_run
+from core.training.config import TrainConfig
+
+RELAY_S = 0.5  # how often a task posts its status and looks for a cancel
+CONNECT_TIMEOUT_S = 3.0
+NAMESPACE = "transfer-learning-studio"
+
+
+def connect(address: str) -> None:
+    """Join the cluster as a driver (once per process); a RunError at once when nothing answers there."""
+    if ray.is_initialized():
+        return
+    host, _, port = address.rpartition(":")
+    if host and port.isdigit() and "://" not in address:  # ray.init would retry for a minute before failing
+        try:
+            socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        except OSError as exc:
+            raise RunError(f"No Ray cluster answers at {address} ({exc.strerror or exc}). Start one with "
+                           f"`ray start --head --port {port}`, or unset STUDIO_RAY_ADDRESS to train here.") from exc
+    ray.init(address=address, namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
+
+
+@ray.remote(num_cpus=0)
+class Board:
+    """Lives on the dispatcher's node: tasks post their newest status and each attempt's node; the dispatcher
+    takes the posts and leaves cancels."""
+
+    def __init__(self):
+        self.posts: dict[str, dict] = {}
+        self.starts: dict[str, list[str]] = {}
+        self.cancels: set[str] = set()
+
+    def start(self, run_id: str, node: str) -> None:
+        self.starts.setdefault(run_id, []).append(node)
+
+    def post(self, run_id: str, status: dict) -> None:
+        self.posts[run_id] = status
+
+    def take(self) -> tuple[dict, dict]:
+        posts, self.posts = self.posts, {}
+        return posts, {k: list(v) for k, v in self.starts.items()}
+
+    def cancel(self, run_id: str) -> None:
+        self.cancels.add(run_id)
+
+    def cancelled(self, run_id: str) -> bool:
+        return run_id in self.cancels
+
+
+def new_board():
+    here = ray.get_runtime_context().get_node_id()
+    return Board.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
+
+
+@ray.remote
+def train_on_node(run_id: str, config: dict, split: dict, images: list | None, board) -> dict:
+    """Train the run in a scratch runs folder of this node, exactly as a local worker does, and return its
+    files. images: [a reference to the dataset's files by SHA-256], or None when the nodes share storage."""
+    node = ray.get_runtime_context().get_node_id()
+    board.start.remote(run_id, node)
+    scratch = paths.studio_home() / "cluster-runs" / f"{run_id}-{secrets.token_hex(3)}"
+    try:
+        with _runs_dir(scratch):
+            folder = create_run(TrainConfig.from_json(config), run_id=run_id).dir
+            stop = threading.Event()
+            relay = threading.Thread(target=_relay, args=(folder, run_id, board, stop), daemon=True)
+            relay.start()
+            try:
+                jobs.execute(run_id, data=lambda: _node_split(split, images))
+            finally:
+                stop.set()
+                relay.join()
+            files = {p.name: p.read_bytes() for p in folder.iterdir()
+                     if p.is_file() and p.name not in ("status.json", "cancel") and not p.name.startswith(".")}
+            return {"node": node, "status": read_json(folder / "status.json"), "files": files}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextmanager
+def _runs_dir(folder: Path):
+    """This task's runs folder (a worker process runs one task at a time)."""
+    before = os.environ.get("STUDIO_RUNS_DIR")
+    os.environ["STUDIO_RUNS_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("STUDIO_RUNS_DIR", None)
+        else:
+            os.environ["STUDIO_RUNS_DIR"] = before
+
+
+def _relay(folder: Path, run_id: str, board, stop: threading.Event) -> None:
+    """Post the run's status whenever it changes; turn a cancel left on the board into the cancel file the
+    trainer checks between batches."""
+    last = None
+    while True:
+        stopping = stop.wait(RELAY_S)
+        try:
+            status = read_json(folder / "status.json")
+        except (OSError, ValueError):
+            status = last
+        if status != last:
+            board.post.remote(run_id, status)
+            last = status
+        if stopping:
+            return
+        if ray.get(board.cancelled.remote(run_id)):
+            (folder / "cancel").write_text("requested\n")
+
+
+def _node_split(split: dict, images: list | None) -> Split:
+    """The studio's split with each image at a path on this node: the dataset's files are fetched from the
+    object store the first time a run on this node needs them, and kept by SHA-256."""
+    drawn = Split.from_json(split, split["root"])
+    if images is None:
+        return drawn
+    store = paths.cache_dir() / "cluster-images"
+
+    def local(item) -> Path:
+        return store / f"{item.sha256}{Path(item.path).suffix.lower()}"
+
+    if not all(local(i).is_file() for i in drawn.train + drawn.val + drawn.test):
+        for digest, (suffix, data) in ray.get(images[0]).items():
+            target = store / f"{digest}{suffix}"
+            if not target.is_file():
+                atomic_write_bytes(target, data)
+
+    def moved(items):
+        return tuple(replace(i, path=str(local(i))) for i in items)
+
+    return Split(moved(drawn.train), moved(drawn.val), moved(drawn.test), drawn.classes)
+
+
+def put_images(items) -> list:
+    """The dataset's files in the object store, keyed by SHA-256 (wrapped in a list so a task fetches them
+    only when its node lacks them)."""
+    return [ray.put({i.sha256: (Path(i.path).suffix.lower(), Path(i.path).read_bytes()) for i in items})]
+
+
+def cluster_resources() -> tuple[int, float, float]:
+    """(alive nodes, CPUs, GPUs) of the connected cluster."""
+    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    total = ray.cluster_resources()
+    return nodes, float(total.get("CPU", 0)), float(total.get("GPU", 0))
