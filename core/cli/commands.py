@@ -136,7 +136,8 @@ def cmd_sweep(args) -> None:
         base = config_from_args(args)
         frozen = tuple(parse_frozen(f) for f in args.frozen)
         augment = {"off": (False,), "on": (True,), "both": (False, True)}[args.augment_grid]
-        spec = sweeps.SweepSpec(base, tuple(args.sizes), frozen, augment, tuple(args.heads), model_list(args.models))
+        spec = sweeps.SweepSpec(base, tuple(args.sizes), frozen, augment, tuple(args.heads), model_list(args.models),
+                                tuple(args.seeds or ()))
         sweep = sweeps.create_sweep(spec, args.name or "", executor=executor)
     print(f"sweep {sweep.id}: {len(sweep.run_ids)} runs", flush=True)
     last = None
@@ -153,8 +154,9 @@ def cmd_sweep(args) -> None:
     rows = comparison_rows([r for r in sweep.runs() if r is not None])
     if rows:
         several = len({r["backbone"] for r in rows}) > 1
-        cols = ["backbone"] * several + ["images", "share", "frozen", "trainable %", "augmentation", "head",
-                                          "train acc", "val acc", "val 95% CI", "test acc", "test 95% CI", "seconds"]
+        seeds = len({r["seed"] for r in rows}) > 1
+        cols = ["backbone"] * several + ["images", "share", "frozen", "trainable %", "augmentation", "head"] + \
+            ["seed"] * seeds + ["train acc", "val acc", "val 95% CI", "test acc", "test 95% CI", "seconds"]
         print(table([[r[c] for c in cols] for r in rows], cols))
     print(json.dumps({"sweep_id": sweep.id, "runs": list(sweep.run_ids), "progress": sweep.progress()}))
 

@@ -76,6 +76,8 @@ def _add_training_commands(sub) -> None:
     p.add_argument("--augment-grid", choices=["off", "on", "both"], default="off")
     p.add_argument("--heads", nargs="+", default=[D.head], choices=HEADS)
     p.add_argument("--models", nargs="+", default=None, help="backbones (default: --model)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="repeat every point with these seeds "
+                   "(default: --seed)")
     p.add_argument("--name", default="")
     p.add_argument("--resume", default=None, help="resume this sweep id instead of starting one")
     p.add_argument("--no-wait", action="store_true")

@@ -22,7 +22,7 @@ def comparison_row(run: Run) -> dict:
             "augmentation": "yes" if r.augmented else "no", "head": r.head, "train acc": _round(r.train_accuracy),
             "val acc": _round(r.val_accuracy), "val 95% CI": interval_text(r.val_interval),
             "test acc": _round(r.test_accuracy), "test 95% CI": interval_text(r.test_interval),
-            "seconds": _round(r.seconds, 1)}
+            "seconds": _round(r.seconds, 1), "seed": run.config.seed}
 
 
 def _round(value, digits: int = 4):
@@ -33,7 +33,7 @@ def comparison_rows(runs: list[Run]) -> list[dict]:
     """Completed runs as table rows, ordered like the seeds' tables: by size, then depth, then augmentation."""
     rows = [comparison_row(r) for r in runs if r is not None and r.state == RunState.COMPLETED]
     return sorted(rows, key=lambda r: (r["backbone"], r["images"] or 0, str(r["frozen"]), r["augmentation"],
-                                       r["head"]))
+                                       r["head"], r["seed"]))
 
 
 def best(rows: list[dict], column: str = "val acc") -> int | None:

@@ -90,7 +90,7 @@ def _send(run: Run, board, images: dict, gpus: bool, flight: "Flight") -> None:
         return
     split = {**drawn.split.to_json(), "root": drawn.dataset.root}
     options = {"num_cpus": RUN_CPUS, "num_gpus": 1 if gpus else 0, "max_retries": MAX_RETRIES,
-               "retry_exceptions": False}
+               "retry_exceptions": False, "scheduling_strategy": "SPREAD"}  # spread: every node takes runs
     flight.refs[run.id] = train_on_node.options(**options).remote(run.id, run.config.to_json(), split, shipped,
                                                                    board)
     update_status(run.id, message="waiting for a node of the cluster")
@@ -110,8 +110,8 @@ class Flight:
         posts, starts = ray.get(self.board.take.remote())
         self.nodes.update(starts)
         for run_id, status in posts.items():
-            if run_id not in self.refs or load_run(run_id, verify=False).state.final:
-                continue
+            if run_id not in self.refs or RunState.of(status).final or load_run(run_id, verify=False).state.final:
+                continue  # a final state comes with the run's files (collect)
             nodes = self.nodes.get(run_id, [])
             update_status(run_id, state=RunState.RUNNING, message=status.get("message", ""),
                           progress=status.get("progress", {}), started=status.get("started"),

@@ -32,10 +32,11 @@ CONNECT_TIMEOUT_S = 3.0
 NAMESPACE = "transfer-learning-studio"
 
 
+_JOINED: list[str] = []  # the address this process joined
+
+
 def connect(address: str) -> None:
-    """Join the cluster as a driver (once per process); a RunError at once when nothing answers there."""
-    if ray.is_initialized():
-        return
+    """Join the cluster as a driver (once per process and address); a RunError at once when nothing answers."""
     host, _, port = address.rpartition(":")
     if host and port.isdigit() and "://" not in address:  # ray.init would retry for a minute before failing
         try:
@@ -43,7 +44,16 @@ def connect(address: str) -> None:
         except OSError as exc:
             raise RunError(f"No Ray cluster answers at {address} ({exc.strerror or exc}). Start one with "
                            f"`ray start --head --port {port}`, or unset STUDIO_RAY_ADDRESS to train here.") from exc
-    ray.init(address=address, namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
+    if ray.is_initialized():
+        if _JOINED[-1:] == [address]:
+            return
+        ray.shutdown()
+    try:
+        ray.init(address=address, namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
+    except (ConnectionError, RuntimeError) as exc:
+        raise RunError(f"Could not join the Ray cluster at {address}: {exc}. Check the address `ray start --head` "
+                       f"printed, and that this machine runs the same Ray version ({ray.__version__}).") from exc
+    _JOINED.append(address)
 
 
 @ray.remote(num_cpus=0)

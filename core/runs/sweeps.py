@@ -1,6 +1,6 @@
-"""Sweeps: a grid of training runs (sample sizes x frozen depths x augmentation x heads x backbones)
-sharing one seed, queued through the executor (this machine's workers or a Ray cluster), recorded on disk
-so a half-finished sweep resumes.
+"""Sweeps: a grid of training runs (sample sizes x frozen depths x augmentation x heads x backbones, with
+one seed or repeated over several), queued through the executor (this machine's workers or a Ray cluster),
+recorded on disk so a half-finished sweep resumes.
 
 runs/.sweeps/<id>.json holds the grid and, per grid point, the run that trained it. resume()
 submits a run for every point whose run is missing, failed or cancelled; finished, queued and
@@ -36,17 +36,19 @@ class SweepSpec:
     augment: tuple = (False,)
     heads: tuple = ("dense",)
     backbones: tuple = ()  # empty: the base config's backbone
+    seeds: tuple = ()  # empty: the base config's seed; several repeat every point (sample, split, init)
 
     def points(self) -> list[TrainConfig]:
         """The grid, skipping combinations a head cannot do (scikit-learn heads need frozen features)."""
         configs = []
-        for backbone, n, frozen, aug, head in itertools.product(self.backbones or (self.base.backbone,),
-                                                               self.per_class, self.frozen_blocks, self.augment,
-                                                               self.heads):
+        for backbone, n, frozen, aug, head, seed in itertools.product(
+                self.backbones or (self.base.backbone,), self.per_class, self.frozen_blocks, self.augment,
+                self.heads, self.seeds or (self.base.seed,)):
             if head != "dense" and (frozen != ALL or aug):
                 continue
             configs.append(self.base.with_(backbone=backbone, per_class=n, fraction=None, frozen_blocks=frozen,
-                                           augment=AugmentConfig.standard() if aug else AugmentConfig(), head=head))
+                                           augment=AugmentConfig.standard() if aug else AugmentConfig(), head=head,
+                                           seed=seed))
         return configs
 
     def to_json(self) -> dict:

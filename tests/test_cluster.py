@@ -1,0 +1,275 @@
+"""Sweeps on a real Ray cluster: a head and a second node started on this machine's loopback address with
+`ray start`, one CPU each, stopped at the end. No mocks: the studio's dispatcher process drives the cluster
+as it would a remote one (the images travel through the object store)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import PROJECT_DIR, free_port, make_color_folders, slow_config, wait_for
+
+RAY = Path(sys.executable).with_name("ray")
+NODE_TIMEOUT = 90
+
+
+def start_node(home: Path, log: Path, *, head_port: int | None = None, address: str = "", **env: str):
+    """`ray start --block`: the node lives as long as this process (SIGTERM stops it and its children)."""
+    where = ["--head", "--port", str(head_port), "--include-dashboard", "false",
+             "--ray-client-server-port", str(free_port())] if head_port else \
+        ["--address", address]
+    home.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [str(RAY), "start", "--block", *where, "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
+             "--object-store-memory", str(300 * 2**20), "--disable-usage-stats"],
+            env={**os.environ, "STUDIO_HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", **env},
+            cwd=PROJECT_DIR, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+
+
+def alive_nodes() -> set[str]:
+    import ray
+
+    return {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, prepared):
+    """The two-node cluster: (address, processes, folder). The nodes keep their own studio homes (their
+    caches) and share the converted model store, as the test processes do."""
+    from core.runs.remote import connect
+
+    folder = tmp_path_factory.mktemp("cluster")
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    head = start_node(folder / "head", folder / "head.log", head_port=port)
+    processes = [head]
+    try:
+        assert wait_for(lambda: _answers(port), NODE_TIMEOUT), (folder / "head.log").read_text()[-2000:]
+        connect(address)
+        processes.append(start_node(folder / "second", folder / "second.log", address=address))
+        assert wait_for(lambda: len(alive_nodes()) == 2, NODE_TIMEOUT), (folder / "second.log").read_text()[-2000:]
+        yield address, processes, folder
+    finally:
+        import ray
+
+        ray.shutdown()
+        for process in reversed(processes):
+            stop(process)
+
+
+def _answers(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def colors(tmp_path):
+    return make_color_folders(tmp_path / "colors", per_class=8, size=24)
+
+
+def run_sweep(address: str, base, **grid):
+    from core.runs import executors, sweeps
+
+    return sweeps.create_sweep(sweeps.SweepSpec(base, **grid), executor=executors.current(address))
+
+
+def watch(sweep_id: str, timeout: float = 300) -> None:
+    """Poll the sweep as the Experiments page does until no run is queued or training."""
+    from core.runs import executors, sweeps
+
+    def settled():
+        runs = [r for r in sweeps.load_sweep(sweep_id).runs() if r is not None]
+        executors.ensure_all()
+        return not any(r.state.active for r in runs)
+
+    assert wait_for(settled, timeout, poll=0.2), sweeps.load_sweep(sweep_id).progress()
+
+
+def test_a_sweep_trains_on_both_nodes_and_every_run_arrives_whole(cluster, colors, own_runs):
+    from core.fileio import read_json
+    from core.runs import sweeps
+    from core.runs.store import RunState
+    from core.training.config import TrainConfig
+
+    address, _, _ = cluster
+    base = TrainConfig(dataset=str(colors), epochs=2, val_fraction=0.3, test_fraction=0.0)
+    sweep = run_sweep(address, base, per_class=(4, 6), heads=("dense", "nearest-mean"))
+    watch(sweep.id)
+
+    runs = sweeps.load_sweep(sweep.id).runs()
+    assert [r.state for r in runs] == [RunState.COMPLETED] * 4, [r.status.get("message") for r in runs]
+    nodes = {r.status["node"] for r in runs}
+    assert nodes == alive_nodes(), "each node of the cluster trained a run"
+    for run in runs:
+        assert run.damaged == () and run.status["attempts"] == 1 and run.status["cluster"] == address
+        manifest = read_json(run.dir / "manifest.json")
+        assert {"dataset.json", "split.json", "weights.npz", "predictions.csv", "metrics.json"} <= set(manifest)
+        assert read_json(run.dir / "split.json")["root"] == str(colors), "the studio's paths, not a node's"
+        assert run.metrics()["val_accuracy"] is not None
+
+
+def test_cancel_reaches_the_task_and_a_dispatcher_that_dies_loses_nothing_finished(cluster, colors, own_runs):
+    """Cancel one run of a sweep on the cluster: it stops on its node, the other finishes. Resume: the
+    cancelled point trains again; kill the dispatcher (the studio's side) while it does: that run fails
+    with the reason, and the finished run is neither lost nor trained again."""
+    from core.backbones.depth import ALL
+    from core.runs import executors, jobs, sweeps
+    from core.runs.store import RunState, pid_alive
+
+    address, _, _ = cluster
+    base = slow_config(colors)  # 300 epochs with blocks to fine-tune: it would train for a while
+    sweep = run_sweep(address, base, per_class=(6,), frozen_blocks=(16, ALL))  # every block frozen: quick
+    slow, other = sweeps.load_sweep(sweep.id).run_ids
+    assert wait_for(lambda: training(slow), 180), jobs.load_run(slow).status  # its progress reaches the studio
+    assert jobs.cancel(slow) == "cancelling"
+    watch(sweep.id)
+    cancelled, finished = jobs.load_run(slow), jobs.load_run(other)
+    assert cancelled.state == RunState.CANCELLED, cancelled.status
+    assert cancelled.status["node"] and len(cancelled.history()) < 300, "it stopped mid-training, on its node"
+    assert finished.state == RunState.COMPLETED, finished.status
+
+    again = sweeps.resume(sweep.id, executor=executors.current(address)).run_ids
+    assert again[1] == other and again[0] != slow, "only the cancelled point is queued again"
+    assert wait_for(lambda: training(again[0]), 180), jobs.load_run(again[0]).status
+    dispatcher = jobs.load_run(again[0], verify=False).status["pid"]
+    os.kill(dispatcher, signal.SIGKILL)
+    assert wait_for(lambda: not pid_alive(dispatcher), 10)
+    lost = jobs.load_run(again[0])
+    assert lost.state == RunState.FAILED and "dispatcher" in lost.status["message"], lost.status
+    assert jobs.load_run(other).state == RunState.COMPLETED and jobs.load_run(other).damaged == ()
+    assert jobs.load_run(other).metrics() == finished.metrics()
+
+
+def training(run_id: str) -> bool:
+    """The studio has been told, through the cluster, that the run is past its second epoch."""
+    from core.runs.store import RunState, load_run
+
+    run = load_run(run_id, verify=False)
+    return run.state == RunState.RUNNING and (run.status.get("progress") or {}).get("epoch", 0) >= 2
+
+
+def test_a_node_killed_mid_run_makes_the_run_retry_elsewhere(cluster, colors, own_runs):
+    from core.runs import sweeps
+    from core.runs.store import RunState
+    from core.training.config import TrainConfig
+
+    address, processes, folder = cluster
+    # a third node whose runs stop half-saved (the fault point) until its raylet is killed
+    third = start_node(folder / "third", folder / "third.log", address=address, STUDIO_FAULT_PAUSE="saving")
+    try:
+        assert wait_for(lambda: len(alive_nodes()) == 3, NODE_TIMEOUT), (folder / "third.log").read_text()[-2000:]
+        base = TrainConfig(dataset=str(colors), epochs=2, val_fraction=0.3, test_fraction=0.0)
+        sweep = run_sweep(address, base, per_class=(4, 5, 6))  # spread: one run on each node
+
+        def paused():
+            return [r for r in sweeps.load_sweep(sweep.id).runs()
+                    if r is not None and "paused at saving" in r.status.get("message", "")]
+
+        assert wait_for(paused, 180), [r.status for r in sweeps.load_sweep(sweep.id).runs()]
+        stuck = paused()[0]
+        os.kill(_raylet_of(third.pid), signal.SIGKILL)
+        watch(sweep.id)
+    finally:
+        stop(third)
+    runs = sweeps.load_sweep(sweep.id).runs()
+    assert [r.state for r in runs] == [RunState.COMPLETED] * 3, [r.status.get("message") for r in runs]
+    retried = next(r for r in runs if r.id == stuck.id)
+    assert retried.status["attempts"] == 2 and retried.status["nodes"][0] == stuck.status["node"] \
+        and retried.status["node"] != stuck.status["node"], retried.status
+    assert all(r.damaged == () for r in runs), "no damaged run folder"
+
+
+def _raylet_of(parent: int) -> int:
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)
+        except OSError:
+            continue
+        if fields[0].endswith("(raylet") and int(fields[1].split()[1]) == parent:
+            return int(stat.parent.name)
+    raise AssertionError(f"no raylet under process {parent}")
+
+
+def test_an_address_where_nothing_answers_says_so_at_once():
+    from core.runs import executors
+
+    began = time.monotonic()
+    info = executors.current(f"127.0.0.1:{free_port()}").info()
+    assert time.monotonic() - began < 10
+    assert "No Ray cluster answers" in info.problem and "ray start --head" in info.problem
+
+
+def test_without_an_address_ray_is_never_imported(tmp_path):
+    """Every core module and the app's helpers load, the local executor describes itself and keeps its queue,
+    and Ray stays out of the process."""
+    script = """
+import importlib, json, pkgutil, sys
+import core, ui
+skip = {"core.runs.remote", "core.runs.dispatch"}  # the cluster's own modules, loaded only with an address
+for package in (core, ui):
+    for m in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        if m.name not in skip:
+            importlib.import_module(m.name)
+from core.runs import executors, sweeps
+from core.training.config import TrainConfig
+executor = executors.current()
+executors.ensure_all()
+print(json.dumps({"kind": executor.kind, "info": executor.info().sentence(), "ray": "ray" in sys.modules}))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "STUDIO_RAY_ADDRESS"} | {"STUDIO_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"kind": "local", "ray": False, "info": result["info"]}
+    assert result["info"].startswith("Runs train on this machine's worker queue")
+
+
+def test_a_run_that_arrives_damaged_is_failed_not_shown_complete(trained_run, monkeypatch, tmp_path):
+    """The files a node sends are checked against its manifest before the run counts as completed."""
+    import shutil
+
+    from core.runs.arrival import arrive
+    from core.runs.store import RunState, load_run, run_dir
+
+    source = run_dir(trained_run)  # the shared run, as a node would send it
+    own_runs = tmp_path / "runs"
+    monkeypatch.setenv("STUDIO_RUNS_DIR", str(own_runs))
+    files = {p.name: p.read_bytes() for p in source.iterdir() if p.is_file() and p.name != "status.json"}
+    status = {"state": "completed", "message": "done"}
+    for run_id, damage in (("whole", {}), ("bent", {"weights.npz": b"not the weights"}),
+                           ("hostile", {"../escape.txt": b"x"})):
+        shutil.copytree(source, own_runs / run_id)
+        (own_runs / run_id / "manifest.json").unlink()
+        (own_runs / run_id / "status.json").write_text('{"state": "running", "cluster": "somewhere"}')
+        arrive(run_id, {"files": {**files, **damage}, "status": status, "node": "n1"}, nodes=["n0", "n1"])
+    whole, bent, hostile = (load_run(r) for r in ("whole", "bent", "hostile"))
+    assert whole.state == RunState.COMPLETED and whole.status["attempts"] == 2 and whole.status["node"] == "n1"
+    assert bent.state == RunState.FAILED and "weights.npz does not match" in bent.status["message"]
+    assert not (own_runs / "bent" / "manifest.json").exists()
+    assert hostile.state == RunState.FAILED and "../escape.txt" in hostile.status["message"]
+    assert not (own_runs / "escape.txt").exists()
