@@ -17,6 +17,7 @@ import pytest
 from tests.helpers import PROJECT_DIR, free_port, make_color_folders, slow_config, wait_for
 
 RAY = Path(sys.executable).with_name("ray")
+ON_THE_CLUSTER = pytest.mark.xdist_group("ray-cluster")  # one test process starts the cluster, for all of them
 NODE_TIMEOUT = 90
 
 
@@ -109,6 +110,7 @@ def watch(sweep_id: str, timeout: float = 300) -> None:
     assert wait_for(settled, timeout, poll=0.2), sweeps.load_sweep(sweep_id).progress()
 
 
+@ON_THE_CLUSTER
 def test_a_sweep_trains_on_both_nodes_and_every_run_arrives_whole(cluster, colors, own_runs):
     from core.fileio import read_json
     from core.runs import sweeps
@@ -132,6 +134,7 @@ def test_a_sweep_trains_on_both_nodes_and_every_run_arrives_whole(cluster, color
         assert run.metrics()["val_accuracy"] is not None
 
 
+@ON_THE_CLUSTER
 def test_cancel_reaches_the_task_and_a_dispatcher_that_dies_loses_nothing_finished(cluster, colors, own_runs):
     """Cancel one run of a sweep on the cluster: it stops on its node, the other finishes. Resume: the
     cancelled point trains again; kill the dispatcher (the studio's side) while it does: that run fails
@@ -172,6 +175,7 @@ def training(run_id: str) -> bool:
     return run.state == RunState.RUNNING and (run.status.get("progress") or {}).get("epoch", 0) >= 2
 
 
+@ON_THE_CLUSTER
 def test_a_node_killed_mid_run_makes_the_run_retry_elsewhere(cluster, colors, own_runs):
     from core.runs import sweeps
     from core.runs.store import RunState
