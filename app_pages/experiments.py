@@ -23,7 +23,10 @@ st.title("Experiments")
 st.caption("Train a grid of runs with one seed and compare them in one table: how much data, how much of "
            "the backbone to fine-tune, whether augmentation helps.")
 where = resources.executor_info(executors.address())
-(st.warning if where.problem else st.caption)(where.sentence(), icon=":material/lan:")
+if where.problem:
+    st.warning(where.sentence(), icon=":material/lan:")
+else:
+    st.caption(f":material/lan: {where.sentence()}")
 
 try:
     dataset = resources.dataset(s.dataset, s.get("dataset_stamp", 0.0))
@@ -50,9 +53,12 @@ if editing():
         offline = [sp.name for sp in list_specs() if available_offline(sp)]
         backbones = c2.multiselect("Backbones", offline, default=[s.backbone if s.backbone in offline else offline[0]])
         epochs = c3.number_input("Epochs per run", 1, 200, 10)
-        spec = sweeps.SweepSpec(state.train_config(epochs=int(epochs)), tuple(sizes),
-                                tuple(parse_frozen(d) for d in depths), tuple(a == "on" for a in augment),
-                                tuple(heads), tuple(backbones))
+        base = state.train_config(epochs=int(epochs))
+        repeats = c3.number_input("Seeds per point", 1, 5, 1, help="Repeat every point with another sample, split "
+                                  "and start: the spread between seeds shows how much a difference can be trusted.")
+        spec = sweeps.SweepSpec(base, tuple(sizes), tuple(parse_frozen(d) for d in depths),
+                                tuple(a == "on" for a in augment), tuple(heads), tuple(backbones),
+                                tuple(range(base.seed, base.seed + int(repeats))))
         points = spec.points()
         estimate = sum(sweeps.estimate_seconds(p, min(p.per_class, biggest), len(dataset.classes)) for p in points)
         slots = int(where.cpus) if where.kind != "local" and where.cpus >= 1 else 1  # the cluster trains side by side

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PROJECT_DIR, free_port, make_color_folders, slow_config, wait_for
+from tests.helpers import PROJECT_DIR, free_port, make_color_folders, wait_for
 
 RAY = Path(sys.executable).with_name("ray")
 ON_THE_CLUSTER = pytest.mark.xdist_group("ray-cluster")  # one test process starts the cluster, for all of them
@@ -30,7 +30,7 @@ def start_node(home: Path, log: Path, *, head_port: int | None = None, address: 
     with open(log, "ab") as out:
         return subprocess.Popen(
             [str(RAY), "start", "--block", *where, "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
-             "--object-store-memory", str(300 * 2**20), "--disable-usage-stats"],
+             "--object-store-memory", str(300 * 2**20), "--include-log-monitor", "false", "--disable-usage-stats"],
             env={**os.environ, "STUDIO_HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", **env},
             cwd=PROJECT_DIR, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
@@ -52,10 +52,11 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(tmp_path_factory, prepared):
-    """The two-node cluster: (address, processes, folder). The nodes keep their own studio homes (their
-    caches) and share the converted model store, as the test processes do."""
+    """The two-node cluster: (address, processes, folder), started once per test process (the cluster's tests
+    go to one process) and kept to its end, whichever modules run between. The nodes keep their own studio
+    homes (their caches) and share the converted model store, as the test processes do."""
     from core.runs.remote import connect
 
     folder = tmp_path_factory.mktemp("cluster")
@@ -111,21 +112,31 @@ def watch(sweep_id: str, timeout: float = 300) -> None:
 
 
 @ON_THE_CLUSTER
-def test_a_sweep_trains_on_both_nodes_and_every_run_arrives_whole(cluster, colors, own_runs):
+def test_a_sweep_from_the_page_trains_on_both_nodes_and_every_run_arrives_whole(cluster, colors, own_runs,
+                                                                              monkeypatch):
+    """STUDIO_RAY_ADDRESS set: the Experiments page names the cluster, and the sweep it starts trains there
+    (the page does not know which executor trains)."""
     from core.fileio import read_json
     from core.runs import sweeps
     from core.runs.store import RunState
-    from core.training.config import TrainConfig
+    from tests.helpers import open_page, text_of
 
     address, _, _ = cluster
-    base = TrainConfig(dataset=str(colors), epochs=2, val_fraction=0.3, test_fraction=0.0)
-    sweep = run_sweep(address, base, per_class=(4, 6), heads=("dense", "nearest-mean"))
-    watch(sweep.id)
+    monkeypatch.setenv("STUDIO_RAY_ADDRESS", address)
+    at = open_page("experiments", dataset=str(colors), dataset_label="colours")
+    assert f"Runs train on the Ray cluster at {address}: 2 node(s), 2 CPU(s), 0 GPU(s)." in text_of(at)
+    at.multiselect[0].set_value([5, 8]).run()  # images per class
+    at.multiselect[1].set_value(["all"]).run()  # frozen blocks
+    at.multiselect[3].set_value(["dense", "nearest-mean"]).run()  # heads
+    at.number_input[0].set_value(2).run()  # epochs
+    assert "**4 runs**" in text_of(at) and "on the cluster's 2 CPU slots" in text_of(at)
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    watch(at.session_state.sweep_id)
 
-    runs = sweeps.load_sweep(sweep.id).runs()
+    runs = sweeps.load_sweep(at.session_state.sweep_id).runs()
     assert [r.state for r in runs] == [RunState.COMPLETED] * 4, [r.status.get("message") for r in runs]
-    nodes = {r.status["node"] for r in runs}
-    assert nodes == alive_nodes(), "each node of the cluster trained a run"
+    assert {r.status["node"] for r in runs} == alive_nodes(), "each node of the cluster trained a run"
     for run in runs:
         assert run.damaged == () and run.status["attempts"] == 1 and run.status["cluster"] == address
         manifest = read_json(run.dir / "manifest.json")
@@ -139,13 +150,13 @@ def test_cancel_reaches_the_task_and_a_dispatcher_that_dies_loses_nothing_finish
     """Cancel one run of a sweep on the cluster: it stops on its node, the other finishes. Resume: the
     cancelled point trains again; kill the dispatcher (the studio's side) while it does: that run fails
     with the reason, and the finished run is neither lost nor trained again."""
-    from core.backbones.depth import ALL
     from core.runs import executors, jobs, sweeps
     from core.runs.store import RunState, pid_alive
+    from core.training.config import TrainConfig
 
     address, _, _ = cluster
-    base = slow_config(colors)  # 300 epochs with blocks to fine-tune: it would train for a while
-    sweep = run_sweep(address, base, per_class=(6,), frozen_blocks=(16, ALL))  # every block frozen: quick
+    base = TrainConfig(dataset=str(colors), per_class=6, epochs=300, val_fraction=0.3, test_fraction=0.0)
+    sweep = run_sweep(address, base, per_class=(6,), augment=(True, False))  # augmented: each epoch a forward
     slow, other = sweeps.load_sweep(sweep.id).run_ids
     assert wait_for(lambda: training(slow), 180), jobs.load_run(slow).status  # its progress reaches the studio
     assert jobs.cancel(slow) == "cancelling"
@@ -205,6 +216,7 @@ def test_a_node_killed_mid_run_makes_the_run_retry_elsewhere(cluster, colors, ow
     assert retried.status["attempts"] == 2 and retried.status["nodes"][0] == stuck.status["node"] \
         and retried.status["node"] != stuck.status["node"], retried.status
     assert all(r.damaged == () for r in runs), "no damaged run folder"
+
 
 
 def _raylet_of(parent: int) -> int:

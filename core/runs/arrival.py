@@ -14,6 +14,7 @@ KEPT_HERE = ("config.json", "status.json", "dataset.json", "split.json")  # the 
 
 def arrive(run_id: str, result: dict, *, nodes: list[str]) -> RunState:
     """Write result (a node's {"files", "status", "node"}) into the run's folder; return the run's state."""
+    began = time.monotonic()
     folder = run_dir(run_id)
     files: dict[str, bytes] = result["files"]
     unsafe = [name for name in files if "/" in name or "\\" in name or name.startswith(".")]
@@ -34,5 +35,6 @@ def arrive(run_id: str, result: dict, *, nodes: list[str]) -> RunState:
         else:
             write_manifest(folder)  # now with dataset.json and split.json too
     update_status(run_id, state=state, message=message, pid=None, finished=time.time(), progress={},
-                  node=result["node"], nodes=nodes, attempts=len(nodes))
+                  node=result["node"], nodes=nodes, attempts=len(nodes),
+                  arrival_seconds=round(time.monotonic() - began, 3))
     return state
