@@ -28,7 +28,7 @@ run: prepare
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q -n 3 --dist loadgroup -p no:randomly tests
+	$(BIN)/python -m pytest -q -n 3 -p no:randomly tests
 
 clean:
 	rm -rf $(VENV)

@@ -38,9 +38,11 @@ def sweep(home: Path, env: dict, cluster: str = "") -> dict:
     out = subprocess.run([sys.executable, "-m", "core", "sweep", *SWEEP, *(["--cluster", cluster] * bool(cluster))],
                          env=env, capture_output=True, text=True, check=True)
     wall = time.monotonic() - began
-    runs = [read_json(home / "runs" / run_id / "status.json") | {"metrics": read_json(home / "runs" / run_id /
-                                                                                      "metrics.json")}
-            for run_id in json.loads(out.stdout.strip().splitlines()[-1])["runs"]]
+    runs = []
+    for run_id in json.loads(out.stdout.strip().splitlines()[-1])["runs"]:
+        folder = home / "runs" / run_id
+        runs.append(read_json(folder / "status.json") | {"metrics": read_json(folder / "metrics.json"),
+                                                         "bytes": sum(f.stat().st_size for f in folder.iterdir())})
     assert all(r["state"] == "completed" for r in runs), [r.get("message") for r in runs]
     return {"wall": wall, "runs": runs}
 
@@ -50,7 +52,8 @@ def summary(name: str, result: dict, slots: int) -> dict:
     row = {"executor": name, "runs": len(seconds), "wall_s": round(result["wall"], 1),
            "runs_seconds_sum": round(sum(seconds), 1), "slots": slots,
            "overhead_per_run_s": round((result["wall"] * slots - sum(seconds)) / len(seconds), 2),
-           "peak_rss_mb_of_a_run": max(r["metrics"].get("peak_rss_mb", 0) for r in result["runs"])}
+           "peak_rss_mb_of_a_run": max(r["metrics"].get("peak_rss_mb", 0) for r in result["runs"]),
+           "run_folder_mb_median": round(statistics.median(r["bytes"] for r in result["runs"]) / 2**20, 2)}
     if name == "ray":
         row |= {"nodes_used": len({r["node"] for r in result["runs"]}),
                 "dispatch_s_median": statistics.median(r["dispatch_seconds"] for r in result["runs"]),

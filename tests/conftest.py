@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PROJECT_DIR, THREAD_CAPS, make_color_folders, train_in_process, without_thread_caps
+from tests.helpers import (
+    PROJECT_DIR,
+    THREAD_CAPS,
+    make_color_folders,
+    start_ray_cluster,
+    stop_ray_cluster,
+    train_in_process,
+    without_thread_caps,
+)
 
 _IS_WORKER = "PYTEST_XDIST_WORKER" in os.environ
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:  # one thread each: parallel workers share 2 cores
@@ -64,6 +72,7 @@ def pytest_sessionfinish(session):
         preparing = getattr(session.config, "_studio_prepare", None)
         if preparing is not None:
             preparing.wait()
+        stop_ray_cluster(Path(os.environ["STUDIO_TEST_SHARED"]) / "ray-cluster")
         shutil.rmtree(os.environ["STUDIO_MODELS_DIR"], ignore_errors=True)
         shutil.rmtree(os.environ["STUDIO_TEST_SHARED"], ignore_errors=True)
 
@@ -185,6 +194,21 @@ def shared_run(name: str, make_config) -> str:
     if not (paths.runs_dir() / run_id).exists():
         shutil.copytree(folder / "runs" / run_id, paths.runs_dir() / run_id)
     return run_id
+
+
+@pytest.fixture
+def ray_cluster(prepared):
+    """(address, folder) of a real two-node Ray cluster on this machine, started once per test session by
+    the first test that asks (one CPU a node), stopped by the session's end; held by one test at a time,
+    so a test sees only its own runs on it."""
+    from core.fileio import file_lock
+    from core.runs.remote import connect
+
+    folder = made_once("ray-cluster", start_ray_cluster)
+    with file_lock(folder.with_name("ray-cluster.busy")):
+        address = (folder / "address").read_text()
+        connect(address)
+        yield address, folder
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import contextlib
 import io
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -261,3 +262,77 @@ def check_page(page, name):
     page.set_viewport_size({"width": 1280, "height": 800})
     assert page.locator('[data-testid="stException"]').count() == 0, f"exception shown on {name}"
     assert "Traceback" not in page.content()
+
+
+# ---------- a Ray cluster on this machine ----------
+
+RAY = Path(sys.executable).with_name("ray")
+NODE_TIMEOUT = 90
+# The head declares a node dead after 3 missed checks a second apart (Ray's default waits longer), so a test
+# that kills a node sees it gone within seconds.
+HEALTH_CHECKS = {"RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000",
+                 "RAY_health_check_failure_threshold": "3"}
+
+
+def start_ray_node(home: Path, log: Path, *, head_port: int | None = None, address: str = "",
+                   **env: str) -> subprocess.Popen:
+    """`ray start --block` with one CPU on the loopback address: the node lives as long as this process
+    (SIGTERM stops it and its children). The node keeps its own studio home (its caches) and shares the
+    converted model store, as the test processes do."""
+    where = ["--head", "--port", str(head_port), "--include-dashboard", "false",
+             "--ray-client-server-port", str(free_port())] if head_port else ["--address", address]
+    home.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [str(RAY), "start", "--block", *where, "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
+             "--object-store-memory", str(300 * 2**20), "--include-log-monitor", "false", "--disable-usage-stats"],
+            env={**os.environ, "STUDIO_HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", **env},
+            cwd=PROJECT_DIR, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+
+
+def alive_ray_nodes() -> set[str]:
+    import ray
+
+    return {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+
+
+def start_ray_cluster(folder: Path) -> None:
+    """A head and a second node; their address and `ray start` pids written into folder."""
+    from core.runs.remote import connect
+
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    head = start_ray_node(folder / "head", folder / "head.log", head_port=port, **HEALTH_CHECKS)
+    (folder / "pids").write_text(f"{head.pid}\n")
+    assert wait_for(lambda: _answers(port), NODE_TIMEOUT), (folder / "head.log").read_text()[-2000:]
+    connect(address)
+    second = start_ray_node(folder / "second", folder / "second.log", address=address)
+    (folder / "pids").write_text(f"{head.pid}\n{second.pid}\n")
+    assert wait_for(lambda: len(alive_ray_nodes()) == 2, NODE_TIMEOUT), (folder / "second.log").read_text()[-2000:]
+    (folder / "address").write_text(address)
+
+
+def stop_ray_cluster(folder: Path) -> None:
+    """SIGTERM each `ray start --block` (it stops its node's processes), the second node first."""
+    from core.runs.store import pid_alive
+
+    pids = [int(p) for p in (folder / "pids").read_text().split()] if (folder / "pids").is_file() else []
+    for pid in reversed(pids):
+        stop_process_group(pid, alive=pid_alive)
+
+
+def stop_process_group(pid: int, *, alive) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if not wait_for(lambda: not alive(pid), 30, poll=0.2):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False

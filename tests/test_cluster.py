@@ -1,6 +1,7 @@
 """Sweeps on a real Ray cluster: a head and a second node started on this machine's loopback address with
-`ray start`, one CPU each, stopped at the end. No mocks: the studio's dispatcher process drives the cluster
-as it would a remote one (the images travel through the object store)."""
+`ray start`, one CPU each (the ray_cluster fixture in conftest.py: once per session, stopped at its end).
+No mocks: the studio's dispatcher process drives the cluster as it would a remote one (the images travel
+through the object store)."""
 
 from __future__ import annotations
 
@@ -14,78 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PROJECT_DIR, free_port, make_color_folders, wait_for
-
-RAY = Path(sys.executable).with_name("ray")
-ON_THE_CLUSTER = pytest.mark.xdist_group("ray-cluster")  # one test process starts the cluster, for all of them
-NODE_TIMEOUT = 90
-
-
-def start_node(home: Path, log: Path, *, head_port: int | None = None, address: str = "", **env: str):
-    """`ray start --block`: the node lives as long as this process (SIGTERM stops it and its children)."""
-    where = ["--head", "--port", str(head_port), "--include-dashboard", "false",
-             "--ray-client-server-port", str(free_port())] if head_port else \
-        ["--address", address]
-    home.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [str(RAY), "start", "--block", *where, "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
-             "--object-store-memory", str(300 * 2**20), "--include-log-monitor", "false", "--disable-usage-stats"],
-            env={**os.environ, "STUDIO_HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", **env},
-            cwd=PROJECT_DIR, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-
-
-def alive_nodes() -> set[str]:
-    import ray
-
-    return {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory, prepared):
-    """The two-node cluster: (address, processes, folder), started once per test process (the cluster's tests
-    go to one process) and kept to its end, whichever modules run between. The nodes keep their own studio
-    homes (their caches) and share the converted model store, as the test processes do."""
-    from core.runs.remote import connect
-
-    folder = tmp_path_factory.mktemp("cluster")
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    head = start_node(folder / "head", folder / "head.log", head_port=port)
-    processes = [head]
-    try:
-        assert wait_for(lambda: _answers(port), NODE_TIMEOUT), (folder / "head.log").read_text()[-2000:]
-        connect(address)
-        processes.append(start_node(folder / "second", folder / "second.log", address=address))
-        assert wait_for(lambda: len(alive_nodes()) == 2, NODE_TIMEOUT), (folder / "second.log").read_text()[-2000:]
-        yield address, processes, folder
-    finally:
-        import ray
-
-        ray.shutdown()
-        for process in reversed(processes):
-            stop(process)
-
-
-def _answers(port: int) -> bool:
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
+from tests.helpers import (
+    NODE_TIMEOUT,
+    PROJECT_DIR,
+    alive_ray_nodes,
+    free_port,
+    make_color_folders,
+    start_ray_node,
+    stop_process_group,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -111,8 +50,7 @@ def watch(sweep_id: str, timeout: float = 300) -> None:
     assert wait_for(settled, timeout, poll=0.2), sweeps.load_sweep(sweep_id).progress()
 
 
-@ON_THE_CLUSTER
-def test_a_sweep_from_the_page_trains_on_both_nodes_and_every_run_arrives_whole(cluster, colors, own_runs,
+def test_a_sweep_from_the_page_trains_on_both_nodes_and_every_run_arrives_whole(ray_cluster, colors, own_runs,
                                                                               monkeypatch):
     """STUDIO_RAY_ADDRESS set: the Experiments page names the cluster, and the sweep it starts trains there
     (the page does not know which executor trains)."""
@@ -121,7 +59,7 @@ def test_a_sweep_from_the_page_trains_on_both_nodes_and_every_run_arrives_whole(
     from core.runs.store import RunState
     from tests.helpers import open_page, text_of
 
-    address, _, _ = cluster
+    address, _ = ray_cluster
     monkeypatch.setenv("STUDIO_RAY_ADDRESS", address)
     at = open_page("experiments", dataset=str(colors), dataset_label="colours")
     assert f"Runs train on the Ray cluster at {address}: 2 node(s), 2 CPU(s), 0 GPU(s)." in text_of(at)
@@ -136,7 +74,7 @@ def test_a_sweep_from_the_page_trains_on_both_nodes_and_every_run_arrives_whole(
 
     runs = sweeps.load_sweep(at.session_state.sweep_id).runs()
     assert [r.state for r in runs] == [RunState.COMPLETED] * 4, [r.status.get("message") for r in runs]
-    assert {r.status["node"] for r in runs} == alive_nodes(), "each node of the cluster trained a run"
+    assert {r.status["node"] for r in runs} == alive_ray_nodes(), "each node of the cluster trained a run"
     for run in runs:
         assert run.damaged == () and run.status["attempts"] == 1 and run.status["cluster"] == address
         manifest = read_json(run.dir / "manifest.json")
@@ -145,8 +83,7 @@ def test_a_sweep_from_the_page_trains_on_both_nodes_and_every_run_arrives_whole(
         assert run.metrics()["val_accuracy"] is not None
 
 
-@ON_THE_CLUSTER
-def test_cancel_reaches_the_task_and_a_dispatcher_that_dies_loses_nothing_finished(cluster, colors, own_runs):
+def test_cancel_reaches_the_task_and_a_dispatcher_that_dies_loses_nothing_finished(ray_cluster, colors, own_runs):
     """Cancel one run of a sweep on the cluster: it stops on its node, the other finishes. Resume: the
     cancelled point trains again; kill the dispatcher (the studio's side) while it does: that run fails
     with the reason, and the finished run is neither lost nor trained again."""
@@ -154,7 +91,7 @@ def test_cancel_reaches_the_task_and_a_dispatcher_that_dies_loses_nothing_finish
     from core.runs.store import RunState, pid_alive
     from core.training.config import TrainConfig
 
-    address, _, _ = cluster
+    address, _ = ray_cluster
     base = TrainConfig(dataset=str(colors), per_class=6, epochs=300, val_fraction=0.3, test_fraction=0.0)
     sweep = run_sweep(address, base, per_class=(6,), augment=(True, False))  # augmented: each epoch a forward
     slow, other = sweeps.load_sweep(sweep.id).run_ids
@@ -186,17 +123,16 @@ def training(run_id: str) -> bool:
     return run.state == RunState.RUNNING and (run.status.get("progress") or {}).get("epoch", 0) >= 2
 
 
-@ON_THE_CLUSTER
-def test_a_node_killed_mid_run_makes_the_run_retry_elsewhere(cluster, colors, own_runs):
+def test_a_node_killed_mid_run_makes_the_run_retry_elsewhere(ray_cluster, colors, own_runs):
     from core.runs import sweeps
     from core.runs.store import RunState
     from core.training.config import TrainConfig
 
-    address, processes, folder = cluster
+    address, folder = ray_cluster
     # a third node whose runs stop half-saved (the fault point) until its raylet is killed
-    third = start_node(folder / "third", folder / "third.log", address=address, STUDIO_FAULT_PAUSE="saving")
+    third = start_ray_node(folder / "third", folder / "third.log", address=address, STUDIO_FAULT_PAUSE="saving")
     try:
-        assert wait_for(lambda: len(alive_nodes()) == 3, NODE_TIMEOUT), (folder / "third.log").read_text()[-2000:]
+        assert wait_for(lambda: len(alive_ray_nodes()) == 3, NODE_TIMEOUT), (folder / "third.log").read_text()[-2000:]
         base = TrainConfig(dataset=str(colors), epochs=2, val_fraction=0.3, test_fraction=0.0)
         sweep = run_sweep(address, base, per_class=(4, 5, 6))  # spread: one run on each node
 
@@ -209,7 +145,8 @@ def test_a_node_killed_mid_run_makes_the_run_retry_elsewhere(cluster, colors, ow
         os.kill(_raylet_of(third.pid), signal.SIGKILL)
         watch(sweep.id)
     finally:
-        stop(third)
+        stop_process_group(third.pid, alive=lambda _: third.poll() is None)
+        assert wait_for(lambda: len(alive_ray_nodes()) == 2, NODE_TIMEOUT), "the head saw the third node go"
     runs = sweeps.load_sweep(sweep.id).runs()
     assert [r.state for r in runs] == [RunState.COMPLETED] * 3, [r.status.get("message") for r in runs]
     retried = next(r for r in runs if r.id == stuck.id)
