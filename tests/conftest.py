@@ -197,10 +197,13 @@ def shared_run(name: str, make_config) -> str:
 
 
 @pytest.fixture
-def ray_cluster(prepared):
+def ray_cluster(request, prepared):
     """(address, folder) of a real two-node Ray cluster on this machine, started once per test session by
-    the first test that asks (one CPU a node), stopped by the session's end; held by one test at a time,
-    so a test sees only its own runs on it."""
+    the first test that asks (one CPU a node) and stopped after the last (its daemons would otherwise idle
+    on the cores the other tests need; the session's end stops it in any case). One test holds it at a time,
+    so a test sees only its own runs on it, and each test's process leaves the cluster when it is done."""
+    import ray
+
     from core.fileio import file_lock
     from core.runs.remote import connect
 
@@ -208,7 +211,14 @@ def ray_cluster(prepared):
     with file_lock(folder.with_name("ray-cluster.busy")):
         address = (folder / "address").read_text()
         connect(address)
-        yield address, folder
+        try:
+            yield address, folder
+        finally:
+            ray.shutdown()
+            done = len((folder / "done").read_text().split()) + 1 if (folder / "done").is_file() else 1
+            (folder / "done").write_text("x " * done)
+            if done == sum("ray_cluster" in item.fixturenames for item in request.session.items):
+                stop_ray_cluster(folder)
 
 
 @pytest.fixture(scope="session")

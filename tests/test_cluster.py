@@ -126,6 +126,7 @@ def training(run_id: str) -> bool:
 def test_a_node_killed_mid_run_makes_the_run_retry_elsewhere(ray_cluster, colors, own_runs):
     from core.runs import sweeps
     from core.runs.store import RunState
+    from core.runs.summary import where_trained
     from core.training.config import TrainConfig
 
     address, folder = ray_cluster
@@ -152,6 +153,7 @@ def test_a_node_killed_mid_run_makes_the_run_retry_elsewhere(ray_cluster, colors
     retried = next(r for r in runs if r.id == stuck.id)
     assert retried.status["attempts"] == 2 and retried.status["nodes"][0] == stuck.status["node"] \
         and retried.status["node"] != stuck.status["node"], retried.status
+    assert where_trained(retried.status).endswith(f"the Ray cluster at {address}, after 2 attempts (a node was lost)")
     assert all(r.damaged == () for r in runs), "no damaged run folder"
 
 
@@ -177,52 +179,28 @@ def test_an_address_where_nothing_answers_says_so_at_once():
 
 
 def test_without_an_address_ray_is_never_imported(tmp_path):
-    """Every core module and the app's helpers load, the local executor describes itself and keeps its queue,
-    and Ray stays out of the process."""
+    """The local executor describes itself, keeps its queue and takes a sweep's runs, and Ray stays out of the
+    process. (That no other core module imports Ray is the import contract's job: tests/test_architecture.py.)"""
     script = """
-import importlib, json, pkgutil, sys
-import core, ui
-skip = {"core.runs.remote", "core.runs.dispatch"}  # the cluster's own modules, loaded only with an address
-for package in (core, ui):
-    for m in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-        if m.name not in skip:
-            importlib.import_module(m.name)
+import json, sys
+import core.cli.commands, core.cli.parser, ui.resources
 from core.runs import executors, sweeps
 from core.training.config import TrainConfig
 executor = executors.current()
 executors.ensure_all()
-print(json.dumps({"kind": executor.kind, "info": executor.info().sentence(), "ray": "ray" in sys.modules}))
+spec = sweeps.SweepSpec(TrainConfig(dataset=sys.argv[1]), per_class=(5,))
+sweep = sweeps.create_sweep(spec, executor=executor)
+print(json.dumps({"kind": executor.kind, "info": executor.info().sentence(), "ray": "ray" in sys.modules,
+                  "queued": [r.state for r in sweep.runs()]}))
 """
-    env = {k: v for k, v in os.environ.items() if k != "STUDIO_RAY_ADDRESS"} | {"STUDIO_HOME": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
-                         timeout=300)
+    colors = make_color_folders(tmp_path / "colors", per_class=6)
+    env = {k: v for k, v in os.environ.items() if k != "STUDIO_RAY_ADDRESS"} | {
+        "STUDIO_HOME": str(tmp_path / "home"), "STUDIO_RUNS_DIR": str(tmp_path / "runs")}
+    (tmp_path / "runs" / ".workers").mkdir(parents=True)
+    (tmp_path / "runs" / ".workers" / str(os.getpid())).write_text("a live worker: none is started\n")
+    out = subprocess.run([sys.executable, "-c", script, str(colors)], cwd=PROJECT_DIR, env=env,
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result == {"kind": "local", "ray": False, "info": result["info"]}
+    assert result["kind"] == "local" and result["ray"] is False and result["queued"] == ["queued"]
     assert result["info"].startswith("Runs train on this machine's worker queue")
-
-
-def test_a_run_that_arrives_damaged_is_failed_not_shown_complete(trained_run, monkeypatch, tmp_path):
-    """The files a node sends are checked against its manifest before the run counts as completed."""
-    import shutil
-
-    from core.runs.arrival import arrive
-    from core.runs.store import RunState, load_run, run_dir
-
-    source = run_dir(trained_run)  # the shared run, as a node would send it
-    own_runs = tmp_path / "runs"
-    monkeypatch.setenv("STUDIO_RUNS_DIR", str(own_runs))
-    files = {p.name: p.read_bytes() for p in source.iterdir() if p.is_file() and p.name != "status.json"}
-    status = {"state": "completed", "message": "done"}
-    for run_id, damage in (("whole", {}), ("bent", {"weights.npz": b"not the weights"}),
-                           ("hostile", {"../escape.txt": b"x"})):
-        shutil.copytree(source, own_runs / run_id)
-        (own_runs / run_id / "manifest.json").unlink()
-        (own_runs / run_id / "status.json").write_text('{"state": "running", "cluster": "somewhere"}')
-        arrive(run_id, {"files": {**files, **damage}, "status": status, "node": "n1"}, nodes=["n0", "n1"])
-    whole, bent, hostile = (load_run(r) for r in ("whole", "bent", "hostile"))
-    assert whole.state == RunState.COMPLETED and whole.status["attempts"] == 2 and whole.status["node"] == "n1"
-    assert bent.state == RunState.FAILED and "weights.npz does not match" in bent.status["message"]
-    assert not (own_runs / "bent" / "manifest.json").exists()
-    assert hostile.state == RunState.FAILED and "../escape.txt" in hostile.status["message"]
-    assert not (own_runs / "escape.txt").exists()

@@ -120,3 +120,13 @@ def describe_progress(progress: dict) -> tuple[list[tuple[float, str]], str]:
         return [(p["batch"] / p["batches"], f"Augmenting the training images and running the frozen blocks on "
                                             f"them: epoch {p['epoch']} of {p['epochs']}")], ""
     return [(0.0, _STAGE_TEXT.get(phase, phase))], ""
+
+
+def where_trained(status: dict) -> str | None:
+    """For a run trained on a Ray cluster: which node, and how many attempts it took; None for a local run."""
+    if not status.get("cluster"):
+        return None
+    node = f"node {status['node'][:8]} of " if status.get("node") else ""
+    tries = status.get("attempts", 1)
+    retried = f", after {tries} attempts (a node was lost)" if tries > 1 else ""
+    return f"Trained on {node}the Ray cluster at {status['cluster']}{retried}"

@@ -10,12 +10,14 @@ from core.present.figures import reliability_diagram
 from core.present.tables import runs_table
 from core.runs import trust
 from core.runs.compare import comparison_rows
+from core.runs.summary import where_trained
 from ui.presenting import chart, table
 from ui.widgets import show_error
 
 
 def checks(run, dataset_info: dict, metrics: dict) -> None:
-    """One line each: balanced accuracy and macro-F1, the leak check, the corrections trained with."""
+    """One line each: balanced accuracy and macro-F1, the leak check, the corrections and pool labels trained
+    with, and the cluster node it trained on."""
     parts = [f"{label}: {value}" for label, value in trust.accuracy_lines(run)[2:4]]
     leak = (dataset_info.get("leak_check") or {}).get("text")
     if leak:
@@ -26,6 +28,9 @@ def checks(run, dataset_info: dict, metrics: dict) -> None:
     added = trust.additions(run).get("applied", [])
     if added:
         parts.append(f"Trained with {len(added)} image(s) labelled from a pool")
+    where = where_trained(run.status)
+    if where:
+        parts.append(where)
     if parts:
         st.caption(" · ".join(parts))
 
