@@ -12,7 +12,7 @@ from core.present.views import RunViews, learning_curve_points
 from core.runs import executors, sweeps
 from core.runs.compare import COLUMNS, comparison_rows, rows_csv
 from core.runs.store import RunState, list_runs
-from core.runs.summary import RunSummary
+from core.runs.summary import RunSummary, describe_progress
 from core.training.config import HEADS
 from ui import resources, state
 from ui.presenting import chart, editing, hidden_note, table
@@ -20,7 +20,7 @@ from ui.widgets import report_downloads, show_error
 
 s = st.session_state
 st.title("Experiments")
-st.caption("Train a grid of runs with one seed and compare them in one table: how much data, how much of "
+st.caption("Train a grid of runs, with one seed or several, and compare them in one table: how much data, how much of "
            "the backbone to fine-tune, whether augmentation helps.")
 where = resources.executor_info(executors.address())
 if where.problem:
@@ -97,9 +97,10 @@ if all_sweeps:
             sweeps.resume(sweep.id)
         if editing() and c2.button("Cancel the sweep", disabled=not sweep.active):
             sweeps.cancel_sweep(sweep.id)
-        for run in [r for r in sweep.runs() if r is not None and r.state.active and r.status.get("cluster")]:
+        for run in [r for r in sweep.runs() if r is not None and r.state == RunState.RUNNING]:  # where each is
             node = f" on node {run.status['node'][:8]}" if run.status.get("node") else ""
-            st.caption(f"Run {run.id}{node}: {run.status.get('message', '')}")
+            bars, _ = describe_progress(run.status.get("progress") or {})
+            st.caption(f"Run {run.id}{node}: {bars[0][1] if bars else run.status.get('message', '')}")
         rows = comparison_rows([r for r in sweep.runs() if r is not None])
         if rows:
             table(runs_table(rows, COLUMNS))
