@@ -235,9 +235,9 @@ def _fault_point(name: str, run_id: str) -> None:
 
 
 def wait(run_id: str, timeout: float | None = None, poll: float = 0.5, on_status=None, *,
-         ensure: Callable[[], object] = ensure_workers) -> dict:
+         ensure: Callable[[], object] | None = None) -> dict:
     """Block until the run reaches a final state; return its status. ensure starts whatever a queued run
-    waits for (core.runs.executors.ensure_all covers a cluster's runs too)."""
+    waits for: this machine's workers by default (core.runs.executors.ensure_all covers a cluster's runs too)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         run = load_run(run_id)
@@ -246,7 +246,7 @@ def wait(run_id: str, timeout: float | None = None, poll: float = 0.5, on_status
         if run.state.final:
             return run.status
         if run.state == RunState.QUEUED:
-            ensure()
+            (ensure or ensure_workers)()
         if deadline is not None and time.monotonic() > deadline:
             raise RunError(f"Run {run_id} did not finish within {timeout:.0f} s (state {run.state}).")
         time.sleep(poll)
