@@ -178,6 +178,25 @@ def test_an_address_where_nothing_answers_says_so_at_once():
     assert "No Ray cluster answers" in info.problem and "ray start --head" in info.problem
 
 
+def test_an_address_without_ray_installed_says_what_to_install(tmp_path, monkeypatch, own_runs):
+    """A studio whose .venv lacks Ray (`make run` installs only requirements.txt) and STUDIO_RAY_ADDRESS set:
+    the page's line and a submitted run say what to install, and nothing is queued."""
+    import importlib.util
+
+    from core.errors import RunError
+    from core.runs import executors
+    from core.runs.store import list_runs
+    from core.training.config import TrainConfig
+
+    finder = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else finder(name, *a))
+    cluster = executors.current("127.0.0.1:6379")
+    assert "pip install -r requirements-cluster.txt" in cluster.info().problem
+    with pytest.raises(RunError, match="Ray is not installed here"):
+        cluster.submit(TrainConfig(dataset=str(tmp_path)))
+    assert list_runs() == []
+
+
 def test_without_an_address_ray_is_never_imported(tmp_path):
     """The local executor describes itself, keeps its queue and takes a sweep's runs, and Ray stays out of the
     process. (That no other core module imports Ray is the import contract's job: tests/test_architecture.py.)"""

@@ -8,6 +8,7 @@ explicit address the local queue is used, and Ray is never imported.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -17,12 +18,15 @@ from pathlib import Path
 from typing import Protocol
 
 from core import paths
-from core.errors import StudioError
+from core.errors import RunError, StudioError
 from core.runs import jobs
 from core.runs.store import create_run, list_runs, pid_alive
 from core.training.config import TrainConfig
 
 ADDRESS_ENV = "STUDIO_RAY_ADDRESS"
+NO_RAY = ("Runs are meant for the Ray cluster at {address} (STUDIO_RAY_ADDRESS), but Ray is not installed here: "
+          "run `.venv/bin/pip install -r requirements-cluster.txt`, or unset STUDIO_RAY_ADDRESS to train on this "
+          "machine.")
 
 
 @dataclass(frozen=True)
@@ -85,13 +89,15 @@ class ClusterQueue:
 
     def submit(self, config: TrainConfig, *, owner: str | None = None) -> str:
         config.validate()
+        if not ray_installed():
+            raise RunError(NO_RAY.format(address=self.address))
         run = create_run(config, owner=owner, cluster=self.address)
         self.ensure()
         return run.id
 
     def ensure(self) -> None:
         """Start the dispatcher when runs wait for this cluster and none serves it."""
-        if jobs.queued_runs(self.address) and not pid_alive(self._dispatcher_pid()):
+        if ray_installed() and jobs.queued_runs(self.address) and not pid_alive(self._dispatcher_pid()):
             paths.runs_dir().mkdir(parents=True, exist_ok=True)
             with open(paths.runs_dir() / "dispatch.log", "ab") as log:
                 subprocess.Popen([sys.executable, "-m", "core", "dispatch", "--cluster", self.address],
@@ -99,6 +105,8 @@ class ClusterQueue:
                                  stdin=subprocess.DEVNULL, start_new_session=True)
 
     def info(self) -> ExecutorInfo:
+        if not ray_installed():
+            return ExecutorInfo(self.kind, self.address, 0, 0, 0, problem=NO_RAY.format(address=self.address))
         from core.runs.remote import cluster_resources, connect
 
         try:
@@ -113,6 +121,11 @@ class ClusterQueue:
             return int(dispatcher_file(self.address, "pid").read_text().strip())
         except (OSError, ValueError):
             return None
+
+
+def ray_installed() -> bool:
+    """Whether Ray can be imported here, found without importing it."""
+    return importlib.util.find_spec("ray") is not None
 
 
 def dispatcher_file(address: str, suffix: str) -> Path:
