@@ -215,8 +215,8 @@ def ray_cluster(request, prepared):
             yield address, folder
         finally:
             ray.shutdown()
-            done = len((folder / "done").read_text().split()) + 1 if (folder / "done").is_file() else 1
-            (folder / "done").write_text("x " * done)
+            done = int((folder / "done").read_text()) + 1 if (folder / "done").is_file() else 1
+            (folder / "done").write_text(str(done))
             if done == sum("ray_cluster" in item.fixturenames for item in request.session.items):
                 stop_ray_cluster(folder)
 

@@ -62,13 +62,14 @@ def _serve(address: str) -> None:
     flight = Flight(board)
     idle_since = time.monotonic()
     while True:
-        for run in jobs.queued_runs(address):
+        queued = jobs.queued_runs(address)  # the runs folder is listed once a turn
+        for run in queued:
             if run.id not in flight.refs:
                 _send(run, board, images, gpus, flight)
         flight.relay()
         flight.pass_cancels()
         flight.collect()
-        if flight.refs or jobs.queued_runs(address):
+        if flight.refs or queued:
             idle_since = time.monotonic()
         elif time.monotonic() - idle_since > IDLE_EXIT_S:
             return

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -98,11 +96,7 @@ class ClusterQueue:
     def ensure(self) -> None:
         """Start the dispatcher when runs wait for this cluster and none serves it."""
         if ray_installed() and jobs.queued_runs(self.address) and not pid_alive(self._dispatcher_pid()):
-            paths.runs_dir().mkdir(parents=True, exist_ok=True)
-            with open(paths.runs_dir() / "dispatch.log", "ab") as log:
-                subprocess.Popen([sys.executable, "-m", "core", "dispatch", "--cluster", self.address],
-                                 cwd=paths.PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, start_new_session=True)
+            jobs.spawn("dispatch", "--cluster", self.address, log="dispatch.log")
 
     def info(self) -> ExecutorInfo:
         if not ray_installed():

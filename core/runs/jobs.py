@@ -78,21 +78,20 @@ def queue_position(run_id: str) -> int | None:
     return ids.index(run_id) + 1 if run_id in ids else None
 
 
-def spawn_worker() -> subprocess.Popen:
+def spawn(*command: str, log: str) -> subprocess.Popen:
+    """`python -m core COMMAND...` in a session of its own (it outlives the page or CLI that started it), its
+    output appended to runs/LOG."""
     paths.runs_dir().mkdir(parents=True, exist_ok=True)
-    log = open(paths.runs_dir() / "worker.log", "ab")
-    try:
-        return subprocess.Popen([sys.executable, "-m", "core", "worker"], cwd=paths.PROJECT_DIR, stdout=log,
+    with open(paths.runs_dir() / log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "core", *command], cwd=paths.PROJECT_DIR, stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    finally:
-        log.close()
 
 
 def ensure_workers() -> int:
     """Start workers until there is one per queued run; return how many were started."""
     missing = len(queued_runs()) - len(live_workers())
     for _ in range(max(0, missing)):
-        spawn_worker()
+        spawn("worker", log="worker.log")
     return max(0, missing)
 
 

@@ -152,16 +152,13 @@ def _node_split(split: dict, images: list | None) -> Split:
     drawn = Split.from_json(split, split["root"])
     if images is None:
         return drawn
-    store = paths.cache_dir() / "cluster-images"
-
     def local(item) -> Path:
-        return store / f"{item.sha256}{Path(item.path).suffix.lower()}"
+        return _kept(item.sha256, _suffix(item.path))
 
     if not all(local(i).is_file() for i in drawn.train + drawn.val + drawn.test):
         for digest, (suffix, data) in ray.get(images[0]).items():
-            target = store / f"{digest}{suffix}"
-            if not target.is_file():
-                atomic_write_bytes(target, data)
+            if not _kept(digest, suffix).is_file():
+                atomic_write_bytes(_kept(digest, suffix), data)
 
     def moved(items):
         return tuple(replace(i, path=str(local(i))) for i in items)
@@ -169,10 +166,19 @@ def _node_split(split: dict, images: list | None) -> Split:
     return Split(moved(drawn.train), moved(drawn.val), moved(drawn.test), drawn.classes)
 
 
+def _kept(digest: str, suffix: str) -> Path:
+    """Where this node keeps an image of the studio's dataset: named by its SHA-256."""
+    return paths.cache_dir() / "cluster-images" / f"{digest}{suffix}"
+
+
+def _suffix(path: str) -> str:
+    return Path(path).suffix.lower()
+
+
 def put_images(items) -> list:
     """The dataset's files in the object store, keyed by SHA-256 (wrapped in a list so a task fetches them
     only when its node lacks them)."""
-    return [ray.put({i.sha256: (Path(i.path).suffix.lower(), Path(i.path).read_bytes()) for i in items})]
+    return [ray.put({i.sha256: (_suffix(i.path), Path(i.path).read_bytes()) for i in items})]
 
 
 def cluster_resources() -> tuple[int, float, float]:
