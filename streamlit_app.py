@@ -5,9 +5,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import paths
+from core.native_log import native_logs_to_file
 from ui import state
 from ui.sidebar import sidebar
 
+native_logs_to_file(paths.native_log())  # TensorFlow's C++ log lines, once TensorFlow loads, go to a file
 # A local icon: a :material/...: page icon makes the browser fetch the favicon from fonts.gstatic.com.
 ICON = Path(__file__).parent / "assets" / "favicon.png"
 st.set_page_config(page_title="Transfer Learning Studio", page_icon=str(ICON), layout="wide")

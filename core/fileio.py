@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import fcntl
 import hashlib
+import io
 import json
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +22,22 @@ def file_lock(path: str | Path):
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def not_regular(path: str | Path) -> str | None:
+    """What path is when it is not a regular file, without opening it (a FIFO would block the reader for good):
+    "a FIFO (named pipe)", "a socket", "a folder", ..., or "missing"; None for a regular file. Links are followed."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "missing"
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -42,6 +61,35 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP's CSV-injection rule
+
+
+def csv_cell(value):
+    """A value as a CSV cell that a spreadsheet shows as text, never runs: a string starting with = + - @, a tab or a
+    carriage return gets a leading single quote (so does one starting with a quote, so that csv_value can undo it
+    exactly). Numbers stay numbers."""
+    return "'" + value if isinstance(value, str) and value.startswith((*_FORMULA_STARTS, "'")) else value
+
+
+def csv_value(cell: str) -> str:
+    """The text csv_cell was given."""
+    return cell[1:] if cell.startswith("'") else cell
+
+
+def csv_text(header: list[str], rows) -> str:
+    """Every CSV the studio writes: the header, then the rows, each cell through csv_cell."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow([csv_cell(h) for h in header])
+    writer.writerows([csv_cell(v) for v in row] for row in rows)
+    return buf.getvalue()
+
+
+def csv_rows(text: str) -> list[list[str]]:
+    """A CSV the studio wrote, read back cell by cell as the text that went in."""
+    return [[csv_value(c) for c in row] for row in csv.reader(io.StringIO(text))]
 
 
 def read_json(path: str | Path):

@@ -51,3 +51,8 @@ def analyses_dir() -> Path:
 
 def health_dir() -> Path:
     return studio_home() / "health"
+
+
+def native_log() -> Path:
+    """Where TensorFlow's C++ log lines go (core.native_log), not to the terminal."""
+    return studio_home() / "logs" / "native.log"

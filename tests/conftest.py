@@ -4,6 +4,7 @@ converts it in the background while the workers start, and the store's own lock 
 it first wait instead of converting again."""
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,10 @@ os.environ["STUDIO_HOME"] = tempfile.mkdtemp(prefix="studio-test-")
 if not _IS_WORKER:  # the controller (or a plain run) picks the store and the shared folder; workers inherit them
     os.environ["STUDIO_MODELS_DIR"] = tempfile.mkdtemp(prefix="studio-test-models-")
     os.environ["STUDIO_TEST_SHARED"] = tempfile.mkdtemp(prefix="studio-test-shared-")
+    # The test cluster runs with Ray's token authentication on, as the README asks of a real one: its nodes and
+    # every driver (the test processes, the dispatcher) inherit the token.
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 for name in ("STUDIO_RUNS_DIR", "TFHUB_CACHE_DIR", "KERAS_HOME"):
     os.environ.pop(name, None)
 

@@ -25,9 +25,13 @@ def cmd_models(args) -> None:
 
 
 def cmd_prepare(args) -> None:
+    from core import paths
     from core.backbones import bundled
+    from core.backbones.tflite_run import gpu_present
 
     progress = StagePrinter()
+    gpus = "a GPU" if gpu_present() else "the CPU (no GPU found)"
+    print(f"TensorFlow will run on {gpus}; its own log lines go to {paths.native_log()}", flush=True)
     states = {name: bundled.prepare(name, progress) for name in model_list(args.models) or (DEFAULT_BACKBONE,)}
     print(json.dumps(states[DEFAULT_BACKBONE] if list(states) == [DEFAULT_BACKBONE] else states))
 

@@ -9,13 +9,15 @@ with a sentence naming it. The pool's files are never moved or changed.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from core.data.dataset import Dataset, ImageItem, class_name, count_warnings
+from core.data.decode import VALIDATION_SIZE, ImageDecodeError, open_image
 from core.data.records import beside, read_entries
 from core.errors import DataError
-from core.fileio import atomic_write_json, sha256_file
+from core.fileio import atomic_write_json, not_regular, sha256_file
 
 SUFFIX = ".additions.json"
 VERSION = 1
@@ -56,8 +58,18 @@ def read_additions(root: str | Path) -> list[Addition]:
             class_name(entry["label"])
         except DataError as exc:
             raise _malformed(path, f"entry {n}: {exc}") from exc
+        if not _inside(entry["path"], entry["pool"], entry["file"]):
+            raise _malformed(path, f"entry {n} ({entry['file']!r}): its path {entry['path']!r} is not the file "
+                                   f"{entry['file']!r} inside the pool folder {entry['pool']!r}")
         out.append(Addition(entry["path"], entry["file"], entry["pool"], entry["sha256"], entry["label"]))
     return out
+
+
+def _inside(path: str, pool: str, file: str) -> bool:
+    """The entry's path is its pool's folder joined with its file name, and stays inside that folder (no '..')."""
+    pool_root = Path(pool)
+    return (pool_root.is_absolute() and Path(path) == pool_root / file
+            and os.path.normpath(path).startswith(os.path.normpath(pool) + os.sep))
 
 
 def write_additions(root: str | Path, additions: list[Addition]) -> Path:
@@ -78,6 +90,9 @@ def remove_additions(root: str | Path) -> int:
 
 
 def _stale_reason(addition: Addition, held: dict[str, str]) -> str | None:
+    kind = not_regular(addition.path)
+    if kind:
+        return "the file is gone" if kind == "missing" else f"it is {kind}, not an image file"
     try:
         digest = sha256_file(addition.path)
     except OSError:
@@ -86,6 +101,10 @@ def _stale_reason(addition: Addition, held: dict[str, str]) -> str | None:
         return "the file changed after it was labelled"
     if digest in held:
         return f"the dataset already holds the same image ({held[digest]})"
+    try:
+        open_image(Path(addition.path).read_bytes(), addition.relpath, target=VALIDATION_SIZE)
+    except (ImageDecodeError, OSError) as exc:
+        return f"not a usable image ({exc})"
     return None
 
 

@@ -47,8 +47,11 @@ def _unsafe_reason(info: zipfile.ZipInfo, limits: ZipLimits) -> str | None:
     path = PurePosixPath(name)
     if name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in path.parts:
         return "unsafe path"
-    if stat.S_ISLNK(info.external_attr >> 16):
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
         return "symbolic link"
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+        return "not a regular file"  # a FIFO, socket or device recorded by a Unix zip
     if info.flag_bits & 0x1:
         return "encrypted"
     if len(path.parts) > limits.max_depth:

@@ -59,11 +59,17 @@ class Dataset:
                 "skipped_files": [{"name": s.name, "reason": s.reason, "detail": s.detail} for s in self.skipped]}
 
 
+def control_characters(name: str) -> list[str]:
+    """The characters of name that a line of labels.txt or a CSV cell cannot hold (controls, line and paragraph
+    separators), spelled out: ['\\n']."""
+    return [repr(ch)[1:-1] for ch in name if unicodedata.category(ch) in ("Cc", "Zl", "Zp")]
+
+
 def class_name(label: str) -> str:
     """The label as a class folder would be named; DataError when no folder could have that name."""
     label = unicodedata.normalize("NFC", label).strip()
     if not label or label.startswith(".") or "/" in label or "\\" in label or len(label.encode()) > 100 \
-            or any(ord(ch) < 32 for ch in label):
+            or control_characters(label):
         raise DataError(f"Class name {label!r} is not usable; use a plain name without slashes or control "
                         f"characters, not starting with a dot, up to 100 bytes.")
     return label

@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 from core.errors import DataError
+from core.fileio import csv_value
 
 HEADER = ("file", "class")
 
@@ -19,7 +20,7 @@ def read_labels(path: str | Path) -> dict[str, str]:
         raise DataError(f"{path}: cannot read it as a CSV of file,class rows ({exc}).") from exc
     labels: dict[str, str] = {}
     for line, row in enumerate(rows, 1):
-        cells = [c.strip() for c in row]
+        cells = [csv_value(c.strip()) for c in row]  # a cell the studio quoted reads as it was
         if not any(cells) or (line == 1 and tuple(c.lower() for c in cells) == HEADER):
             continue
         if len(cells) != 2 or not all(cells):

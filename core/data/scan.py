@@ -17,13 +17,13 @@ from typing import Callable
 
 from core.data.additions import apply_additions
 from core.data.arrays import DEFAULT_CACHE
-from core.data.dataset import Dataset, ImageItem, Skipped, count_warnings
+from core.data.dataset import Dataset, ImageItem, Skipped, control_characters, count_warnings
 from core.data.decode import DRAFT_FACTOR, IMAGE_EXTENSIONS, VALIDATION_SIZE, ImageDecodeError, open_image, resize
 from core.data.overrides import apply_overrides
 from core.data.parallel import parallel_map
 from core.data.scan_memo import ScanMemo, Verdict
 from core.errors import DataError
-from core.fileio import read_json
+from core.fileio import not_regular, read_json
 
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 IMPORT_RECORD = ".import.json"  # written by a zip import beside its class folders; hidden, so never an image
@@ -63,6 +63,10 @@ def scan_folder(root: str | Path, name: str | None = None, progress: Callable[[i
     if not labels:
         raise DataError(f"{root} has no class folders; expected one sub-folder of images per class.")
     candidates, passed_over = candidates_in(classes_in)
+    candidates, refused, name_warnings = refuse_unusable_names(candidates, labels)
+    labels -= refused
+    if not labels:
+        raise DataError(" ".join(name_warnings))
     skipped, notes = import_record(classes_in)
     skipped += passed_over
     items: list[ImageItem] = []
@@ -81,12 +85,22 @@ def scan_folder(root: str | Path, name: str | None = None, progress: Callable[[i
     counts = {c: sum(1 for i in items if i.label == c) for c in sorted(labels)}
     empty = [c for c, n in counts.items() if n == 0]
     counts = {c: n for c, n in counts.items() if n > 0}
-    file_warnings = tuple(f"Class folder {c!r} has no usable images and was left out." for c in empty)
+    file_warnings = name_warnings + tuple(f"Class folder {c!r} has no usable images and was left out."
+                                          for c in empty)
     if prime_size:
         DEFAULT_CACHE.evict()
     dataset = Dataset(name or root.name, str(classes_in), tuple(counts), tuple(items), tuple(skipped),
                       file_warnings + count_warnings(counts), notes, file_warnings=file_warnings)
     return apply_additions(apply_overrides(dataset))
+
+
+def refuse_unusable_names(candidates: list[tuple[Path, str, str]], labels: set[str]):
+    """Class folders whose name holds a control character (a newline, a tab...) are left out: labels.txt has one
+    class a line and a CSV one a cell. (candidates kept, the refused names, a warning for each naming it.)"""
+    refused = {label for label in labels if control_characters(label)}
+    warnings = tuple(f"Class folder {label!r} was left out: its name holds {', '.join(control_characters(label))}, "
+                     f"which a labels file or a CSV cannot hold. Rename the folder." for label in sorted(refused))
+    return [c for c in candidates if c[2] not in refused], refused, warnings
 
 
 def import_record(classes_in: Path) -> tuple[list[Skipped], tuple[str, ...]]:
@@ -119,6 +133,8 @@ def candidates_in(class_root: Path, *, labelled: bool = True) -> tuple[list[tupl
         elif path.suffix.lower() not in IMAGE_EXTENSIONS:
             skipped.append(Skipped(relpath, "not an image",
                                    f"extension {path.suffix or '(none)'} is not an image type"))
+        elif kind := not_regular(path):
+            skipped.append(Skipped(relpath, "not a regular file", f"{kind}; only regular files are read"))
         else:
             candidates.append((path, relpath, normalise(rel_parts[0]) if labelled else ""))
     return candidates, skipped

@@ -18,6 +18,7 @@ from core.data.dataset import Skipped
 from core.data.decode import IMAGE_EXTENSIONS
 from core.data.scan import is_junk
 from core.errors import DataError
+from core.fileio import not_regular
 from core.images import thumbnail
 from core.inference.predict import classify_decoded, decode_sources, run_model
 
@@ -54,13 +55,21 @@ def _is_zip(path: Path) -> bool:
 
 
 def _folder_images(folder: Path, skipped: list[Skipped]) -> Iterator[tuple[str, Path]]:
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if not p.is_dir()):
         if is_junk(path.relative_to(folder).parts):
             continue
-        if path.suffix.lower() in IMAGE_EXTENSIONS:
-            yield str(path), path
-        else:
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
             skipped.append(Skipped(str(path), "not an image", "extension is not an image type"))
+        elif kind := not_regular(path):
+            skipped.append(_not_regular(str(path), kind))
+        else:
+            yield str(path), path
+
+
+def _not_regular(name: str, kind: str) -> Skipped:
+    if kind == "missing":
+        return Skipped(name, "not found", "no such file or folder")
+    return Skipped(name, "not a regular file", f"{kind}; only regular files are read")
 
 
 def _zip_members(source: bytes | Path, name: str, skipped: list[Skipped],
@@ -85,10 +94,10 @@ def sources(paths: list[str | Path], skipped: list[Skipped], limits: ZipLimits =
             yield from _folder_images(path, skipped)
         elif _is_zip(path):
             yield from _zip_members(path, name, skipped, limits)
-        elif path.is_file():
-            yield name, path
+        elif kind := not_regular(path):
+            skipped.append(_not_regular(str(path), kind))
         else:
-            skipped.append(Skipped(str(path), "not found", "no such file or folder"))
+            yield name, path
 
 
 def estimate(paths: list[str | Path]) -> int:

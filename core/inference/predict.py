@@ -8,8 +8,6 @@ with it never loads TensorFlow; any other run builds its backbone in TensorFlow 
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import OrderedDict
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +20,7 @@ from core.backbones.registry import get_spec
 from core.data.decode import ImageDecodeError, load_array
 from core.data.parallel import parallel_map
 from core.errors import RunError
+from core.fileio import csv_text
 from core.model.heads import load_head
 from core.model.rejection import RejectionRule
 from core.runs.store import Run, RunState, load_run
@@ -169,13 +168,11 @@ CSV_COLUMNS = ["image", "label", "probability", "top_k", "unknown", "error"]
 def predictions_csv(results: list[dict]) -> str:
     """predict_sources' results as CSV, one row per image: the top class and its probability, the top k as
     "label probability; ...", the "none of these" flag, or the reason the image could not be read."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(CSV_COLUMNS)
+    rows = []
     for result in results:
         top = result.get("top") or [{"label": "", "probability": None}]
-        writer.writerow([result["image"], top[0]["label"],
-                         "" if top[0]["probability"] is None else f"{top[0]['probability']:.6f}",
-                         "; ".join(f"{t['label']} {t['probability']:.4f}" for t in result.get("top", [])),
-                         "" if result.get("unknown") is None else result["unknown"], result.get("error", "")])
-    return buf.getvalue()
+        rows.append([result["image"], top[0]["label"],
+                     "" if top[0]["probability"] is None else f"{top[0]['probability']:.6f}",
+                     "; ".join(f"{t['label']} {t['probability']:.4f}" for t in result.get("top", [])),
+                     "" if result.get("unknown") is None else result["unknown"], result.get("error", "")])
+    return csv_text(CSV_COLUMNS, rows)

@@ -36,6 +36,7 @@ class Suggestions:
     picks: tuple[dict, ...]  # {file, path, score, reason, guess, probability}, best first
     new_class_candidates: tuple[dict, ...]  # {file, path, guess, probability}: far from every labelled class
     duplicates: tuple[dict, ...]  # {file, why}: set aside
+    skipped: tuple[dict, ...]  # {file, reason}: not images, unsafe zip members, special files, ...
     strategy: str
     seconds: float
     labelled: int  # images the model learnt from
@@ -44,8 +45,9 @@ class Suggestions:
 
     def to_json(self) -> dict:
         return {"picks": list(self.picks), "new_class_candidates": [c["file"] for c in self.new_class_candidates],
-                "duplicates": [d["file"] for d in self.duplicates], "strategy": self.strategy,
-                "seconds": round(self.seconds, 2), "labelled": self.labelled, "pool": self.pool, "model": self.model}
+                "duplicates": [d["file"] for d in self.duplicates], "skipped": list(self.skipped),
+                "strategy": self.strategy, "seconds": round(self.seconds, 2), "labelled": self.labelled,
+                "pool": self.pool, "model": self.model}
 
 
 def suggest(data: str, pool_spec: str, *, run_id: str | None = None, n: int = DEFAULT_PICKS, strategy: str = "auto",
@@ -99,4 +101,6 @@ def _suggestions(ranking: Ranking, pool: Pool, probs: np.ndarray, classes: tuple
     picks = tuple({**guessed(p.index), "score": p.score, "reason": p.reason} for p in ranking.picks)
     new_class = tuple(guessed(i) for i in ranking.new_class)
     duplicates = tuple({"file": d.name, "why": d.detail} for d in pool.duplicates)
-    return Suggestions(picks, new_class, duplicates, ranking.strategy, seconds, labelled, pool.root, model)
+    skipped = tuple({"file": s.name, "reason": f"{s.reason} ({s.detail})" if s.detail else s.reason}
+                    for s in pool.skipped)
+    return Suggestions(picks, new_class, duplicates, skipped, ranking.strategy, seconds, labelled, pool.root, model)

@@ -15,6 +15,7 @@ import base64
 import gzip
 import html
 import json
+import re
 
 TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -122,16 +123,25 @@ async function classify(name, source) {
   show(result, source);
   return result;
 }
+function element(tag, className, text) {  // class names are data: always text, never markup
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
 function show(result, source) {
-  const card = document.createElement('div'); card.className = 'card'; card.dataset.name = result.name;
-  const img = document.createElement('img');
+  const card = element('div', 'card'); card.dataset.name = result.name;
+  const img = element('img');
   img.src = URL.createObjectURL(source);
-  const text = document.createElement('div');
-  const head = result.unknown ? `<div class="unknown">none of the classes (closest: ${result.top[0].label})</div>` : '';
-  text.innerHTML = `<strong></strong>${head}` + result.top.map(t =>
-    `<div class="row"><span>${t.label}</span><div class="bar" style="width:${(100 * t.probability).toFixed(1)}%">` +
-    `</div><span>${(100 * t.probability).toFixed(1)}%</span></div>`).join('');
-  text.querySelector('strong').textContent = result.name;
+  const text = element('div');
+  text.append(element('strong', '', result.name));
+  if (result.unknown) text.append(element('div', 'unknown', `none of the classes (closest: ${result.top[0].label})`));
+  for (const t of result.top) {
+    const row = element('div', 'row'), bar = element('div', 'bar'), percent = `${(100 * t.probability).toFixed(1)}%`;
+    bar.style.width = percent;
+    row.append(element('span', '', t.label), bar, element('span', '', percent));
+    text.append(row);
+  }
   card.append(img, text); document.getElementById('results').prepend(card);
 }
 async function classifyFiles(files) {
@@ -180,12 +190,15 @@ def _packed(data: bytes, *, compress: bool = True) -> str:
     return base64.b64encode(gzip.compress(data, 6, mtime=0) if compress else data).decode("ascii")
 
 
+def embedded_json(value: object) -> str:
+    """JSON safe inside a <script> element: <, > and & escaped, so no data can end or comment out the script."""
+    text = json.dumps(value)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def page_html(*, title: str, summary: str, meta: dict, model: bytes, ort_module: bytes, wasm: bytes) -> str:
     """The whole page; meta: classes, input_size and the rule ({class_means, threshold}) or None."""
-    parts = {"__TITLE__": html.escape(title), "__SUMMARY__": html.escape(summary),
-             "__META__": json.dumps(meta).replace("</", "<\\/"), "__ORT__": _packed(ort_module, compress=False),
-             "__WASM__": _packed(wasm), "__MODEL__": _packed(model)}
-    page = TEMPLATE
-    for key, value in parts.items():
-        page = page.replace(key, value)
-    return page
+    parts = {"__TITLE__": html.escape(title), "__SUMMARY__": html.escape(summary), "__META__": embedded_json(meta),
+             "__ORT__": _packed(ort_module, compress=False), "__WASM__": _packed(wasm), "__MODEL__": _packed(model)}
+    # One pass over the template: a class or title that spells a placeholder stays text.
+    return re.sub("|".join(parts), lambda match: parts[match.group(0)], TEMPLATE)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass
 from functools import cached_property
@@ -13,6 +12,7 @@ from PIL import Image
 
 from core.data.decode import load_array
 from core.explain import insight
+from core.fileio import csv_text
 from core.images import grid, thumbnail
 from core.present import figures
 from core.runs.store import Run, RunState, load_run
@@ -66,10 +66,9 @@ class RunViews:
         buf = io.StringIO()
         buf.writelines(f"# {k},{metrics.get(k)}\n" for k in ("train_accuracy", "val_accuracy", "test_accuracy",
                                                              "seconds"))
-        writer = csv.DictWriter(buf, ["class", "precision", "recall", "f1", "support"])
-        writer.writeheader()
-        writer.writerows(self.predictions["val"].per_class())
-        return buf.getvalue()
+        columns = ["class", "precision", "recall", "f1", "support"]
+        rows = ([r[c] for c in columns] for r in self.predictions["val"].per_class())
+        return buf.getvalue() + csv_text(columns, rows)
 
     # ----- figures -----
 

@@ -3,9 +3,7 @@ augmentation, head, train / validation / test accuracy (with 95% Wilson interval
 
 from __future__ import annotations
 
-import csv
-import io
-
+from core.fileio import csv_text
 from core.runs.store import Run, RunState
 from core.runs.summary import RunSummary, interval_text
 
@@ -43,8 +41,4 @@ def best(rows: list[dict], column: str = "val acc") -> int | None:
 
 
 def rows_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    return csv_text(COLUMNS, ([r.get(c) for c in COLUMNS] for r in rows))

@@ -99,6 +99,15 @@ def _send(run: Run, board, images: dict, gpus: bool, flight: "Flight") -> None:
                   dispatch_seconds=round(time.monotonic() - began, 3))  # the studio's own cost per run
 
 
+def _progress_fields(status: dict) -> dict:
+    """What a node's progress post may set in status.json: a message, the progress and when it started, each of
+    its own type; the state stays running, whatever the post says."""
+    message, progress, started = status.get("message"), status.get("progress"), status.get("started")
+    return {"message": message[:500] if isinstance(message, str) else "",
+            "progress": progress if isinstance(progress, dict) else {},
+            "started": started if isinstance(started, (int, float)) else None}
+
+
 class Flight:
     """The runs sent to the cluster and not yet back."""
 
@@ -113,11 +122,11 @@ class Flight:
         posts, starts = ray.get(self.board.take.remote())
         self.nodes.update(starts)
         for run_id, status in posts.items():
-            if run_id not in self.refs or RunState.of(status).final or load_run(run_id, verify=False).state.final:
-                continue  # a final state comes with the run's files (collect)
+            if run_id not in self.refs or not isinstance(status, dict) or RunState.of(status).final \
+                    or load_run(run_id, verify=False).state.final:
+                continue  # a final state comes with the run's files (collect); a post that is not a status, never
             nodes = self.nodes.get(run_id, [])
-            update_status(run_id, state=RunState.RUNNING, message=status.get("message", ""),
-                          progress=status.get("progress", {}), started=status.get("started"),
+            update_status(run_id, state=RunState.RUNNING, **_progress_fields(status),
                           node=nodes[-1] if nodes else None, nodes=nodes, attempts=len(nodes))
 
     def pass_cancels(self) -> None:
@@ -141,7 +150,10 @@ class Flight:
             except ray.exceptions.RayError as exc:
                 self._failed(run_id, exc)
                 continue
-            arrive(run_id, result, nodes=self.nodes.get(run_id, [result["node"]]))
+            try:
+                arrive(run_id, result, nodes=self.nodes.get(run_id, []))
+            except Exception as exc:  # noqa: BLE001 - one run's arrival never stops the dispatcher for the others
+                self._failed(run_id, exc)
 
     def _failed(self, run_id: str, exc: Exception) -> None:
         tries = len(self.nodes.get(run_id, [])) or 1

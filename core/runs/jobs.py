@@ -9,6 +9,7 @@ without enough live workers get new ones from ensure_workers().
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import subprocess
@@ -50,18 +51,24 @@ def queue_lock():
     return file_lock(paths.runs_dir() / ".queue.lock")
 
 
-def live_workers() -> list[int]:
+def worker_states() -> dict[int, str]:
+    """pid -> what each live worker does: "starting" (spawned, not yet running Python), "waiting" (for the queue
+    lock) or the id of the run it trains. Files of workers that are gone are removed."""
     folder = _workers_dir()
     if not folder.is_dir():
-        return []
-    alive = []
+        return {}
+    states = {}
     for f in folder.iterdir():
         pid = int(f.name) if f.name.isdigit() else 0
         if pid_alive(pid):
-            alive.append(pid)
-        else:
+            states[pid] = f.read_text(errors="replace").strip() if f.is_file() else ""
+        elif pid:
             f.unlink(missing_ok=True)
-    return alive
+    return states
+
+
+def live_workers() -> list[int]:
+    return list(worker_states())
 
 
 def queued_runs(cluster: str = ""):
@@ -88,11 +95,22 @@ def spawn(*command: str, log: str) -> subprocess.Popen:
 
 
 def ensure_workers() -> int:
-    """Start workers until there is one per queued run; return how many were started."""
-    missing = len(queued_runs()) - len(live_workers())
-    for _ in range(max(0, missing)):
-        spawn("worker", log="worker.log")
-    return max(0, missing)
+    """Start workers until every queued run has one that is starting or waiting for it (never more: a worker
+    counts from the moment it is spawned, and one process at a time counts and spawns); how many were started."""
+    with file_lock(_workers_dir() / ".spawn.lock"):
+        idle = sum(state in ("starting", "waiting") for state in worker_states().values())
+        missing = max(0, len(queued_runs()) - idle)
+        for _ in range(missing):
+            _register(spawn("worker", log="worker.log").pid)
+    return missing
+
+
+def _register(pid: int) -> None:
+    """The worker's file, "starting", unless the worker already wrote its own (it may be quicker than this)."""
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(_workers_dir() / str(pid), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        os.write(fd, b"starting\n")
+        os.close(fd)
 
 
 def submit(config: TrainConfig, owner: str | None = None) -> str:

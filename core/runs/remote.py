@@ -24,6 +24,7 @@ from core.data.sampling import Split
 from core.errors import RunError
 from core.fileio import atomic_write_bytes, read_json
 from core.runs import jobs
+from core.runs.arrival import KEPT_HERE, RESULT_FILES
 from core.runs.store import create_run
 from core.training.config import TrainConfig
 
@@ -50,6 +51,10 @@ def connect(address: str) -> None:
         ray.shutdown()
     try:
         ray.init(address=address, namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
+    except ray.exceptions.AuthenticationError as exc:
+        raise RunError(f"The Ray cluster at {address} refused this machine: it asks for a token. Set "
+                       f"RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to the cluster's token (`ray get-auth-token` on the "
+                       f"head prints it) before starting the studio.") from exc
     except (ConnectionError, RuntimeError) as exc:
         raise RunError(f"Could not join the Ray cluster at {address}: {exc}. Check the address `ray start --head` "
                        f"printed, and that this machine runs the same Ray version ({ray.__version__}).") from exc
@@ -106,8 +111,8 @@ def train_on_node(run_id: str, config: dict, split: dict, images: list | None, b
             finally:
                 stop.set()
                 relay.join()
-            files = {p.name: p.read_bytes() for p in folder.iterdir()
-                     if p.is_file() and p.name not in ("status.json", "cancel") and not p.name.startswith(".")}
+            files = {name: (folder / name).read_bytes() for name in sorted(RESULT_FILES | KEPT_HERE)
+                     if (folder / name).is_file()}
             return {"node": node, "status": read_json(folder / "status.json"), "files": files}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -7,7 +7,6 @@ complete, manifest.json with the SHA-256 of every other file except status.json.
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import secrets
@@ -26,6 +25,8 @@ from core.fileio import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    csv_rows,
+    csv_text,
     manifest_problems,
     read_json,
     sha256_file,
@@ -150,41 +151,33 @@ def update_status(run_id: str, **fields) -> dict:
 
 
 def write_history(folder: Path, history: list[dict]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in HISTORY_FIELDS})
-    atomic_write_text(folder / "history.csv", buf.getvalue())
+    rows = ([("" if row.get(k) is None else row[k]) for k in HISTORY_FIELDS] for row in history)
+    atomic_write_text(folder / "history.csv", csv_text(HISTORY_FIELDS, rows))
 
 
 def read_history(folder: Path) -> list[dict]:
     path = folder / "history.csv"
     if not path.is_file():
         return []
-    rows = []
-    for row in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))):
-        rows.append({k: (v if k == "phase" else (int(v) if k == "epoch" else (float(v) if v != "" else None)))
-                     for k, v in row.items()})
-    return rows
+    header, *rows = csv_rows(path.read_text(encoding="utf-8"))
+    return [{k: (v if k == "phase" else (int(v) if k == "epoch" else (float(v) if v != "" else None)))
+             for k, v in zip(header, row)} for row in rows]
 
 
 def write_predictions(folder: Path, predictions: dict[str, Predictions]) -> None:
     classes = next(iter(predictions.values())).classes
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["split", "image", "label", "predicted", "confidence", "loss"] + [f"p:{c}" for c in classes])
+    header = ["split", "image", "label", "predicted", "confidence", "loss"] + [f"p:{c}" for c in classes]
+    rows = []
     for split_name, p in predictions.items():
         pred, losses = p.predicted, p.losses
         for i, name in enumerate(p.names):
-            writer.writerow([split_name, name, classes[p.labels[i]], classes[pred[i]], f"{p.probs[i, pred[i]]:.6f}",
-                             f"{losses[i]:.6f}"] + [f"{v:.6f}" for v in p.probs[i]])
-    atomic_write_text(folder / "predictions.csv", buf.getvalue())
+            rows.append([split_name, name, classes[p.labels[i]], classes[pred[i]], f"{p.probs[i, pred[i]]:.6f}",
+                         f"{losses[i]:.6f}"] + [f"{v:.6f}" for v in p.probs[i]])
+    atomic_write_text(folder / "predictions.csv", csv_text(header, rows))
 
 
 def read_predictions(folder: Path) -> dict[str, Predictions]:
-    text = (folder / "predictions.csv").read_text(encoding="utf-8")
-    rows = list(csv.reader(io.StringIO(text)))
+    rows = csv_rows((folder / "predictions.csv").read_text(encoding="utf-8"))
     classes = tuple(c[2:] for c in rows[0][6:])
     index = {c: i for i, c in enumerate(classes)}
     out: dict[str, Predictions] = {}
