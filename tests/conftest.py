@@ -53,7 +53,7 @@ def pytest_sessionstart(session):
 # that need no converted model or only its first quick step, which run while the controller converts the rest
 # of the store, then the others, longest first, so that the two workers finish together. A module not named
 # here runs last. (Measured: whole modules to a worker, --dist loadfile, took 659 s against 583 and 610 s.)
-ORDER = ("test_browser.py", "test_cluster.py",
+ORDER = ("test_browser.py", "test_cluster.py", "test_security.py",
          "test_architecture.py", "test_data.py", "test_reliability_inputs.py", "test_hub_backbones.py", "test_heads.py",
          "test_checkpoint.py", "test_plan.py", "test_run_summary.py", "test_photos.py", "test_cli.py",
          "test_numpy_head.py", "test_training.py", "test_experiments.py", "test_analysis.py", "test_compare.py",
