@@ -271,3 +271,39 @@ def test_slide_deck_moves_with_the_keys_offline_and_prints_one_slide_per_page(tr
     assert shutil.which("pdftoppm"), "pdftoppm (poppler-utils) is needed to count the printed pages"
     subprocess.run(["pdftoppm", "-r", "10", "-png", str(tmp_path / "deck.pdf"), str(tmp_path / "page")], check=True)
     assert len(list(tmp_path.glob("page-*.png"))) == slides
+
+
+INSIDE = """() => [...document.querySelectorAll('section.slide')].flatMap((slide, n) => {
+  const box = slide.getBoundingClientRect();
+  return [...slide.querySelectorAll('*')].filter(e => !e.closest('svg') || e.classList.contains('main-svg'))
+    .map(e => [e, e.getBoundingClientRect()]).filter(([e, r]) => r.width > 0 && r.height > 0)
+    .filter(([e, r]) => r.top < box.top - 1 || r.bottom > box.bottom + 1 || r.left < box.left - 1
+                        || r.right > box.right + 1)
+    .map(([e, r]) => `slide ${n + 1}: <${e.tagName.toLowerCase()}> ${(e.textContent || '').slice(0, 40)}`);
+})"""
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
+@pytest.mark.parametrize("width, height", [(1920, 1080), (1280, 720)])
+def test_every_slide_fits_its_screen(trained_run, square_run, tmp_path, width, height):
+    """Every element's box lies inside its slide (the last lines were clipped at 1920x1080, issue 43), for a
+    frozen run and a fine-tuned one with its two phases."""
+    from playwright.sync_api import sync_playwright
+
+    decks = []
+    for run_id in (trained_run, square_run):
+        write_report(run_id, str(tmp_path / f"{run_id}.html"), slides=True)
+        decks.append(tmp_path / f"{run_id}.html")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        for deck in decks:
+            page.goto(deck.as_uri())
+            page.wait_for_function("window.slidesFitted === true", timeout=60_000)
+            assert page.evaluate(INSIDE) == [], deck.name
+            if width == 1920:
+                ARTIFACTS_DIR.mkdir(exist_ok=True)
+                page.keyboard.press("End")
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(ARTIFACTS_DIR / f"slide-last-{deck.stem}.png"))
+        browser.close()

@@ -68,3 +68,26 @@ def test_nearest_mean_is_the_class_whose_mean_direction_is_closest():
     vectors = np.array([[1, 0.1], [1, -0.1], [0.1, 1], [-0.1, 1]], np.float32)
     head = new_head("nearest-mean", 2).fit(vectors, np.array([0, 0, 1, 1]), 2)
     assert list(head.probs(np.array([[5.0, 1.0], [0.0, 2.0]])).argmax(1)) == [0, 1]
+
+
+def test_a_loaded_dense_head_shared_by_threads_builds_one_layer():
+    """Results crashed once (issue 43): two reruns asked the run's cached head for its Keras layer at once, and one
+    called set_weights with the weights the other had just cleared. Eight threads ask at the same moment."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    vectors, labels = data(3)
+    weights = new_head("dense", 3).fit(vectors, labels, 3, seed=0).weights()
+    for _ in range(3):
+        head = load_head("dense", weights, 3)
+        expected = head.probs(vectors)
+        start = threading.Barrier(8)
+
+        def ask(_):
+            start.wait()
+            return head.layer, head.probs(vectors)
+
+        with ThreadPoolExecutor(8) as pool:
+            found = list(pool.map(ask, range(8)))
+        assert len({id(layer) for layer, _ in found}) == 1
+        assert all(np.abs(probs - expected).max() < 1e-6 for _, probs in found)

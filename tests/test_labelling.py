@@ -252,9 +252,12 @@ def test_data_page_suggests_labels_saves_and_trains_again(labelled_and_pool, pre
     next(b for b in at.button if b.label == "Suggest images to label").click().run()
     assert not at.exception, [e.value for e in at.exception]
     picks = [b for b in at.selectbox if (b.key or "").startswith("label_pick_")]
-    assert len(picks) == 6 and all(b.value == b.key.split("/")[-1].split("_")[0] for b in picks)  # guesses right
     new = [b for b in at.selectbox if (b.key or "").startswith("label_new_")]
-    assert len(new) == 3 and all(b.value == "skip" for b in new)
+    assert len(picks) == 6 and len(new) == 3 and all(b.value is None for b in picks + new)  # nothing preselected
+    assert all(f"guess: {b.key.split('/')[-1].split('_')[0]}" in b.placeholder for b in picks)  # guesses right
+    assert next(b for b in at.button if b.label == "Save 0 label(s)").disabled
+    for box in picks[1:]:  # confirming a guess is a choice
+        box.set_value(box.key.split("/")[-1].split("_")[0])
     picks[0].set_value("skip")
     for box in new[:2]:  # a new class needs two images: one to train on, one to validate
         box.set_value("new class...").run()

@@ -31,14 +31,14 @@ section.slide .lead{font-size:1.2em;color:#374151} .cards{display:flex;gap:2vw;f
 .card{border:1px solid #e5e7eb;border-radius:12px;padding:1.5vh 1.5vw;min-width:14vw}
 .card b{display:block;font-size:1.9em} .muted{color:#6b7280;font-size:.8em}
 .gallery{display:flex;flex-wrap:wrap;gap:1.5vw} .gallery figure{margin:0;text-align:center}
-.gallery img{height:30vh;image-rendering:pixelated} table{border-collapse:collapse;font-size:.75em}
+.gallery img{height:8em;image-rendering:pixelated} table{border-collapse:collapse;font-size:.75em}
 td,th{border:1px solid #e5e7eb;padding:.3em .6em} th{background:#f3f4f6;text-align:left} td.num{text-align:right}
 td.best{background:#dcfce7;font-weight:600} ul{margin:.5em 0}
 #counter{position:fixed;right:1.2vw;bottom:1vh;color:#9ca3af;font-size:14px}
 @page{size:13.333in 7.5in;margin:0}
 @media print{html{scroll-snap-type:none;overflow:visible} #counter{display:none}
 section.slide{height:7.5in;width:13.333in;padding:24px 48px;border:0;font-size:18px;break-after:page;
-page-break-after:always} .gallery img{height:170px}
+page-break-after:always}
 section.slide:last-of-type{break-after:auto;page-break-after:auto}}
 """
 
@@ -63,10 +63,19 @@ document.addEventListener('keydown',e=>{
 });
 let timer;addEventListener('scroll',()=>{clearTimeout(timer);timer=setTimeout(()=>show(current()),80);},{passive:true});
 addEventListener('load',()=>{const n=parseInt(location.hash.slice(1),10);if(n>1)go(n-1);else show(0);});
-function fit(){if(!window.Plotly)return;document.querySelectorAll('.js-plotly-plot').forEach(p=>{
-  const s=p.closest('section').getBoundingClientRect(),top=p.getBoundingClientRect().top-s.top;
-  const pad=parseFloat(getComputedStyle(p.closest('section')).paddingBottom)||0;
-  Plotly.relayout(p,{width:Math.floor(p.parentElement.clientWidth),height:Math.max(200,Math.floor(s.height-top-pad))});});}
+function outer(e){const c=getComputedStyle(e);
+  return e.getBoundingClientRect().height+parseFloat(c.marginTop)+parseFloat(c.marginBottom);}
+function fitSlide(s){  // the figures share the room the rest of the slide leaves; then, if text still overflows,
+  s.style.fontSize='';  // the slide's type (and the gallery, sized in em) shrinks until everything is inside
+  const plots=window.Plotly?[...s.querySelectorAll('.js-plotly-plot')]:[];
+  const boxes=plots.map(p=>[...s.children].find(c=>c.contains(p)));
+  const c=getComputedStyle(s),room=s.clientHeight-parseFloat(c.paddingTop)-parseFloat(c.paddingBottom);
+  const used=[...s.children].filter(e=>!boxes.includes(e)).reduce((sum,e)=>sum+outer(e),0);
+  const each=Math.max(120,Math.floor((room-used)/Math.max(1,plots.length))-6);
+  return Promise.all(plots.map(p=>Plotly.relayout(p,{width:Math.floor(p.parentElement.clientWidth),height:each})))
+    .then(()=>{let size=parseFloat(getComputedStyle(s).fontSize);
+      while(s.scrollHeight>s.clientHeight+1&&size>9){size*=0.92;s.style.fontSize=size+'px';}});}
+function fit(){return Promise.all(slides.map(fitSlide)).then(()=>{window.slidesFitted=true;});}
 addEventListener('load',fit);addEventListener('resize',fit);addEventListener('beforeprint',fit);
 addEventListener('afterprint',fit);matchMedia('print').addEventListener('change',fit);
 })();

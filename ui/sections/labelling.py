@@ -82,32 +82,38 @@ def _suggest(pool_root: str, n: int, strategy: str) -> None:
 
 def _grid(ds, found: dict, on_saved) -> None:
     st.markdown(f"**{len(found['picks'])} picks** ({found['strategy']}; guesses by {found['model']}, from "
-                f"{found['labelled']:,} labelled images; {found['seconds']:.1f} s). The guess is preselected: "
-                f"keep it, change the class, skip, or start a new class.")
-    chosen = _choices(ds, found["picks"], "pick", guessed=True)
+                f"{found['labelled']:,} labelled images; {found['seconds']:.1f} s). Nothing is chosen for you: "
+                f"these are the images the model is least sure of, so check each one and choose its class (the "
+                f"model's guess and how sure it is are under the image), skip it, or start a new class.")
+    chosen = _choices(ds, found["picks"], "pick")
     if found["new_class"]:
         with st.expander(f"Maybe a class you don't have yet ({len(found['new_class'])} images far from every "
                          f"labelled class; not ranked)"):
-            chosen.update(_choices(ds, found["new_class"], "new", guessed=False))
+            chosen.update(_choices(ds, found["new_class"], "new"))
     if found["set_aside"]:
         with st.expander(f"Set aside as copies ({len(found['set_aside'])})"):
             st.dataframe(found["set_aside"], hide_index=True)
     _save(ds, found, chosen, on_saved)
 
 
-def _choices(ds, rows: list[dict], key: str, *, guessed: bool) -> dict[str, str]:
-    """file -> class for every image given one (skip and an empty new class give none)."""
+def sureness(probability: float) -> str:
+    """How sure the model is of a guess, in words beside the number."""
+    return "sure" if probability >= 0.9 else "fairly sure" if probability >= 0.6 else "unsure"
+
+
+def _choices(ds, rows: list[dict], key: str) -> dict[str, str]:
+    """file -> class for every image the user gave one (none is preselected: confirming a guess is a choice too;
+    skip and an empty new class give none)."""
     options = [*ds.classes, SKIP, NEW]
     chosen = {}
     for start in range(0, len(rows), COLUMNS):
         for column, row in zip(st.columns(COLUMNS), rows[start:start + COLUMNS]):
             with column:
                 st.image(resources.thumbnail(row["path"], 128), width=128)
-                st.caption(f"**{row['file']}** · guess {row['guess']} ({row['probability']:.0%})"
-                           + (f" · {row['reason']}" if row.get("reason") else ""))
-                index = options.index(row["guess"]) if guessed and row["guess"] in options else options.index(SKIP)
-                choice = st.selectbox("Class", options, index=index, key=f"label_{key}_{row['file']}",
-                                      label_visibility="collapsed")
+                st.caption(f"**{row['file']}** · model's guess: {row['guess']}, {row['probability']:.0%} "
+                           f"({sureness(row['probability'])})" + (f" · {row['reason']}" if row.get("reason") else ""))
+                choice = st.selectbox("Class", options, index=None, key=f"label_{key}_{row['file']}",
+                                      placeholder=f"choose (guess: {row['guess']})", label_visibility="collapsed")
                 if choice == NEW:
                     choice = st.text_input("New class", key=f"new_{key}_{row['file']}", placeholder="class name")
                 if choice and choice != SKIP:

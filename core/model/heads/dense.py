@@ -3,6 +3,7 @@ or by Keras with the unfrozen blocks."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable
@@ -17,6 +18,9 @@ def balanced_weights(labels: np.ndarray) -> dict[int, float]:
     """Class weights that give every class the same total weight (scikit-learn's "balanced")."""
     counts = np.bincount(labels)
     return {c: len(labels) / (len(counts) * n) for c, n in enumerate(counts) if n}
+
+
+_BUILDING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -43,17 +47,23 @@ class DenseHead(Calibrated):
 
     @property
     def layer(self):
-        if self._layer is None:
-            from core.tf import tf_keras
-
-            self._layer = tf_keras.Sequential([tf_keras.layers.Dropout(self.dropout, name="head_dropout"),
-                                               tf_keras.layers.Dense(self.num_classes, activation="softmax",
-                                                                     name="head_dense")], name="classifier")
-            if self._loaded is not None:
-                self._layer.build((None, self._loaded[0].shape[0]))
-                self._layer.set_weights(self._loaded)
-                self._loaded = None
+        """The Keras layer, built once. A loaded head is shared by the app's script threads (two reruns of the
+        Results page can ask at once), so the layer is built under a lock and published whole."""
+        with _BUILDING:
+            if self._layer is None:
+                self._layer, self._loaded = self._new_layer(self._loaded), None
         return self._layer
+
+    def _new_layer(self, weights: list[np.ndarray] | None):
+        from core.tf import tf_keras
+
+        layer = tf_keras.Sequential([tf_keras.layers.Dropout(self.dropout, name="head_dropout"),
+                                     tf_keras.layers.Dense(self.num_classes, activation="softmax",
+                                                           name="head_dense")], name="classifier")
+        if weights is not None:
+            layer.build((None, weights[0].shape[0]))
+            layer.set_weights(weights)
+        return layer
 
     def build(self, feature_dim: int) -> "DenseHead":
         self.layer.build((None, feature_dim))
@@ -83,7 +93,8 @@ class DenseHead(Calibrated):
         self._set_kernel_bias([kernel, bias])
 
     def _kernel_bias(self) -> list[np.ndarray]:
-        return self._loaded if self._layer is None else self._layer.get_weights()
+        loaded = self._loaded  # read first: `layer` sets _layer before it clears _loaded, so one of them is there
+        return loaded if loaded is not None else self._layer.get_weights()
 
     def _set_kernel_bias(self, weights: list[np.ndarray]) -> None:
         if self._layer is None:
