@@ -76,7 +76,8 @@ else:
                           format_func=lambda i: labels[i])
     n = st.slider("Channels to show (most active first)", 4, 32, 16, 4)
     ref = layers[chosen]
-    shown = views.activation_views(array, ref.name, n)
+    with st.spinner(f"Reading {ref.label}'s feature maps..."):
+        shown = views.activation_views(array, ref.name, n)
     left, right = st.columns([3, 1])
     left.image(shown.tiles, caption=f"{ref.label}: the {len(shown.channels)} channels with the highest mean activation")
     right.image(shown.mean_overlay, caption="Mean over all channels, over the image", width=224)
@@ -85,14 +86,17 @@ else:
     if run.config.frozen_blocks < 0:
         st.caption("Every block stayed frozen in this run, so its feature maps equal the pretrained ones; "
                    "train with fewer frozen blocks to see what fine-tuning changes.")
-    before, after = views.before_after(array, ref.name, n=8)
+    with st.spinner("Loading the pretrained backbone to compare its feature maps with this run's..."):
+        before, after = views.before_after(array, ref.name, n=8)
     b, a = st.columns(2)
     b.image(before, caption=f"Pretrained {backbone_title(run.config.backbone)}: {ref.label}")
     a.image(after, caption=f"This run: {ref.label}")
 
 st.subheader("First-layer filters")
 try:
-    st.image(views.filters(), caption="Each tile is one 3x3 RGB filter of the first convolution, scaled to its "
+    with st.spinner("Reading the first convolution's filters..."):
+        filters = views.filters()
+    st.image(filters, caption="Each tile is one 3x3 RGB filter of the first convolution, scaled to its "
                                       "own range: edge, colour and texture detectors.")
 except ValueError as exc:
     st.info(str(exc))

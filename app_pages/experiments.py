@@ -1,6 +1,8 @@
 """Experiments: sweeps over sample size, frozen depth, augmentation, head and backbone; the
 comparison table in the seeds' form; side-by-side comparison of a few runs; report and export."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from core.backbones import available_offline, list_specs
@@ -60,11 +62,12 @@ if editing():
                                 tuple(a == "on" for a in augment), tuple(heads), tuple(backbones),
                                 tuple(range(base.seed, base.seed + int(repeats))))
         points = spec.points()
-        estimate = sum(sweeps.estimate_seconds(p, min(p.per_class, biggest), len(dataset.classes)) for p in points)
+        estimate = sweeps.estimate(points, [min(p.per_class, biggest) * len(dataset.classes) for p in points])
         slots = int(where.cpus) if where.kind != "local" and where.cpus >= 1 else 1  # the cluster trains side by side
         on = f"the cluster's {slots} CPU slots" if slots > 1 else "this machine's CPU"
-        st.markdown(f"**{len(points)} runs**, about **{estimate / slots / 60:.0f} min** on {on} (estimated: "
-                    f"one forward pass per image with the feature cache, one per image and epoch with augmentation).")
+        shared = replace(estimate, seconds=estimate.seconds / slots)
+        st.markdown(f"**{len(points)} runs**, {shared.text()} on {on}: one forward pass per image with the feature "
+                    f"cache, one per image and epoch with augmentation, at the pace of the runs finished here.")
         name = st.text_input("Name (optional)", placeholder="digits: size x depth")
         if st.button("Start the sweep", type="primary", disabled=not points, icon=":material/play_arrow:"):
             try:

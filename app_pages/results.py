@@ -144,7 +144,9 @@ ui_trust.kfold(run, summary)
 
 st.subheader("Misclassified images, highest loss first")
 with_saliency = st.toggle("Show Grad-CAM saliency (what the model looked at)", False)
-wrong = views.misclassified(k=12, saliency=with_saliency)
+with st.spinner("Computing Grad-CAM for each mistake (the backbone loads the first time)..." if with_saliency
+                else "Finding the mistakes..."):
+    wrong = views.misclassified(k=12, saliency=with_saliency)
 if not wrong:
     st.success("Every validation image was classified correctly.")
 else:

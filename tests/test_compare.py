@@ -14,9 +14,9 @@ from tests.helpers import cli, make_color_folders, open_page, text_of
 MODELS = ["efficientnet_lite0", "efficientnet_lite0_random"]
 
 
-def _row(model, accuracy, std, speed, *, pretrained=True):
+def _row(model, accuracy, std, speed, *, pretrained=True, spread=0.05):
     return BackboneRow(model, pretrained, 224, 1, 0.1, speed, "tflite", "head", accuracy, std, accuracy, std,
-                       accuracy, std, ALL)
+                       accuracy, std, ALL, speed * (1 - spread), speed * (1 + spread))
 
 
 def test_the_suggestion_is_the_fastest_within_the_best_ones_spread_and_never_random_weights():
@@ -26,7 +26,11 @@ def test_the_suggestion_is_the_fastest_within_the_best_ones_spread_and_never_ran
     assert choice.model == "c" and "the most accurate" in why and "random weights" in why
     close = [_row("a", 0.94, 0.02, 100.0), _row("b", 0.91, 0.02, 40.0), _row("c", 0.95, 0.02, 20.0)]
     choice, why = suggest(close)
-    assert choice.model == "a" and "5.0x as fast" in why and "within the spread" in why
+    assert choice.model == "a" and "5.0x as fast as c on this machine" in why and "within the spread" in why
+    assert "(100 (95-105) images/s against 20 (19-21) images/s, 3 interleaved timings each)" in why
+    noisy = [_row("a", 0.94, 0.02, 30.0, spread=0.3), _row("c", 0.95, 0.02, 20.0, spread=0.3)]
+    choice, why = suggest(noisy)  # 21-39 against 14-26 images/s: a difference within the noise decides nothing
+    assert choice.model == "c" and "not measurably faster" in why
     assert pareto_front(rows) == ("r",)  # fastest and most accurate: nothing else is on the front
     assert pareto_front(close) == ("a", "c")
 
@@ -35,8 +39,12 @@ def test_the_suggestion_is_the_fastest_within_the_best_ones_spread_and_never_ran
 def test_a_comparison_on_one_sample_computes_nothing_twice_and_the_page_trains_with_its_suggestion(tmp_path,
                                                                                           empty_feature_store):
     colours = make_color_folders(tmp_path / "colours", per_class=6)
-    first = compare(str(colours), MODELS, per_class=6)
+    stages = []
+    first = compare(str(colours), MODELS, per_class=6, progress=lambda stage, done, total: stages.append(stage))
+    assert {f"{MODELS[0]}: k-NN", f"{MODELS[1]}: k-NN", "timing each backbone's forward, in turn"} <= set(stages)
+    assert stages[-1].startswith("timing")  # the last step names itself too (it sat at "23 of 23")
     lite0, random = first.row(MODELS[0]), first.row(MODELS[1])
+    assert lite0.speed_low <= lite0.images_per_second <= lite0.speed_high
     assert lite0.pretrained and not random.pretrained and lite0.engine == "tflite"
     assert lite0.best_accuracy >= lite0.last_accuracy and lite0.last_accuracy > 0.9
     assert lite0.images_per_second > 0 and lite0.params == 3_413_024 and lite0.mb == pytest.approx(13.0, abs=0.1)

@@ -139,7 +139,10 @@ def test_suggest_sets_the_new_class_apart_and_guesses_the_rest(labelled_and_pool
     from core.inference.suggest import suggest
 
     data, pool = labelled_and_pool
-    found = suggest(str(data), str(pool), n=4, strategy="uncertainty")
+    stages = []
+    found = suggest(str(data), str(pool), n=4, strategy="uncertainty",
+                    progress=lambda stage, done, total: stages.append(stage))
+    assert list(dict.fromkeys(stages)) == ["dataset", "pool", "features", "guesses", "ranking"]  # each step named
     assert {c["file"] for c in found.new_class_candidates} == {f"camera/yellow_{i}.png" for i in range(3)}
     assert len(found.picks) == 4 and not {p["file"] for p in found.picks} & {c["file"] for c in
                                                                             found.new_class_candidates}

@@ -163,7 +163,10 @@ def test_label_issues_rank_planted_flips_first():
     given[flipped] = (labels[flipped] + 1 + rng.integers(0, 4, 10)) % 5
     from core.health.labels import out_of_fold_probs
 
-    issues = label_issues(out_of_fold_probs(vectors, given, tuple("abcde")), given)
+    steps = []
+    probs = out_of_fold_probs(vectors, given, tuple("abcde"), progress=lambda done, total: steps.append((done, total)))
+    assert steps == [(i, 20) for i in range(1, 21)]  # a probe and a k-NN vote over 10 folds: the bar moves each time
+    issues = label_issues(probs, given)
     top = [x.index for x in issues[:10]]
     assert len(set(top) & set(flipped.tolist())) >= 6
     assert all(x.suggested == labels[x.index] for x in issues[:10] if x.index in flipped)

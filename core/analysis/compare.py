@@ -26,7 +26,7 @@ from core.features.blocks import block_vectors
 from core.fileio import atomic_write_json, read_json
 from core.model import probe
 
-SPEED_IMAGES, REPEATS = 32, 3  # a batch timed three times after a warm-up: a second or two a backbone
+SPEED_IMAGES, ROUNDS = 32, 3  # a batch per backbone per round, the backbones in turn, after a warm-up each
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,13 @@ class BackboneRow:
     knn_accuracy: float
     knn_std: float
     suggested_frozen: int
+    speed_low: float = 0.0  # the slowest and fastest of the interleaved timings: images_per_second is their median
+    speed_high: float = 0.0
+
+    @property
+    def speed_text(self) -> str:
+        spread = f" ({self.speed_low:.0f}-{self.speed_high:.0f})" if self.speed_high else ""
+        return f"{self.images_per_second:.0f}{spread} images/s"
 
 
 @dataclass(frozen=True)
@@ -101,8 +108,8 @@ def compare(spec: str, models: list[str], *, per_class: int | None = None, fract
                                               progress=progress)
     key = _sample_key(items, seed)
     known = _known_rows(spec, key)
-    rows = [_timed_again(known[name]) if name in known else _row(name, items, labels, seed, progress)
-            for name in models]
+    rows = [known[name] if name in known else _row(name, items, labels, seed, progress) for name in models]
+    rows = timed(rows, progress)
     choice, reason = suggest(rows)
     comparison = Comparison(dataset.name, classes, int(np.bincount(labels).min()), len(items), tuple(rows),
                             choice.model, choice.suggested_frozen, reason, time.perf_counter() - start)
@@ -135,19 +142,14 @@ def _row(name: str, items, labels: np.ndarray, seed: int, progress: Progress | N
     vectors = block_vectors(items, name, None, _named(progress, name))
     depth = depth_points(vectors, labels, seed, _named(progress, name))
     best = max(depth, key=lambda p: p.accuracy)
+    if progress:
+        progress(f"{name}: k-NN", 0, 0)
     knn = probe.neighbour_score(vectors.final, labels, seed)
-    speed, engine = throughput(name)
     params = describe(name).params
     return BackboneRow(name, get_spec(name).source != "random", get_spec(name).input_size, params,
-                       round(params * 4 / 2**20, 1), speed, engine, best.block, best.accuracy, best.std,
+                       round(params * 4 / 2**20, 1), 0.0, "", best.block, best.accuracy, best.std,
                        depth[-1].accuracy, depth[-1].std, knn.accuracy, knn.std,
                        suggested_depth(depth, layered=vectors.layout.layered))
-
-
-def _timed_again(row: BackboneRow) -> BackboneRow:
-    """A kept row with the speed of the engine the backbone runs on now (measured once per engine)."""
-    speed, engine = throughput(row.model)
-    return replace(row, images_per_second=speed, engine=engine)
 
 
 def _named(progress: Progress | None, name: str) -> Progress | None:
@@ -159,38 +161,65 @@ def suggest(rows: list[BackboneRow]) -> tuple[BackboneRow, str]:
     pretrained = [r for r in rows if r.pretrained] or rows
     top = max(pretrained, key=lambda r: r.best_accuracy)
     close = [r for r in pretrained if r.best_accuracy >= top.best_accuracy - max(top.best_std, 0.01)]
-    choice = max(close, key=lambda r: r.images_per_second)
+    faster = [r for r in close if r is top or r.speed_low > top.speed_high]  # beyond the timings' spread, not noise
+    choice = max(faster, key=lambda r: r.images_per_second)
     where = "with every block frozen" if choice.suggested_frozen == ALL else \
         f"fine-tuned after block {choice.suggested_frozen}"
     why = f"{backbone_title(choice.model)} {where}: its probe reaches {choice.best_accuracy:.1%}"
     if choice is top:
-        why += " - the most accurate" + (", and the fastest of those within its spread" if len(close) > 1 else "")
+        why += " - the most accurate" + (" (the others within its spread are not measurably faster here)"
+                                         if len(close) > 1 else "")
     else:
         why += (f", within the spread of the most accurate ({backbone_title(top.model)}, {top.best_accuracy:.1%}), "
-                f"and it runs {choice.images_per_second / top.images_per_second:.1f}x as fast")
+                f"and it runs {choice.images_per_second / top.images_per_second:.1f}x as fast as "
+                f"{backbone_title(top.model)} on this machine ({choice.speed_text} against {top.speed_text}, "
+                f"{ROUNDS} interleaved timings each)")
     random = [r for r in rows if not r.pretrained]
     if random:
         why += f"; {100 * (choice.best_accuracy - random[0].best_accuracy):.0f} points above random weights"
     return choice, why + "."
 
 
-def throughput(name: str) -> tuple[float, str]:
-    """(images per second, engine) of the backbone's whole forward on this machine, measured once."""
+def timed(rows: list[BackboneRow], progress: Progress | None = None) -> list[BackboneRow]:
+    """The rows with this machine's speed of each backbone's whole forward, through the engine a frozen run uses:
+    the backbones timed in turn, ROUNDS rounds, so that whatever else the machine does falls on all of them alike;
+    the median and the range of each. Kept per machine for this set of backbones and engines."""
     from core.backbones import tflite_run
 
-    size = get_spec(name).input_size
-    converted = tflite_run.whole_converted(name, size)  # a file check: the file is read only to be timed
-    engine = "tflite" if converted else "tensorflow"
-    path, key = paths.cache_dir() / "throughput.json", f"{name}-{size}px-{engine}"
+    engines = {r.model: "tflite" if tflite_run.whole_converted(r.model, r.input_size) else "tensorflow" for r in rows}
+    key = "|".join(sorted(f"{r.model}-{r.input_size}px-{engines[r.model]}" for r in rows))
+    path = paths.cache_dir() / "throughput.json"
     try:
         known = read_json(path)
     except (OSError, ValueError):
         known = {}
-    if key not in known:
-        lite = tflite_run.whole_forward(name, size) if converted else None
-        known[key] = round(_measure(lite or _tensorflow_forward(name), size), 1)
+    if not isinstance(known.get(key), dict):
+        known[key] = _interleaved(rows, engines, progress)
         atomic_write_json(path, known)
-    return known[key], engine
+    return [replace(r, engine=engines[r.model], images_per_second=float(np.median(known[key][r.model])),
+                    speed_low=min(known[key][r.model]), speed_high=max(known[key][r.model])) for r in rows]
+
+
+def _interleaved(rows: list[BackboneRow], engines: dict[str, str], progress: Progress | None) -> dict[str, list]:
+    """Images per second of each backbone in each of ROUNDS rounds, the backbones taking turns."""
+    from core.backbones import tflite_run
+
+    forwards, images = {}, {}
+    for r in rows:
+        lite = tflite_run.whole_forward(r.model, r.input_size) if engines[r.model] == "tflite" else None
+        forwards[r.model] = lite or _tensorflow_forward(r.model)
+        images[r.model] = np.random.default_rng(0).integers(0, 256, (SPEED_IMAGES, r.input_size, r.input_size, 3),
+                                                           dtype=np.uint8)
+        forwards[r.model](images[r.model])  # warm-up: tracing, allocation
+    rates: dict[str, list] = {r.model: [] for r in rows}
+    for round_ in range(ROUNDS):
+        if progress:
+            progress("timing each backbone's forward, in turn", round_, ROUNDS)
+        for r in rows:
+            start = time.perf_counter()
+            forwards[r.model](images[r.model])
+            rates[r.model].append(round(SPEED_IMAGES / (time.perf_counter() - start), 1))
+    return rates
 
 
 def _tensorflow_forward(name: str):
@@ -199,19 +228,6 @@ def _tensorflow_forward(name: str):
 
     model = load_backbone(name).feature_model
     return lambda images: run_batches(model, images.astype(np.float32) / 255.0)
-
-
-def _measure(forward, size: int) -> float:
-    """Images per second of the best of REPEATS timed batches, after a warm-up (tracing, allocation): the best
-    is the machine's speed, the others carry whatever else it was doing."""
-    images = np.random.default_rng(0).integers(0, 256, (SPEED_IMAGES, size, size, 3), dtype=np.uint8)
-    forward(images)
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        forward(images)
-        times.append(time.perf_counter() - start)
-    return SPEED_IMAGES / min(times)
 
 
 def latest(spec: str) -> Comparison | None:

@@ -14,11 +14,12 @@ import functools
 import importlib
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from core import paths
+from core import paths, rates
 from core.backbones import efficientnet_lite as lite
 from core.backbones.checkpoint import read_state_dict
 from core.backbones.lite_shape import ARCHS, arch_of, from_state_dict
@@ -109,8 +110,10 @@ def prepare(name: str = DEFAULT_BACKBONE, progress: Progress | None = None,
         raise BackboneUnavailable(f"{name} is not a bundled backbone: only {bundled} are converted here.")
     if ready(name, parts):
         return status(name)
+    began = time.monotonic()
     with _store_lock():  # the server, its workers and parallel test processes may share the store
-        steps = [part for part, state in status(name, parts).items() if state != "ready"]
+        wanted = status(name, parts)
+        steps = [part for part, state in wanted.items() if state != "ready"]
         loaded = functools.cache(lambda: load(name))  # built once for every step that needs the weights
         for done, part in enumerate(steps):
             if progress:
@@ -121,7 +124,17 @@ def prepare(name: str = DEFAULT_BACKBONE, progress: Progress | None = None,
                 _STEPS[part](name, loaded())
         if progress and steps:
             progress(f"convert {name}: done", len(steps), len(steps))
+    if steps and parts is None and len(steps) == len(wanted):  # a whole conversion: how long one takes here
+        rates.record(CONVERSION, seconds=time.monotonic() - began, units=1)
     return status(name)
+
+
+CONVERSION = "conversion of a bundled backbone"  # core.rates kind
+
+
+def conversion_estimate(names: list[str]) -> rates.Estimate:
+    """How long converting these bundled backbones takes here (a first guess before one was measured)."""
+    return rates.estimate(CONVERSION, units=len(names), guess_per_unit=60.0)
 
 
 def _export_hub(name: str, models: LiteModels) -> None:

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from core import paths
+from core import paths, rates
 from core.data.dataset import IMBALANCE_WARNING_RATIO, Dataset, ImageItem
 from core.errors import DataError, StudioError
 from core.fileio import atomic_write_json, read_json
@@ -123,6 +123,15 @@ def near_duplicate_groups(items: Sequence[ImageItem], backbone: str, image_size:
     return found.groups, how, looks
 
 
+HEALTH_FIRST, HEALTH_AGAIN = "health, vectors computed", "health, vectors stored"  # core.rates kinds, per image
+
+
+def estimate(images: int, *, first_time: bool) -> rates.Estimate:
+    """How long a health check of this many images takes here (a first guess before one was measured)."""
+    return rates.estimate(HEALTH_FIRST if first_time else HEALTH_AGAIN, units=images,
+                          guess_per_unit=0.1 if first_time else 0.02)
+
+
 def check_health(dataset: Dataset, backbone: str, image_size: int | None = None, seed: int = 0,
                  progress: Progress | None = None) -> Health:
     start = time.monotonic()
@@ -131,6 +140,7 @@ def check_health(dataset: Dataset, backbone: str, image_size: int | None = None,
     groups, duplicate_check, looks = near_duplicate_groups(items, backbone, image_size, vectors, progress)
     issues, label_check = _label_issues(items, vectors, dataset.classes, seed, progress)
     odd = odd_reasons(looks)
+    rates.record(HEALTH_FIRST if computed else HEALTH_AGAIN, seconds=time.monotonic() - start, units=len(items))
     return Health(dataset.name, dataset.root, backbone, dataset.classes, len(items), tuple(issues), label_check,
                   tuple(tuple(items[i].relpath for i in g) for g in groups), duplicate_check,
                   imbalance(dataset.counts()), tuple({"file": items[i].relpath, "reason": r} for i, r in odd.items()),
@@ -142,9 +152,10 @@ def _label_issues(items, vectors, classes, seed, progress) -> tuple[list[dict], 
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[i.label] for i in items])
     if progress:
-        progress("labels", 0, 1)
+        progress("labels", 0, 0)
     try:
-        probs = out_of_fold_probs(vectors, labels, classes, seed)
+        probs = out_of_fold_probs(vectors, labels, classes, seed,
+                                  progress=(lambda d, t: progress("labels", d, t)) if progress else None)
     except DataError as exc:
         return [], f"Labels were not checked: {exc}"
     found = label_issues(probs, labels)

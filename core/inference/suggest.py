@@ -53,13 +53,16 @@ class Suggestions:
 def suggest(data: str, pool_spec: str, *, run_id: str | None = None, n: int = DEFAULT_PICKS, strategy: str = "auto",
             seed: int = 0, progress: Progress | None = None) -> Suggestions:
     """n pool images to label next (the rest of the pool unranked), with the model's guess and a reason each."""
-    start = time.monotonic()
+    start, tell = time.monotonic(), progress or (lambda stage, done, total: None)
     if n < 1:
         raise DataError(f"Ask for at least one image to label, got {n}.")
+    tell("dataset", 0, 0)  # each step names itself as it starts, before its first count
     dataset = load_dataset(data, progress=_stage(progress, "dataset"))
     if not dataset.items:
         raise DataError(f"{data} has no labelled images: label a few of every class first.")
+    tell("pool", 0, 0)
     pool = against(load_pool(pool_spec, progress=_stage(progress, "pool")), dataset)
+    tell("features", 0, 0)
     model = RunModel(load_run(run_id)) if run_id else None
     backbone, size = (model.run.config.backbone, model.run.config.image_size) if model else (DEFAULT_BACKBONE, None)
     found = block_vectors([*dataset.items, *pool.items], backbone, size, progress)
@@ -67,8 +70,10 @@ def suggest(data: str, pool_spec: str, *, run_id: str | None = None, n: int = DE
     classes = model.classes if model else dataset.classes
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index.get(i.label, -1) for i in dataset.items])
+    tell("guesses", 0, 0)
     probs, rule = _guesses(model, dataset, pool, labelled, labels, unlabelled, seed)
     known = labels >= 0  # a class added after the run: the run cannot guess it
+    tell("ranking", 0, 0)
     ranking = rank(unlabelled, labelled[known], labels[known], probs, classes, n=n, strategy=strategy, seed=seed,
                    rule=rule)
     return _suggestions(ranking, pool, probs, classes, time.monotonic() - start, len(dataset.items),

@@ -92,6 +92,9 @@ def backbones_figure(comparison: Comparison) -> go.Figure:
     fig.add_trace(go.Scatter(
         x=[cost[r.model] for r in rows], y=[r.best_accuracy for r in rows], mode="markers+text",
         error_y=dict(array=[r.best_std for r in rows], visible=True), name="backbone (best block's probe)",
+        error_x=dict(type="data", symmetric=False, visible=True,  # the range of the interleaved timings
+                     array=[1000.0 / r.speed_low - cost[r.model] if r.speed_low else 0 for r in rows],
+                     arrayminus=[cost[r.model] - 1000.0 / r.speed_high if r.speed_high else 0 for r in rows]),
         text=[backbone_title(r.model) if r.pretrained else "random weights" for r in rows], textposition="top right",
         marker=dict(size=12, color=[VAL_COLOR if r.pretrained else COST_COLOR for r in rows]),
         customdata=[[r.best_block, r.images_per_second, r.engine] for r in rows],

@@ -64,7 +64,8 @@ def backbone_rows(comparison) -> list[dict]:
 
     return [{"backbone": backbone_title(r.model) if r.pretrained else "Lite0, random weights",
              "input": f"{r.input_size} px", "parameters": f"{r.params / 1e6:.2f} M", "MB": f"{r.mb:.1f}",
-             "images/s": f"{r.images_per_second:.0f} ({r.engine})", "best block": r.best_block,
+             "images/s (median, range of 3 interleaved)": f"{r.speed_text.removesuffix(' images/s')} ({r.engine})",
+             "best block": r.best_block,
              "best probe": f"{r.best_accuracy:.1%} ± {r.best_std:.1%}",
              "last block": f"{r.last_accuracy:.1%} ± {r.last_std:.1%}",
              "k-NN": f"{r.knn_accuracy:.1%} ± {r.knn_std:.1%}"} for r in comparison.rows]

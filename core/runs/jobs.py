@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from core import paths
+from core import paths, rates
 from core.data.sampling import Split
 from core.errors import RunError, StudioError
 from core.fileio import atomic_write_json, file_lock
@@ -37,6 +37,7 @@ from core.runs.store import (
     write_weights,
 )
 from core.training.config import TrainConfig
+from core.training.plan import nominal_seconds
 
 STATUS_INTERVAL_S = 0.5
 
@@ -177,6 +178,8 @@ def execute(run_id: str, *, data: Callable[[], Split] | None = None) -> None:
         result.timings["data_seconds"] = scan_seconds  # scan (and import), sample, split
         _write_result(run_id, result, time.time() - started, f"GPU ({len(devices)})" if devices else "CPU")
         update_status(run_id, state=RunState.COMPLETED, message="done", pid=None, finished=time.time(), progress={})
+        images = len(parts.train) + len(parts.val) + len(parts.test)
+        rates.record("run", seconds=time.time() - started, units=nominal_seconds(config, images))
     except Cancelled as exc:
         update_status(run_id, state=RunState.CANCELLED, message=str(exc), pid=None, finished=time.time())
     except Exception as exc:

@@ -15,17 +15,16 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from core import paths
+from core import paths, rates
 from core.backbones.depth import ALL
 from core.data.augment import AugmentConfig
 from core.errors import RunError, StudioError
 from core.fileio import atomic_write_json, read_json
+from core.rates import Estimate
 from core.runs import executors, jobs
 from core.runs.store import Run, RunState, load_run
 from core.training.config import TrainConfig
-
-SECONDS_OVERHEAD = 8.0  # worker start, backbone load, evaluation
-DEFAULT_IMAGES_PER_SECOND = 80.0  # forward pass at 224x224 on a 2-core laptop CPU, measured here
+from core.training.plan import nominal_seconds
 
 
 @dataclass(frozen=True)
@@ -61,18 +60,11 @@ class SweepSpec:
                          **{k: tuple(v) for k, v in data.items() if k != "base"})
 
 
-def estimate_seconds(config: TrainConfig, images_per_class: int, classes: int,
-                     images_per_second: float = DEFAULT_IMAGES_PER_SECOND) -> float:
-    """A rough time estimate: one forward pass per image with the feature cache, one per training
-    image and epoch without it (augmentation), plus backward work for fine-tuned blocks."""
-    n = images_per_class * classes
-    n_train = n * (1 - config.val_fraction - config.test_fraction)
-    seconds = n / images_per_second + SECONDS_OVERHEAD
-    if config.augment.enabled:
-        seconds += n_train * config.epochs / images_per_second
-    elif config.frozen_blocks != ALL:
-        seconds += n_train * config.epochs / images_per_second * 0.5
-    return seconds
+def estimate(points: list[TrainConfig], images: list[int]) -> Estimate:
+    """How long the runs take here, one after the other: their nominal work (core.training.plan.nominal_seconds)
+    at the pace this machine's finished runs kept (core.rates; a first guess before any)."""
+    return rates.estimate("run", units=sum(nominal_seconds(p, n) for p, n in zip(points, images)),
+                          guess_per_unit=1.0)
 
 
 def _dir() -> Path:

@@ -8,18 +8,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.backbones.depth import ALL
 from core.backbones.summary import BackboneSummary
 from core.data.sampling import Split
 from core.errors import TrainingError
 from core.training.config import TrainConfig
 
 CACHE_LIMIT_BYTES = 1536 * 1024**2  # above this the cut tensors are recomputed each epoch
+NOMINAL_OVERHEAD_S = 8.0  # worker start, backbone load, evaluation
+NOMINAL_IMAGES_PER_SECOND = 80.0  # the forward pass at 224x224 on a 2-core CPU
 
 # What the trainable part (trainable blocks + head) consumes.
 VECTORS = "vectors"  # feature vectors, once per image: every block frozen, no augmentation
 CUTS = "cut tensors"  # the frozen part's output, once per image: fine-tuning without augmentation
 EPOCH_VECTORS = "per-epoch vectors"  # each epoch's augmented images through the frozen part, up front
 IMAGES = "images"  # the whole model runs on the (augmented) images every epoch
+
+
+def nominal_seconds(config: TrainConfig, images: int) -> float:
+    """A run's work in nominal seconds: one forward pass per image with the feature cache, one per training image
+    and epoch with augmentation, plus backward work for fine-tuned blocks. Real seconds are this times the pace
+    this machine's finished runs kept (core.rates "run")."""
+    n_train = images * (1 - config.val_fraction - config.test_fraction)
+    seconds = images / NOMINAL_IMAGES_PER_SECOND + NOMINAL_OVERHEAD_S
+    if config.augment.enabled:
+        seconds += n_train * config.epochs / NOMINAL_IMAGES_PER_SECOND
+    elif config.frozen_blocks != ALL:
+        seconds += n_train * config.epochs / NOMINAL_IMAGES_PER_SECOND * 0.5
+    return seconds
 
 
 @dataclass(frozen=True)

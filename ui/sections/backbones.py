@@ -7,12 +7,13 @@ from __future__ import annotations
 import streamlit as st
 
 from core.analysis import compare as comparing
-from core.backbones import get_spec, list_specs
+from core.backbones import bundled, get_spec, list_specs, store
 from core.backbones.registry import backbone_title
 from core.errors import StudioError
 from core.present.analysis_figures import backbones_figure
 from core.present.tables import backbone_rows
 from ui.presenting import chart, editing, table
+from ui.progress import stage_text
 from ui.widgets import show_error
 
 CHOICES = [spec.name for spec in list_specs() if spec.arch and spec.source in ("bundled", "random")]
@@ -24,9 +25,9 @@ def _label(name: str) -> str:
 
 def _run(models: list[str]):
     s = st.session_state
-    bar = st.progress(0.0, text="Starting")
+    bar = st.progress(0.0, text="Checking the files...")
     steps = {"scan": "Checking the files", "features": "one forward pass, every block kept",
-             "depth": "a linear probe on every block"}
+             "depth": "a linear probe on every block", "k-NN": "the k-NN head, each image left out in turn"}
 
     def report(stage: str, done: int, total: int) -> None:
         name, sep, step = stage.partition(": ")  # "scan", "NAME: depth" or "convert NAME: reading ..."
@@ -35,11 +36,11 @@ def _run(models: list[str]):
         if name.startswith("convert "):
             name, step = name.removeprefix("convert "), f"converting for this machine, {step}"
         index = models.index(name) if name in models else 0
-        frac = done / max(total, 1)
-        within = 0.5 * frac if step == "features" else 0.5 + 0.5 * frac if step == "depth" else 0.0
-        share = (index + within) / len(models)
+        frac = done / total if total else 0.0
+        within = {"features": 0.5 * frac, "depth": 0.5 + 0.4 * frac, "k-NN": 0.9}.get(step, 0.0)
+        share = 0.9 * (index + within) / len(models) if name else 0.9 + 0.1 * frac  # the timing comes last
         where = f"{backbone_title(name)} ({index + 1} of {len(models)}): " if name else ""
-        bar.progress(min(share, 1.0), text=f"{where}{steps.get(step, step)}: {done} of {total}")
+        bar.progress(min(share, 1.0), text=where + stage_text(steps.get(step, step), done, total))
 
     try:
         return comparing.compare(s.dataset, models, per_class=s.per_class, fraction=s.fraction, progress=report)
@@ -77,8 +78,10 @@ def section() -> None:
     if editing():
         models = st.multiselect("Backbones to compare", CHOICES, default=CHOICES, format_func=_label,
                                 key="compare_models")
-        st.caption("Lite1 and Lite2 are converted for this machine on first use (about half a minute each); what a "
-                   "backbone computed once is kept, so comparing again computes nothing.")
+        missing = [m for m in models if get_spec(m).converted and not store.ready(m)]
+        converting = (f"{', '.join(_label(m) for m in missing)} will be converted for this machine first: "
+                      f"{bundled.conversion_estimate(missing).text()}. " if missing else "")
+        st.caption(f"{converting}What a backbone computed once is kept, so comparing again computes nothing.")
         if st.button("Compare backbones", icon=":material/compare:", disabled=len(models) < 2):
             comparison = _run(models) or comparison
     if comparison is None:

@@ -9,23 +9,23 @@ from core.backbones.registry import backbone_title
 from core.data.overrides import read_overrides, set_override
 from core.errors import StudioError
 from core.health import check_health, latest, save, scanned_images
+from core.health import estimate as health_estimate
 from core.images import png_data_uri
 from core.present.tables import score_text
 from ui import resources
 from ui.presenting import editing, presenting
+from ui.progress import staged_bar
 from ui.widgets import show_error
 
 KEEP, EXCLUDE, RELABEL = "keep", "exclude", "label: "
 SHOWN = 30  # rows per table
+STAGES = {"features": (0.0, 0.6, "Feature vectors (once per image; kept for Analyze and training)"),
+          "look": (0.6, 0.8, "Thumbnails for near duplicates and odd images"),
+          "labels": (0.8, 1.0, "Out-of-fold probabilities, fold by fold (a probe and a k-NN vote)")}
 
 
 def _run_check(ds, backbone: str):
-    bar = st.progress(0.0, text="Reading the images...")
-    stages = {"features": "feature vectors (once per image; kept for Analyze and training)",
-              "look": "thumbnails for near duplicates and odd images", "labels": "out-of-fold probabilities"}
-
-    def progress(stage, done, total):
-        bar.progress(min(1.0, done / max(total, 1)), text=f"{stages.get(stage, stage)}: {done} of {total}")
+    bar, progress = staged_bar(STAGES, "Reading the images...")
     health = check_health(ds, backbone, progress=progress)
     save(health)
     bar.empty()
@@ -82,8 +82,10 @@ def section(ds, backbone: str, on_saved) -> None:
             show_error(exc)
     if not fresh:
         st.caption("Looks for likely label errors (cleanlab on out-of-fold probabilities), near-duplicate copies "
-                   "(which would inflate accuracy across the split), class imbalance and odd images. About a "
-                   "second per 50 images the first time; the feature vectors are kept for Analyze and training.")
+                   "(which would inflate accuracy across the split), class imbalance and odd images. For these "
+                   f"{len(ds):,} images the first time: {health_estimate(len(ds), first_time=True).text()}; the "
+                   "feature vectors are kept for Analyze and training, so a check again takes "
+                   f"{health_estimate(len(ds), first_time=False).text()}.")
         return
     overrides = read_overrides(ds.root)
     c = st.columns(4)

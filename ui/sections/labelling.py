@@ -12,12 +12,15 @@ from core.errors import StudioError
 from core.inference.suggest import DEFAULT_PICKS, suggest
 from core.model.acquisition import STRATEGIES
 from ui import resources, uploads
+from ui.progress import staged_bar
 from ui.widgets import show_error
 
 SKIP, NEW = "skip", "new class..."
 COLUMNS = 5
 STAGES = {"dataset": (0.0, 0.1, "Checking the labelled images"), "pool": (0.1, 0.3, "Checking the pool's files"),
-          "features": (0.3, 1.0, "Embedding the images once (kept for next time)")}
+          "features": (0.3, 0.85, "Embedding the images once (kept for next time)"),
+          "guesses": (0.85, 0.9, "The model's guess for each pool image"),
+          "ranking": (0.9, 1.0, "Ranking the pool: groups, then the least sure of each")}
 STRATEGY_TEXT = {"auto": "auto: typical and diverse while labels are few, then the least sure",
                  "uncertainty": "the least sure, spread out", "diverse": "typical and diverse",
                  "random": "random (the baseline)"}
@@ -64,11 +67,7 @@ def _choose_pool() -> str | None:
 
 
 def _suggest(pool_root: str, n: int, strategy: str) -> None:
-    bar = st.progress(0.0, text="Starting")
-
-    def report(stage: str, done: int, total: int) -> None:
-        start, end, text = STAGES.get(stage, (0.0, 1.0, stage))
-        bar.progress(start + (end - start) * done / max(total, 1), text=f"{text}: {done} of {total}")
+    bar, report = staged_bar(STAGES, "Checking the labelled images...")
 
     try:
         found = suggest(s.dataset, pool_root, n=n, strategy=strategy, progress=report)
