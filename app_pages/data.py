@@ -101,7 +101,8 @@ with right:
         st.dataframe([{"file": x.name, "reason": x.reason, "detail": x.detail} for x in ds.skipped],
                      hide_index=True, height=280)
     else:
-        st.success("Every file was a usable image; no duplicates.", icon=":material/check_circle:")
+        st.success("Every file was a usable image; no exact copies (the Health check below also looks for near "
+                   "duplicates).", icon=":material/check_circle:")
 
 health_section.section(ds, s.backbone, lambda: use(s.dataset, s.dataset_label, edited=True))
 if editing():
@@ -148,8 +149,7 @@ if len(by_class) > 12:
 st.subheader("Augmentation")
 aug = s.augment
 if not editing():
-    changes = ", ".join(f"{k} {v}" for k, v in aug.to_json().items() if v)
-    st.markdown(f"**On**: {changes}" if aug.enabled else "**Off**")
+    st.markdown(f"**On**: {aug.words()}" if aug.enabled else "**Off**")
 elif st.toggle("Augment training images (random changes each epoch)", value=aug.enabled):
     base = aug if aug.enabled else AugmentConfig.standard()
     c1, c2, c3, c4, c5 = st.columns(5)

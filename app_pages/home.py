@@ -38,9 +38,10 @@ elif env.tflite_copy != "ready":
     st.caption("Training runs the frozen blocks through TensorFlow. `python -m core prepare` (part of `make run`) "
                "adds a TensorFlow Lite copy of them that runs faster on a CPU.")
 with st.expander("Environment details"):
-    st.write({"tf_keras": env.tf_keras, "tensorflow_hub": env.tensorflow_hub, "GPUs": list(env.gpus) or "none",
-              "TF Hub export of the bundled model": env.hub_export,
-              "TensorFlow Lite copy of the frozen feature model": env.tflite_copy})
+    st.table({"": ["Keras 2 (tf-keras)", "TensorFlow Hub", "GPUs", "TF Hub export of the bundled model",
+                   "TensorFlow Lite copy of the frozen feature model"],
+              "what is here": [env.tf_keras, env.tensorflow_hub, ", ".join(env.gpus) or "none",
+                               env.hub_export, env.tflite_copy]})
 
 runs = list_runs()[:5]
 if runs:

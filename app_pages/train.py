@@ -119,7 +119,12 @@ else:
 def watched_run():
     """This session's latest run (found again after a reload through the ?s= token in the URL)."""
     mine = [r for r in list_runs(verify=False) if r.status.get("owner") == s.token]
-    return mine[0] if mine else None
+    return max(mine, key=lambda r: r.status.get("created", 0)) if mine else None
+
+
+def submit(config) -> None:
+    s.pop("same_run", None)
+    s.run_id = executors.current().submit(config, owner=s.token)
 
 
 if submitted:
@@ -129,13 +134,31 @@ if submitted:
                                     fine_tune_lr_factor=float(factor), early_stopping=int(patience), seed=int(seed),
                                     class_weight=balanced)
         latest = watched_run()
+        same = next((r for r in list_runs(verify=False) if r.state == RunState.COMPLETED
+                     and r.config.to_json() == config.to_json()), None)
         if latest is not None and latest.state.active and latest.config.to_json() == config.to_json():  # clicked twice
             st.info(f"Run {latest.id} with these settings is already {latest.state}, so it was not queued again. "
                     f"Change a setting to queue another run.", icon=":material/info:")
+        elif same is not None:  # the same settings and seed train the same run again: say so, and let the user choose
+            s.same_run = (same.id, config)
         else:
-            s.run_id = executors.current().submit(config, owner=s.token)
+            submit(config)
     except StudioError as exc:
         show_error(exc)
+
+if s.get("same_run") and editing():
+    same_id, same_config = s.same_run
+    st.info(f"This exact run exists: run {same_id}, with the same data, settings and seed, so training it again gives "
+            f"the same result. Open it, change the seed (another sample, split and start) or a setting, or train it "
+            f"again anyway.", icon=":material/content_copy:")
+    left, right = st.columns([1, 3])
+    left.page_link("app_pages/results.py", label=f"Open run {same_id}", icon=":material/insights:",
+                   query_params={"run": same_id})
+    if right.button("Train again anyway", icon=":material/replay:"):
+        try:
+            submit(same_config)
+        except StudioError as exc:
+            show_error(exc)
 
 
 watched = watched_run()
@@ -157,6 +180,11 @@ def live_progress():
         waiting = (status.get("message", "").capitalize() + "." if status.get("cluster")
                    else f"Queued: position {position} (one training at a time)." if running or position > 1
                    else "Starting a training worker...")
+    with st.container(key=f"run-{run.id}"):  # a run's own container: nothing of the last run stays under its heading
+        run_status(run, status, waiting if run.state == RunState.QUEUED else "")
+
+
+def run_status(run, status: dict, waiting: str) -> None:
     st.subheader(f"Run {run.id}")
     if run.state == RunState.QUEUED:
         st.info(waiting)

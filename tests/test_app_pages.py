@@ -34,12 +34,14 @@ def test_home_shows_environment_and_latest_runs(trained_run):
 
     latest = [r.id for r in list_runs()[:5]]  # the trained run, or runs other tests of this process made since
     assert latest and all(run_id in text_of(at) for run_id in latest)
+    assert not at.json and "TensorFlow Lite copy of the frozen feature model" in str(at.table[0].value)  # not JSON
 
 
 def test_data_page_reports_the_demo_and_follows_the_sample_slider():
     at = open_page("data")
     m = metrics(at)
     assert m["Classes"] == "10" and m["Usable images"] == "1,797" and m["Skipped files"] == "0"
+    assert "no exact copies" in text_of(at) and "no duplicates" not in text_of(at)  # Health may find near ones
     assert "200 images - 11% of 1,797" in text_of(at)
     at.slider[0].set_value(50).run()
     assert "500 images - 28% of 1,797" in text_of(at)
@@ -147,6 +149,31 @@ def test_a_second_click_on_train_does_not_queue_the_same_run_again(color_folder,
     at.number_input[0].set_value(2)  # epochs: other settings
     at.button[0].click().run()
     assert at.session_state.run_id != first and len(list_runs()) == 2
+
+
+def test_training_the_same_finished_run_again_asks_first(color_folder, own_runs, workers_in_process):
+    """After a run finished, Train with nothing changed says this exact run exists, links to it and queues nothing;
+    "Train again anyway" queues it; another seed is another run (issue 43 saw three identical runs at 95.1%)."""
+    from core.runs.store import list_runs
+
+    at = open_page("train", dataset=str(color_folder), dataset_label="colours", per_class=6)
+    at.number_input[0].set_value(2)  # epochs
+    at.button[0].click().run()
+    first = at.session_state.run_id
+    assert jobs.wait(first, timeout=600)["state"] == "completed"
+    at.run()
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"This exact run exists: run {first}" in i.value for i in at.info)
+    assert [r.id for r in list_runs()] == [first] and at.session_state.run_id == first
+    assert f"run={first}" in str([link.proto for link in at.get("page_link")])
+    next(b for b in at.button if b.label == "Train again anyway").click().run()
+    again = at.session_state.run_id
+    assert again != first and len(list_runs()) == 2 and "same_run" not in at.session_state
+    assert jobs.wait(again, timeout=600)["state"] == "completed"
+    next(n for n in at.number_input if n.label == "Seed").set_value(7)
+    at.button[0].click().run()
+    assert len(list_runs()) == 3 and not any("This exact run exists" in i.value for i in at.info)
 
 
 def test_results_page_shows_accuracy_and_confusion(trained_run):

@@ -98,6 +98,10 @@ def test_walk_through_the_app(server, tmp_path):
         click_confusion_cell(page, "2", "2")
         expect(page.get_by_role("combobox", name="True class")).to_have_value("2")
         expect(page.get_by_role("combobox", name="Predicted as")).to_have_value("2")
+        plots = page.locator(".js-plotly-plot").count()
+        page.get_by_role("button", name="Show the feature vectors").click()
+        expect(page.locator(".js-plotly-plot")).to_have_count(plots + 1, timeout=120_000)
+        settle(page)
 
         page.get_by_role("link", name="Activations").first.click()
         wait_for_title(page, "Activations")
@@ -114,6 +118,35 @@ def test_walk_through_the_app(server, tmp_path):
         settle(page)
         check_page(page, "7-predict")
         assert elsewhere == [], elsewhere
+
+        # Presenting: the Results page's badges, radio labels, table cells and the sidebar grow too (issue 43).
+        page.get_by_text("Presenting", exact=True).click()
+        page.get_by_role("link", name="Results").first.click()
+        wait_for_title(page, "Results")
+        expect(metric_label(page, "Validation accuracy")).to_be_visible(timeout=120_000)
+        settle(page)
+        sizes = page.evaluate(PRESENTED_SIZES)
+        check_page(page, "8-results-presenting")
+        assert all(sizes[part] and min(sizes[part]) >= 18 for part in ("delta", "radio", "cells", "sidebar")), sizes
+        assert sizes["clipped"] == [], sizes  # every number and interval shown whole, not cut to "100..."
+    # Every child the server started (the training worker) is reaped: none is left defunct (issue 43 saw 14).
+    assert wait_for(lambda: not defunct_children(server.pid), timeout=15), defunct_children(server.pid)
+
+
+PRESENTED_SIZES = """() => {
+  const size = selector => [...document.querySelectorAll(selector)].map(e => parseFloat(getComputedStyle(e).fontSize));
+  return {delta: size('[data-testid="stMetricDelta"] div'), radio: size('[data-testid="stRadio"] p'),
+          cells: size('.stMainBlockContainer table td'), sidebar: size('[data-testid="stSidebar"] .stMarkdown p'),
+          clipped: [...document.querySelectorAll(
+              '[data-testid^="stMetric"] div')]
+            .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)};
+}"""
+
+
+def defunct_children(pid: int) -> list[int]:
+    import psutil
+
+    return [c.pid for c in psutil.Process(pid).children(recursive=True) if c.status() == psutil.STATUS_ZOMBIE]
 
 
 def click_confusion_cell(page, true: str, predicted: str) -> None:

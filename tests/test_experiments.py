@@ -82,6 +82,15 @@ def test_run_report_has_every_section_and_no_network_reference(trained_run, colo
     assert "data:image/png;base64," in html or "Every validation image was classified correctly" in html
     written = open(write_report(trained_run, str(tmp_path / "r.html")), encoding="utf-8").read()
     assert written.startswith("<!doctype html>") and f"<h1>Run {trained_run}</h1>" in written
+    # The settings in words, as the Train page shows them, not raw Python (issue 43).
+    settings = html[html.index("id='configuration'"):html.index("id='dataset'")]
+    assert not re.search(r"None|True|False|\{'|&#x27;:", settings), settings
+    assert "one: every block is frozen, so only the head trains" in settings
+    assert "does not apply: nothing is fine-tuned" in settings and "10 images per class" in settings
+    dataset = html[html.index("id='dataset'"):html.index("id='curves'")]
+    assert re.search(r"\d+ to train, \d+ to validate, \d+ to test", dataset) and "{" not in dataset
+    per_class = html[html.index("id='metrics'"):html.index("id='confusion'")]
+    assert re.search(r"<td[^>]*>\d+\.\d%</td>", per_class)
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")

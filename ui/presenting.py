@@ -15,14 +15,21 @@ from core.present.tables import runs_table
 SCALE = 1.35  # figure height while presenting
 FONT = 18  # figure text while presenting (plotly's default is 12)
 CSS = """<style>
-[data-testid="stMetricValue"]{font-size:3.2rem}
+[data-testid="stMetricValue"]{font-size:clamp(2rem,2.6vw,3.2rem)}
+[data-testid="stMetricValue"] div,[data-testid="stMetricDelta"],[data-testid="stMetricDelta"] *,
+[data-testid="stMetricLabel"] *{
+white-space:normal!important;overflow:visible;text-overflow:clip;height:auto}
 [data-testid="stMetricLabel"] p{font-size:1.3rem}
 .stMainBlockContainer .stMarkdown p,.stMainBlockContainer .stMarkdown li,[data-testid="stCaptionContainer"] p,
-[data-testid="stAlertContentInfo"] p,[data-testid="stAlertContentWarning"] p{font-size:1.3rem}
+[data-testid="stAlertContentInfo"] p,[data-testid="stAlertContentWarning"] p,[data-testid="stAlertContentSuccess"] p,
+[data-testid="stAlertContentError"] p,[data-testid="stRadio"] p{font-size:1.3rem}
+[data-testid="stMetricDelta"] div{font-size:1.15rem}
+[data-testid="stSidebar"] .stMarkdown p{font-size:1.15rem}
 .stMainBlockContainer h1{font-size:3.4rem} .stMainBlockContainer h3{font-size:2.2rem}
 [data-testid="stWidgetLabel"] p,[data-testid="stCheckbox"] label p,[data-testid="stSelectbox"] input,
 [data-testid="stMultiSelect"] input,[data-testid="stExpander"] summary p{font-size:1.3rem}
-[data-testid="stTable"] td,[data-testid="stTable"] th{font-size:1.2rem}
+[data-testid="stTable"] td,[data-testid="stTable"] th,.stMainBlockContainer table td,
+.stMainBlockContainer table th{font-size:1.2rem}
 [data-testid="stToolbar"]{display:none}
 </style>"""
 

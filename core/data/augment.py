@@ -25,6 +25,17 @@ class AugmentConfig:
     def to_json(self) -> dict:
         return asdict(self)
 
+    def words(self) -> str:
+        """The changes as a person reads them: "off", or "random flips, rotations up to 18°, zoom up to 10%"."""
+        if not self.enabled:
+            return "off"
+        parts = ["random left-right flips"] if self.flip else []
+        parts += [f"{name} up to {text}" for name, value, text in (
+            ("rotations", self.rotation, f"{self.rotation * 360:.0f}°"), ("zoom", self.zoom, f"{self.zoom:.0%}"),
+            ("shifts", self.translation, f"{self.translation:.0%}"), ("contrast changes", self.contrast,
+                                                                       f"{self.contrast:.0%}")) if value > 0]
+        return ", ".join(parts)
+
     @staticmethod
     def standard() -> "AugmentConfig":
         """A sensible default when a user just switches augmentation on."""

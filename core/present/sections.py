@@ -7,7 +7,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from core.backbones.depth import ALL
 from core.backbones.registry import backbone_title
+from core.data.sampling import sample_text
 from core.model.metrics import accuracy_text
 from core.present import figures
 from core.present.views import RunViews, learning_curve_points
@@ -74,21 +76,49 @@ def run_story(run_id: str) -> Story:
 
 
 
+def split_words(dataset: dict) -> str:
+    """"139 to train, 41 to validate, 20 to test", from a run's dataset.json."""
+    sizes = dataset.get("split_sizes") or {}
+    return ", ".join(f"{sizes[part]:,} to {verb}" for part, verb in (("train", "train"), ("val", "validate"),
+                                                                      ("test", "test")) if part in sizes)
+
+
+def settings_in_words(config, summary: RunSummary, dataset: dict) -> dict[str, str]:
+    """A run's settings as the Train and Data pages show them, in words; settings that did not apply (the
+    fine-tuning rate of a frozen run) are said to be so."""
+    frozen = config.frozen_blocks == ALL
+    phases = ("one: every block is frozen, so only the head trains" if frozen else
+              "two: the head alone first, then the unfrozen blocks with it" if config.two_phase else
+              "one: the unfrozen blocks and the head together")
+    return {"Backbone": backbone_title(config.backbone), "Frozen blocks": summary.frozen_phrase,
+            "Sample": sample_text(config.per_class, config.fraction), "Split": split_words(dataset)
+            or f"{config.val_fraction:.0%} to validate, {config.test_fraction:.0%} to test",
+            "Augmentation": config.augment.words(),
+            "Head": f"{config.head}" + (f", dropout {config.dropout:.0%}" if config.head == "dense" else ""),
+            "Epochs": str(config.epochs), "Training phases": phases, "Batch size": str(config.batch_size),
+            "Learning rate (head)": f"{config.learning_rate:g}",
+            "Fine-tune rate factor": "does not apply: nothing is fine-tuned" if frozen
+            else f"{config.fine_tune_lr_factor:g} (the unfrozen blocks at "
+                 f"{config.learning_rate * config.fine_tune_lr_factor:g})",
+            "Early stopping": "off" if not config.early_stopping
+            else f"after {config.early_stopping} epochs without a lower validation loss",
+            "Class weighting": "on: every class counts the same" if config.class_weight else "off",
+            "Image size": f"{config.image_size} px" if config.image_size else "the backbone's own",
+            "Seed": str(config.seed)}
+
+
 def _run_sections(run, views: RunViews, summary: RunSummary) -> tuple[Section, ...]:
     d = run.dataset()
-    config_rows = [{"setting": k, "value": str(v)} for k, v in run.config.to_json().items()]
-    for row in config_rows:
-        if row["setting"] == "frozen_blocks" and summary.frozen == "all":
-            row["value"] = "all (feature extraction)"
+    config_rows = [{"setting": k, "value": v} for k, v in settings_in_words(run.config, summary, d).items()]
     dataset_rows = [{"class": k, "images": v, "sampled": (d.get("sample_per_class") or {}).get(k)}
                     for k, v in (d.get("counts") or {}).items()]
-    per_class = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
+    per_class = [{k: (f"{v:.1%}" if k in ("precision", "recall", "f1") else v) for k, v in r.items()}
                  for r in views.predictions["val"].per_class()]
     return (
         Section("configuration", "Configuration", table=Table(config_rows, ["setting", "value"]), report_only=True),
         Section("dataset", "Dataset", report_only=True, table=Table(dataset_rows, ["class", "images", "sampled"]),
                 text=f"{len(d.get('classes', []))} classes, {d.get('images', 0):,} usable images, "
-                     f"{sum((d.get('skipped') or {}).values())} skipped; split {d.get('split_sizes')}."),
+                     f"{sum((d.get('skipped') or {}).values())} skipped; {split_words(d)}."),
         Section("curves", "Training curves", figures=(views.curves(),)),
         Section("metrics", "Per-class metrics (validation)", report_only=True,
                 table=Table(per_class, ["class", "precision", "recall", "f1", "support"])),

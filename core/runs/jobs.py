@@ -14,6 +14,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -86,13 +87,33 @@ def queue_position(run_id: str) -> int | None:
     return ids.index(run_id) + 1 if run_id in ids else None
 
 
+_CHILDREN: list[subprocess.Popen] = []  # spawned by this process and not yet reaped
+_REAPING = threading.Lock()
+
+
 def spawn(*command: str, log: str) -> subprocess.Popen:
     """`python -m core COMMAND...` in a session of its own (it outlives the page or CLI that started it), its
-    output appended to runs/LOG."""
+    output appended to runs/LOG. A thread of this process reaps it when it exits, so a long-lived process (the
+    app's server) keeps no defunct children."""
     paths.runs_dir().mkdir(parents=True, exist_ok=True)
     with open(paths.runs_dir() / log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "core", *command], cwd=paths.PROJECT_DIR, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        child = subprocess.Popen([sys.executable, "-m", "core", *command], cwd=paths.PROJECT_DIR, stdout=out,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    with _REAPING:
+        _CHILDREN.append(child)
+        if len(_CHILDREN) == 1:
+            threading.Thread(target=_reap, name="reaper", daemon=True).start()
+    return child
+
+
+def _reap() -> None:
+    """Wait for every spawned child in turn (poll, a second apart) until none is left."""
+    while True:
+        with _REAPING:
+            _CHILDREN[:] = [child for child in _CHILDREN if child.poll() is None]
+            if not _CHILDREN:
+                return
+        time.sleep(1.0)
 
 
 def ensure_workers() -> int:

@@ -75,7 +75,7 @@ class RunSummary:
                 "train acc": acc(self.train_accuracy), "val acc": acc(self.val_accuracy),
                 "val 95% CI": interval_text(self.val_interval), "test acc": acc(self.test_accuracy),
                 "test 95% CI": interval_text(self.test_interval),
-                "seconds": round(self.seconds) if self.seconds else None,
+                "seconds": round(self.seconds, 1) if self.seconds else None,
                 "epochs": self.epochs, "backbone": self.backbone}
 
 

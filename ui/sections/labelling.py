@@ -158,7 +158,8 @@ def _additions_in_effect(ds, on_saved) -> None:
                    f"the new count.", icon=":material/check_circle:")
     if applied and s.fraction is None and s.per_class is not None and s.per_class < max(ds.counts().values()):
         st.warning(f"The sample takes {s.per_class} images per class (Sample and split, below), so a run may leave "
-                   f"some of the labelled images out. Take every image to train on all of them.",
+                   f"some of the labelled images out. To train on all of them, set the **Images per class** slider "
+                   f"under Sample and split to its right end ({max(ds.counts().values())}).",
                    icon=":material/warning:")
     if not applied:
         return
