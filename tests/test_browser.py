@@ -238,6 +238,7 @@ def test_server_memory_stays_flat_and_workers_exit(server_with_a_run, monkeypatc
         settle(page)
         for i in range(TRAININGS):
             before = {r.id for r in list_runs(verify=False)}
+            page.get_by_label("Seed").fill(str(100 + i))  # a new seed: another run, not "this exact run exists"
             page.get_by_role("button", name="Train", exact=True).click()
             assert wait_for(lambda: {r.id for r in list_runs(verify=False)} - before, timeout=60)
             (new,) = {r.id for r in list_runs(verify=False)} - before

@@ -120,8 +120,10 @@ def ensure_workers() -> int:
     """Start workers until every queued run has one that is starting or waiting for it (never more: a worker
     counts from the moment it is spawned, and one process at a time counts and spawns); how many were started."""
     with file_lock(_workers_dir() / ".spawn.lock"):
-        idle = sum(state in ("starting", "waiting") for state in worker_states().values())
-        missing = max(0, len(queued_runs()) - idle)
+        states = list(worker_states().values())
+        idle = sum(state in ("starting", "waiting") for state in states)
+        queued = {r.id for r in queued_runs()}
+        missing = max(0, len(queued - set(states)) - idle)  # a worker that just took a run holds it while it is queued
         for _ in range(missing):
             _register(spawn("worker", log="worker.log").pid)
     return missing
