@@ -51,8 +51,9 @@ class BackboneRow:
 
     @property
     def speed_text(self) -> str:
+        """Images per second: "100 (95-105)", the median and the range of the timings."""
         spread = f" ({self.speed_low:.0f}-{self.speed_high:.0f})" if self.speed_high else ""
-        return f"{self.images_per_second:.0f}{spread} images/s"
+        return f"{self.images_per_second:.0f}{spread}"
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,8 @@ def suggest(rows: list[BackboneRow]) -> tuple[BackboneRow, str]:
     else:
         why += (f", within the spread of the most accurate ({backbone_title(top.model)}, {top.best_accuracy:.1%}), "
                 f"and it runs {choice.images_per_second / top.images_per_second:.1f}x as fast as "
-                f"{backbone_title(top.model)} on this machine ({choice.speed_text} against {top.speed_text}, "
+                f"{backbone_title(top.model)} on this machine ({choice.speed_text} images/s against "
+                f"{top.speed_text} images/s, "
                 f"{ROUNDS} interleaved timings each)")
     random = [r for r in rows if not r.pretrained]
     if random:

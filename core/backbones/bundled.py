@@ -110,8 +110,8 @@ def prepare(name: str = DEFAULT_BACKBONE, progress: Progress | None = None,
         raise BackboneUnavailable(f"{name} is not a bundled backbone: only {bundled} are converted here.")
     if ready(name, parts):
         return status(name)
-    began = time.monotonic()
     with _store_lock():  # the server, its workers and parallel test processes may share the store
+        began = time.monotonic()  # after the lock: waiting for another process's conversion is not this one's time
         wanted = status(name, parts)
         steps = [part for part, state in wanted.items() if state != "ready"]
         loaded = functools.cache(lambda: load(name))  # built once for every step that needs the weights

@@ -17,7 +17,7 @@ from core.data.dataset import Dataset, ImageItem, class_name, count_warnings
 from core.data.decode import VALIDATION_SIZE, ImageDecodeError, open_image
 from core.data.records import beside, read_entries
 from core.errors import DataError
-from core.fileio import atomic_write_json, not_regular, sha256_file
+from core.fileio import atomic_write_json, not_regular, sha256_bytes
 
 SUFFIX = ".additions.json"
 VERSION = 1
@@ -94,16 +94,17 @@ def _stale_reason(addition: Addition, held: dict[str, str]) -> str | None:
     if kind:
         return "the file is gone" if kind == "missing" else f"it is {kind}, not an image file"
     try:
-        digest = sha256_file(addition.path)
+        data = Path(addition.path).read_bytes()  # read once: hashed, then decoded
     except OSError:
         return "the file is gone"
+    digest = sha256_bytes(data)
     if digest != addition.sha256:
         return "the file changed after it was labelled"
     if digest in held:
         return f"the dataset already holds the same image ({held[digest]})"
     try:
-        open_image(Path(addition.path).read_bytes(), addition.relpath, target=VALIDATION_SIZE)
-    except (ImageDecodeError, OSError) as exc:
+        open_image(data, addition.relpath, target=VALIDATION_SIZE)
+    except ImageDecodeError as exc:
         return f"not a usable image ({exc})"
     return None
 

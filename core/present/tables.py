@@ -64,7 +64,7 @@ def backbone_rows(comparison) -> list[dict]:
 
     return [{"backbone": backbone_title(r.model) if r.pretrained else "Lite0, random weights",
              "input": f"{r.input_size} px", "parameters": f"{r.params / 1e6:.2f} M", "MB": f"{r.mb:.1f}",
-             "images/s (median, range of 3 interleaved)": f"{r.speed_text.removesuffix(' images/s')} ({r.engine})",
+             "images/s (median, range of 3 interleaved)": f"{r.speed_text} ({r.engine})",
              "best block": r.best_block,
              "best probe": f"{r.best_accuracy:.1%} ± {r.best_std:.1%}",
              "last block": f"{r.last_accuracy:.1%} ± {r.last_std:.1%}",
