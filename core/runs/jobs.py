@@ -23,7 +23,7 @@ from typing import Callable
 from core import paths, rates
 from core.data.sampling import Split
 from core.errors import RunError, StudioError
-from core.fileio import atomic_write_json, file_lock
+from core.fileio import atomic_write_json, atomic_write_text, file_lock
 from core.runs.store import (
     RunState,
     create_run,
@@ -63,7 +63,10 @@ def worker_states() -> dict[int, str]:
     for f in folder.iterdir():
         pid = int(f.name) if f.name.isdigit() else 0
         if pid_alive(pid):
-            states[pid] = f.read_text(errors="replace").strip() if f.is_file() else ""
+            try:
+                states[pid] = f.read_text(errors="replace").strip()
+            except OSError:  # the worker finished and removed its file meanwhile
+                continue
         elif pid:
             f.unlink(missing_ok=True)
     return states
@@ -164,13 +167,13 @@ def worker_main() -> int:
     """Entry of `python -m core worker`: train the oldest queued run, if any, then exit."""
     _workers_dir().mkdir(parents=True, exist_ok=True)
     me = _workers_dir() / str(os.getpid())
-    me.write_text("waiting\n")
+    atomic_write_text(me, "waiting\n")  # renamed into place: ensure_workers never reads it half-written
     try:
         with queue_lock():
             queue = queued_runs()
             if not queue:
                 return 0
-            me.write_text(queue[0].id + "\n")
+            atomic_write_text(me, queue[0].id + "\n")
             execute(queue[0].id)
             return 0
     finally:
