@@ -124,6 +124,9 @@ def test_walk_through_the_app(server, tmp_path):
         page.get_by_role("link", name="Results").first.click()
         wait_for_title(page, "Results")
         expect(metric_label(page, "Validation accuracy")).to_be_visible(timeout=120_000)
+        # The page fills in top to bottom: measure once its last radio and table are there (CI measured too early).
+        expect(page.locator('[data-testid="stRadio"] p').last).to_be_visible(timeout=120_000)
+        expect(page.locator(".stMainBlockContainer table td").first).to_be_visible(timeout=120_000)
         settle(page)
         sizes = page.evaluate(PRESENTED_SIZES)
         check_page(page, "8-results-presenting")
