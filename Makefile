@@ -23,7 +23,7 @@ prepare: $(VENV)/.runtime-installed
 	$(BIN)/python -m core prepare
 
 run: prepare
-	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
+	$(BIN)/streamlit run serve.py --server.port $(PORT)
 
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -197,7 +197,7 @@ def serve(folder: Path, **extra_env: str):
     port = free_port()
     env = {**without_thread_caps(os.environ), "STUDIO_RUNS_DIR": str(folder / "runs"), **extra_env}
     log = open(folder / "streamlit.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port),
                              "--server.address", "127.0.0.1"], cwd=PROJECT_DIR, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
