@@ -1,5 +1,7 @@
 """Results: every run in a table; for one run its metrics, curves, confusion, mistakes, features."""
 
+import math
+
 import streamlit as st
 
 from core.backbones.registry import backbone_title
@@ -13,6 +15,8 @@ from core.runs.summary import RunSummary
 from ui.presenting import chart, editing, hidden_note, presenting, table
 from ui.sections import trust as ui_trust
 from ui.widgets import linked_run, report_downloads, run_link, show_error, show_nearest, show_run_in_address
+
+CELL_PAGE = 24  # images of a confusion-matrix cell shown at once
 
 s = st.session_state
 st.title("Results")
@@ -124,11 +128,16 @@ with right:
     true_cls = st.selectbox("True class", classes, key="cell_true")
     pred_cls = st.selectbox("Predicted as", classes, key="cell_pred")
     names = val.cell(classes.index(true_cls), classes.index(pred_cls))
-    st.caption(f"{len(names)} image(s)")
-    if names:
+    pages = max(1, math.ceil(len(names) / CELL_PAGE))
+    number = st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"cell_page_{true_cls}_{pred_cls}") \
+        if pages > 1 else 1
+    shown = names[(number - 1) * CELL_PAGE:number * CELL_PAGE]
+    st.caption(f"{len(names):,} image(s)" + (f"; showing {(number - 1) * CELL_PAGE + 1:,}-"
+                                            f"{(number - 1) * CELL_PAGE + len(shown):,}" if pages > 1 else ""))
+    if shown:
         side = 150 if presenting() else 112  # wide enough that a file name's caption does not wrap
-        st.image([views.image(n, side) for n in names[:24]],
-                 caption=[n.rsplit("/", 1)[-1].rsplit(".", 1)[0] for n in names[:24]], width=side)
+        st.image([views.image(n, side) for n in shown],
+                 caption=[n.rsplit("/", 1)[-1].rsplit(".", 1)[0] for n in shown], width=side)
     confused = val.most_confused()
     if confused:
         st.markdown("**Most confused:** " + "; ".join(f"{t} as {p} ({n})" for t, p, n in confused[:5]))

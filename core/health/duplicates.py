@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.data.sampling import connected
+from core.model.neighbours import Nearest, nearest_of_groups, nearest_others
 from core.model.vectors import unit_rows
 
 K = 3  # the usual neighbour: the 3rd nearest other image (a copy or two of it may be nearer)
@@ -28,7 +29,8 @@ AGREES = 1.0
 NEAR = 0.98  # with FLOOR, the absolute rule of uncrowded sets: 0.95 doubled the pairs reported on faces
 FLOOR = 0.8
 CROWDED = 0.93  # crowded: the median image's nearest neighbour is at least this similar
-CHUNK = 512
+LISTED = 10  # neighbours listed per image and signal: the K-th is the usual one, the rest hold a photo's copies
+CHUNK = 50_000  # pairs compared at once: 150 MB of thumbnails
 
 
 @dataclass(frozen=True)
@@ -39,63 +41,62 @@ class NearDuplicates:
     median_nearest: float  # the median image's nearest-neighbour similarity
 
 
-def _thumb_similarity(thumbs: np.ndarray, rows: slice) -> np.ndarray:
-    """Rows x all: the best correlation over every pair of the images' crops (symmetric over the whole)."""
-    crops = thumbs.shape[1]
-    return np.maximum.reduce([thumbs[rows, a] @ thumbs[:, b].T for a in range(crops) for b in range(crops)])
+def _neighbour_lists(thumbs: np.ndarray, unit: np.ndarray | None) -> list[Nearest]:
+    """Per signal, every image's LISTED most similar others."""
+    listed = min(LISTED, len(thumbs) - 1)
+    return [nearest_of_groups(thumbs, listed)] + ([nearest_others(unit, listed)] if unit is not None else [])
 
 
-def _signals(thumbs: np.ndarray, unit: np.ndarray | None, rows: slice) -> list[np.ndarray]:
-    return [_thumb_similarity(thumbs, rows)] + ([unit[rows] @ unit.T] if unit is not None else [])
+def _candidates(lists: list[Nearest]) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (i < j) where one image is among the other's listed neighbours in some signal."""
+    pairs = np.concatenate([np.stack([np.broadcast_to(np.arange(len(x.ids))[:, None], x.ids.shape)[x.ids >= 0],
+                                      x.ids[x.ids >= 0]]) for x in lists], axis=1)
+    pairs = np.unique(np.sort(pairs, axis=0), axis=1)
+    return pairs[0], pairs[1]
 
 
-def _usual(thumbs: np.ndarray, unit: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Per signal and image, the similarity of its K-th nearest other image; and its nearest in either."""
-    n = len(thumbs)
-    k = min(K, n - 1)
-    usual, nearest = np.zeros((1 + (unit is not None), n)), np.zeros(n)
-    for start in range(0, n, CHUNK):
-        rows = slice(start, min(start + CHUNK, n))
-        index = np.arange(rows.start, rows.stop)
-        for s, sims in enumerate(_signals(thumbs, unit, rows)):
-            sims[np.arange(len(index)), index] = -np.inf
-            usual[s, index] = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
-            nearest[index] = np.maximum(nearest[index], sims.max(1)) if s else sims.max(1)
-    return usual, nearest
+def _pair_similarities(thumbs: np.ndarray, unit: np.ndarray | None, first: np.ndarray,
+                       second: np.ndarray) -> list[np.ndarray]:
+    """Per signal, each pair's similarity: thumbnails at the best of their crop pairs, then feature vectors."""
+    best = np.concatenate([np.einsum("pad,pbd->pab", thumbs[first[s]], thumbs[second[s]]).max(axis=(1, 2))
+                           for s in _chunks(len(first))]) if len(first) else np.zeros(0, np.float32)
+    if unit is None:
+        return [best]
+    return [best, np.einsum("pd,pd->p", unit[first], unit[second])]
+
+
+def _chunks(n: int) -> list[slice]:
+    return [slice(start, min(start + CHUNK, n)) for start in range(0, n, CHUNK)]
 
 
 def similar_pairs(thumbs: np.ndarray, vectors: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, float]:
     """(i, j) index arrays of every pair i < j judged copies, and the median image's nearest-neighbour
-    similarity. thumbs: (n, crops, pixels). Rows in chunks, so memory stays at CHUNK x n a signal."""
+    similarity. thumbs: (n, crops, pixels). Only pairs in some image's neighbour lists are judged: a copy is
+    nearer than the usual (K-th) neighbour, so it is in them."""
     if len(thumbs) < 2:
         return np.zeros(0, int), np.zeros(0, int), 0.0
-    unit = unit_rows(vectors) if vectors is not None else None
-    usual, nearest = _usual(thumbs, unit)
-    median = float(np.median(nearest))
-    firsts, seconds = [], []
-    for start in range(0, len(thumbs), CHUNK):
-        rows = slice(start, min(start + CHUNK, len(thumbs)))
-        index = np.arange(rows.start, rows.stop)
-        sims = _signals(thumbs, unit, rows)
-        shares = [_share(s, usual[n], index) for n, s in enumerate(sims)]
-        copies = shares[0] <= STANDS_OUT
-        if len(shares) > 1:
-            copies |= (shares[1] <= STANDS_OUT) & (shares[0] <= AGREES)
-        if median < CROWDED:
-            high, low = np.maximum.reduce(sims), np.minimum.reduce(sims)
-            copies |= (high >= NEAR) & (low >= FLOOR)
-        i, j = np.nonzero(copies)
-        keep = index[i] < j
-        firsts.append(index[i][keep])
-        seconds.append(j[keep])
-    return np.concatenate(firsts), np.concatenate(seconds), median
+    unit = unit_rows(vectors).astype(np.float32) if vectors is not None else None
+    lists = _neighbour_lists(thumbs, unit)
+    k = min(K, len(thumbs) - 1)
+    usual = np.stack([np.where(np.isfinite(x.similarities[:, k - 1]), x.similarities[:, k - 1], -1.0)
+                      for x in lists])
+    median = float(np.median(np.max([x.similarities[:, 0] for x in lists], axis=0)))
+    first, second = _candidates(lists)
+    sims = _pair_similarities(thumbs, unit, first, second)
+    shares = [_share(s, usual[n], first, second) for n, s in enumerate(sims)]
+    copies = shares[0] <= STANDS_OUT
+    if len(shares) > 1:
+        copies |= (shares[1] <= STANDS_OUT) & (shares[0] <= AGREES)
+    if median < CROWDED:
+        copies |= (np.maximum.reduce(sims) >= NEAR) & (np.minimum.reduce(sims) >= FLOOR)
+    return first[copies], second[copies], median
 
 
-def _share(sims: np.ndarray, usual: np.ndarray, index: np.ndarray) -> np.ndarray:
+def _share(sims: np.ndarray, usual: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """A pair's distance as a share of the usual neighbour distance, the larger of its two images'."""
     distance = 1.0 - sims
     room = np.maximum(1.0 - usual, 1e-6)
-    return np.maximum(distance / room[index][:, None], distance / room[None, :])
+    return np.maximum(distance / room[first], distance / room[second])
 
 
 def near_duplicates(thumbs: np.ndarray, vectors: np.ndarray | None) -> NearDuplicates:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.model.neighbours import nearest_others
 from core.model.rejection import RejectionRule, fit_rule
 from core.model.vectors import unit_rows
 
@@ -27,6 +28,8 @@ SWITCH_PER_CLASS = 4
 NEIGHBOURS = 20  # TypiClust's typicality: the mean distance to this many nearest neighbours
 CANDIDATES = 5  # margin: candidates per pick, clustered for diversity
 MAX_NEW_SHARE = 0.5  # a rule that flags more of the pool than this says the pool differs, not which images do
+FULL_KMEANS_UP_TO = 5_000  # vectors; measured in BENCHMARKS.md, "The studio at 20,000 images"
+MINI_BATCH = 2_048
 MAX_CLUSTERS = 500  # k-means cost grows with clusters; beyond this the largest uncovered clusters are the same
 
 
@@ -86,20 +89,21 @@ def pick(strategy: str, n: int, pool: np.ndarray, labelled: np.ndarray, probs: n
 
 
 def _kmeans(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
-    from sklearn.cluster import KMeans
+    """Full k-means on small sets; mini-batch k-means (Sculley, 2010) above FULL_KMEANS_UP_TO vectors, where
+    every full iteration reads every vector."""
+    from sklearn.cluster import KMeans, MiniBatchKMeans
 
-    return KMeans(k, n_init=1, random_state=seed).fit_predict(vectors)
+    if len(vectors) <= FULL_KMEANS_UP_TO:
+        return KMeans(k, n_init=1, random_state=seed).fit_predict(vectors)
+    return MiniBatchKMeans(k, n_init=3, batch_size=MINI_BATCH, random_state=seed).fit_predict(vectors)
 
 
 def _typicality(vectors: np.ndarray) -> np.ndarray:
     """1 / mean cosine distance to the NEIGHBOURS nearest others (all of them in a small group)."""
     if len(vectors) == 1:
         return np.ones(1)
-    distance = 1.0 - vectors @ vectors.T
-    np.fill_diagonal(distance, np.inf)
-    k = min(NEIGHBOURS, len(vectors) - 1)
-    nearest = np.partition(distance, k - 1, axis=1)[:, :k]
-    return 1.0 / np.maximum(nearest.mean(1), 1e-6)
+    found = nearest_others(vectors, min(NEIGHBOURS, len(vectors) - 1))
+    return 1.0 / np.maximum((1.0 - found.similarities).mean(1), 1e-6)
 
 
 def typical(n: int, pool: np.ndarray, labelled: np.ndarray, seed: int = 0) -> list[Pick]:

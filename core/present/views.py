@@ -18,6 +18,8 @@ from core.present import figures
 from core.runs.store import Run, RunState, load_run
 from core.runs.summary import RunSummary
 
+EMBEDDING_POINTS = 2_000
+
 
 @dataclass(frozen=True)
 class Saliency:
@@ -82,13 +84,21 @@ class RunViews:
         return figures.per_class_bars(self.predictions["val"].per_class())
 
     def embedding(self, split: str = "val", dims: int = 2, method: str = "pca"):
+        """The split's feature vectors projected; at most EMBEDDING_POINTS images of it, drawn at random and
+        said in the title (t-SNE grows with the square of the points, and a plot of more is one blot)."""
         p = self.predictions[split]
-        images = np.stack([self.image(n) for n in p.names])
-        feats = insight.feature_vectors(self.model, images)
-        labels = [p.classes[i] for i in p.labels]
-        return figures.embedding(feats, labels, list(p.names), p.predicted != p.labels, dims, method,
-                                 title=f"Feature vectors of the {'validation' if split == 'val' else split} images "
-                                       f"({method.upper()}, {dims}-D)")
+        shown = np.arange(len(p.names))
+        if len(shown) > EMBEDDING_POINTS:
+            shown = np.sort(np.random.default_rng(0).choice(len(shown), EMBEDDING_POINTS, replace=False))
+        names = [p.names[i] for i in shown]
+        feats = np.concatenate([insight.feature_vectors(self.model, np.stack([self.image(n) for n in part]))
+                                for part in _batches(names, 256)])
+        labels = [p.classes[p.labels[i]] for i in shown]
+        which = f"{len(shown):,} of the {len(p.names):,} {'validation' if split == 'val' else split} images, " \
+                "drawn at random" if len(shown) < len(p.names) else \
+                f"the {'validation' if split == 'val' else split} images"
+        return figures.embedding(feats, labels, names, p.predicted[shown] != p.labels[shown], dims, method,
+                                 title=f"Feature vectors of {which} ({method.upper()}, {dims}-D)")
 
     # ----- images -----
 
@@ -201,3 +211,7 @@ def learning_curve_points(runs: list[Run]) -> list[dict]:
     summaries = [RunSummary.of(run) for run in runs if run.state == RunState.COMPLETED]
     return [{"series": r.series(), "per_class": r.per_class or 0, "val_accuracy": r.val_accuracy, "share": r.share,
              "interval": r.val_interval, "run": r.id} for r in summaries]
+
+
+def _batches(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]

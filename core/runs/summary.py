@@ -116,6 +116,9 @@ def describe_progress(progress: dict) -> tuple[list[tuple[float, str]], str]:
                                             f"{p['batch'] + 1} of {p['batches']}")], ""
     if phase == "decode" and p.get("batches"):
         return [(p["batch"] / p["batches"], f"Decoding images: {p['batch']:,} of {p['batches']:,}")], ""
+    if phase == "features" and p.get("batch") is not None and p.get("batches"):
+        return [(p["batch"] / p["batches"], f"Decoding the images and running them through the frozen blocks: "
+                                            f"{p['batch']:,} of {p['batches']:,}")], ""
     if phase == "augment" and p.get("batches"):
         return [(p["batch"] / p["batches"], f"Augmenting the training images and running the frozen blocks on "
                                             f"them: epoch {p['epoch']} of {p['epochs']}")], ""

@@ -18,6 +18,7 @@ from core.training.context import PROGRESS_INTERVAL_S, Cancelled, TrainingContex
 from core.training.plan import EPOCH_VECTORS, VECTORS, RunPlan
 
 AUGMENT_BATCH = 32
+STREAM = 256  # images decoded and run through the frozen part at a time when only vectors are kept
 PARTS = ("train", "val", "test")
 
 
@@ -124,9 +125,7 @@ def _frozen_outputs(ctx: TrainingContext, plan: RunPlan, backbone, summary, forw
     every epoch's augmented vectors, as the plan says."""
     config, cuts, per_epoch = ctx.config, None, None
     if forward is None and plan.precompute:
-        with ctx.scope():
-            model = frozen_model(backbone, plan.frozen, summary.input_size)
-        forward = lambda x: run_batches(model, x)  # noqa: E731
+        forward = _frozen_forward(ctx, plan, backbone, summary)
     if plan.precompute:
         with ctx.timed("features"):
             cuts = _extract(ctx, forward, images)
@@ -138,12 +137,41 @@ def _frozen_outputs(ctx: TrainingContext, plan: RunPlan, backbone, summary, forw
                   per_epoch=per_epoch)
 
 
+def _streamed_vectors(ctx: TrainingContext, plan: RunPlan, backbone, summary, forward, split: Split) -> Inputs:
+    """Every image once through the frozen part, STREAM images at a time, when the plan trains on vectors
+    alone: memory holds the vectors and one chunk of images, never the whole split decoded."""
+    forward = forward or _frozen_forward(ctx, plan, backbone, summary)
+    everything, before = _items(split), DEFAULT_CACHE.decoded
+    ctx.report("features", batch=0, batches=len(everything))
+    vectors = None
+    with ctx.timed("features"):
+        for start in range(0, len(everything), STREAM):
+            chunk = forward(item_arrays(everything[start:start + STREAM], summary.input_size))
+            if vectors is None:
+                vectors = np.empty((len(everything), *chunk.shape[1:]), np.float32)
+            vectors[start:start + len(chunk)] = chunk
+            ctx.report("features", batch=min(start + STREAM, len(everything)), batches=len(everything))
+            if ctx.should_stop and ctx.should_stop():
+                raise Cancelled("cancelled while running the images through the frozen blocks")
+    ctx.timings["decoded_images"] = DEFAULT_CACHE.decoded - before
+    cuts = _by_part(vectors, _counts(split))
+    return Inputs(_labels(split), fit=cuts, cuts=cuts)
+
+
+def _frozen_forward(ctx: TrainingContext, plan: RunPlan, backbone, summary):
+    with ctx.scope():
+        model = frozen_model(backbone, plan.frozen, summary.input_size)
+    return lambda x: run_batches(model, x)
+
+
 def gather_inputs(ctx: TrainingContext, plan: RunPlan, backbone, summary, forward, split: Split) -> Inputs:
     """What the trainable part trains on, with the labels: vectors an analysis stored, or the split decoded
     and run through the frozen part as the plan says."""
     stored = _stored_vectors(ctx, plan, split, summary)
     if stored is not None:
         return stored
+    if plan.consumes == VECTORS:
+        return _streamed_vectors(ctx, plan, backbone, summary, forward, split)
     with ctx.timed("decode"):
         images = _decode(ctx, split, summary.input_size)
     return _frozen_outputs(ctx, plan, backbone, summary, forward, split, images)
