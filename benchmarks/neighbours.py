@@ -85,12 +85,14 @@ def recall(ids: np.ndarray, x: np.ndarray, sample: np.ndarray, k: int) -> float:
     return float(np.mean([len(set(f) & set(e)) / k for f, e in zip(found, exact)]))
 
 
-def libraries(rows: int) -> None:
+def libraries(rows: int, skip: list[str]) -> None:
     x = clustered(rows, 256)
     sample = np.random.default_rng(1).choice(rows, SAMPLE, replace=False)
     print(f"{rows:,} rows x 256 (the crops of {rows // 3:,} images), {LISTED} neighbours each, 2 threads")
     print("| library | build and search | recall@10 | peak RSS of the process so far |\n| --- | --- | --- | --- |")
     for name, search in LIBRARIES.items():
+        if any(name.startswith(s) for s in skip):
+            continue
         try:
             start = time.perf_counter()
             ids = search(x, LISTED)
@@ -137,8 +139,9 @@ def main() -> None:
     parser.add_argument("what", choices=["libraries", "health"])
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--images", type=int, default=100_000)
+    parser.add_argument("--skip", nargs="*", default=[], help="libraries to leave out, by the start of their name")
     args = parser.parse_args()
-    libraries(args.rows) if args.what == "libraries" else health(args.images)
+    libraries(args.rows, args.skip) if args.what == "libraries" else health(args.images)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ thumbnails, or in the feature vectors while the thumbnails are no farther apart 
 (AGREES). On sets that are not crowded, the absolute rule also holds (either signal at NEAR, neither below
 FLOOR), so that several copies of one photo, which are each other's nearest neighbours, are still found.
 
-Measured with planted copies (BENCHMARKS.md, "Health on crowded sets").
+Only pairs in some image's neighbour lists (its LISTED nearest in either signal, core.model.neighbours) are
+judged: a copy is nearer than the usual neighbour, so it is in them, and the cost grows about as n log n, not
+with every pair. Measured with planted copies (BENCHMARKS.md, "Health on crowded sets" and "Near duplicates
+at scale").
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ NEAR = 0.98  # with FLOOR, the absolute rule of uncrowded sets: 0.95 doubled the
 FLOOR = 0.8
 CROWDED = 0.93  # crowded: the median image's nearest neighbour is at least this similar
 LISTED = 10  # neighbours listed per image and signal: the K-th is the usual one, the rest hold a photo's copies
-CHUNK = 50_000  # pairs compared at once: 150 MB of thumbnails
+CHUNK = 20_000  # pairs compared at once: 2 x 60 MB of thumbnails
 
 
 @dataclass(frozen=True)
@@ -58,11 +61,12 @@ def _candidates(lists: list[Nearest]) -> tuple[np.ndarray, np.ndarray]:
 def _pair_similarities(thumbs: np.ndarray, unit: np.ndarray | None, first: np.ndarray,
                        second: np.ndarray) -> list[np.ndarray]:
     """Per signal, each pair's similarity: thumbnails at the best of their crop pairs, then feature vectors."""
-    best = np.concatenate([np.einsum("pad,pbd->pab", thumbs[first[s]], thumbs[second[s]]).max(axis=(1, 2))
+    best = np.concatenate([np.matmul(thumbs[first[s]], thumbs[second[s]].transpose(0, 2, 1)).max(axis=(1, 2))
                            for s in _chunks(len(first))]) if len(first) else np.zeros(0, np.float32)
     if unit is None:
         return [best]
-    return [best, np.einsum("pd,pd->p", unit[first], unit[second])]
+    return [best, np.concatenate([np.einsum("pd,pd->p", unit[first[s]], unit[second[s]])
+                                  for s in _chunks(len(first))])]
 
 
 def _chunks(n: int) -> list[slice]:
