@@ -83,7 +83,7 @@ def timed(name: str, command: list[str], env: dict) -> dict:
         out.seek(0)
         tail = out.read().decode(errors="replace").strip().splitlines()[-1:]
     return {"step": name, "seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak),
-            "exit": code, "last_line": tail[0][:300] if tail else ""}
+            "exit": code, "last_line": tail[0] if tail else ""}
 
 
 def steps(data: Path, pool: Path | None) -> dict[str, list[str]]:
@@ -96,6 +96,28 @@ def steps(data: Path, pool: Path | None) -> dict[str, list[str]]:
     if pool:
         found["suggest"] = ["suggest", "--data", str(data), "--pool", str(pool)]
     return found
+
+
+def zipped(folder: Path, images: int, target: Path) -> Path:
+    """The first `images` JPEGs of a folder in one zip (what a user uploads to Predict)."""
+    import zipfile
+
+    if not target.exists():
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as z:
+            for path in sorted(folder.rglob("*.jpg"))[:images]:
+                z.write(path, path.name)
+    return target
+
+
+def baseline(data: Path, env: dict) -> dict:
+    """The plain Keras baseline (make_image_classifier's recipe) on the same folder, 5 epochs, as a process."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.mic_baseline", str(data), str(bundled.hub_path()),
+                                 "--epochs", "5"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        code, peak = peak_rss_mb(proc)
+    return {"step": "keras baseline (frozen, 5 epochs)", "seconds": round(time.perf_counter() - start, 1),
+            "peak_rss_mb": round(peak), "exit": code}
 
 
 def main() -> None:
@@ -116,10 +138,22 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="scale-home-"))
     env = {**os.environ, "STUDIO_MODELS_DIR": str(paths.models_dir()), "STUDIO_HOME": str(home)}
     images = sum(1 for p in args.data.rglob("*.jpg"))
+    run_id = None
     for name, command in steps(args.data, args.pool).items():
         if name in args.steps:
             for warmth in ("cold", "warm"):
-                print(json.dumps({"images": images, "warmth": warmth, **timed(name, command, env)}), flush=True)
+                result = timed(name, command, env)
+                print(json.dumps({"images": images, "warmth": warmth, **result}), flush=True)
+                if name == "train" and result["exit"] == 0:
+                    run_id = json.loads(result["last_line"])["run_id"]
+    if "predict" in args.steps and run_id:
+        upload = zipped(args.pool or args.data, 5_000, home / "upload.zip")
+        for warmth in ("cold", "warm"):
+            result = timed("predict a 5,000-image zip", ["predict", run_id, str(upload), "--csv", str(home / "p.csv")],
+                           env)
+            print(json.dumps({"images": images, "warmth": warmth, **result}), flush=True)
+    if "baseline" in args.steps:
+        print(json.dumps({"images": images, **baseline(args.data, env)}), flush=True)
 
 
 if __name__ == "__main__":

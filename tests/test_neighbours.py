@@ -93,3 +93,42 @@ def test_near_duplicates_judge_the_pairs_every_pair_comparison_judges(search):
     found = set(zip(first.tolist(), second.tolist()))
     assert {(min(a, b), max(a, b)) for a, b in planted.tolist()} <= found
     assert found == every_pair_judged(thumbs.astype(np.float32), vectors)
+
+
+def test_the_label_checks_vote_is_a_nearest_neighbour_classifier_per_fold():
+    """One neighbour search, each image counting only neighbours outside its fold, gives the probabilities of a
+    k-NN fitted fold by fold (scikit-learn's, as before issue 44)."""
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from core.health import labels as health_labels
+
+    x = clustered(600, 24, seed=5)
+    y = np.argmax(x[:, :4], axis=1)
+    folds = list(StratifiedKFold(10, shuffle=True, random_state=0).split(x, y))
+    fold_of = np.empty(len(y), int)
+    for f, (_, held) in enumerate(folds):
+        fold_of[held] = f
+    ours = health_labels._vote(x, y, fold_of, 10, 4)
+    theirs = np.zeros_like(ours)
+    for train, held in folds:
+        knn = KNeighborsClassifier(10, weights="distance", metric="cosine").fit(x[train], y[train])
+        theirs[held[:, None], knn.classes_] = knn.predict_proba(x[held])
+    assert np.abs(ours - theirs).max() < 1e-5
+
+
+def test_a_large_pool_is_clustered_in_mini_batches_and_picks_one_image_a_cluster(monkeypatch):
+    from sklearn.cluster import MiniBatchKMeans
+
+    from core.model import acquisition
+
+    rng = np.random.default_rng(6)
+    centres = rng.normal(size=(6, 32)) * 4
+    truth = rng.integers(0, 6, 1200)
+    pool = (centres[truth] + rng.normal(size=(1200, 32))).astype(np.float32)
+    used = []
+    monkeypatch.setattr(acquisition, "FULL_KMEANS_UP_TO", 500)
+    real = MiniBatchKMeans.fit_predict
+    monkeypatch.setattr(MiniBatchKMeans, "fit_predict", lambda self, *a, **k: used.append(self) or real(self, *a, **k))
+    picks = acquisition.typical(6, pool, np.zeros((0, 32), np.float32), seed=0)
+    assert used and sorted(truth[[p.index for p in picks]].tolist()) == list(range(6))
