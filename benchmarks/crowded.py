@@ -2,6 +2,7 @@
 Health check and the split's leak check share (core.health.near_duplicate_groups).
 
     .venv/bin/python -m benchmarks.crowded        # about a minute on a 2-core CPU, the models prepared
+    .venv/bin/python -m benchmarks.crowded --graph --duplicates-only   # the HNSW search larger sets use
 
 First, label issues: precision of the top k (k = the number flipped) with 5% of the labels flipped, at
 200 to 1,797 digits and 100 to 200 faces, 3 seeds a size.
@@ -89,10 +90,21 @@ def label_issue_precision() -> None:
 
 
 def main() -> None:
+    import argparse
+
     from core.data.sources import load_dataset
     from core.health import near_duplicate_groups
+    from core.model import neighbours
 
-    label_issue_precision()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--graph", action="store_true",
+                        help="search with the HNSW graph that sets of more than EXACT_UP_TO rows use")
+    parser.add_argument("--duplicates-only", action="store_true")
+    args = parser.parse_args()
+    if args.graph:
+        neighbours.EXACT_UP_TO = 0
+    if not args.duplicates_only:
+        label_issue_precision()
     work = Path(tempfile.mkdtemp(prefix="crowded-"))
     for demo, count in PLANTED.items():
         for seed in (1, 2):

@@ -21,7 +21,7 @@ KEEP, EXCLUDE, RELABEL = "keep", "exclude", "label: "
 SHOWN = 30  # rows per table
 STAGES = {"features": (0.0, 0.6, "Feature vectors (once per image; kept for Analyze and training)"),
           "look": (0.6, 0.8, "Thumbnails for near duplicates and odd images"),
-          "labels": (0.8, 1.0, "Out-of-fold probabilities, fold by fold (a probe and a k-NN vote)")}
+          "labels": (0.8, 1.0, "Out-of-fold probabilities: a probe fold by fold, then a k-NN vote")}
 
 
 def _run_check(ds, backbone: str):
