@@ -143,9 +143,10 @@ def main() -> None:
         if name in args.steps:
             for warmth in ("cold", "warm"):
                 result = timed(name, command, env)
-                print(json.dumps({"images": images, "warmth": warmth, **result}), flush=True)
                 if name == "train" and result["exit"] == 0:
                     run_id = json.loads(result["last_line"])["run_id"]
+                print(json.dumps({"images": images, "warmth": warmth, **result,
+                                  "last_line": result["last_line"][:200]}), flush=True)
     if "predict" in args.steps and run_id:
         upload = zipped(args.pool or args.data, 5_000, home / "upload.zip")
         for warmth in ("cold", "warm"):

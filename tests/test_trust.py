@@ -286,3 +286,26 @@ def test_no_temperature_is_fitted_when_every_validation_image_is_right():
     probs = np.array([[0.7, 0.3], [0.2, 0.8], [0.6, 0.4]])
     assert fit_temperature(probs, np.array([0, 1, 0])) == 1.0  # log-loss would only say "sharper, forever"
     assert fit_temperature(probs, np.array([1, 1, 0])) >= 0.5
+
+
+def test_a_second_run_of_the_same_sample_reuses_its_duplicate_search(tmp_path, prepared, monkeypatch):
+    """Issue 44: at 20,000 images the search is most of a run whose vectors are stored. The same images, backbone
+    and size give the same groups without a second search; a changed image searches again."""
+    from core.training import split as run_split
+    from core.training.config import TrainConfig
+
+    root = make_color_folders(tmp_path / "colors", per_class=6)
+    config = TrainConfig(dataset=str(root), per_class=6, epochs=1)
+    first = run_split.sample_split(config)
+    assert "feature vectors" in first.leak_check["text"]
+
+    def searched(*args, **kwargs):
+        raise AssertionError("searched again")
+
+    monkeypatch.setattr(run_split, "near_duplicate_groups", searched)
+    again = run_split.sample_split(config.with_(seed=1, per_class=6))
+    assert again.leak_check["text"] == first.leak_check["text"]
+    changed = sorted((root / "red").iterdir())[0]
+    changed.write_bytes((root / "blue" / sorted(p.name for p in (root / "blue").iterdir())[0]).read_bytes())
+    with pytest.raises(AssertionError, match="searched again"):
+        run_split.sample_split(config)

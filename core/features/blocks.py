@@ -21,7 +21,7 @@ from core.data.dataset import ImageItem
 from core.data.npy_cache import NpyCache
 from core.fileio import atomic_write_json, read_json
 
-CACHE = NpyCache("blocks", 512 * 1024**2)
+CACHE = NpyCache("blocks", 4 * 1024**3)  # Lite0's pooled blocks are 16 KB an image: 250,000 images
 CHUNK = 128  # images decoded and run at a time: memory stays flat however many images there are
 
 

@@ -19,7 +19,7 @@ from core.data.parallel import parallel_map
 THUMB = 16  # side of the grey thumbnails compared for near duplicates
 CROPS = (0.0, 0.025, 0.05)  # each thumbnail also of the centre with this share cut from every side
 BLUR = 1.0  # pixels of Gaussian blur: a copy resized by a pixel or two then lines up with its original
-LOOKS = NpyCache("looks", 64 * 1024**2)
+LOOKS = NpyCache("looks", 512 * 1024**2)  # 3 KB an image: 64 MB held only 20,000, and a 20,000-image set thrashed
 SPACE = f"thumb{THUMB}-crops{len(CROPS)}-blur{BLUR}"  # a change to how looks are made starts a new space
 ROW = 3 + len(CROPS) * THUMB * THUMB  # width, height, spread, the thumbnails
 
