@@ -106,13 +106,13 @@ def near_duplicate_groups(items: Sequence[ImageItem], backbone: str, image_size:
     """(groups of item indices, a sentence on how they were found). Without vectors given, those the feature
     store or a converted file can give (a run's split: it never builds a TensorFlow backbone for this);
     failing those, thumbnails alone."""
-    looks = look_at(items, (lambda d, t: progress("look", d, t)) if progress else None,
-                    _input_size(backbone, image_size))
     how = "thumbnails and feature vectors"
-    if vectors is None:
+    if vectors is None:  # first: computing them caches each photo's array, which the looks then read
         vectors = _cheap_vectors(items, backbone, image_size)
         if vectors is None:
             how = "thumbnails alone (this backbone has no converted model or stored features)"
+    looks = look_at(items, (lambda d, t: progress("look", d, t)) if progress else None,
+                    _input_size(backbone, image_size))
     blank = np.zeros((len(CROPS), THUMB * THUMB), np.float32)
     thumbs = np.stack([x.thumb if x is not None else blank for x in looks])
     found = near_duplicates(thumbs, vectors)
