@@ -134,17 +134,19 @@ st.markdown(f"**{chosen.describe()}**: about {round(n * (1 - s.val_fraction - s.
 st.caption("Stratified by class, seeded; exact and near duplicates never on both sides.")
 
 st.subheader("Examples")
-by_class: dict[str, list] = {}
-for item in ds.items:
-    if len(by_class.setdefault(item.label, [])) < 6:
-        by_class[item.label].append(item)
-columns = st.columns(2)
-for i, (label, items) in enumerate(list(by_class.items())[:12]):
-    with columns[i % 2]:
-        st.markdown(f"**{label}** ({counts[label]} images)")
-        st.image([resources.thumbnail(x.path, 64) for x in items], width=64)
-if len(by_class) > 12:
-    st.caption(f"Showing 12 of {len(by_class)} classes.")
+# A large set's counts are above at once; its pictures wait for a click (each is a file to open).
+if len(ds) <= resources.EXAMPLES_AT_ONCE or st.toggle(f"Show example images (6 a class, from {len(ds):,})", False):
+    by_class: dict[str, list] = {}
+    for item in ds.items:
+        if len(by_class.setdefault(item.label, [])) < 6:
+            by_class[item.label].append(item)
+    columns = st.columns(2)
+    for i, (label, items) in enumerate(list(by_class.items())[:12]):
+        with columns[i % 2]:
+            st.markdown(f"**{label}** ({counts[label]:,} images)")
+            st.image([resources.thumbnail(x.path, 64) for x in items], width=64)
+    if len(by_class) > 12:
+        st.caption(f"Showing 12 of {len(by_class)} classes.")
 
 st.subheader("Augmentation")
 aug = s.augment

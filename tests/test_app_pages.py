@@ -52,6 +52,19 @@ def test_data_page_reports_the_demo_and_follows_the_sample_slider():
     assert previews == [[f"0, variant {n}" for n in range(1, 7)]]
 
 
+def test_a_large_datasets_example_pictures_wait_for_a_click(monkeypatch):
+    """Issue 44: above EXAMPLES_AT_ONCE images the Data page shows the class counts at once and the pictures on
+    request (the digits demo's 1,797 stand in for a large set here)."""
+    from ui import resources
+
+    monkeypatch.setattr(resources, "EXAMPLES_AT_ONCE", 1_000)
+    at = open_page("data")
+    assert metrics(at)["Usable images"] == "1,797" and not at.get("image")
+    examples = next(t for t in at.toggle if t.label.startswith("Show example images"))
+    examples.set_value(True).run()
+    assert not at.exception and len(at.get("image")) == 10  # a row of 6 pictures for each of the 10 classes
+
+
 def test_data_page_uses_a_folder_and_reports_skipped_files(tmp_path, color_folder):
     import shutil
 

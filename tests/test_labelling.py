@@ -294,3 +294,28 @@ def test_suggest_with_a_run_guesses_with_its_head_and_rule(labelled_and_pool, tr
     assert found.model == f"run {trained_run}" and len(found.picks) == 3
     assert {p["guess"] for p in found.picks} <= {"red", "green", "blue"}
     assert {f"camera/yellow_{i}.png" for i in range(3)} <= {c["file"] for c in found.new_class_candidates}
+
+
+def test_a_fine_tuned_runs_guesses_decode_the_pool_a_chunk_at_a_time(square_run, tmp_path, monkeypatch):
+    """Issue 44: a fine-tuned run computes its own vectors for the pool, STREAM images decoded at a time (a
+    10,000-image pool is 1.5 GB decoded), and guesses as one pass over every image would."""
+    from core.inference import suggest as suggesting
+    from core.inference.predict import run_model
+    from core.runs.store import load_run
+    from tests.helpers import square_image
+
+    rng = np.random.default_rng(7)
+    for i in range(5):
+        Image.fromarray(square_image(rng)[0]).save(tmp_path / f"p{i}.png")
+    model = run_model(square_run)
+    dataset = load_run(square_run).config.dataset
+    pool = scan_pool(tmp_path)
+    decoded = []
+    real = suggesting.item_arrays
+    monkeypatch.setattr(suggesting, "item_arrays",
+                        lambda items, *args, **kw: decoded.append(len(items)) or real(items, *args, **kw))
+    monkeypatch.setattr(suggesting, "STREAM", 2)
+    probs, _ = suggesting._guesses(model, scan_folder(dataset), pool, None, None, None, 0)
+    assert decoded == [2, 2, 1]
+    whole = model.classify(real(pool.items, model.size))[0]
+    assert np.abs(probs - whole).max() < 1e-5

@@ -12,6 +12,8 @@ from core.data.dataset import Dataset
 from core.runs import executors
 from core.runs.executors import ExecutorInfo
 
+EXAMPLES_AT_ONCE = 5_000  # a dataset's images; above, the Data page shows its example pictures on request
+
 
 @st.cache_resource(show_spinner="Loading the backbone...", max_entries=2)
 def backbone(name: str):
