@@ -61,16 +61,17 @@ def _candidates(lists: list[Nearest]) -> tuple[np.ndarray, np.ndarray]:
 def _pair_similarities(thumbs: np.ndarray, unit: np.ndarray | None, first: np.ndarray,
                        second: np.ndarray) -> list[np.ndarray]:
     """Per signal, each pair's similarity: thumbnails at the best of their crop pairs, then feature vectors."""
-    best = np.concatenate([np.matmul(thumbs[first[s]], thumbs[second[s]].transpose(0, 2, 1)).max(axis=(1, 2))
-                           for s in _chunks(len(first))]) if len(first) else np.zeros(0, np.float32)
+    best = _in_chunks(len(first), lambda s: np.matmul(thumbs[first[s]], thumbs[second[s]].transpose(0, 2, 1))
+                      .max(axis=(1, 2)))
     if unit is None:
         return [best]
-    return [best, np.concatenate([np.einsum("pd,pd->p", unit[first[s]], unit[second[s]])
-                                  for s in _chunks(len(first))])]
+    return [best, _in_chunks(len(first), lambda s: np.einsum("pd,pd->p", unit[first[s]], unit[second[s]]))]
 
 
-def _chunks(n: int) -> list[slice]:
-    return [slice(start, min(start + CHUNK, n)) for start in range(0, n, CHUNK)]
+def _in_chunks(n: int, similarity) -> np.ndarray:
+    """similarity(slice of pairs) over CHUNK pairs at a time, joined (empty for no pair)."""
+    parts = [similarity(slice(start, min(start + CHUNK, n))) for start in range(0, n, CHUNK)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
 def similar_pairs(thumbs: np.ndarray, vectors: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, float]:
