@@ -131,9 +131,9 @@ with right:
     pages = max(1, math.ceil(len(names) / CELL_PAGE))
     number = st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"cell_page_{true_cls}_{pred_cls}") \
         if pages > 1 else 1
-    shown = names[(number - 1) * CELL_PAGE:number * CELL_PAGE]
-    st.caption(f"{len(names):,} image(s)" + (f"; showing {(number - 1) * CELL_PAGE + 1:,}-"
-                                            f"{(number - 1) * CELL_PAGE + len(shown):,}" if pages > 1 else ""))
+    start = (number - 1) * CELL_PAGE
+    shown = names[start:start + CELL_PAGE]
+    st.caption(f"{len(names):,} image(s)" + (f"; showing {start + 1:,}-{start + len(shown):,}" if pages > 1 else ""))
     if shown:
         side = 150 if presenting() else 112  # wide enough that a file name's caption does not wrap
         st.image([views.image(n, side) for n in shown],

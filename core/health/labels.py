@@ -64,7 +64,7 @@ def out_of_fold_probs(vectors: np.ndarray, labels: np.ndarray, classes: tuple[st
 def _vote(vectors: np.ndarray, labels: np.ndarray, fold_of: np.ndarray, neighbours: int,
           num_classes: int) -> np.ndarray:
     """Each image's distance-weighted vote of its `neighbours` nearest (cosine) images outside its fold."""
-    found = nearest_others(unit_rows(vectors).astype(np.float32), min(len(labels) - 1, LISTED * neighbours))
+    found = nearest_others(unit_rows(vectors), min(len(labels) - 1, LISTED * neighbours))
     valid = (found.ids >= 0) & (fold_of[np.maximum(found.ids, 0)] != fold_of[:, None])
     counted = valid & (np.cumsum(valid, axis=1) <= neighbours)
     weights = np.where(counted, 1.0 / np.maximum(1.0 - found.similarities, 1e-9), 0.0)
