@@ -42,6 +42,40 @@ def test_block_vectors_run_once_match_tensorflow_and_a_damaged_entry_is_recomput
     assert mended.computed == 1 and np.abs(mended.vectors - first.vectors).max() < 1e-5
 
 
+def test_a_pack_serves_its_images_and_any_subset_memory_mapped_and_a_damaged_one_is_only_a_miss(tmp_path,
+                                                                                                 monkeypatch):
+    from core.data.npy_cache import NpyCache
+    from core.features import packs
+
+    monkeypatch.setattr(packs, "PACK_FROM", 3)
+    cache, shas = NpyCache(tmp_path / "blocks", 10**8), [f"{i:064x}" for i in range(5)]
+    vectors = np.random.default_rng(0).random((5, 7), dtype=np.float32)
+    packs.write(cache, "space", shas[:2], vectors[:2])  # under PACK_FROM: no pack
+    assert packs.find(cache, "space", shas[:2], 7) is None
+    packs.write(cache, "space", shas, vectors)
+    whole = packs.find(cache, "space", shas, 7)
+    assert isinstance(whole, np.memmap) and np.array_equal(whole, vectors)
+    assert np.array_equal(packs.find(cache, "space", shas[3::-2], 7), vectors[[3, 1]])
+    assert packs.find(cache, "space", [*shas[:2], "f" * 64], 7) is None  # one image it does not hold
+    assert packs.find(cache, "space", shas, 8) is None  # another layout's width
+    cache.path("space/packs", packs._key(shas)).write_bytes(b"damaged")
+    assert packs.find(cache, "space", shas, 7) is None
+
+
+@pytest.mark.usefixtures("prepared")
+def test_stored_vectors_of_a_whole_list_come_back_from_one_pack(colors, empty_feature_store, monkeypatch):
+    from core.features import packs
+
+    monkeypatch.setattr(packs, "PACK_FROM", 4)
+    items = scan_folder(colors).items
+    first = blocks.block_vectors(items, "efficientnet_lite0", None)
+    again = blocks.block_vectors(items, "efficientnet_lite0", None)
+    assert isinstance(again.vectors, np.memmap) and np.array_equal(again.vectors, first.vectors)
+    dim = first.layout.dims[-1]
+    final = blocks.stored_final_vectors(items[::2], "efficientnet_lite0", 224, dim)
+    assert np.array_equal(final, first.final[::2])
+
+
 def test_the_depth_probe_finds_the_block_that_holds_the_planted_signal():
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 20)

@@ -5,7 +5,7 @@ on the same photos decode nothing."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -73,3 +73,10 @@ def item_arrays(items: Sequence[ImageItem], size: int, cache: ArrayCache | None 
         cache.decoded += len(written)
         cache.evict()
     return out
+
+
+def array_chunks(items: Sequence[ImageItem], size: int, chunk: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, uint8 arrays of items[start:start + chunk]) in order: memory holds one chunk of decoded
+    images, never the whole list, however many images there are."""
+    for start in range(0, len(items), chunk):
+        yield start, item_arrays(items[start:start + chunk], size)

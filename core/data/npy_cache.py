@@ -27,10 +27,12 @@ class NpyCache:
     def path(self, space: str, digest: str) -> Path:
         return self.folder / space / digest[:2] / f"{digest}.npy"
 
-    def get(self, space: str, digest: str, valid: Callable[[np.ndarray], bool]) -> np.ndarray | None:
+    def get(self, space: str, digest: str, valid: Callable[[np.ndarray], bool], *,
+            mapped: bool = False) -> np.ndarray | None:
+        """mapped: memory-mapped read-only, so only the pages a caller touches are read."""
         path = self.path(space, digest)
         try:
-            array = np.load(path, allow_pickle=False)
+            array = np.load(path, allow_pickle=False, mmap_mode="r" if mapped else None)
             os.utime(path)  # used now: evicted last
         except (OSError, ValueError):
             return None

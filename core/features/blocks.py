@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from core.backbones.inference import Layout, pooled_blocks_model, run_batches
-from core.data.arrays import item_arrays
+from core.data.arrays import array_chunks
 from core.data.dataset import ImageItem
 from core.data.npy_cache import NpyCache
+from core.features import packs
 from core.fileio import atomic_write_json, read_json
 
 CACHE = NpyCache("blocks", 4 * 1024**3)  # Lite0's pooled blocks are 16 KB an image: 250,000 images
@@ -87,26 +88,39 @@ def block_vectors(items: Sequence[ImageItem], backbone_name: str, image_size: in
     from core.backbones import get_spec
 
     size = image_size or get_spec(backbone_name).input_size
-    layout = stored_layout(backbone_name, size)
+    layout, shas = stored_layout(backbone_name, size), [item.sha256 for item in items]
+    packed = packs.find(CACHE, space(backbone_name, size), shas, layout.width) if layout and items else None
+    if packed is not None:
+        return BlockVectors(layout, packed, "store", 0)
     found = [_get(backbone_name, size, item, layout) for item in items]
     missing = [i for i, v in enumerate(found) if v is None]
     if not missing:
-        return BlockVectors(layout, np.stack(found) if found else np.zeros((0, 0), np.float32), "store", 0)
+        vectors = np.stack(found) if found else np.zeros((0, 0), np.float32)
+        packs.write(CACHE, space(backbone_name, size), shas, vectors)
+        return BlockVectors(layout, vectors, "store", 0)
     engine = _forward(backbone_name, image_size, tensorflow=tensorflow)
     if engine is None:
         return None
     forward, layout, engine, size = engine
     atomic_write_json(_layout_path(backbone_name, size), layout.to_json())
-    for start in range(0, len(missing), CHUNK):
-        chunk = missing[start:start + CHUNK]
-        arrays = item_arrays([items[i] for i in chunk], size)
-        for i, vector in zip(chunk, forward(arrays)):
-            found[i] = vector.astype(np.float32)
-            CACHE.put(space(backbone_name, size), items[i].sha256, found[i])
-        if progress:
-            progress("features", min(start + CHUNK, len(missing)), len(missing))
+    for at, vector in _computed(forward, [items[i] for i in missing], size, backbone_name, progress):
+        found[missing[at]] = vector
+    vectors = np.stack(found)
+    packs.write(CACHE, space(backbone_name, size), shas, vectors)
     CACHE.evict()
-    return BlockVectors(layout, np.stack(found), engine, len(missing))
+    return BlockVectors(layout, vectors, engine, len(missing))
+
+
+def _computed(forward, items: Sequence[ImageItem], size: int, backbone_name: str,
+              progress) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, vector) of each item through the backbone, CHUNK images at a time, each vector stored."""
+    for start, arrays in array_chunks(items, size, CHUNK):
+        for at, vector in enumerate(forward(arrays), start):
+            vector = vector.astype(np.float32)
+            CACHE.put(space(backbone_name, size), items[at].sha256, vector)
+            yield at, vector
+        if progress:
+            progress("features", min(start + CHUNK, len(items)), len(items))
 
 
 def _get(backbone_name: str, size: int, item: ImageItem, layout: Layout | None) -> np.ndarray | None:
@@ -123,6 +137,9 @@ def stored_final_vectors(items: Sequence[ImageItem], backbone_name: str, size: i
     layout = stored_layout(backbone_name, size)
     if layout is None or layout.dims[-1] != feature_dim:
         return None
+    packed = packs.find(CACHE, space(backbone_name, size), [item.sha256 for item in items], layout.width)
+    if packed is not None:
+        return np.array(packed[:, -feature_dim:])
     out = np.empty((len(items), feature_dim), np.float32)
     for i, item in enumerate(items):
         vector = _get(backbone_name, size, item, layout)

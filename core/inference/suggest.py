@@ -15,7 +15,7 @@ import numpy as np
 
 from core.backbones.depth import ALL
 from core.backbones.registry import DEFAULT_BACKBONE
-from core.data.arrays import item_arrays
+from core.data.arrays import array_chunks
 from core.data.dataset import Dataset
 from core.data.pool import Pool, against
 from core.data.sources import load_dataset, load_pool
@@ -95,8 +95,7 @@ def _guesses(model: RunModel | None, dataset: Dataset, pool: Pool, labelled: np.
     if model.run.config.frozen_blocks == ALL:
         return model.head.probs(unlabelled), model.rule
     # Fine-tuned: its own vectors, STREAM images decoded at a time (a 10,000-image pool is 1.5 GB decoded).
-    parts = [model.classify(item_arrays(pool.items[i:i + STREAM], model.size))[0]
-             for i in range(0, len(pool.items), STREAM)]
+    parts = [model.classify(arrays)[0] for _, arrays in array_chunks(pool.items, model.size, STREAM)]
     return (np.concatenate(parts) if parts else np.zeros((0, len(dataset.classes)))), None
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.backbones.inference import run_batches
-from core.data.arrays import DEFAULT_CACHE, item_arrays
+from core.data.arrays import DEFAULT_CACHE, array_chunks, item_arrays
 from core.data.augment import ArrayAugmenter
 from core.data.sampling import Split
 from core.features.blocks import stored_final_vectors
@@ -145,8 +145,8 @@ def _streamed_vectors(ctx: TrainingContext, plan: RunPlan, backbone, summary, fo
     ctx.report("features", batch=0, batches=len(everything))
     vectors = None
     with ctx.timed("features"):
-        for start in range(0, len(everything), STREAM):
-            chunk = forward(item_arrays(everything[start:start + STREAM], summary.input_size))
+        for start, arrays in array_chunks(everything, summary.input_size, STREAM):
+            chunk = forward(arrays)
             if vectors is None:
                 vectors = np.empty((len(everything), *chunk.shape[1:]), np.float32)
             vectors[start:start + len(chunk)] = chunk
