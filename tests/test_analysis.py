@@ -76,6 +76,17 @@ def test_stored_vectors_of_a_whole_list_come_back_from_one_pack(colors, empty_fe
     assert np.array_equal(final, first.final[::2])
 
 
+def test_the_features_command_fills_the_store_here_once(colors, empty_feature_store, monkeypatch):
+    monkeypatch.delenv("STUDIO_RAY_ADDRESS", raising=False)
+    first = cli("features", "--data", str(colors))
+    assert first.returncode == 0 and "features 18/18" in first.stdout
+    assert json.loads(first.stdout.splitlines()[-1]) | {"seconds": 0} == {
+        "images": 18, "computed": 18, "shards": 0, "nodes": [], "seconds": 0, "address": ""}
+    assert json.loads(cli("features", "--data", str(colors)).stdout.splitlines()[-1])["computed"] == 0
+    items = scan_folder(colors).items
+    assert blocks.block_vectors(items, "efficientnet_lite0", None).computed == 0
+
+
 def test_the_depth_probe_finds_the_block_that_holds_the_planted_signal():
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 20)

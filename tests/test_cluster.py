@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.helpers import (
@@ -223,3 +224,61 @@ print(json.dumps({"kind": executor.kind, "info": executor.info().sentence(), "ra
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["kind"] == "local" and result["ray"] is False and result["queued"] == ["queued"]
     assert result["info"].startswith("Runs train on this machine's worker queue")
+
+
+def test_the_forward_pass_sharded_over_the_cluster_fills_the_studios_store_and_survives_a_lost_node(
+        ray_cluster, tmp_path, empty_feature_store, monkeypatch):
+    """`core features --cluster`: shards of images go to the nodes, a third node stops mid-shard and is
+    killed, its shard runs again elsewhere; every vector arrives once, equal to one computed here, and a
+    second fill (or any later reader) computes nothing."""
+    import threading
+
+    from core.data.npy_cache import NpyCache
+    from core.data.scan import scan_folder
+    from core.features import blocks
+    from core.runs import shards
+    from tests.helpers import cli
+
+    address, folder = ray_cluster
+    data = make_color_folders(tmp_path / "sharded", per_class=6, size=24)
+    items = scan_folder(data).items
+    kept: list[str] = []
+    keep = blocks.keep
+
+    def counted(backbone, size, layout, shas, vectors):
+        kept.extend(shas)
+        keep(backbone, size, layout, shas, vectors)
+
+    monkeypatch.setattr(blocks, "keep", counted)
+    before = alive_ray_nodes()
+    third = start_ray_node(folder / "third-shard", folder / "third-shard.log", address=address,
+                           STUDIO_FAULT_PAUSE="shard")
+    filled = []
+    try:
+        assert wait_for(lambda: len(alive_ray_nodes()) == 3, NODE_TIMEOUT), \
+            (folder / "third-shard.log").read_text()[-2000:]
+        lost = alive_ray_nodes() - before
+        worker = threading.Thread(target=lambda: filled.append(shards.fill(items, "efficientnet_lite0", 224,
+                                                                             address, shard=3)))
+        worker.start()
+        third_store = folder / "third-shard" / "cache" / "blocks"
+        assert wait_for(lambda: any(third_store.rglob("*.npy")), 180), "the third node computed its shard"
+        os.kill(_raylet_of(third.pid), signal.SIGKILL)
+        worker.join(300)
+    finally:
+        stop_process_group(third.pid, alive=lambda _: third.poll() is None)
+        assert wait_for(lambda: len(alive_ray_nodes()) == 2, NODE_TIMEOUT), "the head saw the third node go"
+    assert filled, "the fill finished"
+    done = filled[0]
+    assert (done.images, done.computed, done.shards, len(done.nodes)) == (18, 18, 6, 6)
+    assert set(done.nodes) == alive_ray_nodes() and not set(done.nodes) & lost, done.nodes
+    assert sorted(kept) == sorted(i.sha256 for i in items), "every image's vectors arrived, each once"
+
+    stored = blocks.block_vectors(items, "efficientnet_lite0", None)
+    assert stored.computed == 0, "a later reader computes nothing"
+    again = cli("features", "--data", str(data), "--cluster", address)
+    assert again.returncode == 0 and json.loads(again.stdout.splitlines()[-1])["computed"] == 0
+    monkeypatch.setattr(blocks, "CACHE", NpyCache(tmp_path / "here", 10**8))
+    here = blocks.block_vectors(items, "efficientnet_lite0", None)
+    assert here.computed == 18 and np.abs(here.vectors - stored.vectors).max() < 1e-4, "the same vectors as here"
+

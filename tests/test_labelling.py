@@ -299,6 +299,7 @@ def test_suggest_with_a_run_guesses_with_its_head_and_rule(labelled_and_pool, tr
 def test_a_fine_tuned_runs_guesses_decode_the_pool_a_chunk_at_a_time(square_run, tmp_path, monkeypatch):
     """Issue 44: a fine-tuned run computes its own vectors for the pool, STREAM images decoded at a time (a
     10,000-image pool is 1.5 GB decoded), and guesses as one pass over every image would."""
+    from core.data import arrays
     from core.inference import suggest as suggesting
     from core.inference.predict import run_model
     from core.runs.store import load_run
@@ -311,8 +312,8 @@ def test_a_fine_tuned_runs_guesses_decode_the_pool_a_chunk_at_a_time(square_run,
     dataset = load_run(square_run).config.dataset
     pool = scan_pool(tmp_path)
     decoded = []
-    real = suggesting.item_arrays
-    monkeypatch.setattr(suggesting, "item_arrays",
+    real = arrays.item_arrays
+    monkeypatch.setattr(arrays, "item_arrays",
                         lambda items, *args, **kw: decoded.append(len(items)) or real(items, *args, **kw))
     monkeypatch.setattr(suggesting, "STREAM", 2)
     probs, _ = suggesting._guesses(model, scan_folder(dataset), pool, None, None, None, 0)

@@ -391,13 +391,14 @@ def test_a_bundled_backbones_first_run_converts_it_with_progress_then_runs_on_tf
 def test_a_frozen_run_on_vectors_never_holds_the_split_decoded(small_split, monkeypatch):
     """Issue 44: with every block frozen and no augmentation, the split goes through the frozen part a chunk at a
     time, and trains exactly as it did with every image decoded at once."""
+    from core.data import arrays
     from core.training import inputs
 
     config = _config(image_size=None, epochs=2)
     whole = train(config, small_split)
     decoded = []
-    real = inputs.item_arrays
-    monkeypatch.setattr(inputs, "item_arrays",
+    real = arrays.item_arrays
+    monkeypatch.setattr(arrays, "item_arrays",
                         lambda items, *args, **kw: decoded.append(len(items)) or real(items, *args, **kw))
     monkeypatch.setattr(inputs, "STREAM", 5)
     chunked = train(config, small_split)

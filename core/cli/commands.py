@@ -211,6 +211,23 @@ def cmd_health(args) -> None:
     print(json.dumps(health.to_json()))
 
 
+def cmd_features(args) -> None:
+    from core.backbones import get_spec
+    from core.data.sources import load_dataset
+    from core.features.fill import fill_here
+    from core.runs import executors
+
+    items = load_dataset(data_spec(args.data)).items
+    size, where = args.image_size or get_spec(args.model).input_size, executors.address(args.cluster)
+    if where:
+        from core.runs.shards import fill
+
+        filled = fill(items, args.model, size, where, StagePrinter())
+    else:
+        filled = fill_here(items, args.model, size, StagePrinter())
+    print(json.dumps(filled.to_json()))
+
+
 def cmd_lr_find(args) -> None:
     from core.training.lr_find import find_for_config
 

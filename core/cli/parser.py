@@ -54,6 +54,11 @@ def _add_data_commands(sub) -> None:
     p.add_argument("--pool", required=True, help="the pool the files are in")
     p.add_argument("--csv", required=True, help="rows file,class (file as `suggest` names it)")
     p.set_defaults(func=c.cmd_label)
+    p = sub.add_parser("features", parents=[data_options()],
+                       help="fill the feature store for a dataset, on a Ray cluster when one is given; JSON last")
+    p.add_argument("--cluster", default=None, metavar="ADDRESS",
+                   help="shard the forward pass over this Ray cluster (default: STUDIO_RAY_ADDRESS, else here)")
+    p.set_defaults(func=c.cmd_features)
     sub.add_parser("health", parents=[data_options()],
                    help="label issues, near duplicates, imbalance and odd images; JSON last").set_defaults(
         func=c.cmd_health)

@@ -123,6 +123,27 @@ def _computed(forward, items: Sequence[ImageItem], size: int, backbone_name: str
             progress("features", min(start + CHUNK, len(items)), len(items))
 
 
+def unstored(items: Sequence[ImageItem], backbone_name: str, size: int) -> list[int]:
+    """Indices of the items whose vectors the store lacks (by file, nothing read): what a forward pass
+    elsewhere (a cluster's nodes) has to compute."""
+    if stored_layout(backbone_name, size) is None:
+        return list(range(len(items)))
+    return [i for i, item in enumerate(items) if not CACHE.has(space(backbone_name, size), item.sha256)]
+
+
+def keep(backbone_name: str, size: int, layout: Layout, shas: Sequence[str], vectors: np.ndarray) -> None:
+    """Vectors computed elsewhere into the store, under the same content keys as computed here. A layout
+    other than the stored one is refused: the store would mix two models' vectors."""
+    stored = stored_layout(backbone_name, size)
+    if stored is not None and stored != layout:
+        raise ValueError(f"vectors of {space(backbone_name, size)} arrived with blocks {layout.blocks}, the store "
+                         f"holds {stored.blocks}: clear {CACHE.folder / space(backbone_name, size)} and run again")
+    if stored is None:
+        atomic_write_json(_layout_path(backbone_name, size), layout.to_json())
+    for sha, vector in zip(shas, vectors):
+        CACHE.put(space(backbone_name, size), sha, np.asarray(vector, np.float32))
+
+
 def _get(backbone_name: str, size: int, item: ImageItem, layout: Layout | None) -> np.ndarray | None:
     if layout is None:
         return None

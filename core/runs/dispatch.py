@@ -22,14 +22,12 @@ from core.errors import StudioError
 from core.runs import jobs
 from core.runs.arrival import arrive
 from core.runs.executors import dispatcher_file
-from core.runs.remote import connect, new_board, put_images, train_on_node
+from core.runs.remote import MAX_RETRIES, connect, new_board, put_images, ships_images, train_on_node
 from core.runs.store import Run, RunState, load_run, update_status
 
 POLL_S = 0.5
 IDLE_EXIT_S = 5.0
 RUN_CPUS = 1  # TensorFlow spreads one run over the node's cores; one run per CPU slot keeps memory bounded
-MAX_RETRIES = 2  # a run whose node dies is tried again elsewhere, at most 3 attempts in all
-DATA_ENV = "STUDIO_RAY_DATA"  # "object-store" (default) or "shared": the nodes see the studio's dataset paths
 
 
 def dispatch_main(address: str) -> int:
@@ -82,7 +80,7 @@ def _send(run: Run, board, images: dict, gpus: bool, flight: "Flight") -> None:
     try:
         drawn = jobs.write_data(run.dir, run.config, prime=False)
         shipped = None
-        if os.environ.get(DATA_ENV, "object-store") != "shared":
+        if ships_images():
             key = hashlib.sha256("".join(sorted(i.sha256 for i in drawn.dataset.items)).encode()).hexdigest()
             if key not in images:
                 images[key] = put_images(drawn.dataset.items)

@@ -30,7 +30,9 @@ from core.training.config import TrainConfig
 
 RELAY_S = 0.5  # how often a task posts its status and looks for a cancel
 CONNECT_TIMEOUT_S = 3.0
+MAX_RETRIES = 2  # a task whose node dies is tried again elsewhere, at most 3 attempts in all
 NAMESPACE = "transfer-learning-studio"
+DATA_ENV = "STUDIO_RAY_DATA"  # "object-store" (default) or "shared": the nodes see the studio's dataset paths
 
 
 _JOINED: list[str] = []  # the address this process joined
@@ -157,33 +159,44 @@ def _node_split(split: dict, images: list | None) -> Split:
     drawn = Split.from_json(split, split["root"])
     if images is None:
         return drawn
-    def local(item) -> Path:
-        return _kept(item.sha256, _suffix(item.path))
-
-    if not all(local(i).is_file() for i in drawn.train + drawn.val + drawn.test):
-        for digest, (suffix, data) in ray.get(images[0]).items():
-            if not _kept(digest, suffix).is_file():
-                atomic_write_bytes(_kept(digest, suffix), data)
+    everything = drawn.train + drawn.val + drawn.test
+    fetch_missing([(i.sha256, suffix_of(i.path)) for i in everything], images)
 
     def moved(items):
-        return tuple(replace(i, path=str(local(i))) for i in items)
+        return tuple(replace(i, path=str(kept_image(i.sha256, suffix_of(i.path)))) for i in items)
 
     return Split(moved(drawn.train), moved(drawn.val), moved(drawn.test), drawn.classes)
 
 
-def _kept(digest: str, suffix: str) -> Path:
+def fetch_missing(wanted: list[tuple[str, str]], images: list) -> None:
+    """Make sure this node keeps each (SHA-256, suffix) image: the object `images` wraps is fetched only when
+    one is missing, so a node receives a dataset's files once."""
+    if all(kept_image(digest, suffix).is_file() for digest, suffix in wanted):
+        return
+    for digest, (suffix, data) in ray.get(images[0]).items():
+        if not kept_image(digest, suffix).is_file():
+            atomic_write_bytes(kept_image(digest, suffix), data)
+
+
+def ships_images() -> bool:
+    """Whether images travel through the object store (the default), rather than the nodes reading the
+    studio's own paths (STUDIO_RAY_DATA=shared)."""
+    return os.environ.get(DATA_ENV, "object-store") != "shared"
+
+
+def kept_image(digest: str, suffix: str) -> Path:
     """Where this node keeps an image of the studio's dataset: named by its SHA-256."""
     return paths.cache_dir() / "cluster-images" / f"{digest}{suffix}"
 
 
-def _suffix(path: str) -> str:
+def suffix_of(path: str) -> str:
     return Path(path).suffix.lower()
 
 
 def put_images(items) -> list:
     """The dataset's files in the object store, keyed by SHA-256 (wrapped in a list so a task fetches them
     only when its node lacks them)."""
-    return [ray.put({i.sha256: (_suffix(i.path), Path(i.path).read_bytes()) for i in items})]
+    return [ray.put({i.sha256: (suffix_of(i.path), Path(i.path).read_bytes()) for i in items})]
 
 
 def cluster_resources() -> tuple[int, float, float]:
