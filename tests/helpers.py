@@ -274,17 +274,19 @@ HEALTH_CHECKS = {"RAY_health_check_period_ms": "1000", "RAY_health_check_timeout
                  "RAY_health_check_failure_threshold": "3"}
 
 
-def start_ray_node(home: Path, log: Path, *, head_port: int | None = None, address: str = "",
+def start_ray_node(home: Path, log: Path, *, head_port: int | None = None, address: str = "", core: int | None = None,
                    **env: str) -> subprocess.Popen:
     """`ray start --block` with one CPU on the loopback address: the node lives as long as this process
     (SIGTERM stops it and its children). The node keeps its own studio home (its caches) and shares the
-    converted model store, as the test processes do."""
+    converted model store, as the test processes do. core: the node's processes run on this CPU core only
+    (a benchmark's nodes each get a core of their own, as separate machines would)."""
     where = ["--head", "--port", str(head_port), "--include-dashboard", "false",
              "--ray-client-server-port", str(free_port())] if head_port else ["--address", address]
     home.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [str(RAY), "start", "--block", *where, "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
+            [*(["taskset", "-c", str(core)] if core is not None else []), str(RAY), "start", "--block", *where,
+             "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
              "--object-store-memory", str(300 * 2**20), "--include-log-monitor", "false", "--disable-usage-stats"],
             env={**os.environ, "STUDIO_HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", **env},
             cwd=PROJECT_DIR, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

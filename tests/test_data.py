@@ -325,6 +325,24 @@ def test_two_image_classes_still_validate():
 
 # ---------- arrays and augmentation ----------
 
+def test_a_store_under_its_bound_is_listed_once_and_kept_within_it_when_it_grows(tmp_path, monkeypatch):
+    """Issue 44: a 20,000-image store was listed after every chunk; now only when it could pass the bound."""
+    from core.data.npy_cache import NpyCache
+
+    cache = NpyCache(tmp_path / "store", max_bytes=10 * 1024)
+    listed = []
+    files = cache._files
+    monkeypatch.setattr(cache, "_files", lambda: listed.append(1) or files())
+    for i in range(3):
+        cache.put("s", f"{i:064x}", np.zeros(100, np.uint8))  # 228 bytes a file
+        cache.evict()
+    assert len(listed) == 1, "listed once, then counted"
+    for i in range(3, 60):
+        cache.put("s", f"{i:064x}", np.zeros(100, np.uint8))
+        cache.evict()
+    assert cache.nbytes <= 10 * 1024 and len(listed) < 10
+
+
 def test_array_cache_is_bounded_and_a_second_load_decodes_nothing(tmp_path, monkeypatch):
     import core.data.arrays as arrays_module
 
@@ -333,7 +351,7 @@ def test_array_cache_is_bounded_and_a_second_load_decodes_nothing(tmp_path, monk
     cache = ArrayCache(tmp_path / "cache", max_bytes=one * 4)
     arrays = item_arrays(ds.items, 32, cache=cache)
     assert arrays.shape == (10, 32, 32, 3) and arrays.dtype == np.uint8
-    assert cache.nbytes == one * 4  # the oldest six were evicted
+    assert cache.nbytes == one * 3  # the oldest seven were evicted: down to LOW_WATER of the bound
     assert (arrays[0] == arrays[0, 0, 0]).all()  # solid colour survives the resize
     big = ArrayCache(tmp_path / "big")
     first = item_arrays(ds.items, 32, cache=big)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -13,12 +14,18 @@ import numpy as np
 
 from core import paths
 
+LISTED_FOR_S = 60.0
+LOW_WATER = 0.9  # a full store is evicted to this share of its bound, so the next listing is not at once
+
 
 class NpyCache:
     """`folder` is relative to the studio's cache folder unless absolute (read each time: tests move the home)."""
 
     def __init__(self, folder: Path | str, max_bytes: int):
         self._folder, self.max_bytes = Path(folder), max_bytes
+        # by folder: the bytes there at the last listing plus what this process put since, and when it was listed
+        self._written: dict[Path, int] = {}
+        self._listed: dict[Path, float] = {}
 
     @property
     def folder(self) -> Path:
@@ -55,6 +62,8 @@ class NpyCache:
             os.replace(tmp, path)
         except OSError:  # a full or read-only disk: the work goes on without the store
             return False
+        if self.folder in self._written:
+            self._written[self.folder] += buf.getbuffer().nbytes
         return True
 
     def _files(self) -> list[tuple[float, int, Path]]:
@@ -72,11 +81,20 @@ class NpyCache:
         return sum(size for _, size, _ in self._files())
 
     def evict(self) -> None:
-        """Remove the least recently used files until the store is within max_bytes."""
+        """Remove the least recently used files until the store is within max_bytes (LOW_WATER of it). The folder is listed only
+        when what was there at the last listing plus what this process wrote since could pass the bound (a
+        20,000-image store is 20,000 stats); other processes' writes are counted at the next listing, at most
+        LISTED_FOR_S later."""
+        folder = self.folder
+        fresh = time.monotonic() - self._listed.get(folder, -LISTED_FOR_S) < LISTED_FOR_S
+        if fresh and self._written.get(folder, self.max_bytes + 1) <= self.max_bytes:
+            return
         files = self._files()
         total = sum(size for _, size, _ in files)
+        target = self.max_bytes if total <= self.max_bytes else int(self.max_bytes * LOW_WATER)
         for _, size, path in files:
-            if total <= self.max_bytes:
+            if total <= target:
                 break
             path.unlink(missing_ok=True)
             total -= size
+        self._written[folder], self._listed[folder] = total, time.monotonic()
