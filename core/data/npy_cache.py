@@ -81,10 +81,10 @@ class NpyCache:
         return sum(size for _, size, _ in self._files())
 
     def evict(self) -> None:
-        """Remove the least recently used files until the store is within max_bytes (LOW_WATER of it). The folder is listed only
-        when what was there at the last listing plus what this process wrote since could pass the bound (a
-        20,000-image store is 20,000 stats); other processes' writes are counted at the next listing, at most
-        LISTED_FOR_S later."""
+        """Remove the least recently used files until the store is within max_bytes (down to LOW_WATER of it).
+        The folder is listed only when what was there at the last listing plus what this process wrote since
+        could pass the bound (a 20,000-image store is 20,000 stats); other processes' writes are counted at the
+        next listing, at most LISTED_FOR_S later."""
         folder = self.folder
         fresh = time.monotonic() - self._listed.get(folder, -LISTED_FOR_S) < LISTED_FOR_S
         if fresh and self._written.get(folder, self.max_bytes + 1) <= self.max_bytes:

@@ -95,7 +95,7 @@ def block_vectors(items: Sequence[ImageItem], backbone_name: str, image_size: in
     found = [_get(backbone_name, size, item, layout) for item in items]
     missing = [i for i, v in enumerate(found) if v is None]
     if not missing:
-        vectors = np.stack(found) if found else np.zeros((0, 0), np.float32)
+        vectors = np.stack(found) if found else np.zeros((0, layout.width if layout else 0), np.float32)
         packs.write(CACHE, space(backbone_name, size), shas, vectors)
         return BlockVectors(layout, vectors, "store", 0)
     engine = _forward(backbone_name, image_size, tensorflow=tensorflow)

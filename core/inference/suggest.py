@@ -66,8 +66,9 @@ def suggest(data: str, pool_spec: str, *, run_id: str | None = None, n: int = DE
     tell("features", 0, 0)
     model = RunModel(load_run(run_id)) if run_id else None
     backbone, size = (model.run.config.backbone, model.run.config.image_size) if model else (DEFAULT_BACKBONE, None)
-    found = block_vectors([*dataset.items, *pool.items], backbone, size, progress)
-    labelled, unlabelled = found.final[:len(dataset.items)], found.final[len(dataset.items):]
+    # apart: the labelled images' vectors usually come back whole from one pack (an earlier check stored them)
+    labelled = block_vectors(dataset.items, backbone, size, progress).final
+    unlabelled = block_vectors(pool.items, backbone, size, progress).final
     classes = model.classes if model else dataset.classes
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index.get(i.label, -1) for i in dataset.items])
