@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+# converted in the background once the app is serving, so a first backbone comparison does not wait for them
+# (`make run PREPARE_LATER=` skips it)
+PREPARE_LATER ?= efficientnet_lite1,efficientnet_lite2
 
 .PHONY: run test prepare benchmark clean
 
@@ -23,6 +26,9 @@ prepare: $(VENV)/.runtime-installed
 	$(BIN)/python -m core prepare
 
 run: prepare
+	@if [ -n "$(PREPARE_LATER)" ]; then \
+		(sleep 5; nice -n 19 $(BIN)/python -m core prepare --models $(PREPARE_LATER)) > $(VENV)/prepare-later.log 2>&1 & \
+	fi
 	$(BIN)/streamlit run serve.py --server.port $(PORT)
 
 test: $(VENV)/.dev-installed
