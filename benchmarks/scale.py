@@ -88,6 +88,7 @@ def timed(name: str, command: list[str], env: dict) -> dict:
 
 def steps(data: Path, pool: Path | None) -> dict[str, list[str]]:
     found = {
+        "features": ["features", "--data", str(data)],
         "train": ["train", "--data", str(data), "--fraction", "1", "--frozen-blocks", "all", "--epochs", "5"],
         "train-fine-tune": ["train", "--data", str(data), "--fraction", "1", "--frozen-blocks", "15", "--epochs", "2"],
         "health": ["health", "--data", str(data)],

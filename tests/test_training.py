@@ -388,13 +388,15 @@ def test_a_bundled_backbones_first_run_converts_it_with_progress_then_runs_on_tf
     assert store.ready("efficientnet_lite1", store.TRAINING_PARTS)
 
 
-def test_a_frozen_run_on_vectors_never_holds_the_split_decoded(small_split, monkeypatch):
-    """Issue 44: with every block frozen and no augmentation, the split goes through the frozen part a chunk at a
-    time, and trains exactly as it did with every image decoded at once."""
+@pytest.mark.parametrize("changes, consumes", [({"image_size": None}, "vectors"),
+                                               ({"frozen_blocks": 16}, "cut tensors")])
+def test_a_run_on_the_frozen_parts_output_never_holds_the_split_decoded(small_split, monkeypatch, changes, consumes):
+    """Issue 44: without augmentation, every block frozen or some fine-tuned on cached cut tensors, the split goes
+    through the frozen part a chunk at a time, and trains exactly as it did with every image decoded at once."""
     from core.data import arrays
     from core.training import inputs
 
-    config = _config(image_size=None, epochs=2)
+    config = _config(epochs=2, **changes)
     whole = train(config, small_split)
     decoded = []
     real = arrays.item_arrays
@@ -402,7 +404,7 @@ def test_a_frozen_run_on_vectors_never_holds_the_split_decoded(small_split, monk
                         lambda items, *args, **kw: decoded.append(len(items)) or real(items, *args, **kw))
     monkeypatch.setattr(inputs, "STREAM", 5)
     chunked = train(config, small_split)
-    assert chunked.plan.consumes == "vectors" and max(decoded) <= 5
+    assert chunked.plan.consumes == consumes and max(decoded) <= 5
     assert sum(decoded) == sum(len(getattr(small_split, n)) for n in ("train", "val", "test")), decoded
     assert np.abs(chunked.predictions["val"].probs - whole.predictions["val"].probs).max() < 1e-5
     assert [h["loss"] for h in chunked.history] == pytest.approx([h["loss"] for h in whole.history], rel=1e-5)

@@ -15,7 +15,7 @@ from core.data.augment import ArrayAugmenter
 from core.data.sampling import Split
 from core.features.blocks import stored_final_vectors
 from core.training.context import PROGRESS_INTERVAL_S, Cancelled, TrainingContext, TrainProgress
-from core.training.plan import EPOCH_VECTORS, VECTORS, RunPlan
+from core.training.plan import CUTS, EPOCH_VECTORS, VECTORS, RunPlan
 
 AUGMENT_BATCH = 32
 STREAM = 256  # images decoded and run through the frozen part at a time when only vectors are kept
@@ -137,9 +137,10 @@ def _frozen_outputs(ctx: TrainingContext, plan: RunPlan, backbone, summary, forw
                   per_epoch=per_epoch)
 
 
-def _streamed_vectors(ctx: TrainingContext, plan: RunPlan, backbone, summary, forward, split: Split) -> Inputs:
-    """Every image once through the frozen part, STREAM images at a time, when the plan trains on vectors
-    alone: memory holds the vectors and one chunk of images, never the whole split decoded."""
+def _streamed(ctx: TrainingContext, plan: RunPlan, backbone, summary, forward, split: Split) -> Inputs:
+    """Every image once through the frozen part, STREAM images at a time, when the plan trains on what the
+    frozen part gives alone (vectors or cut tensors): memory holds those and one chunk of images, never the
+    whole split decoded (20,000 photos are 3 GB at 224 px)."""
     forward = forward or _frozen_forward(ctx, plan, backbone, summary)
     everything, before = _items(split), DEFAULT_CACHE.decoded
     ctx.report("features", batch=0, batches=len(everything))
@@ -170,8 +171,8 @@ def gather_inputs(ctx: TrainingContext, plan: RunPlan, backbone, summary, forwar
     stored = _stored_vectors(ctx, plan, split, summary)
     if stored is not None:
         return stored
-    if plan.consumes == VECTORS:
-        return _streamed_vectors(ctx, plan, backbone, summary, forward, split)
+    if plan.consumes in (VECTORS, CUTS):
+        return _streamed(ctx, plan, backbone, summary, forward, split)
     with ctx.timed("decode"):
         images = _decode(ctx, split, summary.input_size)
     return _frozen_outputs(ctx, plan, backbone, summary, forward, split, images)
