@@ -112,13 +112,13 @@ def main() -> None:
             planted = planted_copies(demo, root, count, seed)
             items = list(load_dataset(str(root)).items)
             start = time.perf_counter()
-            groups, how, _ = near_duplicate_groups(items, "efficientnet_lite0")
-            names = [[items[i].relpath for i in g] for g in groups]
+            search = near_duplicate_groups(items, "efficientnet_lite0")
+            names = [[items[i].relpath for i in g] for g in search.groups]
             reported = {frozenset((a, b)) for g in names for i, a in enumerate(g) for b in g[i + 1:]}
             emit({"measure": "near duplicates, planted copies", "demo": demo, "seed": seed, "images": len(items),
                   "planted": len(planted), "recall": round(len(reported & planted) / len(planted), 3),
                   "reported_pairs": len(reported), "per_planted": round(len(reported) / len(planted), 2),
-                  "seconds": round(time.perf_counter() - start, 1), "how": how})
+                  "seconds": round(time.perf_counter() - start, 1), "how": search.how})
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -93,6 +93,9 @@ def steps(data: Path, pool: Path | None) -> dict[str, list[str]]:
         "train-fine-tune": ["train", "--data", str(data), "--fraction", "1", "--frozen-blocks", "15", "--epochs", "2"],
         "health": ["health", "--data", str(data)],
         "analyze": ["analyze", "--data", str(data)],
+        "analyze-all": ["analyze", "--data", str(data), "--fraction", "1"],
+        "analyze-models": ["analyze", "--data", str(data), "--models",
+                           "efficientnet_lite0,efficientnet_lite1,efficientnet_lite2"],
     }
     if pool:
         found["suggest"] = ["suggest", "--data", str(data), "--pool", str(pool)]

@@ -142,9 +142,9 @@ def test_the_leak_check_and_health_checks_read_as_sentences(tmp_path):
     sentences = []
     for folder in ("varied", "crowded"):
         items = _items(tmp_path / folder)
-        groups, how, _ = near_duplicate_groups(items, "efficientnet_lite0_random")
-        named = [[items[i].relpath for i in g] for g in groups]
-        sentences += [how, leak_check(split(items, 0.3, 0.2, 0, named), named, how)["text"]]
+        search = near_duplicate_groups(items, "efficientnet_lite0_random")
+        named = [[items[i].relpath for i in g] for g in search.groups]
+        sentences += [search.how, leak_check(split(items, 0.3, 0.2, 0, named), named, search.how)["text"]]
     assert "looked for" in sentences[0] and "crowded" in sentences[2]
     vectors = rng.normal(size=(24, 8))
     sentences += [_label_issues(_items(tmp_path / "varied"), vectors, ("a", "b"), 0, None)[1],

@@ -101,11 +101,19 @@ def _cheap_vectors(items: Sequence[ImageItem], backbone: str, image_size: int | 
     return None if found is None else found.final
 
 
+@dataclass(frozen=True)
+class DuplicateSearch:
+    groups: list  # groups of item indices
+    how: str  # a sentence on how they were looked for
+    looks: list  # each item's look (thumbnails), None where it could not be read
+    with_vectors: bool  # the feature vectors took part (else thumbnails alone)
+
+
 def near_duplicate_groups(items: Sequence[ImageItem], backbone: str, image_size: int | None = None,
-                          vectors: np.ndarray | None = None, progress: Progress | None = None):
-    """(groups of item indices, a sentence on how they were found). Without vectors given, those the feature
-    store or a converted file can give (a run's split: it never builds a TensorFlow backbone for this);
-    failing those, thumbnails alone."""
+                          vectors: np.ndarray | None = None, progress: Progress | None = None) -> DuplicateSearch:
+    """The near-duplicate groups and how they were found. Without vectors given, those the feature store or a
+    converted file can give (a run's split: it never builds a TensorFlow backbone for this); failing those,
+    thumbnails alone."""
     how = "thumbnails and feature vectors"
     if vectors is None:  # first: computing them caches each photo's array, which the looks then read
         vectors = _cheap_vectors(items, backbone, image_size)
@@ -120,7 +128,7 @@ def near_duplicate_groups(items: Sequence[ImageItem], backbone: str, image_size:
     if found.crowded:
         how += (f" This set is crowded (the typical image's nearest neighbour is at {found.median_nearest:.2f} "
                 f"similarity), so only pairs far closer than their images' usual neighbours count.")
-    return found.groups, how, looks
+    return DuplicateSearch(found.groups, how, looks, vectors is not None)
 
 
 HEALTH_FIRST, HEALTH_AGAIN = "health, vectors computed", "health, vectors stored"  # core.rates kinds, per image
@@ -137,7 +145,8 @@ def check_health(dataset: Dataset, backbone: str, image_size: int | None = None,
     start = time.monotonic()
     items = list(dataset.items)
     vectors, engine, computed = _vectors(items, backbone, image_size, progress)
-    groups, duplicate_check, looks = near_duplicate_groups(items, backbone, image_size, vectors, progress)
+    search = near_duplicate_groups(items, backbone, image_size, vectors, progress)
+    groups, duplicate_check, looks = search.groups, search.how, search.looks
     issues, label_check = _label_issues(items, vectors, dataset.classes, seed, progress)
     odd = odd_reasons(looks)
     rates.record(HEALTH_FIRST if computed else HEALTH_AGAIN, seconds=time.monotonic() - start, units=len(items))

@@ -50,8 +50,8 @@ def _duplicate_groups(chosen: Sample, config) -> tuple[list[list[str]], str]:
         return kept["groups"], kept["how"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    found, how, _ = near_duplicate_groups(chosen.items, config.backbone, config.image_size)
-    groups = [[chosen.items[i].relpath for i in g] for g in found]
-    if "feature vectors" in how:
-        atomic_write_json(path, {"groups": groups, "how": how})
-    return groups, how
+    search = near_duplicate_groups(chosen.items, config.backbone, config.image_size)
+    groups = [[chosen.items[i].relpath for i in g] for g in search.groups]
+    if search.with_vectors:
+        atomic_write_json(path, {"groups": groups, "how": search.how})
+    return groups, search.how
