@@ -1,6 +1,7 @@
 """Which images to label next (issue 32): simulated labelling rounds against random picks, and `core suggest`'s speed.
 
     .venv/bin/python -m benchmarks.labelling            # about 5 minutes on a 2-core CPU
+    .venv/bin/python -m benchmarks.labelling --mini-batch   # the same rounds, every pool clustered in mini-batches
 
 1. Simulated rounds, on the digits demo and then the faces demo. A fixed held-out test set (30% of the demo,
    stratified, the same for every seed) is never labelled. The rest is the pool, its labels hidden. Each seed
@@ -138,6 +139,13 @@ def speed(count: int = 1000) -> dict:
 
 
 def main() -> None:
+    if "--mini-batch" in sys.argv:  # every pool clustered as pools above 5,000 images are (issue 44)
+        from core.model import acquisition
+
+        acquisition.FULL_KMEANS_UP_TO = 0
+        for name in ("digits", "faces"):
+            emit({"benchmark": f"rounds_{name}", "kmeans": "mini-batch", **rounds_table(name, ("auto", "diverse"))})
+        return
     for name in ("digits", "faces"):
         emit({"benchmark": f"rounds_{name}", **rounds_table(name)})
     if "--no-speed" not in sys.argv:
