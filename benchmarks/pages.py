@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -43,7 +44,7 @@ class Peak:
 
 def _timed(name: str, visit, page, peak: Peak, shots: Path, first: bool) -> None:
     start = time.perf_counter()
-    visit()
+    visit()  # returns once what the page is for is on it
     settle(page, timeout=600_000)
     seconds = time.perf_counter() - start
     if first:
@@ -62,6 +63,9 @@ def main() -> None:
     args.shots.mkdir(parents=True, exist_ok=True)
     run_id = next(r.name for r in sorted((args.home / "runs").glob("2*"))
                   if read_json(r / "dataset.json")["root"] == str(args.data))
+    from playwright.sync_api import expect
+
+    images = sum(1 for _ in args.data.rglob("*.jpg"))
     photo = make(args.shots / "upload", 1, seed=5, classed=False)
     upload = next(photo.rglob("*.jpg"))
     with serve(args.home, STUDIO_HOME=str(args.home)) as server, browser_page(1600, 1000) as page:
@@ -70,22 +74,25 @@ def main() -> None:
         def data_page():
             page.goto(f"{server.url}/data")
             wait_for_title(page, "Data")
-            settle(page)
-            page.get_by_text("Folder on this machine").click()
-            settle(page)
-            page.get_by_placeholder("/home/me/photos/pets").fill(str(args.data))
-            page.get_by_placeholder("/home/me/photos/pets").press("Enter")
+            page.get_by_role("radiogroup", name="Source").get_by_text("Folder on this machine").click(timeout=120_000)
+            folder = page.get_by_placeholder("/home/me/photos/pets")
+            folder.fill(str(args.data), timeout=120_000)
+            folder.press("Enter")
             page.get_by_role("button", name="Use this folder").click()
+            expect(page.get_by_text(f"Validation report: {args.data}")).to_be_visible(timeout=600_000)
+            expect(page.get_by_text(f"{images:,}", exact=True).first).to_be_visible(timeout=600_000)
 
         def results_page():
             page.goto(f"{server.url}/results?run={run_id}")
             wait_for_title(page, "Results")
+            expect(page.get_by_text("Confusion matrix").first).to_be_visible(timeout=600_000)
 
         def predict_page():
             page.goto(f"{server.url}/predict?run={run_id}")
             wait_for_title(page, "Predict")
             settle(page)
             page.locator("input[type=file]").first.set_input_files(str(upload))
+            expect(page.get_by_text(re.compile(r"^class_\d")).first).to_be_visible(timeout=600_000)  # its guess
 
         for first in (True, False):
             for name, visit in (("data", data_page), ("results", results_page), ("predict", predict_page)):
