@@ -14,17 +14,20 @@ def test_baseline_and_trainer_use_identical_splits(color_folder, monkeypatch):
     seen = {"trainer": [], "baseline": []}
 
     def spy(who, original):
-        def load(items, size, **kwargs):
+        def load(items, size, *args, **kwargs):
             seen[who].append([i.relpath for i in items])
-            return original(items, size, **kwargs)
+            return original(items, size, *args, **kwargs)
         return load
 
+    # The trainer decodes whole (item_arrays) or streams chunk by chunk (array_chunks), by the run's kind.
     monkeypatch.setattr(inputs, "item_arrays", spy("trainer", inputs.item_arrays))
+    monkeypatch.setattr(inputs, "array_chunks", spy("trainer", inputs.array_chunks))
     monkeypatch.setattr(baseline, "item_arrays", spy("baseline", baseline.item_arrays))
     config = TrainConfig(epochs=1, image_size=64, batch_size=4)
     trainer.train(config, parts)
     result = baseline.train_baseline(config, parts)
-    trainer_images = seen["trainer"][0]  # train + val + test in one decode
+    assert len(seen["trainer"]) == 1
+    trainer_images = seen["trainer"][0]  # train + val + test in one pass
     train_names, val_names = [i.relpath for i in parts.train], [i.relpath for i in parts.val]
     assert trainer_images == train_names + val_names + [i.relpath for i in parts.test]
     assert seen["baseline"] == [train_names, val_names]
