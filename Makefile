@@ -34,6 +34,7 @@ run: prepare
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n 3 -p no:randomly tests
 
 clean:

@@ -132,6 +132,6 @@ if len(chosen) >= 2:
     chart(figures.compare_curves({rid: r.history() for rid, r in runs.items()}))
     chart(figures.compare_per_class({rid: r.metrics()["per_class"] for rid, r in runs.items()}))
     cols = st.columns(len(chosen))
-    for col, (rid, run) in zip(cols, runs.items()):
+    for col, (rid, run) in zip(cols, runs.items(), strict=False):
         chart(RunViews(run).confusion(normalise=True).update_layout(title=rid, height=380, showlegend=False), col,
               key=f"cmp_{rid}")

@@ -67,7 +67,7 @@ except StudioError as exc:
     st.stop()
 
 views = RunViews(run) if saliency else None
-for (name, data), result in zip(files, results):
+for (name, data), result in zip(files, results, strict=False):
     left, right = st.columns([1, 3])
     if "error" in result:
         right.error(result["error"])

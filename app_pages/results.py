@@ -7,7 +7,7 @@ import streamlit as st
 from core.backbones.registry import backbone_title
 from core.errors import StudioError
 from core.inference.export import export_zip
-from core.inference.formats import FORMATS
+from core.inference.formats import EXPORTS, FORMATS
 from core.present.tables import runs_table
 from core.present.views import RunViews
 from core.runs.store import RunState, delete_run, list_runs
@@ -198,12 +198,7 @@ with c4:
     if presenting():
         hidden_note("model exports")
         st.stop()
-    fmt = st.selectbox("Export the model as", FORMATS, format_func={"savedmodel": "TensorFlow SavedModel",
-                                                                   "keras": "Keras model (.keras)",
-                                                                   "tflite": "TensorFlow Lite",
-                                                                   "onnx": "ONNX (ONNX Runtime)",
-                                                                   "web": "Web page (classifies in the browser, "
-                                                                          "no server)"}.get)
+    fmt = st.selectbox("Export the model as", FORMATS, format_func=lambda name: EXPORTS[name].title)
     if st.button("Build the export", icon=":material/deployed_code:"):
         try:
             with st.spinner(f"Exporting and checking the {fmt} model against this run..."):

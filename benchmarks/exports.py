@@ -51,7 +51,9 @@ def _callers(fmt: str, path: Path, image: np.ndarray):
     if fmt == "savedmodel":
         model = tf.saved_model.load(str(path / "model"))
         return lambda: model.serve(tf.constant(image))
-    interpreter = tf.lite.Interpreter(model_path=str(path / "model.tflite"))
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path / "model.tflite"))
     interpreter.allocate_tensors()
     index = interpreter.get_input_details()[0]["index"]
 

@@ -88,8 +88,8 @@ LIBRARIES = {"exact (faiss-cpu's flat index, quadratic)": _exact, "faiss-cpu (HN
 
 def recall(ids: np.ndarray, x: np.ndarray, sample: np.ndarray, k: int) -> float:
     exact = np.argsort(-(x[sample] @ x.T), axis=1)[:, 1:k + 1]
-    found = [[j for j in row if j != i][:k] for i, row in zip(sample, ids[sample])]
-    return float(np.mean([len(set(f) & set(e)) / k for f, e in zip(found, exact)]))
+    found = [[j for j in row if j != i][:k] for i, row in zip(sample, ids[sample], strict=False)]
+    return float(np.mean([len(set(f) & set(e)) / k for f, e in zip(found, exact, strict=False)]))
 
 
 def libraries(rows: int, skip: list[str]) -> None:
@@ -133,7 +133,7 @@ def health(images: int, checks: list[str]) -> None:
     start = time.perf_counter()
     first, second, _ = similar_pairs(thumbs, vectors)
     duplicates = time.perf_counter() - start
-    found = set(zip(first.tolist(), second.tolist()))
+    found = set(zip(first.tolist(), second.tolist(), strict=False))
     hit = sum((min(a, b), max(a, b)) in found for a, b in planted.tolist())
     print(f"{images:,} images: near duplicates {duplicates:.1f} s, {hit} of {len(planted)} planted pairs found, "
           f"{len(found)} pairs reported; peak RSS {peak_mb():,.0f} MB", flush=True)

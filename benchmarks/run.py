@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def prediction_latency(run_id: str, parts) -> dict:
     """(c) warm single-image prediction, PNG decoding included, over 50 images."""
     from core.inference.predict import predict_sources
 
-    files = [(i.relpath, open(i.path, "rb").read()) for i in parts.val[:50]]
+    files = [(i.relpath, Path(i.path).read_bytes()) for i in parts.val[:50]]
     predict_sources(run_id, files[:1])  # warm
     times = []
     for name, data in files:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import fcntl
 import hashlib
 import io
 import json
@@ -12,16 +11,30 @@ import os
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import filelock
 
 
 @contextlib.contextmanager
-def file_lock(path: str | Path):
-    """Hold an exclusive lock on path (created if missing) for the block: one process at a time."""
+def file_lock(path: str | Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on path (created if missing) for the block: one process at a time.
+
+    filelock uses flock on POSIX and msvcrt on Windows, so the queue runs on both. With wait=False the block
+    gets False at once when another process holds the lock, else True.
+    """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+    lock = filelock.FileLock(str(path), timeout=-1 if wait else 0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),

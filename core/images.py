@@ -30,13 +30,14 @@ def normalise(values: np.ndarray) -> np.ndarray:
 def heatmap_image(values: np.ndarray, size: tuple[int, int] | None = None) -> Image.Image:
     """A 2-D map as a coloured image, optionally resized (bilinear) to size=(width, height)."""
     img = Image.fromarray(colormap(normalise(values)))
-    return img.resize(size, Image.BILINEAR) if size else img
+    return img.resize(size, Image.Resampling.BILINEAR) if size else img
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> Image.Image:
     """Blend a [0, 1] heat map (any resolution) over an RGB uint8 image."""
     h, w = image.shape[:2]
-    heat_big = np.asarray(Image.fromarray((normalise(heat) * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR))
+    heat_image = Image.fromarray((normalise(heat) * 255).astype(np.uint8))
+    heat_big = np.asarray(heat_image.resize((w, h), Image.Resampling.BILINEAR))
     coloured = colormap(heat_big / 255.0).astype(np.float64)
     return Image.fromarray((image.astype(np.float64) * (1 - alpha) + coloured * alpha).round().astype(np.uint8))
 
@@ -63,7 +64,7 @@ def grid(tiles: list[Image.Image], columns: int, labels: list[str] | None = None
 
 def thumbnail(image: np.ndarray | Image.Image, size: int = 96) -> Image.Image:
     img = image if isinstance(image, Image.Image) else Image.fromarray(image)
-    return img.resize((size, size), Image.BICUBIC)
+    return img.resize((size, size), Image.Resampling.BICUBIC)
 
 
 def filter_grid(kernel: np.ndarray, scale: int = 8, columns: int = 8) -> Image.Image:
@@ -75,7 +76,7 @@ def filter_grid(kernel: np.ndarray, scale: int = 8, columns: int = 8) -> Image.I
         f = kernel[..., i]
         f = (f - f.min()) / (f.max() - f.min() + 1e-12)
         tile = Image.fromarray((f * 255).round().astype(np.uint8)).resize(
-            (kernel.shape[1] * scale, kernel.shape[0] * scale), Image.NEAREST)
+            (kernel.shape[1] * scale, kernel.shape[0] * scale), Image.Resampling.NEAREST)
         tiles.append(tile)
     return grid(tiles, columns=min(columns, len(tiles)), labels=[str(i) for i in range(len(tiles))],
                 label_height=16)  # tiles of 24 px: a smaller caption

@@ -196,20 +196,19 @@ def serve(folder: Path, **extra_env: str):
     """A real Streamlit server on a free port, its runs in folder/runs, its log in folder/streamlit.log."""
     port = free_port()
     env = {**without_thread_caps(os.environ), "STUDIO_RUNS_DIR": str(folder / "runs"), **extra_env}
-    log = open(folder / "streamlit.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1"], cwd=PROJECT_DIR, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    if not wait_for(lambda: _healthy(url), timeout=120, poll=0.5):
-        proc.kill()
-        pytest.fail("streamlit did not start")
-    try:
-        yield Server(url, proc.pid, env["STUDIO_RUNS_DIR"])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+    with open(folder / "streamlit.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port),
+                                 "--server.address", "127.0.0.1"], cwd=PROJECT_DIR, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        if not wait_for(lambda: _healthy(url), timeout=120, poll=0.5):
+            proc.kill()
+            pytest.fail("streamlit did not start")
+        try:
+            yield Server(url, proc.pid, env["STUDIO_RUNS_DIR"])
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 def _healthy(url: str) -> bool:

@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -259,7 +260,7 @@ def test_predict_page_classifies_an_upload_kept_on_disk(trained_run):
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["predict_upload__n"] == 1 and not at.file_uploader[0].value  # released, shown empty
     (name, path), = at.session_state.predict_files
-    assert name == "mine.png" and open(path, "rb").read() == buf.getvalue()
+    assert name == "mine.png" and Path(path).read_bytes() == buf.getvalue()
     assert any('mine.png: red' in chart.proto.spec for chart in at.get("plotly_chart"))
     assert "1 uploaded image(s) from this tab" in text_of(at)
 

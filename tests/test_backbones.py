@@ -180,7 +180,7 @@ def _reference_probs(state, arch, image):
         return np.clip(x, 0, 6) if relu else x
 
     x = bn_relu(_same_conv((image.astype(np.float64) - 127) / 128, state["_conv_stem.weight"], 2), "_bn0")
-    for i, (kernel, stride, expand, cin, cout) in enumerate(arch.mbconv_specs()):
+    for i, (_kernel, stride, expand, cin, cout) in enumerate(arch.mbconv_specs()):
         p, inputs = f"_blocks.{i}", x
         if expand != 1:
             x = bn_relu(_same_conv(x, state[f"{p}._expand_conv.weight"], 1), f"{p}._bn0")

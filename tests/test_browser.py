@@ -247,9 +247,10 @@ def test_server_memory_stays_flat_and_workers_exit(server_with_a_run, trained_ru
             before = {r.id for r in list_runs(verify=False)}
             page.get_by_label("Seed").fill(str(100 + i))  # a new seed: another run, not "this exact run exists"
             page.get_by_role("button", name="Train", exact=True).click()
-            assert wait_for(lambda: {r.id for r in list_runs(verify=False)} - before, timeout=60)
+            assert wait_for(lambda before=before: {r.id for r in list_runs(verify=False)} - before, timeout=60)
             (new,) = {r.id for r in list_runs(verify=False)} - before
-            assert wait_for(lambda: next(r for r in list_runs(verify=False) if r.id == new).state == "completed",
+            assert wait_for(lambda new=new: next(r for r in list_runs(verify=False) if r.id == new).state
+                            == "completed",
                             timeout=600)
             expect(page.get_by_text(f"Run {new}")).to_be_visible(timeout=60_000)
             expect(page.get_by_text("Done in")).to_be_visible(timeout=60_000)

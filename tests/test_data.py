@@ -112,7 +112,7 @@ def test_huge_dimensions_are_refused_before_decoding():
         open_image(png_header_only(30000, 30000), "huge.png")
     assert info.value.reason == "too many pixels"
     assert time.monotonic() - start < 5
-    assert 30000 * 30000 > MAX_PIXELS
+    assert MAX_PIXELS < 30000 * 30000
 
 
 @pytest.mark.parametrize("data,reason", [
@@ -176,11 +176,11 @@ def test_zip_with_hostile_members(tmp_path):
 
 def test_zip_bomb_is_refused_quickly(tmp_path):
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        with zf.open("bomb/zeros.png", "w", force_zip64=True) as member:
-            chunk = b"\0" * (16 * 1024**2)
-            for _ in range(64):  # 1 GiB of zeros
-                member.write(chunk)
+    with (zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf,
+          zf.open("bomb/zeros.png", "w", force_zip64=True) as member):
+        chunk = b"\0" * (16 * 1024**2)
+        for _ in range(64):  # 1 GiB of zeros
+            member.write(chunk)
     rss_before = psutil.Process().memory_info().rss
     start = time.monotonic()
     with pytest.raises(DataError, match="no images found.*1 member"):

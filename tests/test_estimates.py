@@ -31,7 +31,7 @@ def test_an_estimate_is_a_first_guess_until_this_machine_measured_one(own_home):
 def test_a_sweep_is_estimated_at_the_pace_of_the_runs_finished_here(own_home):
     points = [TrainConfig(dataset="digits", per_class=n) for n in (20, 50)]
     images = [200, 500]
-    nominal = sum(nominal_seconds(p, n) for p, n in zip(points, images))
+    nominal = sum(nominal_seconds(p, n) for p, n in zip(points, images, strict=False))
     assert sweeps.estimate(points, images).measured == 0
     rates.record("run", seconds=141.0, units=nominal / 2)  # runs here took twice their nominal work
     assert sweeps.estimate(points, images).seconds == pytest.approx(282.0)

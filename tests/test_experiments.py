@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,7 +81,7 @@ def test_run_report_has_every_section_and_no_network_reference(trained_run, colo
     assert "plotly.js v" in html  # the library itself is inline
     assert not re.search(r"<script[^>]+src=['\"]https?://", html)
     assert "data:image/png;base64," in html or "Every validation image was classified correctly" in html
-    written = open(write_report(trained_run, str(tmp_path / "r.html")), encoding="utf-8").read()
+    written = Path(write_report(trained_run, str(tmp_path / "r.html"))).read_text(encoding="utf-8")
     assert written.startswith("<!doctype html>") and f"<h1>Run {trained_run}</h1>" in written
     # The settings in words, as the Train page shows them, not raw Python (issue 43).
     settings = html[html.index("id='configuration'"):html.index("id='dataset'")]
@@ -131,9 +132,10 @@ def test_exports_load_back_and_agree_with_the_run(trained_run, tmp_path, fmt):
     images = item_arrays(run.split().val, 224).astype(np.float32) / 255.0
     saved = run.predictions()["val"]
     if fmt == "tflite":
-        from core.tf import tf
+        from ai_edge_litert.interpreter import Interpreter  # as USAGE.md says (tf.lite.Interpreter is deprecated)
 
-        interpreter = tf.lite.Interpreter(model_path=str(result.path / "model.tflite"))
+        assert "ai_edge_litert" in (result.path / "USAGE.md").read_text()
+        interpreter = Interpreter(model_path=str(result.path / "model.tflite"))
         inp = interpreter.get_input_details()[0]["index"]
         interpreter.resize_tensor_input(inp, images.shape)
         interpreter.allocate_tensors()
@@ -203,10 +205,11 @@ def test_the_web_page_classifies_offline_as_the_studio_does(trained_run, tmp_pat
         browser.close()
     assert requested == [] and errors == []
     studio = predict_sources(trained_run, [(f, f) for f in files], k=3)
-    for mine, theirs in zip(got, studio):
+    for mine, theirs in zip(got, studio, strict=False):
         assert "error" not in mine, mine
         assert [t["label"] for t in mine["top"]] == [t["label"] for t in theirs["top"]], mine["name"]
-        assert max(abs(a["probability"] - b["probability"]) for a, b in zip(mine["top"], theirs["top"])) < 1e-3
+        pairs = zip(mine["top"], theirs["top"], strict=True)
+        assert max(abs(a["probability"] - b["probability"]) for a, b in pairs) < 1e-3
         assert mine["unknown"] == theirs["unknown"], mine["name"]
     assert got[-1]["unknown"] is True  # yellow: far from every colour the run learnt
 

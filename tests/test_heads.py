@@ -83,7 +83,7 @@ def test_a_loaded_dense_head_shared_by_threads_builds_one_layer():
         expected = head.probs(vectors)
         start = threading.Barrier(8)
 
-        def ask(_):
+        def ask(_, head=head, start=start):
             start.wait()
             return head.layer, head.probs(vectors)
 

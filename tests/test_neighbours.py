@@ -32,7 +32,7 @@ def test_the_nearest_others_are_those_of_brute_force(search):
     x = clustered(1500, 32)
     found = neighbours.nearest_others(x, 10)
     expected = brute_force(x, 10)
-    overlap = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found.ids, expected)])
+    overlap = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found.ids, expected, strict=False)])
     assert overlap >= (1.0 if search == "exact" else 0.97), overlap
     assert not (found.ids == np.arange(len(x))[:, None]).any()  # never a row itself
     assert np.all(np.diff(found.similarities, axis=1) <= 1e-6)  # most similar first
@@ -54,7 +54,7 @@ def test_groups_are_compared_at_their_best_part_pair(search):
     best = np.einsum("iad,jbd->ijab", parts, parts).max(axis=(2, 3))
     np.fill_diagonal(best, -np.inf)
     expected = np.argsort(-best, axis=1, kind="stable")[:, :5]
-    overlap = np.mean([len(set(f) & set(e)) / 5 for f, e in zip(found.ids, expected)])
+    overlap = np.mean([len(set(f) & set(e)) / 5 for f, e in zip(found.ids, expected, strict=False)])
     assert overlap >= (1.0 if search == "exact" else 0.97), overlap
     assert np.allclose(found.similarities, np.take_along_axis(best, found.ids, axis=1), atol=1e-5)
 
@@ -72,13 +72,13 @@ def every_pair_judged(thumbs: np.ndarray, vectors: np.ndarray) -> set:
         usual.append(-np.partition(-off, duplicates.K - 1, axis=1)[:, duplicates.K - 1])
         nearest = np.maximum(nearest, off.max(1))
     room = [np.maximum(1 - u, 1e-6) for u in usual]
-    shares = [np.maximum((1 - s) / r[:, None], (1 - s) / r[None, :]) for s, r in zip(sims, room)]
+    shares = [np.maximum((1 - s) / r[:, None], (1 - s) / r[None, :]) for s, r in zip(sims, room, strict=False)]
     copies = (shares[0] <= duplicates.STANDS_OUT) | ((shares[1] <= duplicates.STANDS_OUT) &
                                                      (shares[0] <= duplicates.AGREES))
     if np.median(nearest) < duplicates.CROWDED:
         copies |= (np.maximum(*sims) >= duplicates.NEAR) & (np.minimum(*sims) >= duplicates.FLOOR)
     i, j = np.nonzero(np.triu(copies, 1))
-    return set(zip(i.tolist(), j.tolist()))
+    return set(zip(i.tolist(), j.tolist(), strict=False))
 
 
 def test_near_duplicates_judge_the_pairs_every_pair_comparison_judges(search):
@@ -90,7 +90,7 @@ def test_near_duplicates_judge_the_pairs_every_pair_comparison_judges(search):
     thumbs /= np.linalg.norm(thumbs, axis=2, keepdims=True)
     vectors[planted[:, 1]] = vectors[planted[:, 0]] + rng.normal(0, 0.01, (12, 48))
     first, second, _ = duplicates.similar_pairs(thumbs.astype(np.float32), vectors)
-    found = set(zip(first.tolist(), second.tolist()))
+    found = set(zip(first.tolist(), second.tolist(), strict=False))
     assert {(min(a, b), max(a, b)) for a, b in planted.tolist()} <= found
     assert found == every_pair_judged(thumbs.astype(np.float32), vectors)
 

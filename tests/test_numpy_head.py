@@ -74,7 +74,7 @@ def test_adam_and_dropout_follow_keras_on_one_step():
     layer.set_weights(start)
     layer.compile(optimizer=tf_keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
     layer.train_on_batch(x[:32], y[:32])
-    for mine, theirs in zip(fit.get(), layer.get_weights()):
+    for mine, theirs in zip(fit.get(), layer.get_weights(), strict=False):
         assert np.abs(mine - theirs).max() < 1e-5
 
 

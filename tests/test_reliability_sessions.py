@@ -56,7 +56,7 @@ def test_three_sessions_keep_their_data_and_runs_apart(own_runs, tmp_path):
             assert not at.exception, [e.value for e in at.exception]
         ids = [at.session_state.run_id for at in (a, b, c)]
         assert len(set(ids)) == 3
-        for at, run_id in zip((a, b, c), ids):
+        for at, run_id in zip((a, b, c), ids, strict=False):
             at.run()
             run = load_run(run_id)
             assert run.config.dataset == at.session_state.dataset and run.status["owner"] == at.session_state.token
@@ -74,7 +74,7 @@ def test_three_sessions_keep_their_data_and_runs_apart(own_runs, tmp_path):
     assert wait_for(all_done, timeout=600, poll=0.2)
     assert max(running_at_once) == 1  # one training at a time
 
-    for at, run_id in zip((a, b, c), ids):
+    for at, run_id in zip((a, b, c), ids, strict=False):
         at.switch_page("app_pages/results.py").run()
         assert not at.exception
         assert f"Run {run_id}" in [h.value for h in at.subheader]

@@ -5,6 +5,7 @@ malformed result; and how many workers the queue starts."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -140,10 +141,8 @@ def fifo_release():
     made = []
     yield made
     for path in made:
-        try:
+        with contextlib.suppress(OSError):
             os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:
-            pass
 
 
 def test_a_fifo_in_a_class_folder_or_a_pool_is_skipped_and_named_without_being_opened(tmp_path, fifo_release):

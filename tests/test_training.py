@@ -86,7 +86,7 @@ def test_cached_and_uncached_training_agree(small_split):
     cached = train(config, small_split)
     uncached = train(config.with_(cache_features=False), small_split)
     assert cached.cached and not uncached.cached
-    for a, b in zip(cached.history, uncached.history):
+    for a, b in zip(cached.history, uncached.history, strict=False):
         assert a["phase"] == b["phase"]
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-3, abs=1e-4)
     assert np.abs(cached.predictions["val"].probs - uncached.predictions["val"].probs).max() < 1e-3
@@ -336,7 +336,7 @@ def test_fine_tuning_moves_the_head_at_its_rate_and_the_blocks_at_theirs():
     before = [v.numpy().copy() for v in model.head + model.body]
     rng = np.random.default_rng(0)
     model.fit(rng.normal(size=(16, 5)).astype("float32"), rng.integers(0, 3, 16), batch_size=16, epochs=1, verbose=0)
-    moved = [np.abs(v.numpy() - b).max() for v, b in zip(model.head + model.body, before)]
+    moved = [np.abs(v.numpy() - b).max() for v, b in zip(model.head + model.body, before, strict=False)]
     assert moved[0] == pytest.approx(1e-2, rel=0.05) and moved[2] == pytest.approx(1e-4, rel=0.05)
 
 

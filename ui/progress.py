@@ -3,7 +3,7 @@ what it is doing; a total of 0 marks a step that has just started and has nothin
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import streamlit as st
 

@@ -72,7 +72,7 @@ def show_nearest(container, rows: list[dict], views) -> None:
     from core.images import thumbnail
 
     cols = container.columns(max(len(rows), 1))
-    for col, row in zip(cols, rows):
+    for col, row in zip(cols, rows, strict=False):
         image = row.get("image") or thumbnail(views.image(row["relpath"]), 112)
         col.image(image, caption=f"{row['label']} · {row['similarity']:.2f}", width=96)
 

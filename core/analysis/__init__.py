@@ -12,7 +12,6 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -22,8 +21,7 @@ from core.backbones.depth import ALL
 from core.features.blocks import BlockVectors, block_vectors
 from core.fileio import atomic_write_json, read_json
 from core.model import probe
-
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
+from core.progress import Progress, staged
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ class Analysis:
                 "suggested_frozen": self.suggested_frozen, "seconds": round(self.seconds, 2)}
 
     @staticmethod
-    def from_json(data: dict) -> "Analysis":
+    def from_json(data: dict) -> Analysis:
         return Analysis(data["dataset"], data["backbone"], tuple(data["classes"]), data["per_class"], data["images"],
                         data["layered"], data["engine"], data["computed"],
                         tuple(DepthPoint(**p) for p in data["depth"]), tuple(SizePoint(**p) for p in data["sizes"]),
@@ -96,13 +94,13 @@ def depth_points(vectors: BlockVectors, labels: np.ndarray, seed: int,
     """A cross-validated probe on every block's vectors, input side first."""
     layout, classes = vectors.layout, int(labels.max()) + 1
     scores = probe.depth_scores(vectors.block, len(layout.blocks), labels, seed,
-                                progress and (lambda d, t: progress("depth", d, t)))
+                                staged(progress, "depth"))
     return tuple(DepthPoint(name, s.accuracy, s.std, layout.cost_from(i, classes))
-                 for i, (name, s) in enumerate(zip(layout.blocks, scores)))
+                 for i, (name, s) in enumerate(zip(layout.blocks, scores, strict=True)))
 
 
 def _sizes(vectors: np.ndarray, labels: np.ndarray, per_class: int, seed: int, progress: Progress | None):
-    scores = probe.size_scores(vectors, labels, seed, progress=progress and (lambda d, t: progress("sizes", d, t)))
+    scores = probe.size_scores(vectors, labels, seed, progress=staged(progress, "sizes"))
     fit, predicted = forecasting.forecast(scores, [2 * per_class, 4 * per_class], seed)
     points = tuple(SizePoint(n, float(np.mean(s)), float(np.std(s))) for n, s in scores.items())
     return points, (fit.a, fit.b, fit.c) if fit else None, tuple(predicted)
@@ -114,7 +112,7 @@ def sampled(spec: str, *, per_class: int | None, fraction: float | None, seed: i
     from core.data.sampling import sample
     from core.data.sources import load_dataset
 
-    dataset = load_dataset(spec, progress=progress and (lambda d, t: progress("scan", d, t)))
+    dataset = load_dataset(spec, progress=staged(progress, "scan"))
     items = sample(dataset, per_class=per_class, fraction=fraction, seed=seed).items
     classes = tuple(sorted({i.label for i in items}))
     labels = np.array([classes.index(i.label) for i in items])

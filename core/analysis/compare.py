@@ -18,13 +18,14 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from core import paths
-from core.analysis import Progress, depth_points, sampled, saved_path, suggested_depth
+from core.analysis import depth_points, sampled, saved_path, suggested_depth
 from core.backbones import describe, get_spec, store
 from core.backbones.depth import ALL, frozen_text
 from core.backbones.registry import backbone_title
 from core.features.blocks import block_vectors
 from core.fileio import atomic_write_json, read_json
 from core.model import probe
+from core.progress import Progress
 
 SPEED_IMAGES, ROUNDS = 32, 3  # a batch per backbone per round, the backbones in turn, after a warm-up each
 
@@ -83,7 +84,7 @@ class Comparison:
                               "reason": self.reason}, "seconds": round(self.seconds, 2)}
 
     @staticmethod
-    def from_json(data: dict) -> "Comparison":
+    def from_json(data: dict) -> Comparison:
         suggested = data["suggested"]
         frozen = ALL if suggested["frozen_blocks"] == "all" else int(suggested["frozen_blocks"])
         return Comparison(data["dataset"], tuple(data["classes"]), data["per_class"], data["images"],

@@ -77,4 +77,4 @@ def forecast(scores: dict[int, list[float]], targets: list[int], seed: int = 0) 
     low, high = np.percentile(spread, 2.5, axis=0), np.percentile(spread, 97.5, axis=0)
     point = best(targets)
     return best, [Forecast(int(t), float(p), float(min(lo, p)), float(max(hi, p)))
-                  for t, p, lo, hi in zip(targets, point, low, high)]
+                  for t, p, lo, hi in zip(targets, point, low, high, strict=True)]

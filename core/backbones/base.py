@@ -36,7 +36,7 @@ class Backbone:
     def __init__(self, spec: BackboneSpec, input_size: int, blocks=None, layer=None, imagenet_top=None):
         self.spec = spec
         self.input_size = input_size
-        self.blocks: list[tf_keras.Model] | None = blocks  # layered backbones
+        self.blocks: list[tf_keras.Model] = blocks or []  # layered backbones; empty for an opaque one
         self.layer = layer  # opaque backbones: a Keras layer mapping [0, 1] images to vectors
         self.imagenet_top = imagenet_top  # the 1000-class Dense layer, where the weights have one
 
@@ -46,7 +46,7 @@ class Backbone:
 
     @property
     def layered(self) -> bool:
-        return self.blocks is not None
+        return bool(self.blocks)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -92,7 +92,7 @@ class Backbone:
         """The layer's variables in the order its SavedModel function first reads them: that
         function captured each variable when the original model first used it."""
         by_handle = {id(v.handle): v for v in self.layer.variables}
-        function = getattr(getattr(self.layer, "_func", None), "__call__", None)
+        function = getattr(self.layer, "_func", None)
         for concrete in getattr(function, "concrete_functions", ()):
             ordered = [by_handle[id(t)] for t in concrete.captured_inputs if id(t) in by_handle]
             if len(ordered) == len(by_handle):
@@ -107,7 +107,7 @@ class Backbone:
         while all(len(n) > shared + 1 for n in names) and len({n[shared] for n in names}) == 1:
             shared += 1
         groups: dict[str, list[tf.Variable]] = {}
-        for var, parts in zip(variables, names):
+        for var, parts in zip(variables, names, strict=True):
             groups.setdefault(group_key(parts[shared]), []).append(var)
         return list(groups.items())
 

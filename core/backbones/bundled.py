@@ -17,7 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from core import paths, rates
 from core.backbones import efficientnet_lite as lite
@@ -36,9 +36,8 @@ from core.backbones.store import (
 )
 from core.errors import BackboneUnavailable
 from core.fileio import atomic_write_json, file_lock, tree_manifest
+from core.progress import Progress
 from core.tf import tf, tf_keras
-
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 def checkpoint_path(name: str = DEFAULT_BACKBONE) -> Path:
@@ -56,10 +55,10 @@ def checkpoint_path(name: str = DEFAULT_BACKBONE) -> Path:
 class LiteModels:
     """An EfficientNet-Lite in Keras: its blocks, the ImageNet classifier top, the blocks chained into a feature
     model, and the whole classifier."""
-    blocks: list
-    top: object
-    features: object
-    classifier: object
+    blocks: list[Any]  # tf_keras models and layers (untyped)
+    top: Any
+    features: Any
+    classifier: Any
 
 
 def build(name: str = DEFAULT_BACKBONE, input_size: int | None = None) -> LiteModels:

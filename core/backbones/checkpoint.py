@@ -93,7 +93,7 @@ class _Unpickler(pickle.Unpickler):
         return _StorageRef(key, _STORAGE_DTYPES[name])
 
 
-def read_state_dict(path: str | Path) -> "collections.OrderedDict[str, np.ndarray]":
+def read_state_dict(path: str | Path) -> collections.OrderedDict[str, np.ndarray]:
     """Return the checkpoint's state dict as name -> numpy array (tensors copied out)."""
     path = str(path)
     with open(path, "rb") as f:

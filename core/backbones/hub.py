@@ -82,7 +82,7 @@ def keras_layer(handle: str, *, trainable: bool):
 
 def input_size(layer) -> int | None:
     """The square input size a hub layer's SavedModel was traced with, if it has a fixed one."""
-    function = getattr(getattr(layer, "_func", None), "__call__", None)
+    function = getattr(layer, "_func", None)
     for concrete in getattr(function, "concrete_functions", ()):
         args = concrete.structured_input_signature[0]
         shape = getattr(args[0], "shape", None) if args else None

@@ -48,7 +48,7 @@ class Layout:
                 "trainable_params": list(self.trainable_params)}
 
     @staticmethod
-    def from_json(data: dict) -> "Layout":
+    def from_json(data: dict) -> Layout:
         return Layout(tuple(data["blocks"]), tuple(int(d) for d in data["dims"]), bool(data["layered"]),
                       tuple(int(p) for p in data["trainable_params"]))
 

@@ -85,7 +85,7 @@ def split_blocks(function_name: str, model: tf_keras.Model, input_size: int) -> 
             ends.append(layer.name)
         open_until = max(open_until, last_use[layer.name])
     blocks, start = [], None
-    for index, end in enumerate(ends + [None]):
+    for _index, end in enumerate(ends + [None]):
         if start is None:
             x = inputs = tf_keras.Input((input_size, input_size, 3), name=f"{function_name}_image")
             body = tf_keras.Model(model.input, model.get_layer(end).output if end else model.output)

@@ -75,12 +75,12 @@ def from_state_dict(sd: dict[str, np.ndarray], input_size: int) -> LiteArch:
         expand_conv = sd.get(f"_blocks.{i}._expand_conv.weight")
         cin = wide if expand_conv is None else expand_conv.shape[1]
         specs.append((kernel, wide // cin, cin, cout))
-    stages: list[list[int]] = []
+    stages: list[tuple[int, int, int, int, int, int]] = []
     for kernel, expand, cin, cout in specs:
         if cin != cout or not stages:
-            stages.append([0, kernel, _STRIDES[len(stages)], expand, cin, cout])
-        stages[-1][0] += 1
-    return LiteArch(input_size, tuple(tuple(s) for s in stages), int(sd["_conv_stem.weight"].shape[0]),
+            stages.append((0, kernel, _STRIDES[len(stages)], expand, cin, cout))
+        stages[-1] = (stages[-1][0] + 1, *stages[-1][1:])
+    return LiteArch(input_size, tuple(stages), int(sd["_conv_stem.weight"].shape[0]),
                     int(sd["_conv_head.weight"].shape[0]))
 
 

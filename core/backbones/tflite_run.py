@@ -10,6 +10,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def path_for(backbone: str, size: int, cut: int) -> Path:
 class _Sized:
     """An interpreter allocated for one batch size, with its tensors' indices (looked up once: each details
     call builds a list of dicts)."""
-    interpreter: object
+    interpreter: Any  # ai_edge_litert's Interpreter (untyped)
     input_index: int
     output_index: int
 
@@ -46,7 +47,7 @@ class LiteForward:
         # mapping on every call, so a file rewritten in place would change a cached run's predictions.
         self._content = path.read_bytes()
         self._batch = self._interpreter(BATCH)
-        self._single = None
+        self._single: _Sized | None = None
 
     def _interpreter(self, batch: int) -> _Sized:
         from ai_edge_litert.interpreter import Interpreter
@@ -66,9 +67,9 @@ class LiteForward:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         whole = len(images) // BATCH * BATCH
         out = [self._run(self._batch, images[i:i + BATCH]) for i in range(0, whole, BATCH)]
-        if whole < len(images) and self._single is None:
-            self._single = self._interpreter(1)
-        out += [self._run(self._single, images[i:i + 1]) for i in range(whole, len(images))]
+        if whole < len(images):
+            single = self._single = self._single or self._interpreter(1)
+            out += [self._run(single, images[i:i + 1]) for i in range(whole, len(images))]
         return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 

@@ -45,7 +45,7 @@ def cmd_imagenet(args) -> None:
 
     backbone = load_backbone(DEFAULT_BACKBONE)
     images = np.stack([load_array(path, backbone.input_size, crop=True) for path in args.images])
-    for path, top in zip(args.images, imagenet.top_k(backbone.imagenet_classifier(), images, k=args.top)):
+    for path, top in zip(args.images, imagenet.top_k(backbone.imagenet_classifier(), images, k=args.top), strict=True):
         print(f"{path}:")
         for index, name, p in top:
             print(f"  {p:6.3f}  {index:4d}  {name}")

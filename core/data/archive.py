@@ -18,9 +18,9 @@ import stat
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
 
 from core.data.dataset import Dataset, Skipped
 from core.data.decode import IMAGE_EXTENSIONS, downscaled

@@ -4,9 +4,9 @@ on the same photos decode nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -70,7 +70,7 @@ def item_arrays(items: Sequence[ImageItem], size: int, cache: ArrayCache | None 
     out = np.empty((len(items), size, size, 3), dtype=np.uint8)
     for i, array in enumerate(parallel_map(one, items, progress)):
         out[i] = array
-    if written:
+    if written and cache is not None:
         cache.decoded += len(written)
         cache.evict()
     return out

@@ -37,7 +37,7 @@ class AugmentConfig:
         return ", ".join(parts)
 
     @staticmethod
-    def standard() -> "AugmentConfig":
+    def standard() -> AugmentConfig:
         """A sensible default when a user just switches augmentation on."""
         return AugmentConfig(flip=True, rotation=0.05, zoom=0.1, translation=0.1, contrast=0.1)
 
@@ -94,12 +94,12 @@ class ArrayAugmenter:
         out = images.copy()
         height, width = images.shape[1:3]
         if transforms is not None:
-            for image, row, target in zip(images, transforms, out):
+            for image, row, target in zip(images, transforms, out, strict=True):
                 matrix = np.append(row, 1.0).reshape(3, 3).astype(np.float64)
                 cv2.warpPerspective(image, matrix, (width, height), dst=target, borderMode=cv2.BORDER_REFLECT,
                                     flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         if factors is not None:  # (x - mean) * factor + mean, the mean per image and channel
-            for image, factor in zip(out, factors):
+            for image, factor in zip(out, factors, strict=True):
                 mean = np.array(cv2.mean(image)[:image.shape[-1]])
                 matrix = np.hstack([np.eye(len(mean)) * factor, ((1.0 - factor) * mean)[:, None]])
                 cv2.transform(image, matrix, dst=image)  # rounds and saturates to 0..255

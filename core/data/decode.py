@@ -84,8 +84,7 @@ def open_image(data: bytes | BinaryIO, name: str = "image", target: int | None =
             if target and img.format == "JPEG":
                 img.draft("RGB", (DRAFT_FACTOR * target, DRAFT_FACTOR * target))
             img.load()
-            img = ImageOps.exif_transpose(img)
-            return _to_rgb(img)
+            return _to_rgb(ImageOps.exif_transpose(img))
     except ImageDecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -106,7 +105,7 @@ def resize(img: Image.Image, size: int, *, crop: bool = False) -> np.ndarray:
         w, h = img.size
         s = min(w, h)
         img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-    return np.asarray(img.resize((size, size), Image.BICUBIC, reducing_gap=REDUCING_GAP), dtype=np.uint8)
+    return np.asarray(img.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP), dtype=np.uint8)
 
 
 def load_array(source: str | Path | bytes, size: int, name: str | None = None, *, crop: bool = False) -> np.ndarray:
@@ -142,7 +141,7 @@ def downscaled(data: bytes, name: str, max_side: int) -> bytes | None:
         img = open_image(data, name, target=max_side // DRAFT_FACTOR)
     except Exception:  # not an image, or a broken one: open_image's reasons come from the scan
         return None
-    img.thumbnail((max_side, max_side), Image.BICUBIC, reducing_gap=REDUCING_GAP)
+    img.thumbnail((max_side, max_side), Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
     out = io.BytesIO()
     img.save(out, fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
     return out.getvalue()

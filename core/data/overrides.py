@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.data.dataset import Dataset, count_warnings
+from core.data.dataset import Dataset, ImageItem, count_warnings
 from core.data.records import beside, read_entries
 from core.errors import DataError
 from core.fileio import atomic_write_json
@@ -79,7 +79,7 @@ def set_override(dataset: Dataset, relpath: str, action: str | None, label: str 
         raise DataError(f"Unknown correction {action!r}; choose one of {', '.join(ACTIONS)}.")
     elif action == "relabel" and label not in dataset.classes:
         raise DataError(f"Class {label!r} is not one of this dataset's classes ({', '.join(dataset.classes)}).")
-    elif action == "relabel" and label == (original or item.label) and relpath in overrides:
+    elif action == "relabel" and label == (original or (item and item.label)) and relpath in overrides:
         overrides.pop(relpath)  # back to the label the folder gives
     else:
         sha = item.sha256 if item is not None else overrides[relpath].sha256
@@ -93,7 +93,10 @@ def apply_overrides(dataset: Dataset) -> Dataset:
     if not overrides:
         return dataset
     by_path = {i.relpath: i for i in dataset.items}
-    applied, stale, items, original = [], [], [], {}
+    applied: list[dict] = []
+    stale: list[dict] = []
+    items: list[ImageItem] = []
+    original: dict[str, str] = {}
     for relpath, o in overrides.items():
         item = by_path.get(relpath)
         why = ("the file is gone" if item is None else "the file changed after it was marked"

@@ -6,9 +6,9 @@ scans); exact copies, of another pool image or of an image the dataset already h
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 from core.data.additions import Addition, additions_path, read_additions, write_additions
 from core.data.dataset import Dataset, ImageItem, Skipped, class_name
@@ -42,8 +42,8 @@ def scan_pool(root: str | Path, name: str | None = None, progress: Callable[[int
     skipped += import_record(class_root(root))[0]  # what a zip import passed over
     if not candidates and not skipped:
         raise DataError(f"{root} is empty: put the images you want to label in it, in any folders.")
-    items, duplicates, seen = [], [], {}
-    for (path, relpath, _), verdict in zip(candidates, verdicts(root, candidates, prime_size, progress)):
+    items, duplicates, seen = [], [], dict[str, str]()
+    for (path, relpath, _), verdict in zip(candidates, verdicts(root, candidates, prime_size, progress), strict=True):
         if not verdict.digest:
             skipped.append(Skipped(relpath, verdict.reason, verdict.detail))
         elif verdict.digest in seen:
@@ -116,7 +116,8 @@ def label_pool(dataset: Dataset, pool: Pool, labels: dict[str, str]) -> Labelled
     root = Path(pool.root)
     for file, label in labels.items():
         path = str(root / file)
-        sha = pool.item(file).sha256 if pool.item(file) else by_path[path].sha256
+        item = pool.item(file)
+        sha = item.sha256 if item else by_path[path].sha256
         by_path[path] = Addition(path, file, pool.root, sha, class_name(label))
     record = write_additions(dataset.root, list(by_path.values()))
     return Labelled(tuple((f, class_name(c)) for f, c in labels.items()), (), str(record))

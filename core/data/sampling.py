@@ -42,7 +42,7 @@ class Split:
                 "test": rows(self.test)}
 
     @staticmethod
-    def from_json(obj: dict, root: str) -> "Split":
+    def from_json(obj: dict, root: str) -> Split:
         def items(rows):
             return tuple(ImageItem(r.get("path") or f"{root}/{r['relpath']}", r["relpath"], r["label"], r["sha256"],
                                    r.get("origin", "")) for r in rows)
@@ -139,7 +139,9 @@ def split(items, val: float = 0.2, test: float = 0.1, seed: int = 0, groups=None
     if len(labels) < 2:
         raise DataError(f"Found {len(labels)} class; a classifier needs at least 2 classes.")
     rng = np.random.default_rng(seed)
-    train, val_items, test_items = [], [], []
+    train: list[ImageItem] = []
+    val_items: list[ImageItem] = []
+    test_items: list[ImageItem] = []
     units_by_class = _units(items, groups)
     for label in sorted(units_by_class):
         units = sorted(units_by_class[label], key=lambda u: u[0].relpath)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 from core.data.additions import apply_additions
 from core.data.arrays import DEFAULT_CACHE
@@ -71,7 +71,8 @@ def scan_folder(root: str | Path, name: str | None = None, progress: Callable[[i
     skipped += passed_over
     items: list[ImageItem] = []
     seen: dict[str, ImageItem] = {}
-    for (path, relpath, label), verdict in zip(candidates, verdicts(classes_in, candidates, prime_size, progress)):
+    checked_all = verdicts(classes_in, candidates, prime_size, progress)
+    for (path, relpath, label), verdict in zip(candidates, checked_all, strict=True):
         checked = verdict.digest
         if not checked:
             skipped.append(Skipped(relpath, verdict.reason, verdict.detail))
@@ -147,10 +148,10 @@ def verdicts(classes_in: Path, candidates: list[tuple[Path, str, str]], prime_si
     memo = ScanMemo(classes_in)
     known = [memo.get(path, relpath) for path, relpath, _ in candidates]
     known = [None if v is None or _needs_priming(v, prime_size) else v for v in known]
-    todo = [c for c, v in zip(candidates, known) if v is None]
+    todo = [c for c, v in zip(candidates, known, strict=True) if v is None]
     fresh = parallel_map(partial(_check, prime_size=prime_size), todo, progress)
     verdicts = []
-    for (path, relpath, _), verdict in zip(candidates, known):
+    for (path, relpath, _), verdict in zip(candidates, known, strict=True):
         if verdict is None:
             verdict = next(fresh)
             if verdict.reason != "unreadable":  # a permission may be fixed without touching the file

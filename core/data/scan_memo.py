@@ -8,6 +8,7 @@ again within the file system's clock tick without its stamp changing (git's "rac
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from dataclasses import asdict, dataclass
@@ -60,10 +61,8 @@ class ScanMemo:
         the next scan its speed, nothing else."""
         if self.kept == self.known:
             return
-        try:
+        with contextlib.suppress(OSError):
             atomic_write_json(self.file, self.kept)
-        except OSError:
-            pass
 
 
 def _stamp(path: Path) -> list[int]:

@@ -12,9 +12,10 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -81,7 +82,7 @@ def demo_folder(name: str) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{name}-"))
     written = time.time() - 2 * RACY_S  # dated before any later edit could be: the first scans may trust them
     try:
-        for i, (img, label) in enumerate(zip(images, labels)):
+        for i, (img, label) in enumerate(zip(images, labels, strict=True)):
             (tmp / label).mkdir(exist_ok=True)
             Image.fromarray(img, "L").save(tmp / label / f"{name}_{i:04d}.png")
             os.utime(tmp / label / f"{name}_{i:04d}.png", (written, written))

@@ -9,9 +9,10 @@ final vector only, as one block named "output".
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Literal, cast, overload
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from core.data.dataset import ImageItem
 from core.data.npy_cache import NpyCache
 from core.features import packs
 from core.fileio import atomic_write_json, read_json
+from core.progress import Progress
 
 CACHE = NpyCache("blocks", 4 * 1024**3)  # Lite0's pooled blocks are 16 KB an image: 250,000 images
 CHUNK = 128  # images decoded and run at a time: memory stays flat however many images there are
@@ -79,8 +81,20 @@ def _forward(backbone_name: str, image_size: int | None, *, tensorflow: bool = T
     return (lambda x: run_batches(model, x)), layout, "tensorflow", backbone.input_size
 
 
+@overload
 def block_vectors(items: Sequence[ImageItem], backbone_name: str, image_size: int | None,
-                  progress: Callable[[str, int, int], None] | None = None,
+                  progress: Progress | None = None,
+                  *, tensorflow: Literal[True] = True) -> BlockVectors: ...
+
+
+@overload
+def block_vectors(items: Sequence[ImageItem], backbone_name: str, image_size: int | None,
+                  progress: Progress | None = None,
+                  *, tensorflow: bool) -> BlockVectors | None: ...
+
+
+def block_vectors(items: Sequence[ImageItem], backbone_name: str, image_size: int | None,
+                  progress: Progress | None = None,
                   *, tensorflow: bool = True) -> BlockVectors | None:
     """Every item's pooled block outputs, from the store where it has them. progress(stage, done, total).
     tensorflow=False: None rather than build the backbone in TensorFlow for the missing ones (only the
@@ -90,12 +104,12 @@ def block_vectors(items: Sequence[ImageItem], backbone_name: str, image_size: in
     size = image_size or get_spec(backbone_name).input_size
     layout, shas = stored_layout(backbone_name, size), [item.sha256 for item in items]
     packed = packs.find(CACHE, space(backbone_name, size), shas, layout.width) if layout and items else None
-    if packed is not None:
+    if packed is not None and layout is not None:
         return BlockVectors(layout, packed, "store", 0)
     found = [_get(backbone_name, size, item, layout) for item in items]
     missing = [i for i, v in enumerate(found) if v is None]
-    if not missing:
-        vectors = np.stack(found) if found else np.zeros((0, layout.width if layout else 0), np.float32)
+    if not missing and layout is not None:
+        vectors = np.stack(cast(list[np.ndarray], found)) if found else np.zeros((0, layout.width), np.float32)
         packs.write(CACHE, space(backbone_name, size), shas, vectors)
         return BlockVectors(layout, vectors, "store", 0)
     engine = _forward(backbone_name, image_size, tensorflow=tensorflow)
@@ -105,7 +119,7 @@ def block_vectors(items: Sequence[ImageItem], backbone_name: str, image_size: in
     atomic_write_json(_layout_path(backbone_name, size), layout.to_json())
     for at, vector in _computed(forward, [items[i] for i in missing], size, backbone_name, progress):
         found[missing[at]] = vector
-    vectors = np.stack(found)
+    vectors = np.stack(cast(list[np.ndarray], found)) if found else np.zeros((0, layout.width), np.float32)
     packs.write(CACHE, space(backbone_name, size), shas, vectors)
     CACHE.evict()
     return BlockVectors(layout, vectors, engine, len(missing))
@@ -140,7 +154,7 @@ def keep(backbone_name: str, size: int, layout: Layout, shas: Sequence[str], vec
                          f"holds {stored.blocks}: clear {CACHE.folder / space(backbone_name, size)} and run again")
     if stored is None:
         atomic_write_json(_layout_path(backbone_name, size), layout.to_json())
-    for sha, vector in zip(shas, vectors):
+    for sha, vector in zip(shas, vectors, strict=True):
         CACHE.put(space(backbone_name, size), sha, np.asarray(vector, np.float32))
 
 
@@ -159,7 +173,7 @@ def stored_final_vectors(items: Sequence[ImageItem], backbone_name: str, size: i
     if layout is None or layout.dims[-1] != feature_dim:
         return None
     packed = packs.find(CACHE, space(backbone_name, size), [item.sha256 for item in items], layout.width)
-    if packed is not None:
+    if packed is not None and layout is not None:
         return np.array(packed[:, -feature_dim:])
     out = np.empty((len(items), feature_dim), np.float32)
     for i, item in enumerate(items):

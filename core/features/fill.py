@@ -4,11 +4,12 @@ features`): here, or sharded over a Ray cluster by core.runs.shards, which repor
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from core.data.dataset import ImageItem
 from core.features import blocks
+from core.progress import Progress
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,7 +28,7 @@ class Filled:
 
 
 def fill_here(items: Sequence[ImageItem], backbone: str, size: int,
-              progress: Callable[[str, int, int], None] | None = None) -> Filled:
+              progress: Progress | None = None) -> Filled:
     """Every item's block vectors in the store, the missing ones computed on this machine."""
     began = time.monotonic()
     found = blocks.block_vectors(items, backbone, size, progress)

@@ -10,8 +10,8 @@ Packs live in the same bounded store as the per-image files and are evicted like
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -50,6 +50,10 @@ def _lists(cache: NpyCache, space: str) -> list[Path]:
     return [path for _, path in sorted(found, reverse=True)]
 
 
+def _is_vectors(shape: tuple[int, int]) -> Callable[[np.ndarray], bool]:
+    return lambda array: array.shape == shape and array.dtype == np.float32
+
+
 def find(cache: NpyCache, space: str, shas: Sequence[str], width: int) -> np.ndarray | None:
     """(len(shas), width) float32 from a pack holding every one of these images: the pack itself,
     memory-mapped, when it holds exactly these in this order, else the rows gathered. None when no pack
@@ -63,8 +67,7 @@ def find(cache: NpyCache, space: str, shas: Sequence[str], width: int) -> np.nda
         rows = [index.get(sha) for sha in shas]
         if None in rows:
             continue
-        vectors = cache.get(_space(space), key, lambda a: a.shape == (len(stored), width)
-                            and a.dtype == np.float32, mapped=True)
+        vectors = cache.get(_space(space), key, _is_vectors((len(stored), width)), mapped=True)
         if vectors is None:
             continue
         if len(rows) == len(stored) and rows == list(range(len(rows))):

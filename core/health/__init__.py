@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -21,8 +21,7 @@ from core.health.duplicates import near_duplicates
 from core.health.labels import label_issues, out_of_fold_probs
 from core.health.odd import odd_reasons
 from core.health.pixels import CROPS, THUMB, look_at
-
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
+from core.progress import Progress, staged
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class Health:
         return data
 
     @staticmethod
-    def from_json(data: dict) -> "Health":
+    def from_json(data: dict) -> Health:
         data = {**data, "classes": tuple(data["classes"]), "label_issues": tuple(data["label_issues"]),
                 "near_duplicates": tuple(tuple(g) for g in data["near_duplicates"]),
                 "odd_images": tuple(data["odd_images"])}
@@ -103,7 +102,7 @@ def _cheap_vectors(items: Sequence[ImageItem], backbone: str, image_size: int | 
 
 @dataclass(frozen=True)
 class DuplicateSearch:
-    groups: list  # groups of item indices
+    groups: tuple[tuple[int, ...], ...]  # groups of item indices
     how: str  # a sentence on how they were looked for
     looks: list  # each item's look (thumbnails), None where it could not be read
     with_vectors: bool  # the feature vectors took part (else thumbnails alone)
@@ -119,7 +118,7 @@ def near_duplicate_groups(items: Sequence[ImageItem], backbone: str, image_size:
         vectors = _cheap_vectors(items, backbone, image_size)
         if vectors is None:
             how = "thumbnails alone (this backbone has no converted model or stored features)"
-    looks = look_at(items, (lambda d, t: progress("look", d, t)) if progress else None,
+    looks = look_at(items, staged(progress, "look"),
                     _input_size(backbone, image_size))
     blank = np.zeros((len(CROPS), THUMB * THUMB), np.float32)
     thumbs = np.stack([x.thumb if x is not None else blank for x in looks])
@@ -164,7 +163,7 @@ def _label_issues(items, vectors, classes, seed, progress) -> tuple[list[dict], 
         progress("labels", 0, 0)
     try:
         probs = out_of_fold_probs(vectors, labels, classes, seed,
-                                  progress=(lambda d, t: progress("labels", d, t)) if progress else None)
+                                  progress=staged(progress, "labels"))
     except DataError as exc:
         return [], f"Labels were not checked: {exc}"
     found = label_issues(probs, labels)

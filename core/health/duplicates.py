@@ -106,6 +106,6 @@ def _share(sims: np.ndarray, usual: np.ndarray, first: np.ndarray, second: np.nd
 
 def near_duplicates(thumbs: np.ndarray, vectors: np.ndarray | None) -> NearDuplicates:
     firsts, seconds, median = similar_pairs(thumbs, vectors)
-    joined = [g for g in connected(len(thumbs), zip(firsts.tolist(), seconds.tolist())) if len(g) > 1]
+    joined = [g for g in connected(len(thumbs), zip(firsts.tolist(), seconds.tolist(), strict=True)) if len(g) > 1]
     groups = sorted((tuple(g) for g in joined), key=lambda g: (-len(g), g))
     return NearDuplicates(tuple(groups), len(firsts), median >= CROWDED, median)

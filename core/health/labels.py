@@ -8,8 +8,8 @@ precision of the top k was 0.60 on 200 digits and 0.80 on 1,797; the mean of the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -4,8 +4,8 @@ there; anything else is decoded at a reduced JPEG scale. On every core."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -44,7 +44,7 @@ def _look(item: ImageItem, cached_size: int | None = None) -> Look:
     with Image.open(item.path) as header:  # reads the header only
         width, height = header.size
     grey = _grey(item, cached_size)
-    spread = float(np.asarray(grey.resize((4 * THUMB, 4 * THUMB), Image.BOX), dtype=np.float32).std())
+    spread = float(np.asarray(grey.resize((4 * THUMB, 4 * THUMB), Image.Resampling.BOX), dtype=np.float32).std())
     return Look(width, height, spread, np.stack([_thumb(grey, crop) for crop in CROPS]))
 
 
@@ -53,7 +53,8 @@ def _thumb(grey: Image.Image, crop: float) -> np.ndarray:
     digit and its 9-pixel copy then correlate as copies do, not as their pixel grids happen to align. The
     crops let a slightly cropped copy meet its original at the same scale."""
     w, h = grey.size
-    small = grey.resize((THUMB, THUMB), Image.BICUBIC, box=(w * crop, h * crop, w * (1 - crop), h * (1 - crop)))
+    box = (w * crop, h * crop, w * (1 - crop), h * (1 - crop))
+    small = grey.resize((THUMB, THUMB), Image.Resampling.BICUBIC, box=box)
     levels = np.asarray(small.filter(ImageFilter.GaussianBlur(BLUR)), dtype=np.float32).ravel()
     centred = levels - levels.mean()
     return centred / max(float(np.linalg.norm(centred)), 1e-6)

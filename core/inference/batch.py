@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterator
 
 from core.data.archive import ZipLimits, zip_images
 from core.data.dataset import Skipped
@@ -127,7 +127,7 @@ def predict_batch(run_id: str, paths: list[str | Path], k: int = 3, names: dict[
     progress(done, estimated total) after each chunk. The next chunk decodes while this one is classified
     (Pillow and the TFLite interpreter both release the GIL). With `thumbnails`, each readable image's
     result also has "thumbnail": a thumbnails x thumbnails PIL image made from the decoded array."""
-    start, skipped, results = time.perf_counter(), [], []
+    start, skipped, results = time.perf_counter(), list[Skipped](), []
     model = run_model(run_id)
     total = estimate(paths)
     found = sources(paths, skipped, limits, names)
@@ -145,7 +145,7 @@ def predict_batch(run_id: str, paths: list[str | Path], k: int = 3, names: dict[
             ahead = reader.submit(read_next)
             chunk_results = classify_decoded(model, chunk, decoded, k)
             if thumbnails:
-                for result, array in zip(chunk_results, decoded):
+                for result, array in zip(chunk_results, decoded, strict=True):
                     if "top" in result:
                         result["thumbnail"] = thumbnail(array, thumbnails)
             results += chunk_results

@@ -21,16 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from core.backbones.tflite_convert import tflite_bytes, variables_only
 from core.data.arrays import item_arrays
 from core.data.decode import REDUCING_GAP
 from core.errors import StudioError
-from core.inference.formats import FORMATS
+from core.inference.formats import EXPORTS, FORMATS, Exported
 from core.inference.predict import run_model
 from core.model.metrics import accuracy_text
-from core.tf import tf, tf_keras
-
-ONNX_OPSET = 17
+from core.tf import tf_keras
 
 
 @dataclass(frozen=True)
@@ -53,8 +50,9 @@ def _float_models(rm) -> tuple[tf_keras.Model, tf_keras.Model]:
 PREPROCESSING = (
     "Preprocessing, as the studio does it: decode the file, convert it to RGB (a grey or palette image too), then "
     "resize the whole image to {size}x{size} with Pillow's bicubic filter and reducing_gap={gap} "
-    "(`image.convert('RGB').resize(({size}, {size}), Image.BICUBIC, reducing_gap={gap})`). The image is squashed "
-    "to a square, not cropped: a 4:3 photo keeps all its content, narrower. Then divide the uint8 values by 255.")
+    "(`image.convert('RGB').resize(({size}, {size}), Image.Resampling.BICUBIC, reducing_gap={gap})`). "
+    "The image is squashed to a square, not cropped: a 4:3 photo keeps all its content, narrower. "
+    "Then divide the uint8 values by 255.")
 RULE_SNIPPET = ("```python\nimport json, numpy as np\nrule = json.load(open('metadata.json'))['none_of_these']\n"
                 "means = np.array(rule['class_means'])\n"
                 "unit = features / np.linalg.norm(features, axis=1, keepdims=True)\n"
@@ -62,31 +60,16 @@ RULE_SNIPPET = ("```python\nimport json, numpy as np\nrule = json.load(open('met
 
 
 def _usage(fmt: str, rm, size: int) -> str:
-    load = {
-        "savedmodel": "import tensorflow as tf\nmodel = tf.saved_model.load('model')\n"
-                      "probs = model.serve(images)  # or model.signatures['serving_default'](image=images)",
-        "keras": "import os; os.environ['TF_USE_LEGACY_KERAS'] = '1'\nimport tf_keras\n"
-                 "model = tf_keras.models.load_model('model.keras')\nprobs = model.predict(images)",
-        "onnx": "import onnxruntime as ort\nsession = ort.InferenceSession('model.onnx')\n"
-                "probs, features = session.run(['probs', 'features'], {'image': images})",
-        "web": "# Open classifier.html in a browser (double-click it; no server, no network). Drop or pick images,\n"
-               "# or use the camera. The page holds the same ONNX model as the ONNX export.",
-        "tflite": "import tensorflow as tf\ninterpreter = tf.lite.Interpreter('model.tflite')\n"
-                  "interpreter.allocate_tensors()\ninp = interpreter.get_input_details()[0]['index']\n"
-                  "interpreter.resize_tensor_input(inp, images.shape); interpreter.allocate_tensors()\n"
-                  "interpreter.set_tensor(inp, images)\ninterpreter.invoke()\n"
-                  "probs = interpreter.get_tensor(interpreter.get_output_details()[0]['index'])",
-    }[fmt]
+    form = EXPORTS[fmt]
     return (f"# {rm.run.id}: {rm.run.config.backbone}, {len(rm.classes)} classes\n\n"
             f"Input: float32 RGB images in [0, 1], shape (N, {size}, {size}, 3).\n"
             f"{PREPROCESSING.format(size=size, gap=REDUCING_GAP)}\n"
             f"Output: (N, {len(rm.classes)}) class probabilities in the order of labels.txt.\n\n"
-            f"```python\n{load}\nlabels = open('labels.txt').read().splitlines()\n"
+            f"```python\n{form.load}\nlabels = open('labels.txt').read().splitlines()\n"
             f"print(labels[probs[0].argmax()])\n```\n\n"
             f"metadata.json holds the temperature the probabilities are already scaled by, and the run's \"none of "
             f"these\" rule: class mean directions and a cosine-distance threshold on the backbone's feature vector"
-            + (" (`model.features(images)` gives that vector)." if fmt == "savedmodel" else
-               " (the `features` output):\n\n" + RULE_SNIPPET if fmt == "onnx" else
+            + (f" ({form.features}):\n\n" + RULE_SNIPPET if form.features else
                "; this format outputs probabilities only, so apply the rule with the SavedModel or ONNX export.")
             + "\n")
 
@@ -100,26 +83,6 @@ def _metadata(rm) -> dict:
             "none_of_these_note": "apply to the backbone's feature vector (the pooled output before the head): "
                                   "1 - max over classes of cosine(vector, class_means[c]) > threshold means none of "
                                   "the classes"}
-
-
-def _predict_export(fmt: str, path: Path, images: np.ndarray) -> np.ndarray:
-    if fmt == "savedmodel":
-        loaded = tf.saved_model.load(str(path / "model"))
-        return np.concatenate([loaded.serve(tf.constant(images[i:i + 32])).numpy() for i in range(0, len(images), 32)])
-    if fmt == "keras":
-        return tf_keras.models.load_model(str(path / "model.keras")).predict(images, verbose=0)
-    if fmt in ("onnx", "web"):
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
-        return session.run(["probs"], {"image": images})[0]
-    interpreter = tf.lite.Interpreter(model_path=str(path / "model.tflite"))
-    inp = interpreter.get_input_details()[0]["index"]
-    interpreter.resize_tensor_input(inp, images.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(inp, images)
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
 
 def export_run(run_id: str, fmt: str, out: str | Path) -> ExportResult:
@@ -138,19 +101,7 @@ def export_run(run_id: str, fmt: str, out: str | Path) -> ExportResult:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
-        if fmt == "savedmodel":
-            module = variables_only(model, features)
-            spec = [tf.TensorSpec([None, size, size, 3], tf.float32, "image")]
-            module.serve = tf.function(lambda image: model(image, training=False), input_signature=spec)
-            module.features = tf.function(lambda image: features(image, training=False), input_signature=spec)
-            tf.saved_model.save(module, str(tmp / "model"),
-                                signatures={"serving_default": module.serve, "features": module.features})
-        elif fmt == "keras":
-            model.save(str(tmp / "model.keras"))
-        elif fmt in ("onnx", "web"):
-            _write_onnx(tmp / "model.onnx", model, features, size)
-        else:
-            (tmp / "model.tflite").write_bytes(tflite_bytes(model))
+        EXPORTS[fmt].write(tmp, Exported(model=model, features=features, size=size))
         (tmp / "labels.txt").write_text("\n".join(rm.classes) + "\n", encoding="utf-8")
         (tmp / "metadata.json").write_text(json.dumps(_metadata(rm), indent=1), encoding="utf-8")
         (tmp / "USAGE.md").write_text(_usage(fmt, rm, size), encoding="utf-8")
@@ -158,7 +109,7 @@ def export_run(run_id: str, fmt: str, out: str | Path) -> ExportResult:
         val = rm.run.split().val
         images = item_arrays(val, size).astype(np.float32) / 255.0
         expected = rm.predict_arrays((images * 255.0).round().astype(np.uint8))
-        got = _predict_export(fmt, tmp, images)
+        got = EXPORTS[fmt].predict(tmp, images)
         agreement = float((got.argmax(1) == expected.argmax(1)).mean()) if len(images) else 1.0
         diff = float(np.abs(got - expected).max()) if len(images) else 0.0
         if agreement < 1.0:
@@ -170,20 +121,6 @@ def export_run(run_id: str, fmt: str, out: str | Path) -> ExportResult:
         return ExportResult(out, fmt, len(images), agreement, diff)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _write_onnx(path: Path, model, features, size: int) -> None:
-    """tf2onnx on the traced function: outputs `probs` and `features` for an input `image`."""
-    import tf2onnx
-
-    spec = [tf.TensorSpec([None, size, size, 3], tf.float32, "image")]
-    both = tf.function(lambda image: {"probs": model(image, training=False),
-                                      "features": features(image, training=False)}, input_signature=spec)
-    try:
-        tf2onnx.convert.from_function(both, input_signature=spec, opset=ONNX_OPSET, output_path=str(path))
-    except Exception as exc:  # tf2onnx raises its own and TensorFlow's errors for an op it cannot map
-        raise StudioError(f"This run's model has no ONNX form tf2onnx can write ({type(exc).__name__}: {exc}); "
-                          f"export it as a SavedModel or TFLite instead.") from exc
 
 
 def _write_page(folder: Path, rm, size: int) -> None:

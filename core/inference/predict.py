@@ -9,8 +9,10 @@ with it never loads TensorFlow; any other run builds its backbone in TensorFlow 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,10 +24,11 @@ from core.data.parallel import parallel_map
 from core.errors import RunError
 from core.fileio import csv_text
 from core.model.heads import load_head
+from core.model.heads.memory import Memory
 from core.model.rejection import RejectionRule
 from core.runs.store import Run, RunState, load_run
 
-_CACHE: OrderedDict[str, "RunModel"] = OrderedDict()
+_CACHE: OrderedDict[str, RunModel] = OrderedDict()
 _CACHE_SIZE = 3
 
 
@@ -81,17 +84,19 @@ class RunModel:
     def explains(self) -> bool:
         """The head keeps its training vectors (knn, nearest-mean): it can name the training images nearest
         to a prediction."""
-        return hasattr(self.head, "nearest")
+        return isinstance(self.head, Memory)
 
     def nearest(self, images: np.ndarray, n: int = 5) -> list[list[dict]]:
         """For each image, the n training images nearest in feature space: relpath, label, cosine similarity."""
         return self.nearest_to(self.vectors(images), n)
 
     def nearest_to(self, vectors: np.ndarray, n: int = 5) -> list[list[dict]]:
+        if not isinstance(self.head, Memory):
+            raise RunError(f"Run {self.run.id}'s {self.run.config.head} head keeps no training images to name.")
         train = self.run.split().train
         index, sims = self.head.nearest(vectors, n)
         return [[{"relpath": train[i].relpath, "label": train[i].label, "similarity": round(float(sim), 4)}
-                 for i, sim in zip(row, row_sims)] for row, row_sims in zip(index, sims)]
+                 for i, sim in zip(row, row_sims, strict=True)] for row, row_sims in zip(index, sims, strict=True)]
 
     def head_probs(self, features):
         """Class probabilities from feature vectors, as a differentiable TensorFlow computation."""
@@ -137,7 +142,7 @@ def predict_sources(run_id: str, sources: list[tuple[str, bytes | str | Path]], 
     return classify_decoded(model, sources, decode_sources(sources, model.size), k)
 
 
-def decode_sources(sources: list[tuple[str, bytes | str | Path]], size: int) -> list[np.ndarray | ImageDecodeError]:
+def decode_sources(sources: Sequence[tuple[str, bytes | str | Path]], size: int) -> list[np.ndarray | ImageDecodeError]:
     """Each (name, path or bytes) as a size x size uint8 array, or the error saying why it cannot be read."""
     def load(item: tuple[str, bytes | str | Path]) -> np.ndarray | ImageDecodeError:
         try:
@@ -148,16 +153,16 @@ def decode_sources(sources: list[tuple[str, bytes | str | Path]], size: int) -> 
     return list(parallel_map(load, sources))
 
 
-def classify_decoded(model: RunModel, sources: list[tuple[str, bytes | str | Path]],
+def classify_decoded(model: RunModel, sources: Sequence[tuple[str, bytes | str | Path]],
                      decoded: list[np.ndarray | ImageDecodeError], k: int = 3) -> list[dict]:
     """predict_sources' dicts for images decode_sources has read."""
-    results = [{"image": name, "error": str(d)} if isinstance(d, ImageDecodeError) else {}
-               for (name, _), d in zip(sources, decoded)]
-    where = [i for i, d in enumerate(decoded) if not isinstance(d, ImageDecodeError)]
+    results: list[dict[str, Any]] = [{"image": name, "error": str(d)} if isinstance(d, ImageDecodeError) else {}
+                                     for (name, _), d in zip(sources, decoded, strict=True)]
+    where = [i for i, d in enumerate(decoded) if isinstance(d, np.ndarray)]
     if where:
-        probs, vectors = model.classify(np.stack([decoded[i] for i in where]))
+        probs, vectors = model.classify(np.stack([d for d in decoded if isinstance(d, np.ndarray)]))
         nearest = model.nearest_to(vectors) if model.explains else [None] * len(vectors)
-        for i, top, unknown, near in zip(where, model.top_k(probs, k), model.unknown(vectors), nearest):
+        for i, top, unknown, near in zip(where, model.top_k(probs, k), model.unknown(vectors), nearest, strict=True):
             results[i] = {"image": sources[i][0], "top": top, "unknown": unknown, **({"nearest": near} if near else {})}
     return results
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -24,10 +23,10 @@ from core.features.blocks import block_vectors
 from core.inference.predict import RunModel
 from core.model.acquisition import Ranking, rank
 from core.model.rejection import RejectionRule
+from core.progress import Progress, staged
 from core.runs.store import load_run
 from core.training.config import TrainConfig
 
-Progress = Callable[[str, int, int], None]
 DEFAULT_PICKS = 20
 STREAM = 256  # pool images decoded at a time for a fine-tuned run's own vectors
 
@@ -58,11 +57,11 @@ def suggest(data: str, pool_spec: str, *, run_id: str | None = None, n: int = DE
     if n < 1:
         raise DataError(f"Ask for at least one image to label, got {n}.")
     tell("dataset", 0, 0)  # each step names itself as it starts, before its first count
-    dataset = load_dataset(data, progress=_stage(progress, "dataset"))
+    dataset = load_dataset(data, progress=staged(progress, "dataset"))
     if not dataset.items:
         raise DataError(f"{data} has no labelled images: label a few of every class first.")
     tell("pool", 0, 0)
-    pool = against(load_pool(pool_spec, progress=_stage(progress, "pool")), dataset)
+    pool = against(load_pool(pool_spec, progress=staged(progress, "pool")), dataset)
     tell("features", 0, 0)
     model = RunModel(load_run(run_id)) if run_id else None
     backbone, size = (model.run.config.backbone, model.run.config.image_size) if model else (DEFAULT_BACKBONE, None)
@@ -81,9 +80,6 @@ def suggest(data: str, pool_spec: str, *, run_id: str | None = None, n: int = DE
     return _suggestions(ranking, pool, probs, classes, time.monotonic() - start, len(dataset.items),
                         f"run {run_id}" if run_id else "the default head on your labelled images")
 
-
-def _stage(progress: Progress | None, stage: str):
-    return progress and (lambda done, total: progress(stage, done, total))
 
 
 def _guesses(model: RunModel | None, dataset: Dataset, pool: Pool, labelled: np.ndarray, labels: np.ndarray,

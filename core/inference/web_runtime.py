@@ -72,4 +72,6 @@ def _fetch(work: Path) -> None:
     with tarfile.open(next(work.glob("*.tgz"))) as archive:
         for name in FILES:
             member = archive.extractfile(f"package/dist/{name}")
+            if member is None:
+                raise StudioError(f"The onnxruntime-web package has no regular file dist/{name}; export again.")
             (work / "files" / name).write_bytes(member.read())

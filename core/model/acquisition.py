@@ -60,8 +60,8 @@ def rank(pool: np.ndarray, labelled: np.ndarray, labels: np.ndarray, probs: np.n
         flagged = np.zeros(len(pool), bool)
     rest = np.flatnonzero(~flagged)
     used = resolve(strategy, len(labels) / max(len(classes), 1))
-    picks = pick(used, n, pool[rest], labelled, probs[rest], classes, seed)
-    picks = tuple(Pick(int(rest[p.index]), p.score, p.reason) for p in picks)
+    chosen = pick(used, n, pool[rest], labelled, probs[rest], classes, seed)
+    picks = tuple(Pick(int(rest[p.index]), p.score, p.reason) for p in chosen)
     return Ranking(picks, tuple(int(i) for i in np.flatnonzero(flagged)), used, unlike)
 
 

@@ -38,11 +38,12 @@ def _search(unit: np.ndarray, asked: int) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
     if len(unit) <= EXACT_UP_TO:
-        index = faiss.IndexFlatIP(unit.shape[1])
+        index: faiss.Index = faiss.IndexFlatIP(unit.shape[1])
     else:
-        index = faiss.IndexHNSWFlat(unit.shape[1], LINKS, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = BUILD_BREADTH
-        index.hnsw.efSearch = max(SEARCH_BREADTH, asked)
+        graph = faiss.IndexHNSWFlat(unit.shape[1], LINKS, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = BUILD_BREADTH
+        graph.hnsw.efSearch = max(SEARCH_BREADTH, asked)
+        index = graph
     index.add(unit)
     return index.search(unit, asked)
 

@@ -7,8 +7,8 @@ probe, held-out images for each point of the data-size curve.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -106,6 +106,6 @@ def size_scores(vectors: np.ndarray, labels: np.ndarray, seed: int = 0, draws: i
         return float((model.predict(vectors[held]) == labels[held]).mean())
 
     out: dict[int, list[float]] = {}
-    for (n, _, _), accuracy in zip(cases, parallel_map(score, cases, progress)):
+    for (n, _, _), accuracy in zip(cases, parallel_map(score, cases, progress), strict=True):
         out.setdefault(n, []).append(accuracy)
     return out

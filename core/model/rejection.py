@@ -38,7 +38,7 @@ class RejectionRule:
                 f"{PREFIX}quantile": np.array(self.quantile)}
 
     @staticmethod
-    def from_weights(weights: dict[str, np.ndarray]) -> "RejectionRule | None":
+    def from_weights(weights: dict[str, np.ndarray]) -> RejectionRule | None:
         """The run's rule, or None for a run trained before the rule existed."""
         if f"{PREFIX}means" not in weights:
             return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -58,7 +60,7 @@ def confusion_matrix(predictions: Predictions, *, normalise: bool = False, title
         totals = counts.sum(axis=1, keepdims=True)
         values = np.divide(counts, totals, out=np.zeros_like(counts, dtype=float), where=totals > 0)
         text = [[f"{v:.1%}" for v in row] for row in values]
-        colorbar = dict(title=dict(text="share of row", side="right"), tickformat=".0%")
+        colorbar: dict[str, Any] = dict(title=dict(text="share of row", side="right"), tickformat=".0%")
     else:
         values = counts
         text = [[str(v) for v in row] for row in counts]
@@ -122,12 +124,12 @@ def embedding(features: np.ndarray, labels: list[str], names: list[str], wrong: 
     classes = sorted(set(labels))
     for c_index, cls in enumerate(classes):
         for is_wrong in (False, True):
-            mask = np.array([(lab == cls) and (bool(w) == is_wrong) for lab, w in zip(labels, wrong)])
+            mask = np.array([(lab == cls) and (bool(w) == is_wrong) for lab, w in zip(labels, wrong, strict=True)])
             if not mask.any():
                 continue
             marker = dict(color=CLASS_COLORS[c_index % len(CLASS_COLORS)], size=9 if is_wrong else 6,
                           symbol="x" if is_wrong else "circle", line=dict(width=0))
-            text = [n for n, m in zip(names, mask) if m]
+            text = [n for n, m in zip(names, mask, strict=True) if m]
             name = f"{cls} (misclassified)" if is_wrong else cls
             if dims == 3:
                 fig.add_trace(go.Scatter3d(x=coords[mask, 0], y=coords[mask, 1], z=coords[mask, 2], mode="markers",

@@ -4,6 +4,11 @@ lines, a table, figures, a gallery); each renderer decides how it looks."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.analysis import Analysis
+
 import time
 from dataclasses import dataclass
 
@@ -158,7 +163,7 @@ def _trust_section(run) -> Section:
 
 @dataclass(frozen=True)
 class LatestAnalysis:
-    analysis: object  # core.analysis.Analysis
+    analysis: Analysis
     cut: int | None  # the index of the run's last frozen block
     forecast: str  # as a sentence
 

@@ -166,8 +166,9 @@ def render_all(run_id: str, out_dir: str | Path) -> list[Path]:
     import os
     import shutil
 
-    if "BROWSER_PATH" not in os.environ and shutil.which("chromium"):
-        os.environ["BROWSER_PATH"] = shutil.which("chromium")  # kaleido renders plotly with a browser
+    browser = shutil.which("chromium")
+    if "BROWSER_PATH" not in os.environ and browser:
+        os.environ["BROWSER_PATH"] = browser  # kaleido renders plotly with a browser
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     views = RunViews(run_id)

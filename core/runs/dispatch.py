@@ -11,7 +11,6 @@ again. It exits once nothing is queued or in flight.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import time
@@ -19,6 +18,7 @@ import time
 import ray
 
 from core.errors import StudioError
+from core.fileio import file_lock
 from core.runs import jobs
 from core.runs.arrival import arrive
 from core.runs.executors import dispatcher_file
@@ -31,12 +31,8 @@ RUN_CPUS = 1  # TensorFlow spreads one run over the node's cores; one run per CP
 
 
 def dispatch_main(address: str) -> int:
-    lock_path = dispatcher_file(address, "lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    with file_lock(dispatcher_file(address, "lock"), wait=False) as held:
+        if not held:
             return 0  # another dispatcher serves this cluster
         pid_file = dispatcher_file(address, "pid")
         pid_file.write_text(f"{os.getpid()}\n")
@@ -74,7 +70,7 @@ def _serve(address: str) -> None:
         time.sleep(POLL_S)
 
 
-def _send(run: Run, board, images: dict, gpus: bool, flight: "Flight") -> None:
+def _send(run: Run, board, images: dict, gpus: bool, flight: Flight) -> None:
     began = time.monotonic()
     update_status(run.id, pid=os.getpid(), message="drawing the sample and split")
     try:

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import subprocess
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+
+import psutil
 
 from core import paths, rates
 from core.data.sampling import Split
@@ -267,8 +268,20 @@ def _write_result(run_id: str, result, seconds: float, device: str) -> None:
         **result.metrics, "seconds": seconds, "timings": result.timings, "cached_features": result.cached,
         "plan": result.plan.to_json(), "trainable_params": result.trainable_params,
         "frozen_params": result.frozen_params, "device": device,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)})
+        "peak_rss_mb": peak_rss_mb()})
     write_manifest(folder)
+
+
+def peak_rss_mb() -> int:
+    """This process's peak resident memory in MB. ru_maxrss is KiB on Linux but bytes on macOS, and Windows has
+    no resource module (psutil's peak_wset answers there)."""
+    info = psutil.Process().memory_info()
+    peak = getattr(info, "peak_wset", None)
+    if peak is not None:
+        return round(peak / 2**20)
+    import resource  # POSIX only
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(maxrss / (2**20 if sys.platform == "darwin" else 2**10))
 
 
 def _fault_point(name: str, run_id: str) -> None:

@@ -92,7 +92,8 @@ class Board:
 
 def new_board():
     here = ray.get_runtime_context().get_node_id()
-    return Board.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
+    return Board.options(  # type: ignore[attr-defined]  # @ray.remote made Board an actor class; ray's types miss it
+        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
 
 
 @ray.remote

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import ray
 
@@ -23,6 +24,7 @@ from core.data.dataset import ImageItem
 from core.errors import RunError
 from core.features import blocks
 from core.features.fill import Filled
+from core.progress import Progress
 from core.runs.remote import MAX_RETRIES, connect, fetch_missing, kept_image, put_images, ships_images, suffix_of
 
 SHARD = 512  # images per task: a lost node costs at most this much work again; a task's overhead is amortised
@@ -30,7 +32,7 @@ FAULT_ENV = "STUDIO_FAULT_PAUSE"  # "shard": a node's task stops before returnin
 
 
 def fill(items: Sequence[ImageItem], backbone: str, size: int, address: str,
-         progress: Callable[[str, int, int], None] | None = None, *, shard: int = SHARD) -> Filled:
+         progress: Progress | None = None, *, shard: int = SHARD) -> Filled:
     """Every item's block vectors in the store, the missing ones computed on the cluster at `address`."""
     began = time.monotonic()
     todo = [items[i] for i in blocks.unstored(items, backbone, size)]
@@ -39,7 +41,8 @@ def fill(items: Sequence[ImageItem], backbone: str, size: int, address: str,
     if parts:
         connect(address)
         window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))  # shards in flight: object store bounded
-        pending, waiting, done = list(parts), {}, 0
+        pending, done = list(parts), 0
+        waiting: dict[Any, list[ImageItem]] = {}
         while pending or waiting:
             while pending and len(waiting) < window:
                 part = pending.pop(0)

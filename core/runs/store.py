@@ -8,7 +8,6 @@ complete, manifest.json with the SHA-256 of every other file except status.json.
 from __future__ import annotations
 
 import io
-import os
 import secrets
 import shutil
 import time
@@ -17,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from core import paths
 from core.data.sampling import Split
@@ -54,7 +54,7 @@ class RunState(StrEnum):
         return not self.active
 
     @staticmethod
-    def of(status: dict) -> "RunState":
+    def of(status: dict) -> RunState:
         try:
             return RunState(status.get("state", RunState.FAILED))
         except ValueError:
@@ -74,18 +74,14 @@ def run_dir(run_id: str) -> Path:
 
 
 def pid_alive(pid: int | None) -> bool:
+    """Whether process pid runs; a zombie (exited, not yet reaped) counts as dead. psutil works on every OS."""
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) counts as dead
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1][:1] != "Z"
-    except OSError:
+    except psutil.AccessDenied:
         return True
 
 
@@ -161,7 +157,7 @@ def read_history(folder: Path) -> list[dict]:
         return []
     header, *rows = csv_rows(path.read_text(encoding="utf-8"))
     return [{k: (v if k == "phase" else (int(v) if k == "epoch" else (float(v) if v != "" else None)))
-             for k, v in zip(header, row)} for row in rows]
+             for k, v in zip(header, row, strict=False)} for row in rows]
 
 
 def write_predictions(folder: Path, predictions: dict[str, Predictions]) -> None:
@@ -191,7 +187,7 @@ def read_predictions(folder: Path) -> dict[str, Predictions]:
 
 def write_weights(folder: Path, weights: dict[str, np.ndarray]) -> None:
     buf = io.BytesIO()
-    np.savez(buf, **weights)
+    np.savez(buf, allow_pickle=False, **weights)
     atomic_write_bytes(folder / "weights.npz", buf.getvalue())
 
 
@@ -217,9 +213,8 @@ def load_run(run_id: str, *, verify: bool = True) -> Run:
     state = RunState.of(status)
     if state == RunState.COMPLETED and verify:
         damaged = tuple(manifest_problems(folder))
-    elif state.active and not pid_alive(status.get("pid")):
-        if state == RunState.RUNNING or status.get("pid"):
-            status = _mark_dead(run_id, status)
+    elif state.active and not pid_alive(status.get("pid")) and (state == RunState.RUNNING or status.get("pid")):
+        status = _mark_dead(run_id, status)
     return Run(run_id, folder, config, status, damaged)
 
 

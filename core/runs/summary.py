@@ -37,7 +37,7 @@ class RunSummary:
     sample_words: str = ""  # the sample in words (core.data.sampling.sample_text)
 
     @staticmethod
-    def of(run: Run) -> "RunSummary":
+    def of(run: Run) -> RunSummary:
         c, d = run.config, run.dataset()
         m = run.metrics() if run.state == RunState.COMPLETED else {}
         taken = d.get("sample_per_class") or {}

@@ -55,7 +55,7 @@ class SweepSpec:
                                                  if f.name != "base"}}
 
     @staticmethod
-    def from_json(data: dict) -> "SweepSpec":
+    def from_json(data: dict) -> SweepSpec:
         return SweepSpec(TrainConfig.from_json(data["base"]),
                          **{k: tuple(v) for k, v in data.items() if k != "base"})
 
@@ -63,7 +63,7 @@ class SweepSpec:
 def estimate(points: list[TrainConfig], images: list[int]) -> Estimate:
     """How long the runs take here, one after the other: their nominal work (core.training.plan.nominal_seconds)
     at the pace this machine's finished runs kept (core.rates; a first guess before any)."""
-    return rates.estimate("run", units=sum(nominal_seconds(p, n) for p, n in zip(points, images)),
+    return rates.estimate("run", units=sum(nominal_seconds(p, n) for p, n in zip(points, images, strict=True)),
                           guess_per_unit=1.0)
 
 
@@ -155,7 +155,7 @@ def resume(sweep_id: str, *, executor: executors.Executor | None = None) -> Swee
     executor = executor or executors.current()
     sweep = load_sweep(sweep_id)
     run_ids = list(sweep.run_ids)
-    for i, (config, run) in enumerate(zip(sweep.spec.points(), sweep.runs())):
+    for i, (config, run) in enumerate(zip(sweep.spec.points(), sweep.runs(), strict=True)):
         if run is None or run.state in (RunState.FAILED, RunState.CANCELLED, RunState.DAMAGED):
             run_ids[i] = executor.submit(config)
             sweep = Sweep(sweep.id, sweep.spec, tuple(run_ids), sweep.created, sweep.name)

@@ -5,7 +5,7 @@ does not depend on the one split."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

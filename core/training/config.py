@@ -36,7 +36,7 @@ class TrainConfig:
     cache_features: bool = True  # run the frozen part once per image when nothing upstream changes
     class_weight: bool = False  # weight the loss so every class counts the same (imbalanced data)
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         for name in ("epochs", "batch_size", "frozen_blocks", "seed", "early_stopping"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
@@ -71,13 +71,13 @@ class TrainConfig:
         return data
 
     @staticmethod
-    def from_json(data: dict) -> "TrainConfig":
+    def from_json(data: dict) -> TrainConfig:
         known = {f.name for f in fields(TrainConfig)}
         values = {k: v for k, v in data.items() if k in known}
         values["augment"] = AugmentConfig(**data.get("augment", {}))
         return TrainConfig(**values)
 
-    def with_(self, **changes) -> "TrainConfig":
+    def with_(self, **changes) -> TrainConfig:
         return replace(self, **changes)
 
     def resolved_frozen(self, num_blocks: int) -> int:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any
 
 from core.errors import TrainingError
 from core.training.config import TrainConfig
@@ -39,7 +40,7 @@ class TrainingContext:
     progress: Callable[[TrainProgress], None] | None
     should_stop: Callable[[], bool] | None
     on_epoch: Callable[[list[dict]], None] | None
-    strategy: object | None  # a tf.distribute.Strategy, or None for the default device
+    strategy: Any  # a tf.distribute.Strategy, or None for the default device
     timings: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
 

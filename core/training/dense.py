@@ -99,13 +99,13 @@ def fit_phase(ctx: TrainingContext, plan: RunPlan, phase: Phase, models: Models,
     if len(labels["val"]):
         validation = (fit_on["val"], labels["val"])
         if plan.precompute and not plan.cached:  # validation images are never augmented: their cuts serve
-            callbacks.insert(0, CachedValidation(models.trainable, inputs.cuts["val"], labels["val"]))
+            callbacks.insert(0, CachedValidation(models.trainable, inputs.need("cuts")["val"], labels["val"]))
             validation = None
         if config.early_stopping > 0:
             callbacks.append(tf_keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping,
                                                               restore_best_weights=True))
     if plan.consumes == EPOCH_VECTORS:  # vectors in: the frozen part ran in augmented_features
-        train_data = dict(x=EpochFeatures(inputs.per_epoch, labels["train"], config.batch_size, config.seed),
+        train_data = dict(x=EpochFeatures(inputs.need("per_epoch"), labels["train"], config.batch_size, config.seed),
                           shuffle=False)
     else:
         train_data = dict(x=fit_on["train"], y=labels["train"], batch_size=config.batch_size, shuffle=True)
@@ -125,17 +125,17 @@ def fit_dense(ctx: TrainingContext, plan: RunPlan, models: Models, inputs: Input
     with ctx.timed("evaluate"):
         ctx.report("evaluate")
         if plan.precompute:
-            return {n: run_batches(models.trainable, inputs.cuts[n]) for n in PARTS}
-        return {n: run_batches(models.fit, inputs.images[n]) for n in PARTS}
+            return {n: run_batches(models.trainable, inputs.need("cuts")[n]) for n in PARTS}
+        return {n: run_batches(models.fit, inputs.need("images")[n]) for n in PARTS}
 
 
 def trained_vectors(ctx: TrainingContext, plan: RunPlan, backbone, summary, models: Models,
                     inputs: Inputs) -> dict:
     """The training and validation images' feature vectors through the network as trained (un-augmented)."""
     if plan.consumes in (VECTORS, EPOCH_VECTORS):
-        return inputs.cuts
+        return inputs.need("cuts")
     if plan.consumes == CUTS:
-        return {n: run_batches(models.vectors, inputs.cuts[n]) for n in ("train", "val")}
+        return {n: run_batches(models.vectors, inputs.need("cuts")[n]) for n in ("train", "val")}
     with ctx.scope():
         to_vectors = frozen_model(backbone, summary.num_blocks, summary.input_size)
-    return {n: run_batches(to_vectors, inputs.images[n]) for n in ("train", "val")}
+    return {n: run_batches(to_vectors, inputs.need("images")[n]) for n in ("train", "val")}

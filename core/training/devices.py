@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 
@@ -28,10 +29,9 @@ def configure_devices() -> tuple[str, ...]:
 
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
-        try:
+        # RuntimeError: already initialised in this process, so growth was set before or cannot be now
+        with contextlib.suppress(RuntimeError):
             tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialised in this process: growth was set before or cannot be now
-            pass
     return tuple(gpu.name for gpu in gpus)
 
 

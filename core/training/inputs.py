@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from core.backbones.inference import run_batches
 from core.data.arrays import DEFAULT_CACHE, array_chunks, item_arrays
 from core.data.augment import ArrayAugmenter
 from core.data.sampling import Split
+from core.errors import TrainingError
 from core.features.blocks import stored_final_vectors
 from core.training.context import PROGRESS_INTERVAL_S, Cancelled, TrainingContext, TrainProgress
 from core.training.plan import CUTS, EPOCH_VECTORS, VECTORS, RunPlan
@@ -30,6 +32,14 @@ class Inputs:
     images: dict | None = None  # uint8 at the input size; None when stored vectors stood in
     cuts: dict | None = None  # the frozen part's outputs, once per image
     per_epoch: np.ndarray | None = None  # (epochs, n, dim): every epoch's augmented training vectors
+
+    def need(self, name: Literal["images", "cuts", "per_epoch"]) -> Any:
+        """One of the optional inputs, which the plan that built these inputs asks for."""
+        found = getattr(self, name)
+        if found is None:
+            raise TrainingError(f"This run's inputs have no {name}: they were gathered for a plan that does not "
+                                f"use them. This is a bug in the studio; please report it with the run's config.")
+        return found
 
 
 def _labels(split: Split) -> dict:
@@ -104,7 +114,8 @@ def augmented_features(augment, forward, images: np.ndarray, epochs: int, progre
     epoch as augmenting inside the model, but the frozen forward runs outside Keras (through TFLite
     when converted) and never in the training graph."""
     batches = math.ceil(len(images) / AUGMENT_BATCH)
-    out, last = None, 0.0
+    out: np.ndarray | None = None
+    last = 0.0
     for epoch in range(epochs):
         for b, i in enumerate(range(0, len(images), AUGMENT_BATCH)):
             features = forward(augment(images[i:i + AUGMENT_BATCH]))
@@ -116,7 +127,7 @@ def augmented_features(augment, forward, images: np.ndarray, epochs: int, progre
             if progress and (time.monotonic() - last >= PROGRESS_INTERVAL_S or b + 1 == batches):
                 last = time.monotonic()
                 progress(TrainProgress("augment", epoch + 1, epochs, epoch * batches + b + 1, epochs * batches))
-    return out
+    return out if out is not None else np.zeros((epochs, 0, 0), np.float32)
 
 
 def _frozen_outputs(ctx: TrainingContext, plan: RunPlan, backbone, summary, forward, split: Split,
@@ -124,16 +135,17 @@ def _frozen_outputs(ctx: TrainingContext, plan: RunPlan, backbone, summary, forw
     """What the frozen part hands the trainable part: cut tensors once per image and, with augmentation,
     every epoch's augmented vectors, as the plan says."""
     config, cuts, per_epoch = ctx.config, None, None
+    fit = images
     if forward is None and plan.precompute:
         forward = _frozen_forward(ctx, plan, backbone, summary)
     if plan.precompute:
         with ctx.timed("features"):
-            cuts = _extract(ctx, forward, images)
+            cuts = fit = _extract(ctx, forward, images)
     if plan.consumes == EPOCH_VECTORS:
         with ctx.timed("augment"):
             per_epoch = augmented_features(ArrayAugmenter(config.augment, config.seed), forward, images["train"],
                                            config.epochs, ctx.progress, ctx.should_stop)
-    return Inputs(_labels(split), fit=cuts if plan.cached else images, images=images, cuts=cuts,
+    return Inputs(_labels(split), fit=fit if plan.cached else images, images=images, cuts=cuts,
                   per_epoch=per_epoch)
 
 
@@ -144,11 +156,11 @@ def _streamed(ctx: TrainingContext, plan: RunPlan, backbone, summary, forward, s
     forward = forward or _frozen_forward(ctx, plan, backbone, summary)
     everything, before = _items(split), DEFAULT_CACHE.decoded
     ctx.report("features", batch=0, batches=len(everything))
-    vectors = None
+    vectors: np.ndarray = np.zeros((0, 0), np.float32)
     with ctx.timed("features"):
         for start, arrays in array_chunks(everything, summary.input_size, STREAM):
             chunk = forward(arrays)
-            if vectors is None:
+            if start == 0:
                 vectors = np.empty((len(everything), *chunk.shape[1:]), np.float32)
             vectors[start:start + len(chunk)] = chunk
             ctx.report("features", batch=min(start + STREAM, len(everything)), batches=len(everything))

@@ -71,11 +71,11 @@ class TrainableModel(tf_keras.Model):
         grads = tape.gradient(loss, self.head + self.body)
         head_grads, body_grads = grads[:len(self.head)], grads[len(self.head):]
         if self.head_optimizer is None:
-            self.optimizer.apply_gradients(zip(grads, self.head + self.body))
+            self.optimizer.apply_gradients(zip(grads, self.head + self.body, strict=True))
         else:
-            self.head_optimizer.apply_gradients(zip(head_grads, self.head))
+            self.head_optimizer.apply_gradients(zip(head_grads, self.head, strict=True))
             if self.body:
-                self.optimizer.apply_gradients(zip(body_grads, self.body))
+                self.optimizer.apply_gradients(zip(body_grads, self.body, strict=True))
         self.compiled_metrics.update_state(y, pred)
         return {m.name: m.result() for m in self.metrics}
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import numpy as np
 
 from core.data.augment import AugmentConfig
 from core.data.sampling import Split
 from core.errors import TrainingError
+from core.progress import Progress, staged
 from core.training.config import TrainConfig
 from core.training.plan import CUTS, VECTORS
 
@@ -96,16 +97,16 @@ def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
 
 
 def find_for_config(config: TrainConfig, phase: str = "head",
-                    progress: Callable[[str, int, int], None] | None = None) -> RateCurve:
+                    progress: Progress | None = None) -> RateCurve:
     """The rate curve on the training images a run of this config would use."""
     from core.training.split import sample_split
 
-    drawn = sample_split(config, progress and (lambda d, t: progress("scan", d, t)))
+    drawn = sample_split(config, staged(progress, "scan"))
     return find_learning_rate(config, drawn.split, phase, progress=progress)
 
 
 def find_learning_rate(config: TrainConfig, split: Split, phase: str = "head", steps: int = STEPS,
-                       progress: Callable[[str, int, int], None] | None = None) -> RateCurve:
+                       progress: Progress | None = None) -> RateCurve:
     """The rate curve of `phase` for this config and split (augmentation off: the inputs are cached)."""
     from core.training.trainer import prepare
 
@@ -131,7 +132,7 @@ def find_learning_rate(config: TrainConfig, split: Split, phase: str = "head", s
     batches = _batches(_train_inputs(prepared, phase), prepared.inputs.labels["train"], config.batch_size,
                        config.seed)
     rates, losses = ramp(lambda rate, i: step(rate, *next(batches)), steps, start, end,
-                         progress and (lambda d, t: progress("lr", d, t)))
+                         staged(progress, "lr"))
     if len(rates) < 3:
         raise TrainingError(f"The loss diverged within {len(rates)} batches even at {start:g}; the inputs may be "
                             f"broken (check the dataset).")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
+
 from core.model.heads.softmax_fit import SoftmaxFit
 from core.training.context import BatchWatch, Cancelled, TrainingContext
 from core.training.inputs import PARTS, Inputs
@@ -19,13 +21,14 @@ class _EarlyStopping:
     (from the first epoch on) to restore at the end."""
 
     def __init__(self, patience: int):
-        self.patience, self.wait, self.best, self.weights = patience, 0, math.inf, None
+        self.patience, self.wait, self.best = patience, 0, math.inf
+        self.weights: list[np.ndarray] = []
 
-    def stop(self, epoch: int, val_loss: float, fit: SoftmaxFit) -> bool:
-        if self.weights is None:
+    def stop(self, epoch: int, val_loss: float | None, fit: SoftmaxFit) -> bool:
+        if not self.weights:
             self.weights = fit.get()
         self.wait += 1
-        if val_loss < self.best:
+        if val_loss is not None and val_loss < self.best:
             self.best, self.weights, self.wait = val_loss, fit.get(), 0
             return False
         return self.wait >= self.patience and epoch > 0
@@ -45,21 +48,21 @@ def fit_dense_numpy(ctx: TrainingContext, plan: RunPlan, inputs: Inputs, num_cla
             raise Cancelled(f"cancelled during epoch {epoch + 1}")
 
     def after_epoch(epoch: int, fit: SoftmaxFit, loss: float, accuracy: float) -> bool:
-        val_loss, val_accuracy = fit.evaluate(inputs.cuts["val"], labels["val"]) if validate else (None, None)
+        val_loss, val_accuracy = fit.evaluate(inputs.need("cuts")["val"], labels["val"]) if validate else (None, None)
         ctx.add_epoch(phase, epoch + 1, time.monotonic() - epoch_start[0],
                       {"loss": loss, "accuracy": accuracy, "val_loss": val_loss, "val_accuracy": val_accuracy})
         epoch_start[0] = time.monotonic()
         return bool(stopping and stopping.stop(epoch, val_loss, fit))
 
     def epoch_vectors(epoch: int):
-        return inputs.per_epoch[min(epoch, len(inputs.per_epoch) - 1)]
+        return inputs.need("per_epoch")[min(epoch, len(inputs.need("per_epoch")) - 1)]
 
     head = config.new_head(num_classes)
     with ctx.timed(phase.name):
-        head.fit(inputs.cuts["train"], labels["train"], num_classes, config.seed, after_batch=after_batch,
+        head.fit(inputs.need("cuts")["train"], labels["train"], num_classes, config.seed, after_batch=after_batch,
                  after_epoch=after_epoch, epoch_vectors=epoch_vectors if plan.consumes == EPOCH_VECTORS else None)
         if stopping:
             head.set_kernel_bias(*stopping.weights)
     with ctx.timed("evaluate"):
         ctx.report("evaluate")
-        return head, {n: head.probs(inputs.cuts[n]) for n in PARTS}
+        return head, {n: head.probs(inputs.need("cuts")[n]) for n in PARTS}

@@ -15,8 +15,9 @@ blocks run BatchNorm in training mode, as training from scratch needs.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,14 +25,16 @@ from core.backbones import get_spec, load_backbone, store, tflite_run
 from core.backbones.summary import BackboneSummary
 from core.data.sampling import Split
 from core.model.calibration import ece, fit_temperature, scale
+from core.model.heads import Head
 from core.model.metrics import Predictions, summarize
-from core.model.rejection import fit_rule
+from core.model.rejection import RejectionRule, fit_rule
 from core.training.config import TrainConfig
 from core.training.context import TrainingContext, TrainProgress
 from core.training.inputs import PARTS, Inputs, gather_inputs
 from core.training.numpy_fit import fit_dense_numpy
 
 if TYPE_CHECKING:
+    from core.backbones.base import Backbone
     from core.training.dense import Models
 from core.training.plan import EPOCH_VECTORS, VECTORS, RunPlan, plan_run
 
@@ -87,7 +90,7 @@ def _convert_first(ctx: TrainingContext) -> None:
 @dataclass(frozen=True)
 class _Loaded:
     plan: RunPlan
-    backbone: object | None  # the TensorFlow backbone, when the plan needs one
+    backbone: Backbone | None  # the TensorFlow backbone, when the plan needs one
     summary: BackboneSummary
     forward: Callable | None  # the frozen part through TFLite, when the plan runs it there
 
@@ -135,7 +138,7 @@ def _fit_in_one_step(ctx: TrainingContext, head, vectors: dict, labels: dict, nu
 @dataclass(frozen=True)
 class _Calibration:
     probs: dict  # each part's probabilities, temperature-scaled
-    rule: object  # the "none of these" rule
+    rule: RejectionRule  # the "none of these" rule
     metrics: dict
 
 
@@ -160,7 +163,7 @@ class Prepared:
     Keras models."""
     ctx: TrainingContext
     plan: RunPlan
-    backbone: object | None  # the TensorFlow backbone, when the plan needed one
+    backbone: Backbone | None  # the TensorFlow backbone, when the plan needed one
     summary: BackboneSummary
     inputs: Inputs
     models: Models | None  # the Keras models of a dense head that trains with TensorFlow
@@ -171,9 +174,9 @@ class Prepared:
 class Fitted:
     """The trained head, each part's probabilities and the training and validation images' final feature
     vectors (the rejection rule's)."""
-    head: object
-    probs: dict
-    vectors: dict
+    head: Head
+    probs: dict[str, np.ndarray]
+    vectors: dict[str, np.ndarray]
 
 
 def prepare(config: TrainConfig, split: Split, *, progress: Callable[[TrainProgress], None] | None = None,
@@ -214,10 +217,11 @@ def fit(prepared: Prepared) -> Fitted:
                                                           inputs))
     if plan.head == "dense":
         head, probs = fit_dense_numpy(ctx, plan, inputs, num_classes)
-        return Fitted(head, probs, inputs.cuts)
+        return Fitted(head, probs, inputs.need("cuts"))
     head = ctx.config.new_head(num_classes)
     with ctx.timed("fit"):
-        return Fitted(head, _fit_in_one_step(ctx, head, inputs.cuts, inputs.labels, num_classes), inputs.cuts)
+        cuts = inputs.need("cuts")
+        return Fitted(head, _fit_in_one_step(ctx, head, cuts, inputs.labels, num_classes), cuts)
 
 
 def finish(prepared: Prepared, fitted: Fitted) -> TrainResult:
@@ -225,8 +229,8 @@ def finish(prepared: Prepared, fitted: Fitted) -> TrainResult:
     plan, split, labels, classes = prepared.plan, prepared.split, prepared.inputs.labels, prepared.split.classes
     calibrated = _calibrate(fitted.head, fitted.probs, labels, fitted.vectors, len(classes))
     probs = calibrated.probs
-    weights = {**fitted.head.weights(), **calibrated.rule.weights(),
-               **(prepared.backbone.tuned_weights(plan.frozen) if plan.fine_tunes else {})}
+    tuned = prepared.backbone.tuned_weights(plan.frozen) if plan.fine_tunes and prepared.backbone else {}
+    weights = {**fitted.head.weights(), **calibrated.rule.weights(), **tuned}
     predictions = {n: Predictions(tuple(i.relpath for i in getattr(split, n)), labels[n], probs[n], classes)
                    for n in PARTS}
     trainable, frozen = parameter_counts(prepared.summary, plan.frozen, len(classes))

@@ -106,7 +106,7 @@ def _choices(ds, rows: list[dict], key: str) -> dict[str, str]:
     options = [*ds.classes, SKIP, NEW]
     chosen = {}
     for start in range(0, len(rows), COLUMNS):
-        for column, row in zip(st.columns(COLUMNS), rows[start:start + COLUMNS]):
+        for column, row in zip(st.columns(COLUMNS), rows[start:start + COLUMNS], strict=False):
             with column:
                 st.image(resources.thumbnail(row["path"], 128), width=128)
                 st.caption(f"**{row['file']}** · model's guess: {row['guess']}, {row['probability']:.0%} "

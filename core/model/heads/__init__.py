@@ -17,18 +17,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.model.heads.base import Head
 from core.model.heads.dense import DenseHead, DenseSchedule, balanced_weights
 from core.model.heads.linear import LinearHead
 from core.model.heads.memory import NearestMeanHead, NeighbourHead
 
-__all__ = ["DenseHead", "DenseSchedule", "LinearHead", "NearestMeanHead", "NeighbourHead", "balanced_weights",
+__all__ = ["DenseHead", "DenseSchedule", "Head", "LinearHead", "NearestMeanHead", "NeighbourHead", "balanced_weights",
            "load_head", "new_head"]
 
-INSTANT = {"knn": NeighbourHead, "nearest-mean": NearestMeanHead}
+INSTANT: dict[str, type[NeighbourHead] | type[NearestMeanHead]] = {"knn": NeighbourHead,
+                                                                  "nearest-mean": NearestMeanHead}
 
 
 def new_head(kind: str, num_classes: int, *, dropout: float = 0.0, balanced: bool = False,
-             schedule: DenseSchedule = DenseSchedule()):
+             schedule: DenseSchedule = DenseSchedule()) -> Head:
     """An untrained head of this kind (config.HEADS names them); balanced: classes weighted equally. Dropout
     and the schedule are the dense head's."""
     if kind == "dense":
@@ -36,6 +38,6 @@ def new_head(kind: str, num_classes: int, *, dropout: float = 0.0, balanced: boo
     return INSTANT[kind]() if kind in INSTANT else LinearHead(kind, balanced=balanced)
 
 
-def load_head(kind: str, weights: dict[str, np.ndarray], num_classes: int):
+def load_head(kind: str, weights: dict[str, np.ndarray], num_classes: int) -> Head:
     """A trained head back from a run's weights."""
     return new_head(kind, num_classes).load(weights)

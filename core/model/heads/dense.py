@@ -4,9 +4,10 @@ or by Keras with the unfrozen blocks."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,7 @@ class DenseHead(Calibrated):
     def __init__(self, num_classes: int, dropout: float = 0.0, *, balanced: bool = False,
                  schedule: DenseSchedule = DenseSchedule()):
         self.num_classes, self.dropout, self.balanced, self.schedule = num_classes, dropout, balanced, schedule
-        self._layer = None
+        self._layer: Any = None
         self._loaded: list[np.ndarray] | None = None  # [kernel, bias] until a Keras layer takes them over
 
     @property
@@ -65,13 +66,13 @@ class DenseHead(Calibrated):
             layer.set_weights(weights)
         return layer
 
-    def build(self, feature_dim: int) -> "DenseHead":
+    def build(self, feature_dim: int) -> DenseHead:
         self.layer.build((None, feature_dim))
         return self
 
     def fit(self, vectors: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0, *,
             epoch_vectors: Callable[[int], np.ndarray] | None = None, after_batch=None,
-            after_epoch=None) -> "DenseHead":
+            after_epoch=None) -> DenseHead:
         """The head alone on fixed vectors, in numpy (no TensorFlow), as its Keras layer would train: its rate,
         dropout, class weights and schedule. A frozen run passes hooks: epoch_vectors(epoch) gives an augmented
         epoch's training vectors; after_batch(epoch, batch, batches, loss) may raise to stop;
@@ -112,7 +113,7 @@ class DenseHead(Calibrated):
         raw = {f"{PREFIX}{i}": w * self.temperature for i, w in enumerate(self._kernel_bias())}
         return {**raw, **self.temperature_weights()}
 
-    def load(self, weights: dict[str, np.ndarray]) -> "DenseHead":
+    def load(self, weights: dict[str, np.ndarray]) -> DenseHead:
         self._set_kernel_bias([weights[f"{PREFIX}0"], weights[f"{PREFIX}1"]])
         self.load_temperature(weights)
         return self
@@ -121,5 +122,5 @@ class DenseHead(Calibrated):
         kernel, bias = self._kernel_bias()
         return softmax(vectors @ kernel + bias)
 
-    def keras_layer(self):
+    def keras_layer(self) -> Any:
         return self.layer

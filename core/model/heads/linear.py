@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from core.model.heads.base import PREFIX, Calibrated, softmax
@@ -15,10 +17,11 @@ class LinearHead(Calibrated):
 
     def __init__(self, kind: str, *, balanced: bool = False):
         self.kind, self.balanced = kind, balanced
-        self.mean = self.scale = self.coef = self.intercept = None
-        self._layer = None
+        # set by fit or load; no head is used before one of them
+        self.mean = self.scale = self.coef = self.intercept = np.empty(0)
+        self._layer: Any = None
 
-    def fit(self, vectors: np.ndarray, labels: np.ndarray, num_classes: int, seed: int) -> "LinearHead":
+    def fit(self, vectors: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0) -> LinearHead:
         from sklearn.linear_model import LogisticRegression
         from sklearn.preprocessing import StandardScaler
         from sklearn.svm import LinearSVC
@@ -38,7 +41,7 @@ class LinearHead(Calibrated):
         return {f"{PREFIX}mean": self.mean, f"{PREFIX}scale": self.scale, f"{PREFIX}coef": self.coef,
                 f"{PREFIX}intercept": self.intercept, **self.temperature_weights()}
 
-    def load(self, weights: dict[str, np.ndarray]) -> "LinearHead":
+    def load(self, weights: dict[str, np.ndarray]) -> LinearHead:
         self.mean, self.scale = weights[f"{PREFIX}mean"], weights[f"{PREFIX}scale"]
         self.coef, self.intercept = weights[f"{PREFIX}coef"], weights[f"{PREFIX}intercept"]
         self.load_temperature(weights)
@@ -47,7 +50,7 @@ class LinearHead(Calibrated):
     def probs(self, vectors: np.ndarray) -> np.ndarray:
         return softmax(((vectors - self.mean) / self.scale @ self.coef.T + self.intercept) / self.temperature)
 
-    def keras_layer(self):
+    def keras_layer(self) -> Any:
         """Standardise, linear scores, softmax, as Keras layers (built once)."""
         from core.tf import tf_keras
 
@@ -57,6 +60,6 @@ class LinearHead(Calibrated):
                 tf_keras.layers.Normalization(mean=self.mean, variance=self.scale ** 2, name="head_standardise"),
                 dense], name="classifier")
             self._layer.build((None, len(self.mean)))
-            dense.set_weights([(self.coef.T / self.temperature).astype(np.float32),
-                               (self.intercept / self.temperature).astype(np.float32)])
+            dense.set_weights([np.asarray(self.coef.T / self.temperature, np.float32),
+                               np.asarray(self.intercept / self.temperature, np.float32)])
         return self._layer

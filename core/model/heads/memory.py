@@ -3,6 +3,8 @@ mean. Both can name the training images nearest to a prediction."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from core.model.heads.base import PREFIX, Calibrated, softmax
@@ -39,14 +41,14 @@ class NeighbourHead(Memory):
     CHOICES = (1, 3, 5, 7, 9, 15)
     TEMPERATURE = 0.05
 
-    def fit(self, vectors: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0) -> "NeighbourHead":
+    def fit(self, vectors: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0) -> NeighbourHead:
         self.remember(vectors, labels, num_classes)
         sims = self.train @ self.train.T
         np.fill_diagonal(sims, -np.inf)  # leave each image out of its own vote
         choices = [k for k in self.CHOICES if k < len(labels)] or [1]
         scores = [float((self._vote(sims, k).argmax(1) == labels).mean()) for k in choices]
         best = max(scores)
-        self.k = max(k for k, score in zip(choices, scores) if score == best)  # ties: the smoother vote
+        self.k = max(k for k, score in zip(choices, scores, strict=True) if score == best)  # ties: the smoother vote
         return self
 
     def _vote(self, sims: np.ndarray, k: int) -> np.ndarray:
@@ -65,12 +67,12 @@ class NeighbourHead(Memory):
     def weights(self) -> dict[str, np.ndarray]:
         return {**self.memory_weights(), f"{PREFIX}k": np.array(self.k)}
 
-    def load(self, weights: dict[str, np.ndarray]) -> "NeighbourHead":
+    def load(self, weights: dict[str, np.ndarray]) -> NeighbourHead:
         self.load_memory(weights)
         self.k = int(weights[f"{PREFIX}k"])
         return self
 
-    def keras_layer(self):
+    def keras_layer(self) -> Any:
         from core.model.heads.layers import NeighbourVote
 
         return NeighbourVote(self.train, self.labels, self.num_classes, self.k, self.TEMPERATURE, self.temperature)
@@ -83,7 +85,7 @@ class NearestMeanHead(Memory):
     kind = "nearest-mean"
     TEMPERATURE = 0.05
 
-    def fit(self, vectors: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0) -> "NearestMeanHead":
+    def fit(self, vectors: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0) -> NearestMeanHead:
         self.remember(vectors, labels, num_classes)
         self.means = unit_rows(np.stack([self.train[labels == c].mean(0) for c in range(num_classes)]))
         return self
@@ -94,12 +96,12 @@ class NearestMeanHead(Memory):
     def weights(self) -> dict[str, np.ndarray]:
         return {**self.memory_weights(), f"{PREFIX}means": self.means}
 
-    def load(self, weights: dict[str, np.ndarray]) -> "NearestMeanHead":
+    def load(self, weights: dict[str, np.ndarray]) -> NearestMeanHead:
         self.load_memory(weights)
         self.means = weights[f"{PREFIX}means"]
         return self
 
-    def keras_layer(self):
+    def keras_layer(self) -> Any:
         """Unit length, cosine scores over the temperature, softmax: built-in layers only."""
         from core.tf import tf_keras
 

@@ -54,7 +54,7 @@ class SoftmaxFit:
     def _adam(self, grads: list[np.ndarray]) -> None:
         self.steps += 1
         alpha = self.learning_rate * np.sqrt(1 - BETA_2 ** self.steps) / (1 - BETA_1 ** self.steps)
-        for param, grad, m, v in zip((self.kernel, self.bias), grads, self._moments, self._velocities):
+        for param, grad, m, v in zip((self.kernel, self.bias), grads, self._moments, self._velocities, strict=True):
             m += (grad - m) * (1 - BETA_1)
             v += (grad * grad - v) * (1 - BETA_2)
             param -= (alpha * m / (np.sqrt(v) + EPSILON)).astype(np.float32)
