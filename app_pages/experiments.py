@@ -58,9 +58,15 @@ if editing():
         base = state.train_config(epochs=int(epochs))
         repeats = c3.number_input("Seeds per point", 1, 5, 1, help="Repeat every point with another sample, split "
                                   "and start: the spread between seeds shows how much a difference can be trusted.")
-        spec = sweeps.SweepSpec(base, tuple(sizes), tuple(parse_frozen(d) for d in depths),
-                                tuple(a == "on" for a in augment), tuple(heads), tuple(backbones),
-                                tuple(range(base.seed, base.seed + int(repeats))))
+        spec = sweeps.SweepSpec(
+            base=base,
+            per_class=tuple(sizes),
+            frozen_blocks=tuple(parse_frozen(d) for d in depths),
+            augment=tuple(a == "on" for a in augment),
+            heads=tuple(heads),
+            backbones=tuple(backbones),
+            seeds=tuple(range(base.seed, base.seed + int(repeats))),
+        )
         points = spec.points()
         estimate = sweeps.estimate(points, [min(p.per_class, biggest) * len(dataset.classes) for p in points])
         slots = int(where.cpus) if where.kind != "local" and where.cpus >= 1 else 1  # the cluster trains side by side

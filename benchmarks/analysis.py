@@ -56,7 +56,9 @@ def real_run(seed: int, per_class: int) -> float:
     chosen = sample(dataset, per_class=per_class, seed=seed).items
     taken = {i.relpath for i in chosen}
     rest = tuple(i for i in dataset.items if i.relpath not in taken)
-    result = train(TrainConfig(per_class=per_class, seed=seed), Split(chosen, rest, (), dataset.classes))
+    result = train(
+        TrainConfig(per_class=per_class, seed=seed), Split(train=chosen, val=rest, test=(), classes=dataset.classes)
+    )
     return result.metrics["val_accuracy"]
 
 

@@ -27,13 +27,13 @@ def _keras(config: TrainConfig, prepared, num_classes: int):
     """The Keras path the trainer took for this head before: its models and its fit."""
     from core.training.dense import build_models, fit_dense
 
-    ctx = TrainingContext(config, None, None, None, None)
+    ctx = TrainingContext(config=config, progress=None, should_stop=None, on_epoch=None, strategy=None)
     models = build_models(ctx, prepared.plan, None, prepared.summary, num_classes)
     return ctx, fit_dense(ctx, prepared.plan, models, prepared.inputs)
 
 
 def _numpy(config: TrainConfig, prepared, num_classes: int):
-    ctx = TrainingContext(config, None, None, None, None)
+    ctx = TrainingContext(config=config, progress=None, should_stop=None, on_epoch=None, strategy=None)
     return ctx, fit_dense_numpy(ctx, prepared.plan, prepared.inputs, num_classes)[1]
 
 

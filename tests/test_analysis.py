@@ -109,7 +109,7 @@ def test_the_forecast_recovers_a_planted_learning_curve():
     """Accuracy drawn around 0.95 - 0.6 n^-0.7 at 1..20 per class: the fit forecasts 40 and 80 close to the
     law, inside its interval."""
     rng = np.random.default_rng(1)
-    truth = forecast.Fit(0.95, 0.6, 0.7)
+    truth = forecast.Fit(a=0.95, b=0.6, c=0.7)
     scores = {n: list(truth(n) + rng.normal(0, 0.01, 5)) for n in (1, 2, 5, 10, 20)}
     fit, predicted = forecast.forecast(scores, [40, 80])
     assert fit is not None and [f.per_class for f in predicted] == [40, 80]

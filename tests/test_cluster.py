@@ -36,7 +36,7 @@ def colors(tmp_path):
 def run_sweep(address: str, base, **grid):
     from core.runs import executors, sweeps
 
-    return sweeps.create_sweep(sweeps.SweepSpec(base, **grid), executor=executors.current(address))
+    return sweeps.create_sweep(sweeps.SweepSpec(base=base, **grid), executor=executors.current(address))
 
 
 def watch(sweep_id: str, timeout: float = 300) -> None:

@@ -15,8 +15,25 @@ MODELS = ["efficientnet_lite0", "efficientnet_lite0_random"]
 
 
 def _row(model, accuracy, std, speed, *, pretrained=True, spread=0.05):
-    return BackboneRow(model, pretrained, 224, 1, 0.1, speed, "tflite", "head", accuracy, std, accuracy, std,
-                       accuracy, std, ALL, speed * (1 - spread), speed * (1 + spread))
+    return BackboneRow(
+        model=model,
+        pretrained=pretrained,
+        input_size=224,
+        params=1,
+        mb=0.1,
+        images_per_second=speed,
+        engine="tflite",
+        best_block="head",
+        best_accuracy=accuracy,
+        best_std=std,
+        last_accuracy=accuracy,
+        last_std=std,
+        knn_accuracy=accuracy,
+        knn_std=std,
+        suggested_frozen=ALL,
+        speed_low=speed * (1 - spread),
+        speed_high=speed * (1 + spread),
+    )
 
 
 def test_the_suggestion_is_the_fastest_within_the_best_ones_spread_and_never_random_weights():

@@ -23,7 +23,9 @@ from tests.helpers import ARTIFACTS_DIR, CHROMIUM, FLAGS, cli, run_queued_in_pro
 
 
 def test_grid_points_skip_impossible_combinations():
-    spec = sweeps.SweepSpec(TrainConfig(), (10, 20), (ALL, 15), (False, True), ("dense", "svm"))
+    spec = sweeps.SweepSpec(
+        base=TrainConfig(), per_class=(10, 20), frozen_blocks=(ALL, 15), augment=(False, True), heads=("dense", "svm")
+    )
     points = spec.points()
     assert len(points) == 2 * 2 * 2 + 2  # svm only with every block frozen and no augmentation
     assert {(p.per_class, p.frozen_blocks, p.augment.enabled, p.head) for p in points if p.head == "svm"} == {
@@ -38,7 +40,7 @@ def test_sweep_resumes_without_redoing_finished_runs(color_folder, own_runs, mon
     base = TrainConfig(dataset=str(color_folder), epochs=2, image_size=64, val_fraction=0.3, test_fraction=0.0,
                        batch_size=2)
     monkeypatch.setattr(jobs, "ensure_workers", lambda: 0)  # the three wait in the queue
-    sweep = sweeps.create_sweep(sweeps.SweepSpec(base, (4, 6, 8)), "resume test")
+    sweep = sweeps.create_sweep(sweeps.SweepSpec(base=base, per_class=(4, 6, 8)), "resume test")
     first, second = sweep.run_ids[:2]
     with jobs.queue_lock():
         jobs.execute(first)

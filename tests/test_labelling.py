@@ -184,8 +184,8 @@ def test_an_added_image_keeps_its_own_path_through_a_split():
     from core.data.dataset import ImageItem
     from core.data.sampling import Split
 
-    item = ImageItem("/pools/p/a.png", "p:a.png", "cat", "ab" * 32, origin="/pools/p")
-    split = Split.from_json(Split((item,), (), (), ("cat",)).to_json(), "/data/set")
+    item = ImageItem(path="/pools/p/a.png", relpath="p:a.png", label="cat", sha256="ab" * 32, origin="/pools/p")
+    split = Split.from_json(Split(train=(item,), val=(), test=(), classes=("cat",)).to_json(), "/data/set")
     assert split.train[0] == item
 
 

@@ -10,18 +10,35 @@ from core.errors import TrainingError
 from core.training.config import TrainConfig
 from core.training.plan import CACHE_LIMIT_BYTES, CUTS, EPOCH_VECTORS, IMAGES, VECTORS, plan_run
 
-BLOCKS = tuple(BlockInfo(f"b{i}", 10, 8, (56 // (i + 1), 56 // (i + 1), 16)) for i in range(3)) + (
-    BlockInfo("head", 10, 8, (64,)),)
-LAYERED = BackboneSummary("lite", 224, 4, 64, 40, True, BLOCKS)
-CONVERTED = BackboneSummary("lite", 224, 4, 64, 40, True, BLOCKS, converted_cuts=frozenset({4}))
-FROM_FILE = BackboneSummary("lite", 224, 4, 64, 40, True, converted_cuts=frozenset({4}))  # the file's summary only
-OPAQUE = BackboneSummary("hub", 224, 4, 64, 40, False, BLOCKS)
+BLOCKS = tuple(
+    BlockInfo(name=f"b{i}", params=10, trainable_params=8, output_shape=(56 // (i + 1), 56 // (i + 1), 16))
+    for i in range(3)
+) + (BlockInfo(name="head", params=10, trainable_params=8, output_shape=(64,)),)
+LAYERED = BackboneSummary(
+    name="lite", input_size=224, num_blocks=4, feature_dim=64, params=40, layered=True, block_infos=BLOCKS
+)
+CONVERTED = BackboneSummary(
+    name="lite",
+    input_size=224,
+    num_blocks=4,
+    feature_dim=64,
+    params=40,
+    layered=True,
+    block_infos=BLOCKS,
+    converted_cuts=frozenset({4}),
+)
+FROM_FILE = BackboneSummary(
+    name="lite", input_size=224, num_blocks=4, feature_dim=64, params=40, layered=True, converted_cuts=frozenset({4})
+)  # the file's summary only
+OPAQUE = BackboneSummary(
+    name="hub", input_size=224, num_blocks=4, feature_dim=64, params=40, layered=False, block_infos=BLOCKS
+)
 AUG = AugmentConfig.standard()
 
 
 def split_of(train: int, val: int = 2, test: int = 0) -> Split:
-    item = ImageItem("/x.png", "a/x.png", "a", "0")
-    return Split((item,) * train, (item,) * val, (item,) * test, ("a", "b"))
+    item = ImageItem(path="/x.png", relpath="a/x.png", label="a", sha256="0")
+    return Split(train=(item,) * train, val=(item,) * val, test=(item,) * test, classes=("a", "b"))
 
 
 SMALL = split_of(8)

@@ -14,7 +14,12 @@ def make_run(tmp_path, state="completed", **config):
                                                        "trainable_params": 25, "frozen_params": 75}))
     (tmp_path / "dataset.json").write_text(json.dumps({"name": "colours", "sample_size": 30, "sample_share": 0.5,
                                                        "sample_per_class": {"red": 10, "blue": 8}}))
-    return Run("r1", tmp_path, TrainConfig(dataset="/data/colours", **config), {"state": state, "owner": "tab"})
+    return Run(
+        id="r1",
+        dir=tmp_path,
+        config=TrainConfig(dataset="/data/colours", **config),
+        status={"state": state, "owner": "tab"},
+    )
 
 
 def test_a_completed_run(tmp_path):
@@ -54,7 +59,7 @@ def test_a_run_from_before_intervals_gets_them_from_its_split_sizes(tmp_path):
     make_run(tmp_path)
     data = json.loads((tmp_path / "dataset.json").read_text())
     (tmp_path / "dataset.json").write_text(json.dumps({**data, "split_sizes": {"train": 20, "val": 8, "test": 0}}))
-    r = RunSummary.of(Run("r1", tmp_path, TrainConfig(), {"state": "completed"}))
+    r = RunSummary.of(Run(id="r1", dir=tmp_path, config=TrainConfig(), status={"state": "completed"}))
     low, high = wilson(7, 8)
     assert r.val_interval == (low, high) and r.test_interval is None
     assert r.label().endswith(f"val 87.5% ({low:.1%}-{high:.1%}) [completed]")

@@ -223,8 +223,12 @@ def test_every_csv_neutralises_formulas_and_reads_back_as_written(tmp_path):
     assert not [c for c in _cells(predictions_csv(results)) if dangerous.match(c)]
     assert not [c for c in _cells(rows_csv([{"run": "@SUM(1)", "dataset": "=1+2"}])) if dangerous.match(c)]
     classes = ("=cmd", "@x")
-    predictions = {s: Predictions(FORMULAS[:2], np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]), classes)
-                   for s in ("train", "val", "test")}
+    predictions = {
+        s: Predictions(
+            names=FORMULAS[:2], labels=np.array([0, 1]), probs=np.array([[0.9, 0.1], [0.2, 0.8]]), classes=classes
+        )
+        for s in ("train", "val", "test")
+    }
     write_predictions(tmp_path, predictions)
     assert not [c for c in _cells((tmp_path / "predictions.csv").read_text()) if dangerous.match(c)]
     back = read_predictions(tmp_path)["val"]
@@ -250,17 +254,21 @@ def test_an_addition_outside_its_pool_is_refused_and_a_failing_one_names_its_rec
     pool.mkdir()
     outside = tmp_path / "secret.png"
     Image.new("RGB", (8, 8), (5, 5, 5)).save(outside)
-    write_additions(data, [Addition(str(pool / ".." / "secret.png"), "../secret.png", str(pool),
-                                    sha256_file(outside), "red")])
+    write_additions(data, [Addition(path=str(pool / ".." / "secret.png"), file="../secret.png", pool=str(pool),
+                                    sha256=sha256_file(outside), label="red")])
     with pytest.raises(DataError, match=r"colors\.additions\.json is not a valid record .*entry 1 \('\.\./secret"
                                         r"\.png'\).*not the file .* inside the pool folder"):
         scan_folder(data)
-    write_additions(data, [Addition(str(outside), "x.png", str(pool), sha256_file(outside), "red")])
+    write_additions(
+        data, [Addition(path=str(outside), file="x.png", pool=str(pool), sha256=sha256_file(outside), label="red")]
+    )
     with pytest.raises(DataError, match="entry 1 .*inside the pool folder"):
         read_additions(data)
     fake = pool / "fake.png"
     fake.write_text("not an image at all")
-    write_additions(data, [Addition(str(fake), "fake.png", str(pool), sha256_file(fake), "red")])
+    write_additions(
+        data, [Addition(path=str(fake), file="fake.png", pool=str(pool), sha256=sha256_file(fake), label="red")]
+    )
     dataset = scan_folder(data)
     assert len(dataset) == 9
     assert any("colors.additions.json were ignored: pool:fake.png (not a usable image" in w for w in dataset.warnings)

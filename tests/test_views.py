@@ -16,7 +16,9 @@ from tests.helpers import square_image
 @pytest.fixture(scope="module")
 def hand_predictions():
     probs = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [0.5, 0.1, 0.4]])
-    return Predictions(("a0", "b0", "b1", "c0", "c1"), np.array([0, 1, 1, 2, 2]), probs, ("a", "b", "c"))
+    return Predictions(
+        names=("a0", "b0", "b1", "c0", "c1"), labels=np.array([0, 1, 1, 2, 2]), probs=probs, classes=("a", "b", "c")
+    )
 
 
 def test_confusion_cells_and_tables(hand_predictions):
@@ -139,7 +141,10 @@ def test_misclassified_gallery_and_before_after(square_run, trained_run):
     probs = np.full((len(real.names), 2), 0.01) + 0.98 * np.eye(2)[real.labels]
     probs[0, real.labels[0]], probs[0, 1 - real.labels[0]] = 0.05, 0.95
     probs[1, real.labels[1]], probs[1, 1 - real.labels[1]] = 0.4, 0.6
-    views.predictions = {**views.predictions, "val": Predictions(real.names, real.labels, probs, real.classes)}
+    views.predictions = {
+        **views.predictions,
+        "val": Predictions(names=real.names, labels=real.labels, probs=probs, classes=real.classes),
+    }
     rows = views.misclassified(k=5, saliency=True)
     assert [r["name"] for r in rows] == [real.names[0], real.names[1]]
     assert all(r["true"] != r["predicted"] for r in rows)

@@ -24,7 +24,7 @@ from core.model import probe
 from core.progress import Progress, staged
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DepthPoint:
     block: str
     accuracy: float
@@ -32,14 +32,14 @@ class DepthPoint:
     trainable_params: int  # to fine-tune from this block on, with the head
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SizePoint:
     per_class: int
     accuracy: float
     std: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Analysis:
     dataset: str
     backbone: str
@@ -73,11 +73,21 @@ class Analysis:
 
     @staticmethod
     def from_json(data: dict) -> Analysis:
-        return Analysis(data["dataset"], data["backbone"], tuple(data["classes"]), data["per_class"], data["images"],
-                        data["layered"], data["engine"], data["computed"],
-                        tuple(DepthPoint(**p) for p in data["depth"]), tuple(SizePoint(**p) for p in data["sizes"]),
-                        tuple(data["fit"]) if data["fit"] else None,
-                        tuple(forecasting.Forecast(**f) for f in data["forecast"]), data["seconds"])
+        return Analysis(
+            dataset=data["dataset"],
+            backbone=data["backbone"],
+            classes=tuple(data["classes"]),
+            per_class=data["per_class"],
+            images=data["images"],
+            layered=data["layered"],
+            engine=data["engine"],
+            computed=data["computed"],
+            depth=tuple(DepthPoint(**p) for p in data["depth"]),
+            sizes=tuple(SizePoint(**p) for p in data["sizes"]),
+            fit=tuple(data["fit"]) if data["fit"] else None,
+            forecast=tuple(forecasting.Forecast(**f) for f in data["forecast"]),
+            seconds=data["seconds"],
+        )
 
 
 def suggested_depth(depth: tuple[DepthPoint, ...], *, layered: bool) -> int:
@@ -95,14 +105,14 @@ def depth_points(vectors: BlockVectors, labels: np.ndarray, seed: int,
     layout, classes = vectors.layout, int(labels.max()) + 1
     scores = probe.depth_scores(vectors.block, len(layout.blocks), labels, seed,
                                 staged(progress, "depth"))
-    return tuple(DepthPoint(name, s.accuracy, s.std, layout.cost_from(i, classes))
+    return tuple(DepthPoint(block=name, accuracy=s.accuracy, std=s.std, trainable_params=layout.cost_from(i, classes))
                  for i, (name, s) in enumerate(zip(layout.blocks, scores, strict=True)))
 
 
 def _sizes(vectors: np.ndarray, labels: np.ndarray, per_class: int, seed: int, progress: Progress | None):
     scores = probe.size_scores(vectors, labels, seed, progress=staged(progress, "sizes"))
     fit, predicted = forecasting.forecast(scores, [2 * per_class, 4 * per_class], seed)
-    points = tuple(SizePoint(n, float(np.mean(s)), float(np.std(s))) for n, s in scores.items())
+    points = tuple(SizePoint(per_class=n, accuracy=float(np.mean(s)), std=float(np.std(s))) for n, s in scores.items())
     return points, (fit.a, fit.b, fit.c) if fit else None, tuple(predicted)
 
 
@@ -130,8 +140,21 @@ def analyze(spec: str, backbone: str, per_class: int | None = None, fraction: fl
     depth = depth_points(vectors, labels, seed, progress)
     smallest = int(np.bincount(labels).min())
     sizes, fit, predicted = _sizes(vectors.block(len(vectors.layout.blocks) - 1), labels, smallest, seed, progress)
-    analysis = Analysis(dataset.name, backbone, classes, smallest, len(items), vectors.layout.layered, vectors.engine,
-                        vectors.computed, depth, sizes, fit, predicted, time.perf_counter() - start)
+    analysis = Analysis(
+        dataset=dataset.name,
+        backbone=backbone,
+        classes=classes,
+        per_class=smallest,
+        images=len(items),
+        layered=vectors.layout.layered,
+        engine=vectors.engine,
+        computed=vectors.computed,
+        depth=depth,
+        sizes=sizes,
+        fit=fit,
+        forecast=predicted,
+        seconds=time.perf_counter() - start,
+    )
     save(analysis, spec)
     return analysis
 

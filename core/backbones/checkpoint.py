@@ -37,13 +37,13 @@ class CheckpointError(ValueError):
     """The file is not a PyTorch legacy checkpoint this reader accepts."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _StorageRef:
     key: str
     dtype: type
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _TensorRef:
     storage: _StorageRef
     offset: int
@@ -52,7 +52,7 @@ class _TensorRef:
 
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
-    return _TensorRef(storage, int(storage_offset), tuple(size), tuple(stride))
+    return _TensorRef(storage=storage, offset=int(storage_offset), size=tuple(size), stride=tuple(stride))
 
 
 class _StorageType:
@@ -90,7 +90,7 @@ class _Unpickler(pickle.Unpickler):
         name = storage_type.name if isinstance(storage_type, _StorageType) else str(storage_type)
         if name not in _STORAGE_DTYPES:
             raise CheckpointError(f"{self._path}: unsupported storage type {name!r}")
-        return _StorageRef(key, _STORAGE_DTYPES[name])
+        return _StorageRef(key=key, dtype=_STORAGE_DTYPES[name])
 
 
 def read_state_dict(path: str | Path) -> collections.OrderedDict[str, np.ndarray]:

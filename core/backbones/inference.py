@@ -27,7 +27,7 @@ def run_batches(model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
     return np.concatenate([function(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Layout:
     """Which blocks a stored vector holds, input side first, and each block's width."""
     blocks: tuple[str, ...]
@@ -49,8 +49,12 @@ class Layout:
 
     @staticmethod
     def from_json(data: dict) -> Layout:
-        return Layout(tuple(data["blocks"]), tuple(int(d) for d in data["dims"]), bool(data["layered"]),
-                      tuple(int(p) for p in data["trainable_params"]))
+        return Layout(
+            blocks=tuple(data["blocks"]),
+            dims=tuple(int(d) for d in data["dims"]),
+            layered=bool(data["layered"]),
+            trainable_params=tuple(int(p) for p in data["trainable_params"]),
+        )
 
 
 def pooled_blocks_model(backbone):
@@ -63,14 +67,20 @@ def pooled_blocks_model(backbone):
     if not backbone.layered:
         out = backbone.layer(x, training=False)
         everything = sum(b.trainable_params for b in backbone.block_infos)
-        layout = Layout((OPAQUE_BLOCK,), (backbone.feature_dim,), False, (everything,))
+        layout = Layout(
+            blocks=(OPAQUE_BLOCK,), dims=(backbone.feature_dim,), layered=False, trainable_params=(everything,)
+        )
         return tf_keras.Model(image_in, out, name="pooled_blocks"), layout
     pooled = []
     for block in backbone.blocks:
         x = block(x, training=False)
         pooled.append(tf_keras.layers.GlobalAveragePooling2D(name=f"{block.name}_pool")(x) if len(x.shape) == 4
                       else x)
-    layout = Layout(tuple(b.name for b in backbone.blocks), tuple(int(p.shape[-1]) for p in pooled), True,
-                    tuple(b.trainable_params for b in backbone.block_infos))
+    layout = Layout(
+        blocks=tuple(b.name for b in backbone.blocks),
+        dims=tuple(int(p.shape[-1]) for p in pooled),
+        layered=True,
+        trainable_params=tuple(b.trainable_params for b in backbone.block_infos),
+    )
     out = tf_keras.layers.Concatenate(name="blocks")(pooled)
     return tf_keras.Model(image_in, out, name="pooled_blocks"), layout

@@ -23,7 +23,7 @@ _LITE2 = ((1, 3, 1, 1, 32, 16), (3, 3, 2, 6, 16, 24), (3, 5, 2, 6, 24, 48), (4, 
 _STRIDES = tuple(stage[2] for stage in _LITE0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LiteArch:
     input_size: int
     stages: tuple[tuple[int, int, int, int, int, int], ...]
@@ -51,18 +51,25 @@ class LiteArch:
         """The blocks' names, parameters and output shapes for square images of input_size ("same" padding:
         a stride of 2 halves the side, rounding up)."""
         side = math.ceil((input_size or self.input_size) / 2)
-        infos = [BlockInfo("stem", *_conv_bn(3 * 3 * 3 * self.stem_width, self.stem_width),
-                           (side, side, self.stem_width))]
+        params, trainable = _conv_bn(3 * 3 * 3 * self.stem_width, self.stem_width)
+        infos = [BlockInfo(name="stem", params=params, trainable_params=trainable,
+                           output_shape=(side, side, self.stem_width))]
         for index, (kernel, stride, expand, cin, cout) in enumerate(self.mbconv_specs()):
             side = math.ceil(side / stride)
-            infos.append(BlockInfo(f"block{index}", *_mbconv_params(kernel, expand, cin, cout), (side, side, cout)))
-        infos.append(BlockInfo("head", *_conv_bn(self.head_in * self.feature_dim, self.feature_dim),
-                               (self.feature_dim,)))
+            params, trainable = _mbconv_params(kernel, expand, cin, cout)
+            infos.append(BlockInfo(name=f"block{index}", params=params, trainable_params=trainable,
+                                   output_shape=(side, side, cout)))
+        params, trainable = _conv_bn(self.head_in * self.feature_dim, self.feature_dim)
+        infos.append(BlockInfo(name="head", params=params, trainable_params=trainable,
+                               output_shape=(self.feature_dim,)))
         return tuple(infos)
 
 
-ARCHS = {"efficientnet_lite0": LiteArch(224, _LITE0), "efficientnet_lite1": LiteArch(240, _LITE1),
-         "efficientnet_lite2": LiteArch(260, _LITE2)}
+ARCHS = {
+    "efficientnet_lite0": LiteArch(input_size=224, stages=_LITE0),
+    "efficientnet_lite1": LiteArch(input_size=240, stages=_LITE1),
+    "efficientnet_lite2": LiteArch(input_size=260, stages=_LITE2),
+}
 
 
 def from_state_dict(sd: dict[str, np.ndarray], input_size: int) -> LiteArch:
@@ -80,8 +87,8 @@ def from_state_dict(sd: dict[str, np.ndarray], input_size: int) -> LiteArch:
         if cin != cout or not stages:
             stages.append((0, kernel, _STRIDES[len(stages)], expand, cin, cout))
         stages[-1] = (stages[-1][0] + 1, *stages[-1][1:])
-    return LiteArch(input_size, tuple(stages), int(sd["_conv_stem.weight"].shape[0]),
-                    int(sd["_conv_head.weight"].shape[0]))
+    return LiteArch(input_size=input_size, stages=tuple(stages), stem_width=int(sd["_conv_stem.weight"].shape[0]),
+                    feature_dim=int(sd["_conv_head.weight"].shape[0]))
 
 
 def _conv_bn(weights: int, channels: int) -> tuple[int, int]:
@@ -102,8 +109,15 @@ def summary(name: str, arch: LiteArch, input_size: int | None = None) -> Backbon
     """What the Train page and the planner need of a bundled architecture, in microseconds."""
     size = input_size or arch.input_size
     infos = arch.block_infos(size)
-    return BackboneSummary(name, size, arch.num_blocks, arch.feature_dim, sum(b.params for b in infos),
-                           layered=True, block_infos=infos)
+    return BackboneSummary(
+        name=name,
+        input_size=size,
+        num_blocks=arch.num_blocks,
+        feature_dim=arch.feature_dim,
+        params=sum(b.params for b in infos),
+        layered=True,
+        block_infos=infos,
+    )
 
 
 def arch_of(name: str) -> LiteArch:

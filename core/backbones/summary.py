@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BlockInfo:
     name: str
     params: int  # all weights, BatchNorm moving statistics included
@@ -14,7 +14,7 @@ class BlockInfo:
     output_shape: tuple  # per image, without the batch axis; () where unknown
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BackboneSummary:
     """What planning a run needs to know of a backbone, without holding it."""
     name: str

@@ -28,7 +28,7 @@ def path_for(backbone: str, size: int, cut: int) -> Path:
     return paths.models_dir() / "tflite" / f"{backbone}-{size}px-cut{cut}.tflite"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Sized:
     """An interpreter allocated for one batch size, with its tensors' indices (looked up once: each details
     call builds a list of dicts)."""
@@ -56,7 +56,11 @@ class LiteForward:
         detail = interpreter.get_input_details()[0]
         interpreter.resize_tensor_input(detail["index"], (batch, *detail["shape"][1:]))
         interpreter.allocate_tensors()
-        return _Sized(interpreter, detail["index"], interpreter.get_output_details()[0]["index"])
+        return _Sized(
+            interpreter=interpreter,
+            input_index=detail["index"],
+            output_index=interpreter.get_output_details()[0]["index"],
+        )
 
     @staticmethod
     def _run(sized: _Sized, images: np.ndarray) -> np.ndarray:
@@ -170,5 +174,12 @@ def whole_summary(backbone_name: str, size: int | None) -> BackboneSummary | Non
         return None
     if summary.get("num_blocks") != arch.num_blocks or len(summary.get("output_shape", ())) != 1:
         return None
-    return BackboneSummary(backbone_name, size, arch.num_blocks, int(summary["output_shape"][0]),
-                           int(summary["params"]), layered=True, converted_cuts=frozenset({arch.num_blocks}))
+    return BackboneSummary(
+        name=backbone_name,
+        input_size=size,
+        num_blocks=arch.num_blocks,
+        feature_dim=int(summary["output_shape"][0]),
+        params=int(summary["params"]),
+        layered=True,
+        converted_cuts=frozenset({arch.num_blocks}),
+    )

@@ -140,8 +140,15 @@ def cmd_sweep(args) -> None:
         base = config_from_args(args)
         frozen = tuple(parse_frozen(f) for f in args.frozen)
         augment = {"off": (False,), "on": (True,), "both": (False, True)}[args.augment_grid]
-        spec = sweeps.SweepSpec(base, tuple(args.sizes), frozen, augment, tuple(args.heads), model_list(args.models),
-                                tuple(args.seeds or ()))
+        spec = sweeps.SweepSpec(
+            base=base,
+            per_class=tuple(args.sizes),
+            frozen_blocks=frozen,
+            augment=augment,
+            heads=tuple(args.heads),
+            backbones=model_list(args.models),
+            seeds=tuple(args.seeds or ()),
+        )
         sweep = sweeps.create_sweep(spec, args.name or "", executor=executor)
     print(f"sweep {sweep.id}: {len(sweep.run_ids)} runs", flush=True)
     last = None

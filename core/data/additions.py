@@ -23,7 +23,7 @@ SUFFIX = ".additions.json"
 VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Addition:
     path: str  # the image in its pool, absolute
     file: str  # its name inside the pool
@@ -61,7 +61,11 @@ def read_additions(root: str | Path) -> list[Addition]:
         if not _inside(entry["path"], entry["pool"], entry["file"]):
             raise _malformed(path, f"entry {n} ({entry['file']!r}): its path {entry['path']!r} is not the file "
                                    f"{entry['file']!r} inside the pool folder {entry['pool']!r}")
-        out.append(Addition(entry["path"], entry["file"], entry["pool"], entry["sha256"], entry["label"]))
+        out.append(
+            Addition(
+                path=entry["path"], file=entry["file"], pool=entry["pool"], sha256=entry["sha256"], label=entry["label"]
+            )
+        )
     return out
 
 
@@ -124,7 +128,7 @@ def apply_additions(dataset: Dataset) -> Dataset:
             continue
         applied.append(row)
         held[a.sha256] = a.relpath
-        items.append(ImageItem(a.path, a.relpath, a.label, a.sha256, origin=a.pool))
+        items.append(ImageItem(path=a.path, relpath=a.relpath, label=a.label, sha256=a.sha256, origin=a.pool))
     return _rebuilt(dataset, items, applied, stale)
 
 

@@ -32,7 +32,7 @@ MAX_NAME_BYTES = 255  # the usual file-system limit for one path component
 COPY_MAX_SIDE = 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ZipLimits:
     max_entries: int = 20_000
     max_total_bytes: int = 2 * 1024**3
@@ -71,7 +71,7 @@ def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -
     return data
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Imported:
     """What an import did besides writing images."""
     skipped: list[Skipped] = field(default_factory=list)
@@ -163,20 +163,20 @@ def _read_image(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ZipLimi
     member = "/".join(parts).replace("//", "/")
     reason = _unsafe_reason(info, limits)  # before the junk test: '..' looks hidden
     if reason:
-        skipped.append(Skipped(member, reason, "archive member not extracted"))
+        skipped.append(Skipped(name=member, reason=reason, detail="archive member not extracted"))
         return None
     if is_junk(parts):
         return None
     if PurePosixPath(member).suffix.lower() not in IMAGE_EXTENSIONS:
-        skipped.append(Skipped(member, "not an image", "extension is not an image type"))
+        skipped.append(Skipped(name=member, reason="not an image", detail="extension is not an image type"))
         return None
     try:
         return parts, member, _read_bounded(archive, info, info.file_size)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError, ValueError,
             zlib.error) as exc:  # what a damaged member can raise while it is read
-        skipped.append(Skipped(member, "corrupt", f"cannot read archive member ({exc})"))
+        skipped.append(Skipped(name=member, reason="corrupt", detail=f"cannot read archive member ({exc})"))
     except RuntimeError as exc:  # zipfile raises RuntimeError for encrypted members
-        skipped.append(Skipped(member, "encrypted", str(exc)))
+        skipped.append(Skipped(name=member, reason="encrypted", detail=str(exc)))
     return None
 
 
@@ -202,17 +202,17 @@ def _write_member(tmp: Path, parts: list[str], content: bytes, member: str, labe
     """Write the member's bytes at tmp/parts; why not, where its name cannot be used."""
     target = tmp.joinpath(*parts)
     if tmp.resolve() not in target.resolve().parents:  # belt and braces against path tricks
-        return Skipped(member, "unsafe path", "would be written outside the dataset folder")
+        return Skipped(name=member, reason="unsafe path", detail="would be written outside the dataset folder")
     if any(len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for p in parts):
-        return Skipped(member, "name too long", f"a name part is over {MAX_NAME_BYTES} bytes")
+        return Skipped(name=member, reason="name too long", detail=f"a name part is over {MAX_NAME_BYTES} bytes")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
-            return Skipped(member, "duplicate name", "another member has the same name")
+            return Skipped(name=member, reason="duplicate name", detail="another member has the same name")
         target.write_bytes(content)
     except OSError as exc:
         if exc.errno not in (errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ, errno.EEXIST, errno.ENOTDIR,
                              errno.EISDIR):
             raise DataError(f"{label}: cannot write {member} ({exc.strerror}); check free disk space.") from exc
-        return Skipped(member, "unusable name", f"cannot be saved under this name ({exc.strerror})")
+        return Skipped(name=member, reason="unusable name", detail=f"cannot be saved under this name ({exc.strerror})")
     return None

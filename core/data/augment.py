@@ -10,7 +10,7 @@ import numpy as np
 from core.data.transforms import compose
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AugmentConfig:
     flip: bool = False  # random horizontal flip
     rotation: float = 0.0  # max rotation as a fraction of a full turn (0.1 = +-36 degrees)

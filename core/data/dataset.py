@@ -12,7 +12,7 @@ MIN_PER_CLASS_WARNING = 10
 IMBALANCE_WARNING_RATIO = 3.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ImageItem:
     path: str  # absolute path on disk
     relpath: str  # path inside the dataset folder, '/'-separated: the image's name in reports
@@ -21,14 +21,14 @@ class ImageItem:
     origin: str = ""  # for an image labelled from an unlabelled pool (core.data.additions): the pool's folder
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Skipped:
     name: str  # the file or archive member, as the user knows it
     reason: str  # short cause: not an image, corrupt, too many pixels, exact duplicate, ...
     detail: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Dataset:
     name: str
     root: str

@@ -22,7 +22,7 @@ ACTIONS = ("relabel", "exclude")
 VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Override:
     relpath: str
     sha256: str
@@ -52,7 +52,9 @@ def read_overrides(root: str | Path) -> dict[str, Override]:
             raise _malformed(path, f"entry {relpath!r} needs a sha256 and an action ({' or '.join(ACTIONS)})")
         if entry["action"] == "relabel" and not isinstance(entry.get("label"), str):
             raise _malformed(path, f"entry {relpath!r} relabels without a label")
-        out[relpath] = Override(relpath, entry["sha256"], entry["action"], entry.get("label"))
+        out[relpath] = Override(
+            relpath=relpath, sha256=entry["sha256"], action=entry["action"], label=entry.get("label")
+        )
     return out
 
 
@@ -83,7 +85,9 @@ def set_override(dataset: Dataset, relpath: str, action: str | None, label: str 
         overrides.pop(relpath)  # back to the label the folder gives
     else:
         sha = item.sha256 if item is not None else overrides[relpath].sha256
-        overrides[relpath] = Override(relpath, sha, action, label if action == "relabel" else None)
+        overrides[relpath] = Override(
+            relpath=relpath, sha256=sha, action=action, label=label if action == "relabel" else None
+        )
     return write_overrides(dataset.root, overrides)
 
 

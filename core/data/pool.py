@@ -16,7 +16,7 @@ from core.data.scan import candidates_in, class_root, import_record, verdicts
 from core.errors import DataError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Pool:
     name: str
     root: str
@@ -45,16 +45,20 @@ def scan_pool(root: str | Path, name: str | None = None, progress: Callable[[int
     items, duplicates, seen = [], [], dict[str, str]()
     for (path, relpath, _), verdict in zip(candidates, verdicts(root, candidates, prime_size, progress), strict=True):
         if not verdict.digest:
-            skipped.append(Skipped(relpath, verdict.reason, verdict.detail))
+            skipped.append(Skipped(name=relpath, reason=verdict.reason, detail=verdict.detail))
         elif verdict.digest in seen:
-            duplicates.append(Skipped(relpath, "duplicate", f"same bytes as {seen[verdict.digest]} in the pool"))
+            duplicates.append(
+                Skipped(name=relpath, reason="duplicate", detail=f"same bytes as {seen[verdict.digest]} in the pool")
+            )
         else:
             seen[verdict.digest] = relpath
-            items.append(ImageItem(str(path), relpath, "", verdict.digest))
+            items.append(ImageItem(path=str(path), relpath=relpath, label="", sha256=verdict.digest))
     if not items:
         reasons = ", ".join(sorted({s.reason for s in skipped}))
         raise DataError(f"{root} has no usable images: {len(skipped)} file(s) skipped ({reasons}).")
-    return Pool(name or root.name, str(root), tuple(items), tuple(skipped), tuple(duplicates))
+    return Pool(
+        name=name or root.name, root=str(root), items=tuple(items), skipped=tuple(skipped), duplicates=tuple(duplicates)
+    )
 
 
 def against(pool: Pool, dataset: Dataset) -> Pool:
@@ -69,8 +73,13 @@ def against(pool: Pool, dataset: Dataset) -> Pool:
         elif found.origin == pool.root:
             labelled.append(item.relpath)
         else:
-            duplicates.append(Skipped(item.relpath, "duplicate", f"same bytes as {found.relpath} ({found.label}), "
-                                                                 f"already labelled in the dataset"))
+            duplicates.append(
+                Skipped(
+                    name=item.relpath,
+                    reason="duplicate",
+                    detail=f"same bytes as {found.relpath} ({found.label}), already labelled in the dataset",
+                )
+            )
     if not items:
         what = "labelled already" if labelled and len(labelled) == len(pool.items) else \
             "a copy of an image the dataset holds or of another pool image, or labelled already"
@@ -79,7 +88,7 @@ def against(pool: Pool, dataset: Dataset) -> Pool:
     return replace(pool, items=tuple(items), duplicates=tuple(duplicates), labelled=tuple(labelled))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Labelled:
     added: tuple[tuple[str, str], ...]  # (pool file, class)
     refused: tuple[tuple[str, str], ...]  # (pool file, why)
@@ -111,13 +120,13 @@ def label_pool(dataset: Dataset, pool: Pool, labels: dict[str, str]) -> Labelled
         raise DataError("No labels given: choose a class for at least one image.")
     refused = [(f, why) for f, c in labels.items() if (why := _refusal(pool, f, c))]
     if refused:
-        return Labelled((), tuple(refused), str(additions_path(dataset.root)))
+        return Labelled(added=(), refused=tuple(refused), record=str(additions_path(dataset.root)))
     by_path = {a.path: a for a in read_additions(dataset.root)}
     root = Path(pool.root)
     for file, label in labels.items():
         path = str(root / file)
         item = pool.item(file)
         sha = item.sha256 if item else by_path[path].sha256
-        by_path[path] = Addition(path, file, pool.root, sha, class_name(label))
+        by_path[path] = Addition(path=path, file=file, pool=pool.root, sha256=sha, label=class_name(label))
     record = write_additions(dataset.root, list(by_path.values()))
-    return Labelled(tuple((f, class_name(c)) for f, c in labels.items()), (), str(record))
+    return Labelled(added=tuple((f, class_name(c)) for f, c in labels.items()), refused=(), record=str(record))

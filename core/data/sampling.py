@@ -11,7 +11,7 @@ from core.data.dataset import Dataset, ImageItem
 from core.errors import DataError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Sample:
     items: tuple[ImageItem, ...]
     per_class: dict  # class -> images taken
@@ -26,7 +26,7 @@ class Sample:
         return f"{len(self.items):,} images - {self.share:.0%} of {self.total_available:,}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Split:
     train: tuple[ImageItem, ...]
     val: tuple[ImageItem, ...]
@@ -44,10 +44,20 @@ class Split:
     @staticmethod
     def from_json(obj: dict, root: str) -> Split:
         def items(rows):
-            return tuple(ImageItem(r.get("path") or f"{root}/{r['relpath']}", r["relpath"], r["label"], r["sha256"],
-                                   r.get("origin", "")) for r in rows)
+            return tuple(
+                ImageItem(
+                    path=r.get("path") or f"{root}/{r['relpath']}",
+                    relpath=r["relpath"],
+                    label=r["label"],
+                    sha256=r["sha256"],
+                    origin=r.get("origin", ""),
+                )
+                for r in rows
+            )
 
-        return Split(items(obj["train"]), items(obj["val"]), items(obj["test"]), tuple(obj["classes"]))
+        return Split(
+            train=items(obj["train"]), val=items(obj["val"]), test=items(obj["test"]), classes=tuple(obj["classes"])
+        )
 
 
 def _by_class(items) -> dict[str, list[ImageItem]]:
@@ -85,7 +95,7 @@ def sample(dataset: Dataset, per_class: int | None = None, fraction: float | Non
         chosen = rng.permutation(len(group))[:n]
         taken.extend(group[i] for i in sorted(chosen))
         per[label] = n
-    return Sample(tuple(taken), per, len(dataset.items))
+    return Sample(items=tuple(taken), per_class=per, total_available=len(dataset.items))
 
 
 def connected(n: int, pairs) -> list[list[int]]:
@@ -160,8 +170,12 @@ def split(items, val: float = 0.2, test: float = 0.1, seed: int = 0, groups=None
             target = val_items if rank < n_val else test_items if rank < n_val + n_test else train
             target.extend(units[index])
     key = lambda i: i.relpath  # noqa: E731
-    return Split(tuple(sorted(train, key=key)), tuple(sorted(val_items, key=key)), tuple(sorted(test_items, key=key)),
-                 tuple(sorted(labels)))
+    return Split(
+        train=tuple(sorted(train, key=key)),
+        val=tuple(sorted(val_items, key=key)),
+        test=tuple(sorted(test_items, key=key)),
+        classes=tuple(sorted(labels)),
+    )
 
 
 def leak_check(parts: Split, groups, how: str) -> dict:

@@ -75,13 +75,15 @@ def scan_folder(root: str | Path, name: str | None = None, progress: Callable[[i
     for (path, relpath, label), verdict in zip(candidates, checked_all, strict=True):
         checked = verdict.digest
         if not checked:
-            skipped.append(Skipped(relpath, verdict.reason, verdict.detail))
+            skipped.append(Skipped(name=relpath, reason=verdict.reason, detail=verdict.detail))
         elif checked in seen:
             first = seen[checked]
             where = "the same class" if first.label == label else f"class {first.label!r}"
-            skipped.append(Skipped(relpath, "exact duplicate", f"same bytes as {first.relpath} ({where})"))
+            skipped.append(
+                Skipped(name=relpath, reason="exact duplicate", detail=f"same bytes as {first.relpath} ({where})")
+            )
         else:
-            seen[checked] = ImageItem(str(path), relpath, label, checked)
+            seen[checked] = ImageItem(path=str(path), relpath=relpath, label=label, sha256=checked)
             items.append(seen[checked])
     counts = {c: sum(1 for i in items if i.label == c) for c in sorted(labels)}
     empty = [c for c, n in counts.items() if n == 0]
@@ -90,8 +92,16 @@ def scan_folder(root: str | Path, name: str | None = None, progress: Callable[[i
                                           for c in empty)
     if prime_size:
         DEFAULT_CACHE.evict()
-    dataset = Dataset(name or root.name, str(classes_in), tuple(counts), tuple(items), tuple(skipped),
-                      file_warnings + count_warnings(counts), notes, file_warnings=file_warnings)
+    dataset = Dataset(
+        name=name or root.name,
+        root=str(classes_in),
+        classes=tuple(counts),
+        items=tuple(items),
+        skipped=tuple(skipped),
+        warnings=file_warnings + count_warnings(counts),
+        notes=notes,
+        file_warnings=file_warnings,
+    )
     return apply_additions(apply_overrides(dataset))
 
 
@@ -127,15 +137,17 @@ def candidates_in(class_root: Path, *, labelled: bool = True) -> tuple[list[tupl
             continue
         relpath = normalise("/".join(rel_parts))
         if path.is_symlink():
-            skipped.append(Skipped(relpath, "symbolic link", "links are not followed"))
+            skipped.append(Skipped(name=relpath, reason="symbolic link", detail="links are not followed"))
         elif labelled and len(rel_parts) < 2:
-            skipped.append(Skipped(relpath, "not in a class folder",
-                                   "put each image in a folder named after its class"))
+            skipped.append(Skipped(name=relpath, reason="not in a class folder",
+                                   detail="put each image in a folder named after its class"))
         elif path.suffix.lower() not in IMAGE_EXTENSIONS:
-            skipped.append(Skipped(relpath, "not an image",
-                                   f"extension {path.suffix or '(none)'} is not an image type"))
+            skipped.append(Skipped(name=relpath, reason="not an image",
+                                   detail=f"extension {path.suffix or '(none)'} is not an image type"))
         elif kind := not_regular(path):
-            skipped.append(Skipped(relpath, "not a regular file", f"{kind}; only regular files are read"))
+            skipped.append(
+                Skipped(name=relpath, reason="not a regular file", detail=f"{kind}; only regular files are read")
+            )
         else:
             candidates.append((path, relpath, normalise(rel_parts[0]) if labelled else ""))
     return candidates, skipped
@@ -174,12 +186,14 @@ def _check(candidate: tuple[Path, str, str], prime_size: int | None = None) -> V
         with open(path, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
             if prime_size and DEFAULT_CACHE.has((digest, prime_size)):
-                return Verdict(digest, DRAFT_FACTOR * prime_size)  # decoded before: its array is in the cache
+                return Verdict(
+                    digest=digest, min_side=DRAFT_FACTOR * prime_size
+                )  # decoded before: its array is in the cache
             f.seek(0)
             image = open_image(f, relpath, target=prime_size or VALIDATION_SIZE)
         if prime_size and min(image.size) >= DRAFT_FACTOR * prime_size:
             DEFAULT_CACHE.put((digest, prime_size), resize(image, prime_size))
-        return Verdict(digest, min(image.size))
+        return Verdict(digest=digest, min_side=min(image.size))
     except ImageDecodeError as exc:
         return Verdict(reason=exc.reason, detail=str(exc))
     except OSError as exc:

@@ -20,7 +20,7 @@ from core.fileio import atomic_write_json, read_json
 RACY_S = 2.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Verdict:
     """A file's SHA-256 when it decodes (and its shorter side), else why it is skipped."""
     digest: str = ""

@@ -33,7 +33,7 @@ MAX_FILES_PER_ADD = 500  # images added to a class in one go
 MAX_ZIP_BYTES = 1000 * 1000**2  # 1 GB as the browser counts (decimal); server.maxUploadSize = 1000 (MB)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DemoDataset:
     name: str
     description: str
@@ -43,10 +43,20 @@ class DemoDataset:
 
 
 DEMOS = {
-    "digits": DemoDataset("digits", "Handwritten digits 0-9, 8x8 grayscale, dark on light (far from ImageNet)", 10,
-                          1797, "scikit-learn load_digits"),
-    "faces": DemoDataset("faces", "Faces vs non-faces, 25x25 grayscale crops from LFW", 2, 200,
-                         "scikit-image data.lfw_subset"),
+    "digits": DemoDataset(
+        name="digits",
+        description="Handwritten digits 0-9, 8x8 grayscale, dark on light (far from ImageNet)",
+        classes=10,
+        images=1797,
+        source="scikit-learn load_digits",
+    ),
+    "faces": DemoDataset(
+        name="faces",
+        description="Faces vs non-faces, 25x25 grayscale crops from LFW",
+        classes=2,
+        images=200,
+        source="scikit-image data.lfw_subset",
+    ),
 }
 
 

@@ -18,7 +18,7 @@ from core.tf import tf, tf_keras
 SKIP_LAYER_TYPES = ("InputLayer", "Rescaling")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LayerRef:
     name: str  # Keras layer name, or the block name for a block's output
     block: str
@@ -44,10 +44,10 @@ def activation_layers(backbone, *, inner: bool = True) -> list[LayerRef]:
                     continue
                 sub = tf_keras.Model(block.inputs, layer.output)
                 out = tuple(sub.compute_output_shape(shape))
-                refs.append(LayerRef(layer.name, block.name, tuple(out[1:]), False))
+                refs.append(LayerRef(name=layer.name, block=block.name, shape=tuple(out[1:]), is_block_output=False))
         out = tuple(block.compute_output_shape(shape))
         if len(out) == 4:
-            refs.append(LayerRef(block.name, block.name, tuple(out[1:]), True))
+            refs.append(LayerRef(name=block.name, block=block.name, shape=tuple(out[1:]), is_block_output=True))
         shape = out
     return refs
 

@@ -28,7 +28,7 @@ CACHE = NpyCache("blocks", 4 * 1024**3)  # Lite0's pooled blocks are 16 KB an im
 CHUNK = 128  # images decoded and run at a time: memory stays flat however many images there are
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BlockVectors:
     layout: Layout
     vectors: np.ndarray  # (images, layout.width) float32: the blocks' pooled outputs side by side
@@ -105,13 +105,13 @@ def block_vectors(items: Sequence[ImageItem], backbone_name: str, image_size: in
     layout, shas = stored_layout(backbone_name, size), [item.sha256 for item in items]
     packed = packs.find(CACHE, space(backbone_name, size), shas, layout.width) if layout and items else None
     if packed is not None and layout is not None:
-        return BlockVectors(layout, packed, "store", 0)
+        return BlockVectors(layout=layout, vectors=packed, engine="store", computed=0)
     found = [_get(backbone_name, size, item, layout) for item in items]
     missing = [i for i, v in enumerate(found) if v is None]
     if not missing and layout is not None:
         vectors = np.stack(cast(list[np.ndarray], found)) if found else np.zeros((0, layout.width), np.float32)
         packs.write(CACHE, space(backbone_name, size), shas, vectors)
-        return BlockVectors(layout, vectors, "store", 0)
+        return BlockVectors(layout=layout, vectors=vectors, engine="store", computed=0)
     engine = _forward(backbone_name, image_size, tensorflow=tensorflow)
     if engine is None:
         return None
@@ -122,7 +122,7 @@ def block_vectors(items: Sequence[ImageItem], backbone_name: str, image_size: in
     vectors = np.stack(cast(list[np.ndarray], found)) if found else np.zeros((0, layout.width), np.float32)
     packs.write(CACHE, space(backbone_name, size), shas, vectors)
     CACHE.evict()
-    return BlockVectors(layout, vectors, engine, len(missing))
+    return BlockVectors(layout=layout, vectors=vectors, engine=engine, computed=len(missing))
 
 
 def _computed(forward, items: Sequence[ImageItem], size: int, backbone_name: str,

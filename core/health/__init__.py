@@ -24,7 +24,7 @@ from core.health.pixels import CROPS, THUMB, look_at
 from core.progress import Progress, staged
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Health:
     dataset: str
     root: str
@@ -100,7 +100,7 @@ def _cheap_vectors(items: Sequence[ImageItem], backbone: str, image_size: int | 
     return None if found is None else found.final
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DuplicateSearch:
     groups: tuple[tuple[int, ...], ...]  # groups of item indices
     how: str  # a sentence on how they were looked for
@@ -127,7 +127,7 @@ def near_duplicate_groups(items: Sequence[ImageItem], backbone: str, image_size:
     if found.crowded:
         how += (f" This set is crowded (the typical image's nearest neighbour is at {found.median_nearest:.2f} "
                 f"similarity), so only pairs far closer than their images' usual neighbours count.")
-    return DuplicateSearch(found.groups, how, looks, vectors is not None)
+    return DuplicateSearch(groups=found.groups, how=how, looks=looks, with_vectors=vectors is not None)
 
 
 HEALTH_FIRST, HEALTH_AGAIN = "health, vectors computed", "health, vectors stored"  # core.rates kinds, per image
@@ -149,11 +149,24 @@ def check_health(dataset: Dataset, backbone: str, image_size: int | None = None,
     issues, label_check = _label_issues(items, vectors, dataset.classes, seed, progress)
     odd = odd_reasons(looks)
     rates.record(HEALTH_FIRST if computed else HEALTH_AGAIN, seconds=time.monotonic() - start, units=len(items))
-    return Health(dataset.name, dataset.root, backbone, dataset.classes, len(items), tuple(issues), label_check,
-                  tuple(tuple(items[i].relpath for i in g) for g in groups), duplicate_check,
-                  imbalance(dataset.counts()), tuple({"file": items[i].relpath, "reason": r} for i, r in odd.items()),
-                  engine, computed, round(time.monotonic() - start, 2), len(dataset.overrides.get("applied", [])),
-                  scanned_images(dataset))
+    return Health(
+        dataset=dataset.name,
+        root=dataset.root,
+        backbone=backbone,
+        classes=dataset.classes,
+        images=len(items),
+        label_issues=tuple(issues),
+        label_check=label_check,
+        near_duplicates=tuple(tuple(items[i].relpath for i in g) for g in groups),
+        duplicate_check=duplicate_check,
+        imbalance=imbalance(dataset.counts()),
+        odd_images=tuple({"file": items[i].relpath, "reason": r} for i, r in odd.items()),
+        engine=engine,
+        computed=computed,
+        seconds=round(time.monotonic() - start, 2),
+        corrections=len(dataset.overrides.get("applied", [])),
+        scanned=scanned_images(dataset),
+    )
 
 
 def _label_issues(items, vectors, classes, seed, progress) -> tuple[list[dict], str]:

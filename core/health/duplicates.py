@@ -36,7 +36,7 @@ LISTED = 10  # neighbours listed per image and signal: the K-th is the usual one
 CHUNK = 20_000  # pairs compared at once: 2 x 60 MB of thumbnails
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NearDuplicates:
     groups: tuple[tuple[int, ...], ...]  # indices into the items, each group sorted, largest group first
     pairs: int  # pairs judged copies
@@ -108,4 +108,4 @@ def near_duplicates(thumbs: np.ndarray, vectors: np.ndarray | None) -> NearDupli
     firsts, seconds, median = similar_pairs(thumbs, vectors)
     joined = [g for g in connected(len(thumbs), zip(firsts.tolist(), seconds.tolist(), strict=True)) if len(g) > 1]
     groups = sorted((tuple(g) for g in joined), key=lambda g: (-len(g), g))
-    return NearDuplicates(tuple(groups), len(firsts), median >= CROWDED, median)
+    return NearDuplicates(groups=tuple(groups), pairs=len(firsts), crowded=median >= CROWDED, median_nearest=median)

@@ -18,7 +18,7 @@ from core.model.probe import folds_for, probe_model
 from core.model.vectors import unit_rows
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LabelIssue:
     index: int  # into the items
     given: int
@@ -85,4 +85,7 @@ def label_issues(probs: np.ndarray, labels: np.ndarray) -> list[LabelIssue]:
     ranked = find_label_issues(labels, probs, filter_by="predicted_neq_given",
                                return_indices_ranked_by="self_confidence")
     scores = get_label_quality_scores(labels, probs, method="self_confidence")
-    return [LabelIssue(int(i), int(labels[i]), int(probs[i].argmax()), float(scores[i])) for i in ranked]
+    return [
+        LabelIssue(index=int(i), given=int(labels[i]), suggested=int(probs[i].argmax()), score=float(scores[i]))
+        for i in ranked
+    ]

@@ -24,7 +24,7 @@ SPACE = f"thumb{THUMB}-crops{len(CROPS)}-blur{BLUR}"  # a change to how looks ar
 ROW = 3 + len(CROPS) * THUMB * THUMB  # width, height, spread, the thumbnails
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Look:
     width: int
     height: int
@@ -45,7 +45,7 @@ def _look(item: ImageItem, cached_size: int | None = None) -> Look:
         width, height = header.size
     grey = _grey(item, cached_size)
     spread = float(np.asarray(grey.resize((4 * THUMB, 4 * THUMB), Image.Resampling.BOX), dtype=np.float32).std())
-    return Look(width, height, spread, np.stack([_thumb(grey, crop) for crop in CROPS]))
+    return Look(width=width, height=height, spread=spread, thumb=np.stack([_thumb(grey, crop) for crop in CROPS]))
 
 
 def _thumb(grey: Image.Image, crop: float) -> np.ndarray:
@@ -68,7 +68,12 @@ def look_at(items: Sequence[ImageItem], progress: Callable[[int, int], None] | N
     def one(item):
         kept = LOOKS.get(SPACE, item.sha256, lambda row: row.shape == (ROW,))
         if kept is not None:
-            return Look(int(kept[0]), int(kept[1]), float(kept[2]), kept[3:].reshape(len(CROPS), THUMB * THUMB))
+            return Look(
+                width=int(kept[0]),
+                height=int(kept[1]),
+                spread=float(kept[2]),
+                thumb=kept[3:].reshape(len(CROPS), THUMB * THUMB),
+            )
         try:
             look = _look(item, cached_size)
         except (ImageDecodeError, OSError):

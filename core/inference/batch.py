@@ -28,7 +28,7 @@ CHUNK = 64  # images decoded and classified together: two TFLite batches
 UNKNOWN = "none of these"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Batch:
     results: list[dict]  # core.inference.predict.predict_sources' dicts, in the order the images were found
     skipped: list[Skipped]  # zip members and folder files that are not images, unsafe, or missing
@@ -59,7 +59,7 @@ def _folder_images(folder: Path, skipped: list[Skipped]) -> Iterator[tuple[str, 
         if is_junk(path.relative_to(folder).parts):
             continue
         if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            skipped.append(Skipped(str(path), "not an image", "extension is not an image type"))
+            skipped.append(Skipped(name=str(path), reason="not an image", detail="extension is not an image type"))
         elif kind := not_regular(path):
             skipped.append(_not_regular(str(path), kind))
         else:
@@ -68,8 +68,8 @@ def _folder_images(folder: Path, skipped: list[Skipped]) -> Iterator[tuple[str, 
 
 def _not_regular(name: str, kind: str) -> Skipped:
     if kind == "missing":
-        return Skipped(name, "not found", "no such file or folder")
-    return Skipped(name, "not a regular file", f"{kind}; only regular files are read")
+        return Skipped(name=name, reason="not found", detail="no such file or folder")
+    return Skipped(name=name, reason="not a regular file", detail=f"{kind}; only regular files are read")
 
 
 def _zip_members(source: bytes | Path, name: str, skipped: list[Skipped],
@@ -80,7 +80,7 @@ def _zip_members(source: bytes | Path, name: str, skipped: list[Skipped],
         for member, content in zip_images(source, name, skipped, limits):
             yield f"{name}:{member}", content
     except DataError as exc:
-        skipped.append(Skipped(name, "archive refused", str(exc)))
+        skipped.append(Skipped(name=name, reason="archive refused", detail=str(exc)))
 
 
 def sources(paths: list[str | Path], skipped: list[Skipped], limits: ZipLimits = ZipLimits(),
@@ -151,4 +151,4 @@ def predict_batch(run_id: str, paths: list[str | Path], k: int = 3, names: dict[
             results += chunk_results
             if progress is not None:
                 progress(len(results), max(total, len(results)))
-    return Batch(results, skipped, model.engine, time.perf_counter() - start)
+    return Batch(results=results, skipped=skipped, engine=model.engine, seconds=time.perf_counter() - start)

@@ -30,7 +30,7 @@ from core.model.metrics import accuracy_text
 from core.tf import tf_keras
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExportResult:
     path: Path
     format: str
@@ -118,7 +118,9 @@ def export_run(run_id: str, fmt: str, out: str | Path) -> ExportResult:
         if fmt == "web":  # the checked ONNX model goes into the page, which is then the whole export
             _write_page(tmp, rm, size)
         tmp.rename(out)
-        return ExportResult(out, fmt, len(images), agreement, diff)
+        return ExportResult(
+            path=out, format=fmt, checked_images=len(images), top1_agreement=agreement, max_abs_diff=diff
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

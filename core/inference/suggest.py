@@ -31,7 +31,7 @@ DEFAULT_PICKS = 20
 STREAM = 256  # pool images decoded at a time for a fine-tuned run's own vectors
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Suggestions:
     picks: tuple[dict, ...]  # {file, path, score, reason, guess, probability}, best first
     new_class_candidates: tuple[dict, ...]  # {file, path, guess, probability}: far from every labelled class
@@ -108,4 +108,14 @@ def _suggestions(ranking: Ranking, pool: Pool, probs: np.ndarray, classes: tuple
     duplicates = tuple({"file": d.name, "why": d.detail} for d in pool.duplicates)
     skipped = tuple({"file": s.name, "reason": f"{s.reason} ({s.detail})" if s.detail else s.reason}
                     for s in pool.skipped)
-    return Suggestions(picks, new_class, duplicates, skipped, ranking.strategy, seconds, labelled, pool.root, model)
+    return Suggestions(
+        picks=picks,
+        new_class_candidates=new_class,
+        duplicates=duplicates,
+        skipped=skipped,
+        strategy=ranking.strategy,
+        seconds=seconds,
+        labelled=labelled,
+        pool=pool.root,
+        model=model,
+    )

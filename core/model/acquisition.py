@@ -33,14 +33,14 @@ MINI_BATCH = 2_048
 MAX_CLUSTERS = 500  # k-means cost grows with clusters; beyond this the largest uncovered clusters are the same
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Pick:
     index: int  # into the pool
     score: float  # the strategy's measure, higher first: typicality, or 1 - margin
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Ranking:
     picks: tuple[Pick, ...]
     new_class: tuple[int, ...]  # pool indices the "none of these" rule flags: maybe a class not labelled yet
@@ -61,8 +61,8 @@ def rank(pool: np.ndarray, labelled: np.ndarray, labels: np.ndarray, probs: np.n
     rest = np.flatnonzero(~flagged)
     used = resolve(strategy, len(labels) / max(len(classes), 1))
     chosen = pick(used, n, pool[rest], labelled, probs[rest], classes, seed)
-    picks = tuple(Pick(int(rest[p.index]), p.score, p.reason) for p in chosen)
-    return Ranking(picks, tuple(int(i) for i in np.flatnonzero(flagged)), used, unlike)
+    picks = tuple(Pick(index=int(rest[p.index]), score=p.score, reason=p.reason) for p in chosen)
+    return Ranking(picks=picks, new_class=tuple(int(i) for i in np.flatnonzero(flagged)), strategy=used, unlike=unlike)
 
 
 def resolve(strategy: str, labels_per_class: float) -> str:
@@ -82,7 +82,7 @@ def pick(strategy: str, n: int, pool: np.ndarray, labelled: np.ndarray, probs: n
         return []
     if strategy == "random":
         order = np.random.default_rng(seed).permutation(len(pool))[:n]
-        return [Pick(int(i), 0.0, "drawn at random (the baseline)") for i in order]
+        return [Pick(index=int(i), score=0.0, reason="drawn at random (the baseline)") for i in order]
     if strategy == "diverse":
         return typical(n, pool, labelled, seed)
     return margin(n, pool, probs, classes, seed)
@@ -122,11 +122,13 @@ def typical(n: int, pool: np.ndarray, labelled: np.ndarray, seed: int = 0) -> li
             continue
         typicality = _typicality(vectors[len(labelled) + members])
         best = int(members[int(typicality.argmax())])
-        picks.append(Pick(best, float(typicality.max()), _typical_reason(int(sizes[c]), c in covered)))
+        picks.append(
+            Pick(index=best, score=float(typicality.max()), reason=_typical_reason(int(sizes[c]), c in covered))
+        )
         if len(picks) == n:
             break
     top = max(p.score for p in picks)
-    return [Pick(p.index, round(p.score / top, 4), p.reason) for p in picks]
+    return [Pick(index=p.index, score=round(p.score / top, 4), reason=p.reason) for p in picks]
 
 
 def _typical_reason(size: int, covered: bool) -> str:
@@ -144,7 +146,10 @@ def margin(n: int, pool: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]
         np.arange(len(candidates))
     chosen = [int(candidates[np.flatnonzero(clusters == c)[0]]) for c in np.unique(clusters)]  # least sure first
     chosen.sort(key=lambda i: gaps[i])
-    return [Pick(i, round(float(1.0 - gaps[i]), 4), _margin_reason(probs[i], classes)) for i in chosen[:n]]
+    return [
+        Pick(index=i, score=round(float(1.0 - gaps[i]), 4), reason=_margin_reason(probs[i], classes))
+        for i in chosen[:n]
+    ]
 
 
 def _margin_reason(p: np.ndarray, classes: tuple[str, ...]) -> str:

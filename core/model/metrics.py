@@ -33,7 +33,7 @@ def accuracy_text(accuracy: float | None, interval: list | tuple | None) -> str:
     return f"{accuracy:.1%}" + (f" ({interval[0]:.1%}-{interval[1]:.1%})" if interval else "")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Predictions:
     """Probabilities for one split, with the true labels (class indices) and image names."""
 

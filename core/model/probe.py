@@ -28,7 +28,7 @@ def probe_model(seed: int):
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, tol=1e-3, random_state=seed))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Score:
     accuracy: float
     std: float
@@ -57,7 +57,7 @@ def cross_validated(vectors: np.ndarray, labels: np.ndarray, seed: int = 0) -> S
     from sklearn.model_selection import cross_val_score
 
     scores = cross_val_score(probe_model(seed), vectors, labels, cv=_folds(labels, seed))
-    return Score(float(scores.mean()), float(scores.std()))
+    return Score(accuracy=float(scores.mean()), std=float(scores.std()))
 
 
 def neighbour_score(vectors: np.ndarray, labels: np.ndarray, seed: int = 0) -> Score:
@@ -68,7 +68,7 @@ def neighbour_score(vectors: np.ndarray, labels: np.ndarray, seed: int = 0) -> S
     for train, held in _folds(labels, seed).split(vectors, labels):
         head = NeighbourHead().fit(vectors[train], labels[train], classes, seed)
         scores.append(float((head.probs(vectors[held]).argmax(1) == labels[held]).mean()))
-    return Score(float(np.mean(scores)), float(np.std(scores)))
+    return Score(accuracy=float(np.mean(scores)), std=float(np.std(scores)))
 
 
 def depth_scores(block_vectors: Callable[[int], np.ndarray], blocks: int, labels: np.ndarray, seed: int = 0,

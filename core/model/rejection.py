@@ -20,7 +20,7 @@ QUANTILE = 0.99
 PREFIX = "rejection/"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RejectionRule:
     means: np.ndarray  # (classes, dim) unit-length mean direction of each class's training vectors
     threshold: float  # cosine distance above which an image is "none of these"
@@ -42,8 +42,8 @@ class RejectionRule:
         """The run's rule, or None for a run trained before the rule existed."""
         if f"{PREFIX}means" not in weights:
             return None
-        return RejectionRule(weights[f"{PREFIX}means"], float(weights[f"{PREFIX}threshold"]),
-                             float(weights[f"{PREFIX}quantile"]))
+        return RejectionRule(means=weights[f"{PREFIX}means"], threshold=float(weights[f"{PREFIX}threshold"]),
+                             quantile=float(weights[f"{PREFIX}quantile"]))
 
     def to_json(self) -> dict:
         """The rule as an export's metadata carries it: enough to apply it with numpy alone."""
@@ -64,4 +64,4 @@ def fit_rule(vectors: np.ndarray, labels: np.ndarray, num_classes: int, quantile
     others[alone] = sums[labels][alone]
     held_out = 1.0 - np.einsum("nd,nd->n", unit, unit_rows(others))
     threshold = float(np.quantile(held_out, quantile)) if len(held_out) else 1.0
-    return RejectionRule(unit_rows(sums), threshold, quantile)
+    return RejectionRule(means=unit_rows(sums), threshold=threshold, quantile=quantile)

@@ -62,8 +62,15 @@ def size_figure(analysis: Analysis) -> go.Figure:
     if analysis.fit:
         top = max([*sizes, *(f.per_class for f in analysis.forecast)])
         xs = np.geomspace(1, top, 60)
-        fig.add_trace(go.Scatter(x=xs, y=Fit(*analysis.fit)(xs), mode="lines", name="fitted a - b·n^-c",
-                                 line=dict(color=FIT_COLOR)))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=Fit(**dict(zip("abc", analysis.fit, strict=True)))(xs),
+                mode="lines",
+                name="fitted a - b·n^-c",
+                line=dict(color=FIT_COLOR),
+            )
+        )
     if analysis.forecast:
         f = analysis.forecast
         fig.add_trace(go.Scatter(x=[p.per_class for p in f], y=[p.accuracy for p in f], mode="markers",

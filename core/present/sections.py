@@ -26,14 +26,14 @@ from core.runs.sweeps import load_sweep
 GALLERY = 12  # misclassified images with Grad-CAM (the slides show the first SLIDE_GALLERY)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Table:
     rows: list[dict]
     columns: list[str]
     highlight: dict[str, int | None] | None = None  # column -> the row to mark best
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Section:
     anchor: str
     title: str
@@ -47,7 +47,7 @@ class Section:
     report_only: bool = False  # settings and long tables: the report keeps them, the slides leave them out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Story:
     """The cover (a title, a lead sentence, key numbers, small print) and the sections, in order."""
     title: str
@@ -76,9 +76,14 @@ def run_story(run_id: str) -> Story:
     note = f"Run {run.id}; intervals are 95% Wilson intervals for the size of each split. {_made()}"
     sections = (*_run_sections(run, views, summary), _trust_section(run),
                 *analysis_sections(run.config.dataset, run.config.backbone, run.config.frozen_blocks))
-    return Story(f"Run {run.id}", f"{backbone_title(summary.backbone)} on {summary.dataset}", lead, cards, note,
-                 sections)
-
+    return Story(
+        title=f"Run {run.id}",
+        heading=f"{backbone_title(summary.backbone)} on {summary.dataset}",
+        lead=lead,
+        cards=cards,
+        note=note,
+        sections=sections,
+    )
 
 
 def split_words(dataset: dict) -> str:
@@ -120,17 +125,34 @@ def _run_sections(run, views: RunViews, summary: RunSummary) -> tuple[Section, .
     per_class = [{k: (f"{v:.1%}" if k in ("precision", "recall", "f1") else v) for k, v in r.items()}
                  for r in views.predictions["val"].per_class()]
     return (
-        Section("configuration", "Configuration", table=Table(config_rows, ["setting", "value"]), report_only=True),
-        Section("dataset", "Dataset", report_only=True, table=Table(dataset_rows, ["class", "images", "sampled"]),
-                text=f"{len(d.get('classes', []))} classes, {d.get('images', 0):,} usable images, "
-                     f"{sum((d.get('skipped') or {}).values())} skipped; {split_words(d)}."),
-        Section("curves", "Training curves", figures=(views.curves(),)),
-        Section("metrics", "Per-class metrics (validation)", report_only=True,
-                table=Table(per_class, ["class", "precision", "recall", "f1", "support"])),
-        Section("confusion", "Confusion matrix (validation)", figures=(views.confusion(),)),
-        Section("misclassified", "Misclassified examples, with Grad-CAM (where the model looked)",
-                gallery=tuple(views.misclassified(k=GALLERY, saliency=True)),
-                empty="Every validation image was classified correctly."),
+        Section(
+            anchor="configuration",
+            title="Configuration",
+            table=Table(rows=config_rows, columns=["setting", "value"]),
+            report_only=True,
+        ),
+        Section(
+            anchor="dataset",
+            title="Dataset",
+            report_only=True,
+            table=Table(rows=dataset_rows, columns=["class", "images", "sampled"]),
+            text=f"{len(d.get('classes', []))} classes, {d.get('images', 0):,} usable images, "
+            f"{sum((d.get('skipped') or {}).values())} skipped; {split_words(d)}.",
+        ),
+        Section(anchor="curves", title="Training curves", figures=(views.curves(),)),
+        Section(
+            anchor="metrics",
+            title="Per-class metrics (validation)",
+            report_only=True,
+            table=Table(rows=per_class, columns=["class", "precision", "recall", "f1", "support"]),
+        ),
+        Section(anchor="confusion", title="Confusion matrix (validation)", figures=(views.confusion(),)),
+        Section(
+            anchor="misclassified",
+            title="Misclassified examples, with Grad-CAM (where the model looked)",
+            gallery=tuple(views.misclassified(k=GALLERY, saliency=True)),
+            empty="Every validation image was classified correctly.",
+        ),
     )
 
 
@@ -157,11 +179,16 @@ def _trust_section(run) -> Section:
                      f"{len(health.near_duplicates)} near-duplicate groups, {len(health.odd_images)} odd images; "
                      f"{health.imbalance['text']}")
     reliability = (figures.reliability_diagram(*trust.reliability_rows(run)),) if m.get("ece") is not None else ()
-    return Section("trust", "How far these numbers can be trusted", lines=tuple(lines), figures=reliability,
-                   note="Accuracies carry 95% Wilson intervals for the size of their split.")
+    return Section(
+        anchor="trust",
+        title="How far these numbers can be trusted",
+        lines=tuple(lines),
+        figures=reliability,
+        note="Accuracies carry 95% Wilson intervals for the size of their split.",
+    )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LatestAnalysis:
     analysis: Analysis
     cut: int | None  # the index of the run's last frozen block
@@ -179,7 +206,7 @@ def _latest_analysis(dataset: str, backbone: str, frozen_blocks: int) -> LatestA
     cut = len(analysis.depth) - 1 if frozen_blocks == ALL else frozen_blocks - 1
     forecast = "; ".join(f"{f.per_class} training images per class: about {f.accuracy:.1%} ({f.low:.1%} to "
                          f"{f.high:.1%})" for f in analysis.forecast) or "too few sizes to fit a curve"
-    return LatestAnalysis(analysis, cut if cut >= 0 else None, forecast)
+    return LatestAnalysis(analysis=analysis, cut=cut if cut >= 0 else None, forecast=forecast)
 
 
 def analysis_sections(dataset: str, backbone: str, frozen_blocks: int) -> tuple[Section, ...]:
@@ -192,11 +219,11 @@ def analysis_sections(dataset: str, backbone: str, frozen_blocks: int) -> tuple[
         return _backbones_section(dataset)
     analysis, cut, forecast = found.analysis, found.cut, found.forecast
     return (*_backbones_section(dataset),
-            Section("analysis", "Transfer analysis: which block's features carry the classes",
+            Section(anchor="analysis", title="Transfer analysis: which block's features carry the classes",
                     text=f"Linear probes on every block's pooled output ({analysis.images} images, "
                          f"{analysis.per_class} in the smallest class; k-fold accuracy). Best block: "
                          f"{analysis.depth[analysis.best_block].block}.", figures=(depth_figure(analysis, cut),)),
-            Section("analysis-size", "How much data: accuracy by training-set size, and the forecast",
+            Section(anchor="analysis-size", title="How much data: accuracy by training-set size, and the forecast",
                     figures=(size_figure(analysis),),
                     note=f"Forecast (an estimate from the fitted curve, 95% bootstrap interval): {forecast}."))
 
@@ -211,8 +238,8 @@ def _backbones_section(dataset: str) -> tuple[Section, ...]:
     if comparison is None:
         return ()
     rows = backbone_rows(comparison)
-    return (Section("backbones", "Which backbone: every backbone probed on the same sample and folds",
-                    text=f"Suggested: {comparison.reason}", table=Table(rows, list(rows[0])),
+    return (Section(anchor="backbones", title="Which backbone: every backbone probed on the same sample and folds",
+                    text=f"Suggested: {comparison.reason}", table=Table(rows=rows, columns=list(rows[0])),
                     figures=(backbones_figure(comparison),),
                     note=f"{comparison.images} images, {comparison.per_class} in the smallest class; linear probes "
                          "(k-fold mean ± std) and the k-NN head on the same folds; speed measured on the machine "
@@ -229,16 +256,27 @@ def sweep_story(sweep_id: str) -> Story:
         f"Best validation accuracy: {rows[top]['val acc']:.1%} ({rows[top]['val 95% CI']}), run {rows[top]['run']}."
         if top is not None else "No run has finished yet."))
     highlight = {c: best(rows, c) for c in ("train acc", "val acc", "test acc")}
-    sections = [Section("comparison", "Comparison", table=Table(rows, COLUMNS, highlight))]
+    sections = [
+        Section(anchor="comparison", title="Comparison", table=Table(rows=rows, columns=COLUMNS, highlight=highlight))
+    ]
     points = learning_curve_points(runs)
     if points:
-        sections.append(Section("learning-curve", "Learning curve", figures=(figures.learning_curve(points),)))
+        sections.append(
+            Section(anchor="learning-curve", title="Learning curve", figures=(figures.learning_curve(points),))
+        )
     if runs:
         config = runs[0].config
         sections += analysis_sections(config.dataset, config.backbone, config.frozen_blocks)
-    sections += [Section(f"run-{row['run']}", f"Run {row['run']}", report_only=True, figures=(
+    sections += [Section(anchor=f"run-{row['run']}", title=f"Run {row['run']}", report_only=True, figures=(
         figures.training_curves(load_run(row["run"]).history(), f"Training curves: {row['run']}"),)) for row in rows]
-    return Story(f"Sweep {sweep.name}", f"Sweep {sweep.name}", lead, (), _made(), tuple(sections))
+    return Story(
+        title=f"Sweep {sweep.name}",
+        heading=f"Sweep {sweep.name}",
+        lead=lead,
+        cards=(),
+        note=_made(),
+        sections=tuple(sections),
+    )
 
 
 def story(target: str) -> Story:

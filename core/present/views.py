@@ -21,14 +21,14 @@ from core.runs.summary import RunSummary
 EMBEDDING_POINTS = 2_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Saliency:
     overlay: Image.Image  # the heat map over the image
     heat: np.ndarray  # in [0, 1], the image's height and width
     class_name: str  # the class it explains
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ActivationViews:
     tiles: Image.Image  # the grid of the strongest channels' maps
     mean_overlay: Image.Image  # the channels' mean over the image
@@ -139,12 +139,12 @@ class RunViews:
             heat, index = insight.gradcam(self.model, array, class_index, layer)
         else:
             heat, index = insight.smoothgrad(self.model, array, class_index)
-        return Saliency(insight.saliency_overlay(array, heat), heat, self.model.classes[index])
+        return Saliency(overlay=insight.saliency_overlay(array, heat), heat=heat, class_name=self.model.classes[index])
 
     def activation_views(self, array: np.ndarray, layer: str, n: int = 16) -> ActivationViews:
         maps = insight.activations(self.model.backbone, array, layer)
         tiles, channels = insight.activation_grid(maps, n)
-        return ActivationViews(tiles, insight.channel_mean_overlay(array, maps), channels)
+        return ActivationViews(tiles=tiles, mean_overlay=insight.channel_mean_overlay(array, maps), channels=channels)
 
     def before_after(self, array: np.ndarray, layer: str, n: int = 8) -> tuple[Image.Image, Image.Image]:
         """The same activation grid on the original pretrained backbone and on this run's backbone."""

@@ -27,7 +27,7 @@ NO_RAY = ("Runs are meant for the Ray cluster at {address} (STUDIO_RAY_ADDRESS),
           "machine.")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExecutorInfo:
     kind: str  # "local" or "ray"
     address: str  # "" for the local queue
@@ -68,7 +68,7 @@ class LocalQueue:
         jobs.ensure_workers()
 
     def info(self) -> ExecutorInfo:
-        return ExecutorInfo("local", "", 1, os.cpu_count() or 1, _local_gpus())
+        return ExecutorInfo(kind="local", address="", nodes=1, cpus=os.cpu_count() or 1, gpus=_local_gpus())
 
 
 def _local_gpus() -> int:
@@ -100,15 +100,22 @@ class ClusterQueue:
 
     def info(self) -> ExecutorInfo:
         if not ray_installed():
-            return ExecutorInfo(self.kind, self.address, 0, 0, 0, problem=NO_RAY.format(address=self.address))
+            return ExecutorInfo(
+                kind=self.kind,
+                address=self.address,
+                nodes=0,
+                cpus=0,
+                gpus=0,
+                problem=NO_RAY.format(address=self.address),
+            )
         from core.runs.remote import cluster_resources, connect
 
         try:
             connect(self.address)
             nodes, cpus, gpus = cluster_resources()
         except StudioError as exc:
-            return ExecutorInfo(self.kind, self.address, 0, 0, 0, problem=str(exc))
-        return ExecutorInfo(self.kind, self.address, nodes, cpus, gpus)
+            return ExecutorInfo(kind=self.kind, address=self.address, nodes=0, cpus=0, gpus=0, problem=str(exc))
+        return ExecutorInfo(kind=self.kind, address=self.address, nodes=nodes, cpus=cpus, gpus=gpus)
 
     def _dispatcher_pid(self) -> int | None:
         try:

@@ -166,7 +166,7 @@ def _node_split(split: dict, images: list | None) -> Split:
     def moved(items):
         return tuple(replace(i, path=str(kept_image(i.sha256, suffix_of(i.path)))) for i in items)
 
-    return Split(moved(drawn.train), moved(drawn.val), moved(drawn.test), drawn.classes)
+    return Split(train=moved(drawn.train), val=moved(drawn.val), test=moved(drawn.test), classes=drawn.classes)
 
 
 def fetch_missing(wanted: list[tuple[str, str]], images: list) -> None:

@@ -85,7 +85,7 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Run:
     id: str
     dir: Path
@@ -134,7 +134,7 @@ def create_run(config: TrainConfig, run_id: str | None = None, owner: str | None
               "message": f"waiting for the cluster at {cluster}" if cluster else "waiting for the worker",
               **({"cluster": cluster} if cluster else {})}
     atomic_write_json(folder / "status.json", status)
-    return Run(run_id, folder, config, status)
+    return Run(id=run_id, dir=folder, config=config, status=status)
 
 
 def update_status(run_id: str, **fields) -> dict:
@@ -181,7 +181,7 @@ def read_predictions(folder: Path) -> dict[str, Predictions]:
         part = [r for r in rows[1:] if r[0] == split_name]
         probs = np.array([[float(v) for v in r[6:]] for r in part], dtype=np.float64).reshape(len(part), len(classes))
         labels = np.array([index[r[2]] for r in part], dtype=int)
-        out[split_name] = Predictions(tuple(r[1] for r in part), labels, probs, classes)
+        out[split_name] = Predictions(names=tuple(r[1] for r in part), labels=labels, probs=probs, classes=classes)
     return out
 
 
@@ -208,14 +208,20 @@ def load_run(run_id: str, *, verify: bool = True) -> Run:
         config = TrainConfig.from_json(read_json(folder / "config.json"))
         status = read_json(folder / "status.json")
     except (OSError, ValueError, TypeError) as exc:
-        return Run(run_id, folder, TrainConfig(), {"state": RunState.FAILED}, (f"config or status unreadable ({exc})",))
+        return Run(
+            id=run_id,
+            dir=folder,
+            config=TrainConfig(),
+            status={"state": RunState.FAILED},
+            damaged=(f"config or status unreadable ({exc})",),
+        )
     damaged: tuple[str, ...] = ()
     state = RunState.of(status)
     if state == RunState.COMPLETED and verify:
         damaged = tuple(manifest_problems(folder))
     elif state.active and not pid_alive(status.get("pid")) and (state == RunState.RUNNING or status.get("pid")):
         status = _mark_dead(run_id, status)
-    return Run(run_id, folder, config, status, damaged)
+    return Run(id=run_id, dir=folder, config=config, status=status, damaged=damaged)
 
 
 def _mark_dead(run_id: str, status: dict) -> dict:

@@ -11,7 +11,7 @@ from core.model.metrics import accuracy_text, wilson
 from core.runs.store import Run, RunState
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunSummary:
     id: str
     state: RunState
@@ -44,12 +44,29 @@ class RunSummary:
         trainable, frozen = m.get("trainable_params", 0), m.get("frozen_params", 0)
         sample = str(c.per_class) if c.per_class else f"{c.fraction:.0%}" if c.fraction else "all"
         return RunSummary(
-            run.id, run.state, run.status.get("owner"), "; ".join(run.damaged) or run.status.get("message", ""),
-            d.get("name", c.dataset.replace("\\", "/").rsplit("/", 1)[-1]), c.backbone, frozen_text(c.frozen_blocks),
-            sample, max(taken.values()) if taken else c.per_class, d.get("sample_size"), d.get("sample_share"),
-            c.augment.enabled, c.head, c.epochs, m.get("train_accuracy"), m.get("val_accuracy"),
-            m.get("test_accuracy"), m.get("seconds"), trainable / (trainable + frozen) if trainable + frozen else None,
-            _interval(m, d, "val"), _interval(m, d, "test"), sample_text(c.per_class, c.fraction))
+            id=run.id,
+            state=run.state,
+            owner=run.status.get("owner"),
+            message="; ".join(run.damaged) or run.status.get("message", ""),
+            dataset=d.get("name", c.dataset.replace("\\", "/").rsplit("/", 1)[-1]),
+            backbone=c.backbone,
+            frozen=frozen_text(c.frozen_blocks),
+            sample=sample,
+            per_class=max(taken.values()) if taken else c.per_class,
+            images=d.get("sample_size"),
+            share=d.get("sample_share"),
+            augmented=c.augment.enabled,
+            head=c.head,
+            epochs=c.epochs,
+            train_accuracy=m.get("train_accuracy"),
+            val_accuracy=m.get("val_accuracy"),
+            test_accuracy=m.get("test_accuracy"),
+            seconds=m.get("seconds"),
+            trainable_share=trainable / (trainable + frozen) if trainable + frozen else None,
+            val_interval=_interval(m, d, "val"),
+            test_interval=_interval(m, d, "test"),
+            sample_words=sample_text(c.per_class, c.fraction),
+        )
 
     @property
     def frozen_phrase(self) -> str:

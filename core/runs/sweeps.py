@@ -27,7 +27,7 @@ from core.training.config import TrainConfig
 from core.training.plan import nominal_seconds
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SweepSpec:
     base: TrainConfig
     per_class: tuple = (20, 50)
@@ -56,7 +56,7 @@ class SweepSpec:
 
     @staticmethod
     def from_json(data: dict) -> SweepSpec:
-        return SweepSpec(TrainConfig.from_json(data["base"]),
+        return SweepSpec(base=TrainConfig.from_json(data["base"]),
                          **{k: tuple(v) for k, v in data.items() if k != "base"})
 
 
@@ -77,7 +77,7 @@ def _path(sweep_id: str) -> Path:
     return _dir() / f"{sweep_id}.json"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Sweep:
     id: str
     spec: SweepSpec
@@ -125,8 +125,13 @@ def load_sweep(sweep_id: str) -> Sweep:
     if not path.is_file():
         raise RunError(f"No sweep {sweep_id!r}.")
     data = read_json(path)
-    return Sweep(data["id"], SweepSpec.from_json(data["spec"]), tuple(data["run_ids"]), data["created"],
-                 data.get("name", data["id"]))
+    return Sweep(
+        id=data["id"],
+        spec=SweepSpec.from_json(data["spec"]),
+        run_ids=tuple(data["run_ids"]),
+        created=data["created"],
+        name=data.get("name", data["id"]),
+    )
 
 
 def list_sweeps() -> list[Sweep]:
@@ -144,7 +149,9 @@ def create_sweep(spec: SweepSpec, name: str = "", *, executor: executors.Executo
     for config in points:
         config.validate()
     sweep_id = "sweep-" + time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
-    sweep = Sweep(sweep_id, spec, tuple([None] * len(points)), time.time(), name or sweep_id)
+    sweep = Sweep(
+        id=sweep_id, spec=spec, run_ids=tuple([None] * len(points)), created=time.time(), name=name or sweep_id
+    )
     _save(sweep)
     return resume(sweep.id, executor=executor)
 
@@ -158,7 +165,7 @@ def resume(sweep_id: str, *, executor: executors.Executor | None = None) -> Swee
     for i, (config, run) in enumerate(zip(sweep.spec.points(), sweep.runs(), strict=True)):
         if run is None or run.state in (RunState.FAILED, RunState.CANCELLED, RunState.DAMAGED):
             run_ids[i] = executor.submit(config)
-            sweep = Sweep(sweep.id, sweep.spec, tuple(run_ids), sweep.created, sweep.name)
+            sweep = Sweep(id=sweep.id, spec=sweep.spec, run_ids=tuple(run_ids), created=sweep.created, name=sweep.name)
             _save(sweep)  # after each submission, so a crash here loses nothing
     executor.ensure()
     return sweep

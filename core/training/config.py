@@ -12,7 +12,7 @@ from core.errors import TrainingError
 from core.model.heads import DenseSchedule, new_head
 
 HEADS = ("dense", "logreg", "svm", "knn", "nearest-mean")
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     dataset: str = "digits"  # demo name, folder path or zip path
     backbone: str = DEFAULT_BACKBONE
@@ -89,5 +89,5 @@ class TrainConfig:
 
     def new_head(self, num_classes: int):
         """An untrained head of this config's kind, with its dropout, class weighting and schedule."""
-        schedule = DenseSchedule(self.learning_rate, self.epochs, self.batch_size)
+        schedule = DenseSchedule(learning_rate=self.learning_rate, epochs=self.epochs, batch_size=self.batch_size)
         return new_head(self.head, num_classes, dropout=self.dropout, balanced=self.class_weight, schedule=schedule)

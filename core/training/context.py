@@ -16,7 +16,7 @@ PROGRESS_INTERVAL_S = 0.5
 HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainProgress:
     """Where a training run is, for a progress bar."""
 
@@ -33,7 +33,7 @@ class Cancelled(Exception):
     """Training stopped because the user asked."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainingContext:
     """What every stage shares: the config, the callbacks, the strategy and the stage timings."""
     config: TrainConfig
@@ -49,7 +49,7 @@ class TrainingContext:
 
     def report(self, phase: str, **values) -> None:
         if self.progress:
-            self.progress(TrainProgress(phase, **values))
+            self.progress(TrainProgress(phase=phase, **values))
 
     def add_epoch(self, phase, epoch: int, seconds: float, metrics: dict) -> None:
         """One history row (the columns the Results page plots, None where a metric was not measured)."""
@@ -92,7 +92,15 @@ class BatchWatch:
         if self.ctx.progress and (now - self._last >= PROGRESS_INTERVAL_S or batch + 1 == batches):
             self._last = now
             done, total = epoch_index * batches + batch + 1, self.phase.epochs * batches
-            self.ctx.progress(TrainProgress(self.phase.name, epoch, self.total_epochs, batch + 1, batches,
-                                            {k: float(v) for k, v in metrics.items()},
-                                            (now - self._started) / done * (total - done)))
+            self.ctx.progress(
+                TrainProgress(
+                    phase=self.phase.name,
+                    epoch=epoch,
+                    epochs=self.total_epochs,
+                    batch=batch + 1,
+                    batches=batches,
+                    metrics={k: float(v) for k, v in metrics.items()},
+                    eta_seconds=(now - self._started) / done * (total - done),
+                )
+            )
         return bool(self.ctx.should_stop and self.ctx.should_stop())

@@ -22,7 +22,7 @@ from core.training.keras_parts import (
 from core.training.plan import CUTS, EPOCH_VECTORS, IMAGES, VECTORS, Phase, RunPlan
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Models:
     """The Keras models a dense head trains in: cut -> probabilities (trainable), cut -> vectors,
     vector -> probabilities (head only), and what fit() trains on the plan's input."""
@@ -64,7 +64,15 @@ def build_models(ctx: TrainingContext, plan: RunPlan, backbone, summary, num_cla
         fit = trainable if plan.consumes != IMAGES else _full_model(ctx, plan, backbone, summary.input_size, head,
                                                                    trainable)
     unfrozen = backbone.unfrozen_variables(plan.frozen) if backbone is not None and not layered else []
-    return Models(head, trainable, to_vectors, head_only, fit, blocks, unfrozen)
+    return Models(
+        head=head,
+        trainable=trainable,
+        vectors=to_vectors,
+        head_only=head_only,
+        fit=fit,
+        trainable_blocks=blocks,
+        unfrozen=unfrozen,
+    )
 
 
 def assign_rates(model: TrainableModel, phase: Phase, models: Models) -> None:

@@ -6,7 +6,7 @@ import contextlib
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Environment:
     tensorflow: str
     tf_keras: str

@@ -24,7 +24,7 @@ STREAM = 256  # images decoded and run through the frozen part at a time when on
 PARTS = ("train", "val", "test")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Inputs:
     """What the trainable part trains on, each by part name (train, val, test)."""
     labels: dict  # class indices
@@ -86,7 +86,7 @@ def _stored_vectors(ctx: TrainingContext, plan: RunPlan, split: Split, summary) 
         return None
     ctx.timings.update(frozen_forward="feature store", decoded_images=0)
     cuts = _by_part(vectors, _counts(split))
-    return Inputs(_labels(split), fit=cuts, cuts=cuts)
+    return Inputs(labels=_labels(split), fit=cuts, cuts=cuts)
 
 
 def frozen_model(backbone, frozen: int, size: int):
@@ -126,7 +126,15 @@ def augmented_features(augment, forward, images: np.ndarray, epochs: int, progre
                 raise Cancelled(f"cancelled while augmenting the images of epoch {epoch + 1}")
             if progress and (time.monotonic() - last >= PROGRESS_INTERVAL_S or b + 1 == batches):
                 last = time.monotonic()
-                progress(TrainProgress("augment", epoch + 1, epochs, epoch * batches + b + 1, epochs * batches))
+                progress(
+                    TrainProgress(
+                        phase="augment",
+                        epoch=epoch + 1,
+                        epochs=epochs,
+                        batch=epoch * batches + b + 1,
+                        batches=epochs * batches,
+                    )
+                )
     return out if out is not None else np.zeros((epochs, 0, 0), np.float32)
 
 
@@ -145,7 +153,7 @@ def _frozen_outputs(ctx: TrainingContext, plan: RunPlan, backbone, summary, forw
         with ctx.timed("augment"):
             per_epoch = augmented_features(ArrayAugmenter(config.augment, config.seed), forward, images["train"],
                                            config.epochs, ctx.progress, ctx.should_stop)
-    return Inputs(_labels(split), fit=fit if plan.cached else images, images=images, cuts=cuts,
+    return Inputs(labels=_labels(split), fit=fit if plan.cached else images, images=images, cuts=cuts,
                   per_epoch=per_epoch)
 
 
@@ -168,7 +176,7 @@ def _streamed(ctx: TrainingContext, plan: RunPlan, backbone, summary, forward, s
                 raise Cancelled("cancelled while running the images through the frozen blocks")
     ctx.timings["decoded_images"] = DEFAULT_CACHE.decoded - before
     cuts = _by_part(vectors, _counts(split))
-    return Inputs(_labels(split), fit=cuts, cuts=cuts)
+    return Inputs(labels=_labels(split), fit=cuts, cuts=cuts)
 
 
 def _frozen_forward(ctx: TrainingContext, plan: RunPlan, backbone, summary):

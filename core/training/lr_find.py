@@ -30,7 +30,7 @@ WINDOW = 9  # batches in the centred average drawn and read (no lag, unlike a ru
 DIVERGED = 4.0  # stop once the running average is this many times its minimum
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RateCurve:
     phase: str  # head | fine-tune
     rates: tuple[float, ...]
@@ -137,7 +137,14 @@ def find_learning_rate(config: TrainConfig, split: Split, phase: str = "head", s
         raise TrainingError(f"The loss diverged within {len(rates)} batches even at {start:g}; the inputs may be "
                             f"broken (check the dataset).")
     suggested, steepest = suggest(rates, losses)
-    return RateCurve(phase, tuple(rates), tuple(losses), suggested, steepest, time.perf_counter() - start_time)
+    return RateCurve(
+        phase=phase,
+        rates=tuple(rates),
+        losses=tuple(losses),
+        suggested=suggested,
+        steepest=steepest,
+        seconds=time.perf_counter() - start_time,
+    )
 
 
 def _train_inputs(prepared, phase: str) -> np.ndarray:

@@ -38,7 +38,7 @@ def nominal_seconds(config: TrainConfig, images: int) -> float:
     return seconds
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Phase:
     name: str  # head | fine-tune | fit (a head fitted in one step)
     epochs: int
@@ -46,7 +46,7 @@ class Phase:
     head_learning_rate: float | None = None  # fine-tuning: the head keeps its own rate (None: learning_rate)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunPlan:
     frozen: int  # blocks frozen from the input side
     num_blocks: int
@@ -81,15 +81,18 @@ class RunPlan:
 def plan_phases(config: TrainConfig, frozen: int, num_blocks: int) -> list[Phase]:
     """Head only on a frozen backbone first, then fine-tune from block `frozen` at a lower rate."""
     if config.head != "dense":
-        return [Phase("fit", 1, None)]
+        return [Phase(name="fit", epochs=1, learning_rate=None)]
     if frozen == num_blocks:
-        return [Phase("head", config.epochs, config.learning_rate)]
+        return [Phase(name="head", epochs=config.epochs, learning_rate=config.learning_rate)]
     fine_lr, head_lr = config.learning_rate * config.fine_tune_lr_factor, config.learning_rate
     if not config.two_phase or config.epochs < 2:
-        return [Phase("fine-tune", config.epochs, fine_lr, head_lr)]
+        return [Phase(name="fine-tune", epochs=config.epochs, learning_rate=fine_lr, head_learning_rate=head_lr)]
     head = config.head_epochs if config.head_epochs is not None else max(1, config.epochs // 2)
     head = min(max(head, 1), config.epochs - 1)
-    return [Phase("head", head, head_lr), Phase("fine-tune", config.epochs - head, fine_lr, head_lr)]
+    return [
+        Phase(name="head", epochs=head, learning_rate=head_lr),
+        Phase(name="fine-tune", epochs=config.epochs - head, learning_rate=fine_lr, head_learning_rate=head_lr),
+    ]
 
 
 def _dense_input(config: TrainConfig, split: Split, summary: BackboneSummary, frozen: int, precompute: bool) -> str:
@@ -122,5 +125,14 @@ def plan_run(config: TrainConfig, split: Split, summary: BackboneSummary, *, dis
         consumes = _dense_input(config, split, summary, frozen, precompute)
     engine = "tflite" if precompute and frozen in summary.converted_cuts else "tensorflow"
     build = distributed or engine == "tensorflow" or frozen < summary.num_blocks or consumes == IMAGES
-    return RunPlan(frozen, summary.num_blocks, engine, consumes, precompute, build, config.head,
-                   tuple(plan_phases(config, frozen, summary.num_blocks)), selective)
+    return RunPlan(
+        frozen=frozen,
+        num_blocks=summary.num_blocks,
+        engine=engine,
+        consumes=consumes,
+        precompute=precompute,
+        build_backbone=build,
+        head=config.head,
+        phases=tuple(plan_phases(config, frozen, summary.num_blocks)),
+        selective=selective,
+    )

@@ -18,7 +18,7 @@ from core.fileio import atomic_write_json, read_json
 from core.health import near_duplicate_groups
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunData:
     dataset: Dataset
     sample: Sample
@@ -34,7 +34,7 @@ def sample_split(config, progress: Callable[[int, int], None] | None = None,
     chosen = sample(dataset, config.per_class, config.fraction, config.seed)
     groups, how = _duplicate_groups(chosen, config)
     parts = split(chosen.items, config.val_fraction, config.test_fraction, config.seed, groups)
-    return RunData(dataset, chosen, parts, leak_check(parts, groups, how))
+    return RunData(dataset=dataset, sample=chosen, split=parts, leak_check=leak_check(parts, groups, how))
 
 
 def _duplicate_groups(chosen: Sample, config) -> tuple[list[list[str]], str]:

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 from core.training.plan import EPOCH_VECTORS, VECTORS, RunPlan, plan_run
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainResult:
     history: list[dict]
     predictions: dict[str, Predictions]
@@ -87,7 +87,7 @@ def _convert_first(ctx: TrainingContext) -> None:
                     store.TRAINING_PARTS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Loaded:
     plan: RunPlan
     backbone: Backbone | None  # the TensorFlow backbone, when the plan needs one
@@ -117,7 +117,7 @@ def _load(ctx: TrainingContext, split: Split) -> _Loaded:
             backbone, summary = _build_backbone(ctx)
         summary = replace(summary, converted_cuts=frozenset())
         plan = plan_run(config, split, summary, distributed=distributed)
-    return _Loaded(plan, backbone, summary, forward)
+    return _Loaded(plan=plan, backbone=backbone, summary=summary, forward=forward)
 
 
 def _fit_in_one_step(ctx: TrainingContext, head, vectors: dict, labels: dict, num_classes: int) -> dict:
@@ -135,7 +135,7 @@ def _fit_in_one_step(ctx: TrainingContext, head, vectors: dict, labels: dict, nu
     return probs
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Calibration:
     probs: dict  # each part's probabilities, temperature-scaled
     rule: RejectionRule  # the "none of these" rule
@@ -154,10 +154,10 @@ def _calibrate(head, probs: dict, labels: dict, vectors: dict, num_classes: int)
                "ece": ece(scaled["val"], labels["val"]), "test_ece": ece(scaled["test"], labels["test"]),
                "rejection_threshold": rule.threshold,
                "val_unknown_share": float(flagged.mean()) if flagged is not None else None}
-    return _Calibration(scaled, rule, metrics)
+    return _Calibration(probs=scaled, rule=rule, metrics=metrics)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Prepared:
     """A run up to its first batch: the plan, what it loaded, its inputs and, for a dense head, the untrained
     Keras models."""
@@ -170,7 +170,7 @@ class Prepared:
     split: Split
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Fitted:
     """The trained head, each part's probabilities and the training and validation images' final feature
     vectors (the rejection rule's)."""
@@ -185,7 +185,9 @@ def prepare(config: TrainConfig, split: Split, *, progress: Callable[[TrainProgr
     """Plan the run, load what the plan needs, gather its inputs (decoded, through the frozen part) and build
     the dense head's Keras models when it trains in TensorFlow. `strategy`: a tf.distribute.Strategy, or None."""
     config.validate()
-    ctx = TrainingContext(config, progress, should_stop, on_epoch, strategy)
+    ctx = TrainingContext(
+        config=config, progress=progress, should_stop=should_stop, on_epoch=on_epoch, strategy=strategy
+    )
     with ctx.timed("load"):
         loaded = _load(ctx, split)
     plan, backbone, summary = loaded.plan, loaded.backbone, loaded.summary
@@ -196,7 +198,7 @@ def prepare(config: TrainConfig, split: Split, *, progress: Callable[[TrainProgr
         from core.training.dense import build_models
 
         models = build_models(ctx, plan, backbone, summary, len(split.classes))
-    return Prepared(ctx, plan, backbone, summary, inputs, models, split)
+    return Prepared(ctx=ctx, plan=plan, backbone=backbone, summary=summary, inputs=inputs, models=models, split=split)
 
 
 def numpy_head(plan: RunPlan, ctx: TrainingContext) -> bool:
@@ -213,15 +215,18 @@ def fit(prepared: Prepared) -> Fitted:
         from core.training.dense import fit_dense, trained_vectors
 
         probs = fit_dense(ctx, plan, models, inputs)
-        return Fitted(models.head, probs, trained_vectors(ctx, plan, prepared.backbone, prepared.summary, models,
-                                                          inputs))
+        return Fitted(
+            head=models.head,
+            probs=probs,
+            vectors=trained_vectors(ctx, plan, prepared.backbone, prepared.summary, models, inputs),
+        )
     if plan.head == "dense":
         head, probs = fit_dense_numpy(ctx, plan, inputs, num_classes)
-        return Fitted(head, probs, inputs.need("cuts"))
+        return Fitted(head=head, probs=probs, vectors=inputs.need("cuts"))
     head = ctx.config.new_head(num_classes)
     with ctx.timed("fit"):
         cuts = inputs.need("cuts")
-        return Fitted(head, _fit_in_one_step(ctx, head, cuts, inputs.labels, num_classes), cuts)
+        return Fitted(head=head, probs=_fit_in_one_step(ctx, head, cuts, inputs.labels, num_classes), vectors=cuts)
 
 
 def finish(prepared: Prepared, fitted: Fitted) -> TrainResult:
@@ -231,11 +236,23 @@ def finish(prepared: Prepared, fitted: Fitted) -> TrainResult:
     probs = calibrated.probs
     tuned = prepared.backbone.tuned_weights(plan.frozen) if plan.fine_tunes and prepared.backbone else {}
     weights = {**fitted.head.weights(), **calibrated.rule.weights(), **tuned}
-    predictions = {n: Predictions(tuple(i.relpath for i in getattr(split, n)), labels[n], probs[n], classes)
-                   for n in PARTS}
+    predictions = {
+        n: Predictions(
+            names=tuple(i.relpath for i in getattr(split, n)), labels=labels[n], probs=probs[n], classes=classes
+        )
+        for n in PARTS
+    }
     trainable, frozen = parameter_counts(prepared.summary, plan.frozen, len(classes))
-    return TrainResult(prepared.ctx.history, predictions, {**summarize(predictions), **calibrated.metrics},
-                       prepared.ctx.timings, weights, trainable, frozen, plan)
+    return TrainResult(
+        history=prepared.ctx.history,
+        predictions=predictions,
+        metrics={**summarize(predictions), **calibrated.metrics},
+        timings=prepared.ctx.timings,
+        weights=weights,
+        trainable_params=trainable,
+        frozen_params=frozen,
+        plan=plan,
+    )
 
 
 def train(config: TrainConfig, split: Split, progress: Callable[[TrainProgress], None] | None = None,

@@ -24,7 +24,7 @@ def balanced_weights(labels: np.ndarray) -> dict[int, float]:
 _BUILDING = threading.Lock()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DenseSchedule:
     """How DenseHead.fit trains the head alone on fixed vectors (TrainConfig's defaults)."""
     learning_rate: float = 1e-2
