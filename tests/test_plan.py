@@ -8,7 +8,9 @@ from core.data.dataset import ImageItem
 from core.data.sampling import Split
 from core.errors import TrainingError
 from core.training.config import TrainConfig
-from core.training.plan import CACHE_LIMIT_BYTES, CUTS, EPOCH_VECTORS, IMAGES, VECTORS, plan_run
+from core.training.plan import CACHE_LIMIT_BYTES, Consumes, plan_run
+
+VECTORS, CUTS, EPOCH_VECTORS, IMAGES = Consumes.VECTORS, Consumes.CUTS, Consumes.EPOCH_VECTORS, Consumes.IMAGES
 
 BLOCKS = tuple(
     BlockInfo(name=f"b{i}", params=10, trainable_params=8, output_shape=(56 // (i + 1), 56 // (i + 1), 16))

@@ -12,12 +12,14 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from core import paths
 from core.analysis import forecast as forecasting
 from core.backbones.depth import ALL
+from core.backbones.registry import Engine
 from core.features.blocks import BlockVectors, block_vectors
 from core.fileio import atomic_write_json, read_json
 from core.model import probe
@@ -47,7 +49,7 @@ class Analysis:
     per_class: int  # images per class in the sample (the smallest class)
     images: int
     layered: bool  # False: an opaque layer, its final vector only
-    engine: str  # what ran the forward pass: tflite | tensorflow | store
+    engine: Engine | Literal["store"]  # what ran the forward pass (store: nothing had to run)
     computed: int  # images that went through the backbone (the rest came from the feature store)
     depth: tuple[DepthPoint, ...]
     sizes: tuple[SizePoint, ...]

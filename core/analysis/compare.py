@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import asdict, dataclass, replace
+from typing import Literal
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from core import paths
 from core.analysis import depth_points, sampled, saved_path, suggested_depth
 from core.backbones import describe, get_spec, store
 from core.backbones.depth import ALL, frozen_text
-from core.backbones.registry import backbone_title
+from core.backbones.registry import Engine, Source, backbone_title
 from core.features.blocks import block_vectors
 from core.fileio import atomic_write_json, read_json
 from core.model import probe
@@ -38,7 +39,7 @@ class BackboneRow:
     params: int
     mb: float  # float32 weights, as the exported files hold them
     images_per_second: float
-    engine: str  # what ran the timed forward: tflite | tensorflow
+    engine: Engine | Literal[""]  # what ran the timed forward ("" before it is timed)
     best_block: str
     best_accuracy: float
     best_std: float
@@ -112,7 +113,21 @@ def pareto_front(rows) -> tuple[str, ...]:
 
 def compare(spec: str, models: list[str], *, per_class: int | None = None, fraction: float | None = None,
             seed: int = 0, progress: Progress | None = None) -> Comparison:
-    """Every backbone in `models` on one sample of a dataset spec; saved as the latest comparison for it."""
+    """Which backbone suits this dataset: every backbone in `models` on one sample of it. Saved as the latest
+    comparison for the dataset; backbones already measured on the same sample are not run again.
+
+    Args:
+        spec: the dataset (a folder, a demo name or a zip).
+        models: registry names; a bundled one not yet converted is converted first (with progress).
+        per_class: images a class in the sample; fraction: or a share of each class (neither: the default).
+        seed: the sample's and the probes' seed.
+        progress: (stage, done, total), each stage named after its backbone.
+
+    Returns:
+        Comparison: a row per backbone (accuracy of the best and last block's linear probe and of k-NN, each with
+        its spread, the speed on this machine with its range, size) and the suggested backbone and depth, with
+        the reason.
+    """
     start = time.perf_counter()
     dataset, items, classes, labels = sampled(spec, per_class=per_class, fraction=fraction, seed=seed,
                                               progress=progress)
@@ -167,7 +182,7 @@ def _row(name: str, items, labels: np.ndarray, seed: int, progress: Progress | N
     params = describe(name).params
     return BackboneRow(
         model=name,
-        pretrained=get_spec(name).source != "random",
+        pretrained=get_spec(name).source != Source.RANDOM,
         input_size=get_spec(name).input_size,
         params=params,
         mb=round(params * 4 / 2**20, 1),
@@ -219,7 +234,9 @@ def timed(rows: list[BackboneRow], progress: Progress | None = None) -> list[Bac
     the median and the range of each. Kept per machine for this set of backbones and engines."""
     from core.backbones import tflite_run
 
-    engines = {r.model: "tflite" if tflite_run.whole_converted(r.model, r.input_size) else "tensorflow" for r in rows}
+    engines: dict[str, Engine] = {
+        r.model: "tflite" if tflite_run.whole_converted(r.model, r.input_size) else "tensorflow" for r in rows
+    }
     key = "|".join(sorted(f"{r.model}-{r.input_size}px-{engines[r.model]}" for r in rows))
     path = paths.cache_dir() / "throughput.json"
     try:
@@ -233,7 +250,7 @@ def timed(rows: list[BackboneRow], progress: Progress | None = None) -> list[Bac
                     speed_low=min(known[key][r.model]), speed_high=max(known[key][r.model])) for r in rows]
 
 
-def _interleaved(rows: list[BackboneRow], engines: dict[str, str], progress: Progress | None) -> dict[str, list]:
+def _interleaved(rows: list[BackboneRow], engines: dict[str, Engine], progress: Progress | None) -> dict[str, list]:
     """Images per second of each backbone in each of ROUNDS rounds, the backbones taking turns."""
     from core.backbones import tflite_run
 

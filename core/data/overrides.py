@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal, get_args
 
 from core.data.dataset import Dataset, ImageItem, count_warnings
 from core.data.records import beside, read_entries
@@ -18,7 +19,8 @@ from core.errors import DataError
 from core.fileio import atomic_write_json
 
 SUFFIX = ".overrides.json"
-ACTIONS = ("relabel", "exclude")
+Action = Literal["relabel", "exclude"]
+ACTIONS: tuple[Action, ...] = get_args(Action)
 VERSION = 1
 
 
@@ -26,7 +28,7 @@ VERSION = 1
 class Override:
     relpath: str
     sha256: str
-    action: str  # relabel | exclude
+    action: Action
     label: str | None = None  # the right class, for relabel
 
     def to_json(self) -> dict:

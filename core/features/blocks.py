@@ -17,6 +17,7 @@ from typing import Literal, cast, overload
 import numpy as np
 
 from core.backbones.inference import Layout, pooled_blocks_model, run_batches
+from core.backbones.registry import Engine, Source
 from core.data.arrays import array_chunks
 from core.data.dataset import ImageItem
 from core.data.npy_cache import NpyCache
@@ -32,7 +33,7 @@ CHUNK = 128  # images decoded and run at a time: memory stays flat however many 
 class BlockVectors:
     layout: Layout
     vectors: np.ndarray  # (images, layout.width) float32: the blocks' pooled outputs side by side
-    engine: str  # tflite | tensorflow | store (nothing had to run)
+    engine: Engine | Literal["store"]  # store: nothing had to run
     computed: int  # images that went through the backbone; the others came from the store
 
     def block(self, index: int) -> np.ndarray:
@@ -74,7 +75,7 @@ def _forward(backbone_name: str, image_size: int | None, *, tensorflow: bool = T
     from core.backbones import get_spec, load_backbone
     from core.tf import tf_keras
 
-    if get_spec(backbone_name).source == "random":  # the store keys vectors by name: the same weights each time
+    if get_spec(backbone_name).source == Source.RANDOM:  # the store keys vectors by name: the same weights each time
         tf_keras.utils.set_random_seed(0)
     backbone = load_backbone(backbone_name, image_size)
     model, layout = pooled_blocks_model(backbone)

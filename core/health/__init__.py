@@ -139,8 +139,21 @@ def estimate(images: int, *, first_time: bool) -> rates.Estimate:
                           guess_per_unit=0.1 if first_time else 0.02)
 
 
-def check_health(dataset: Dataset, backbone: str, image_size: int | None = None, seed: int = 0,
+def check_health(dataset: Dataset, backbone: str, *, image_size: int | None = None, seed: int = 0,
                  progress: Progress | None = None) -> Health:
+    """Everything that can be wrong with a dataset before training on it.
+
+    Args:
+        dataset: the scanned images (core.data.sources.load_dataset).
+        backbone: the registry name whose feature vectors the duplicate and label checks read.
+        image_size: the input size (None: the backbone's own).
+        seed: for the label check's folds.
+        progress: (stage, done, total) as the vectors, the looks and the checks go.
+
+    Returns:
+        Health: class counts and imbalance, near-duplicate groups (and how they were looked for), likely label
+        issues (LabelIssue records) and odd images (OddImage records), with how long it took.
+    """
     start = time.monotonic()
     items = list(dataset.items)
     vectors, engine, computed = _vectors(items, backbone, image_size, progress)

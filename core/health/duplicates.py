@@ -105,6 +105,18 @@ def _share(sims: np.ndarray, usual: np.ndarray, first: np.ndarray, second: np.nd
 
 
 def near_duplicates(thumbs: np.ndarray, vectors: np.ndarray | None) -> NearDuplicates:
+    """Groups of images that are copies of each other, in less than quadratic time: each image's nearest others
+    in each signal, then the relative rule (a pair counts when it is far nearer than both images' usual
+    neighbours).
+
+    Args:
+        thumbs: (n, 3 * 256) grey thumbnails of three crops per image (core.health.pixels), float32.
+        vectors: (n, d) feature vectors, or None to judge by the thumbnails alone.
+
+    Returns:
+        NearDuplicates: the groups (item indices, largest first), the pairs judged copies, and whether the set is
+        crowded (its typical nearest neighbour is close), with that median similarity.
+    """
     firsts, seconds, median = similar_pairs(thumbs, vectors)
     joined = [g for g in connected(len(thumbs), zip(firsts.tolist(), seconds.tolist(), strict=True)) if len(g) > 1]
     groups = sorted((tuple(g) for g in joined), key=lambda g: (-len(g), g))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
+from core.backbones.registry import Engine
 from core.data.archive import ZipLimits, zip_images
 from core.data.dataset import Skipped
 from core.data.decode import IMAGE_EXTENSIONS
@@ -32,7 +33,7 @@ UNKNOWN = "none of these"
 class Batch:
     results: list[dict]  # core.inference.predict.predict_sources' dicts, in the order the images were found
     skipped: list[Skipped]  # zip members and folder files that are not images, unsafe, or missing
-    engine: str  # tflite | tensorflow
+    engine: Engine
     seconds: float
 
     @property

@@ -86,7 +86,21 @@ def _metadata(rm) -> dict:
 
 
 def export_run(run_id: str, fmt: str, out: str | Path) -> ExportResult:
-    """Write the export folder `out` (model + labels.txt + USAGE.md) and verify it."""
+    """Export a finished run's classifier, loaded back and checked before it is kept.
+
+    Args:
+        run_id: a completed run.
+        fmt: one of core.inference.formats.FORMATS (its entry in EXPORTS writes and checks it).
+        out: a folder that must not exist yet.
+
+    Returns:
+        ExportResult: the folder (model, labels.txt, metadata.json, USAGE.md), its format, how many validation
+        images were checked and the top-1 agreement and largest probability difference with the run.
+
+    Raises:
+        StudioError: an unknown format, an existing folder, a head the format cannot hold, or an export that
+        disagrees with the run on any validation image (nothing is left behind then).
+    """
     if fmt not in FORMATS:
         raise StudioError(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
     out = Path(out)

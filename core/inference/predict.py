@@ -18,7 +18,7 @@ import numpy as np
 
 from core.backbones import load_backbone, tflite_run
 from core.backbones.depth import ALL
-from core.backbones.registry import get_spec
+from core.backbones.registry import Engine, get_spec
 from core.data.decode import ImageDecodeError, load_array
 from core.data.parallel import parallel_map
 from core.errors import RunError
@@ -47,8 +47,8 @@ class RunModel:
         self.lite = tflite_run.whole_forward(run.config.backbone, run.config.image_size) if frozen else None
 
     @property
-    def engine(self) -> str:
-        """What computes the feature vectors: tflite (a frozen run, converted) | tensorflow."""
+    def engine(self) -> Engine:
+        """What computes the feature vectors: tflite (a frozen run, converted) or tensorflow."""
         return "tflite" if self.lite is not None else "tensorflow"
 
     @property

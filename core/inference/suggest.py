@@ -52,7 +52,25 @@ class Suggestions:
 
 def suggest(data: str, pool_spec: str, *, run_id: str | None = None, n: int = DEFAULT_PICKS, strategy: str = "auto",
             seed: int = 0, progress: Progress | None = None) -> Suggestions:
-    """n pool images to label next (the rest of the pool unranked), with the model's guess and a reason each."""
+    """Which unlabelled images to label next.
+
+    Args:
+        data: the labelled dataset (a folder, a demo name or a zip).
+        pool_spec: the folder of unlabelled images.
+        run_id: a finished run whose head and rule judge the pool; None fits the default head on the labelled
+            images.
+        n: how many to pick (at least 1).
+        strategy: "auto", "uncertainty", "diverse" or "random" (core.model.acquisition).
+        seed: for the random and diverse strategies.
+        progress: (stage, done, total) through dataset, pool, features and ranking.
+
+    Returns:
+        Suggestions: the picks (file, the model's guess, a reason), the images set apart as a possible new class,
+        the files skipped with why, and the strategy that ran.
+
+    Raises:
+        DataError: no labelled images, an empty pool, or n below 1.
+    """
     start, tell = time.monotonic(), progress or (lambda stage, done, total: None)
     if n < 1:
         raise DataError(f"Ask for at least one image to label, got {n}.")

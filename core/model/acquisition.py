@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, cast, get_args
 
 import numpy as np
 
@@ -23,7 +24,8 @@ from core.model.neighbours import nearest_others
 from core.model.rejection import RejectionRule, fit_rule
 from core.model.vectors import unit_rows
 
-STRATEGIES = ("auto", "uncertainty", "diverse", "random")
+Strategy = Literal["auto", "uncertainty", "diverse", "random"]
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 SWITCH_PER_CLASS = 4
 NEIGHBOURS = 20  # TypiClust's typicality: the mean distance to this many nearest neighbours
 CANDIDATES = 5  # margin: candidates per pick, clustered for diversity
@@ -44,15 +46,32 @@ class Pick:
 class Ranking:
     picks: tuple[Pick, ...]
     new_class: tuple[int, ...]  # pool indices the "none of these" rule flags: maybe a class not labelled yet
-    strategy: str  # the one that ran (auto resolved)
+    strategy: Strategy  # the one that ran (auto resolved)
     unlike: float = 0.0  # the share of the pool the rule flagged; over MAX_NEW_SHARE nothing is set apart
 
 
 def rank(pool: np.ndarray, labelled: np.ndarray, labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...], *,
          n: int, strategy: str = "auto", seed: int = 0, rule: RejectionRule | None = None) -> Ranking:
-    """The pool's images the rule flags set apart (not ranked), and n picks from the rest. rule: the run's, else
-    one fitted on the labelled vectors. When the rule flags most of the pool, the pool as a whole looks unlike
-    the labelled images (other cameras, sizes, light) and the whole pool is ranked."""
+    """Which pool images to label next. When the rule flags most of the pool, the pool as a whole looks unlike
+    the labelled images (other cameras, sizes, light) and the whole pool is ranked.
+
+    Args:
+        pool: the unlabelled images' feature vectors (m, d).
+        labelled: the labelled images' feature vectors (k, d), and labels their class indices (k,).
+        probs: the model's class probabilities for the pool (m, classes).
+        classes: the class names, in index order.
+        n: how many to pick.
+        strategy: one of STRATEGIES; "auto" is diverse below SWITCH_PER_CLASS labels a class, else uncertainty.
+        seed: for the random and diverse strategies.
+        rule: the run's "none of these" rule; None fits one on the labelled vectors.
+
+    Returns:
+        Ranking: the picks (pool index, score, reason), the pool images set apart as a possible new class, the
+        strategy that ran and the share of the pool the rule flagged.
+
+    Raises:
+        ValueError: an unknown strategy.
+    """
     rule = rule or fit_rule(labelled, labels, len(classes))
     flagged = rule.unknown(pool) if len(pool) else np.zeros(0, bool)
     unlike = float(flagged.mean()) if len(pool) else 0.0
@@ -65,12 +84,12 @@ def rank(pool: np.ndarray, labelled: np.ndarray, labels: np.ndarray, probs: np.n
     return Ranking(picks=picks, new_class=tuple(int(i) for i in np.flatnonzero(flagged)), strategy=used, unlike=unlike)
 
 
-def resolve(strategy: str, labels_per_class: float) -> str:
+def resolve(strategy: str, labels_per_class: float) -> Strategy:
     """The strategy a name means: auto adapts to the labels per class."""
     if strategy not in STRATEGIES:
         raise ValueError(f"Unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
     if strategy != "auto":
-        return strategy
+        return cast(Strategy, strategy)  # one of STRATEGIES, checked above
     return "diverse" if labels_per_class < SWITCH_PER_CLASS else "uncertainty"
 
 

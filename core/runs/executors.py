@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from core import paths
 from core.errors import RunError, StudioError
@@ -27,9 +27,12 @@ NO_RAY = ("Runs are meant for the Ray cluster at {address} (STUDIO_RAY_ADDRESS),
           "machine.")
 
 
+ExecutorKind = Literal["local", "ray"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class ExecutorInfo:
-    kind: str  # "local" or "ray"
+    kind: ExecutorKind
     address: str  # "" for the local queue
     nodes: int
     cpus: float
@@ -46,7 +49,7 @@ class ExecutorInfo:
 
 
 class Executor(Protocol):
-    kind: str
+    kind: ExecutorKind
 
     def submit(self, config: TrainConfig, *, owner: str | None = None) -> str:
         """Queue a run; return its id."""
@@ -59,7 +62,7 @@ class Executor(Protocol):
 
 
 class LocalQueue:
-    kind = "local"
+    kind: ExecutorKind = "local"
 
     def submit(self, config: TrainConfig, *, owner: str | None = None) -> str:
         return jobs.submit(config, owner=owner)
@@ -80,7 +83,7 @@ def _local_gpus() -> int:
 class ClusterQueue:
     """Runs queued for a Ray cluster are trained by the dispatcher (core.runs.dispatch), one Ray task each.
     Only info() loads Ray, when a page asks what the cluster holds."""
-    kind = "ray"
+    kind: ExecutorKind = "ray"
 
     def __init__(self, address: str):
         self.address = address

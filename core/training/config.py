@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Literal, get_args
 
 from core.backbones.depth import ALL
 from core.backbones.registry import DEFAULT_BACKBONE
@@ -11,7 +12,9 @@ from core.data.augment import AugmentConfig
 from core.errors import TrainingError
 from core.model.heads import DenseSchedule, new_head
 
-HEADS = ("dense", "logreg", "svm", "knn", "nearest-mean")
+# dense (softmax + dropout) | logreg | svm (scikit-learn) | knn | nearest-mean (no training)
+HeadKind = Literal["dense", "logreg", "svm", "knn", "nearest-mean"]
+HEADS: tuple[HeadKind, ...] = get_args(HeadKind)
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     dataset: str = "digits"  # demo name, folder path or zip path
@@ -22,7 +25,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     test_fraction: float = 0.1
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    head: str = "dense"  # dense (softmax + dropout) | logreg | svm (scikit-learn) | knn | nearest-mean (no training)
+    head: HeadKind = "dense"
     dropout: float = 0.2
     epochs: int = 10
     head_epochs: int | None = None  # phase 1 length when fine-tuning; default half of epochs

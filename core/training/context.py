@@ -7,20 +7,24 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from core.errors import TrainingError
 from core.training.config import TrainConfig
+from core.training.plan import PhaseName
 
 PROGRESS_INTERVAL_S = 0.5
 HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+Stage = Literal["load", "convert", "decode", "features", "augment", "evaluate"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainProgress:
     """Where a training run is, for a progress bar."""
 
-    phase: str  # convert | decode | features | augment | head | fine-tune | fit | evaluate
+    phase: Stage | PhaseName  # a stage before or after training, or the training phase
     epoch: int = 0
     epochs: int = 0
     batch: int = 0
@@ -47,7 +51,7 @@ class TrainingContext:
     def scope(self):  # a fresh context each time: a strategy's scope object is single-use
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
-    def report(self, phase: str, **values) -> None:
+    def report(self, phase: Stage | PhaseName, **values) -> None:
         if self.progress:
             self.progress(TrainProgress(phase=phase, **values))
 

@@ -19,7 +19,7 @@ from core.training.keras_parts import (
     batchnorm_mode,
     chain,
 )
-from core.training.plan import CUTS, EPOCH_VECTORS, IMAGES, VECTORS, Phase, RunPlan
+from core.training.plan import Consumes, Phase, RunPlan
 
 
 @dataclass(kw_only=True)
@@ -61,8 +61,11 @@ def build_models(ctx: TrainingContext, plan: RunPlan, backbone, summary, num_cla
         vector_in = tf_keras.Input((summary.feature_dim,), name="vector")
         head_only = tf_keras.Model(vector_in, head.layer(vector_in), name="head_only")
         to_vectors = tf_keras.Model(cut_in, vector, name="to_vectors")
-        fit = trainable if plan.consumes != IMAGES else _full_model(ctx, plan, backbone, summary.input_size, head,
-                                                                   trainable)
+        fit = (
+            trainable
+            if plan.consumes != Consumes.IMAGES
+            else _full_model(ctx, plan, backbone, summary.input_size, head, trainable)
+        )
     unfrozen = backbone.unfrozen_variables(plan.frozen) if backbone is not None and not layered else []
     return Models(
         head=head,
@@ -93,7 +96,7 @@ def fit_phase(ctx: TrainingContext, plan: RunPlan, phase: Phase, models: Models,
     for block in models.trainable_blocks:
         block.trainable = phase.name == "fine-tune"
     model, fit_on = models.fit, inputs.fit
-    if plan.consumes == CUTS and phase.name == "head" and models.trainable_blocks:
+    if plan.consumes == Consumes.CUTS and phase.name == "head" and models.trainable_blocks:
         # Blocks after the cut are frozen in this phase too: their vectors are computed once.
         model, fit_on = models.head_only, {n: run_batches(models.vectors, fit_on[n]) for n in PARTS}
     with ctx.scope():
@@ -112,7 +115,7 @@ def fit_phase(ctx: TrainingContext, plan: RunPlan, phase: Phase, models: Models,
         if config.early_stopping > 0:
             callbacks.append(tf_keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping,
                                                               restore_best_weights=True))
-    if plan.consumes == EPOCH_VECTORS:  # vectors in: the frozen part ran in augmented_features
+    if plan.consumes == Consumes.EPOCH_VECTORS:  # vectors in: the frozen part ran in augmented_features
         train_data = dict(x=EpochFeatures(inputs.need("per_epoch"), labels["train"], config.batch_size, config.seed),
                           shuffle=False)
     else:
@@ -140,9 +143,9 @@ def fit_dense(ctx: TrainingContext, plan: RunPlan, models: Models, inputs: Input
 def trained_vectors(ctx: TrainingContext, plan: RunPlan, backbone, summary, models: Models,
                     inputs: Inputs) -> dict:
     """The training and validation images' feature vectors through the network as trained (un-augmented)."""
-    if plan.consumes in (VECTORS, EPOCH_VECTORS):
+    if plan.consumes in (Consumes.VECTORS, Consumes.EPOCH_VECTORS):
         return inputs.need("cuts")
-    if plan.consumes == CUTS:
+    if plan.consumes == Consumes.CUTS:
         return {n: run_batches(models.vectors, inputs.need("cuts")[n]) for n in ("train", "val")}
     with ctx.scope():
         to_vectors = frozen_model(backbone, summary.num_blocks, summary.input_size)

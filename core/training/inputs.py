@@ -17,7 +17,7 @@ from core.data.sampling import Split
 from core.errors import TrainingError
 from core.features.blocks import stored_final_vectors
 from core.training.context import PROGRESS_INTERVAL_S, Cancelled, TrainingContext, TrainProgress
-from core.training.plan import CUTS, EPOCH_VECTORS, VECTORS, RunPlan
+from core.training.plan import Consumes, RunPlan
 
 AUGMENT_BATCH = 32
 STREAM = 256  # images decoded and run through the frozen part at a time when only vectors are kept
@@ -79,7 +79,7 @@ def _decode(ctx: TrainingContext, split: Split, size: int) -> dict:
 def _stored_vectors(ctx: TrainingContext, plan: RunPlan, split: Split, summary) -> Inputs | None:
     """Feature vectors an analysis of these images left in the feature store, when the plan trains on
     vectors: then nothing is decoded and nothing runs through the backbone."""
-    if plan.consumes != VECTORS:
+    if plan.consumes != Consumes.VECTORS:
         return None
     vectors = stored_final_vectors(_items(split), ctx.config.backbone, summary.input_size, summary.feature_dim)
     if vectors is None:
@@ -149,7 +149,7 @@ def _frozen_outputs(ctx: TrainingContext, plan: RunPlan, backbone, summary, forw
     if plan.precompute:
         with ctx.timed("features"):
             cuts = fit = _extract(ctx, forward, images)
-    if plan.consumes == EPOCH_VECTORS:
+    if plan.consumes == Consumes.EPOCH_VECTORS:
         with ctx.timed("augment"):
             per_epoch = augmented_features(ArrayAugmenter(config.augment, config.seed), forward, images["train"],
                                            config.epochs, ctx.progress, ctx.should_stop)
@@ -191,7 +191,7 @@ def gather_inputs(ctx: TrainingContext, plan: RunPlan, backbone, summary, forwar
     stored = _stored_vectors(ctx, plan, split, summary)
     if stored is not None:
         return stored
-    if plan.consumes in (VECTORS, CUTS):
+    if plan.consumes in (Consumes.VECTORS, Consumes.CUTS):
         return _streamed(ctx, plan, backbone, summary, forward, split)
     with ctx.timed("decode"):
         images = _decode(ctx, split, summary.input_size)

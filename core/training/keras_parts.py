@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from core.backbones.inference import run_batches
+from core.backbones.registry import Source
 from core.tf import tf, tf_keras
 from core.training.context import BatchWatch, TrainingContext
 from core.training.plan import Phase
@@ -23,7 +24,7 @@ def chain(blocks, x, training: bool | None = False):
 
 def batchnorm_mode(backbone) -> bool | None:
     """False (inference statistics) for pretrained blocks; None (batch statistics while fitting) for random ones."""
-    return None if backbone is not None and backbone.spec.source == "random" else False
+    return None if backbone is not None and backbone.spec.source == Source.RANDOM else False
 
 
 class Monitor(tf_keras.callbacks.Callback):

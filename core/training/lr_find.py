@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from core.data.sampling import Split
 from core.errors import TrainingError
 from core.progress import Progress, staged
 from core.training.config import TrainConfig
-from core.training.plan import CUTS, VECTORS
+from core.training.plan import Consumes
 
 STEPS = 100
 RANGES = {"head": (1e-5, 10.0), "fine-tune": (1e-7, 1e-1)}
@@ -30,9 +31,12 @@ WINDOW = 9  # batches in the centred average drawn and read (no lag, unlike a ru
 DIVERGED = 4.0  # stop once the running average is this many times its minimum
 
 
+ProbePhase = Literal["head", "fine-tune"]  # the phase whose learning rate is probed
+
+
 @dataclass(frozen=True, kw_only=True)
 class RateCurve:
-    phase: str  # head | fine-tune
+    phase: ProbePhase
     rates: tuple[float, ...]
     losses: tuple[float, ...]  # smoothed by a centred moving average
     suggested: float  # a tenth of the rate at the lowest smoothed loss
@@ -96,7 +100,7 @@ def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
             yield x[index], y[index]
 
 
-def find_for_config(config: TrainConfig, phase: str = "head",
+def find_for_config(config: TrainConfig, phase: ProbePhase = "head",
                     progress: Progress | None = None) -> RateCurve:
     """The rate curve on the training images a run of this config would use."""
     from core.training.split import sample_split
@@ -105,7 +109,7 @@ def find_for_config(config: TrainConfig, phase: str = "head",
     return find_learning_rate(config, drawn.split, phase, progress=progress)
 
 
-def find_learning_rate(config: TrainConfig, split: Split, phase: str = "head", steps: int = STEPS,
+def find_learning_rate(config: TrainConfig, split: Split, phase: ProbePhase = "head", steps: int = STEPS,
                        progress: Progress | None = None) -> RateCurve:
     """The rate curve of `phase` for this config and split (augmentation off: the inputs are cached)."""
     from core.training.trainer import prepare
@@ -117,7 +121,7 @@ def find_learning_rate(config: TrainConfig, split: Split, phase: str = "head", s
     report = (lambda p: progress(p.phase, p.batch, p.batches)) if progress else None
     prepared = prepare(config, split, progress=report)
     plan = prepared.plan
-    if plan.consumes not in (VECTORS, CUTS):
+    if plan.consumes not in (Consumes.VECTORS, Consumes.CUTS):
         raise TrainingError("The learning-rate finder needs the frozen part's outputs cached: choose a layered "
                             "backbone (an opaque hub layer cannot be cut) and a depth whose cut fits in memory.")
     if phase == "fine-tune" and not plan.fine_tunes:
@@ -152,7 +156,7 @@ def _train_inputs(prepared, phase: str) -> np.ndarray:
     from core.backbones.inference import run_batches
 
     cuts = prepared.inputs.cuts["train"]
-    if phase == "fine-tune" or prepared.plan.consumes == VECTORS:
+    if phase == "fine-tune" or prepared.plan.consumes == Consumes.VECTORS:
         return cuts
     return run_batches(prepared.models.vectors, cuts)
 

@@ -13,7 +13,7 @@ import numpy as np
 from core.model.heads.softmax_fit import SoftmaxFit
 from core.training.context import BatchWatch, Cancelled, TrainingContext
 from core.training.inputs import PARTS, Inputs
-from core.training.plan import EPOCH_VECTORS, RunPlan
+from core.training.plan import Consumes, RunPlan
 
 
 class _EarlyStopping:
@@ -59,8 +59,15 @@ def fit_dense_numpy(ctx: TrainingContext, plan: RunPlan, inputs: Inputs, num_cla
 
     head = config.new_head(num_classes)
     with ctx.timed(phase.name):
-        head.fit(inputs.need("cuts")["train"], labels["train"], num_classes, config.seed, after_batch=after_batch,
-                 after_epoch=after_epoch, epoch_vectors=epoch_vectors if plan.consumes == EPOCH_VECTORS else None)
+        head.fit(
+            inputs.need("cuts")["train"],
+            labels["train"],
+            num_classes,
+            config.seed,
+            after_batch=after_batch,
+            after_epoch=after_epoch,
+            epoch_vectors=epoch_vectors if plan.consumes == Consumes.EPOCH_VECTORS else None,
+        )
         if stopping:
             head.set_kernel_bias(*stopping.weights)
     with ctx.timed("evaluate"):

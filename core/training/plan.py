@@ -7,8 +7,10 @@ converted file's summary, or from the built backbone) and then runs the stages t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from core.backbones.depth import ALL
+from core.backbones.registry import Engine
 from core.backbones.summary import BackboneSummary
 from core.data.sampling import Split
 from core.errors import TrainingError
@@ -18,11 +20,20 @@ CACHE_LIMIT_BYTES = 1536 * 1024**2  # above this the cut tensors are recomputed 
 NOMINAL_OVERHEAD_S = 8.0  # worker start, backbone load, evaluation
 NOMINAL_IMAGES_PER_SECOND = 80.0  # the forward pass at 224x224 on a 2-core CPU
 
-# What the trainable part (trainable blocks + head) consumes.
-VECTORS = "vectors"  # feature vectors, once per image: every block frozen, no augmentation
-CUTS = "cut tensors"  # the frozen part's output, once per image: fine-tuning without augmentation
-EPOCH_VECTORS = "per-epoch vectors"  # each epoch's augmented images through the frozen part, up front
-IMAGES = "images"  # the whole model runs on the (augmented) images every epoch
+
+
+class Consumes(StrEnum):
+    """What the trainable part (trainable blocks + head) consumes."""
+    VECTORS = "vectors"  # feature vectors, once per image: every block frozen, no augmentation
+    CUTS = "cut tensors"  # the frozen part's output, once per image: fine-tuning without augmentation
+    EPOCH_VECTORS = "per-epoch vectors"  # each epoch's augmented images through the frozen part, up front
+    IMAGES = "images"  # the whole model runs on the (augmented) images every epoch
+
+
+class PhaseName(StrEnum):
+    HEAD = "head"  # the head alone, every block frozen
+    FINE_TUNE = "fine-tune"  # the unfrozen blocks and the head together
+    FIT = "fit"  # a head fitted in one step (logreg, svm, knn, nearest-mean)
 
 
 def nominal_seconds(config: TrainConfig, images: int) -> float:
@@ -40,7 +51,7 @@ def nominal_seconds(config: TrainConfig, images: int) -> float:
 
 @dataclass(frozen=True, kw_only=True)
 class Phase:
-    name: str  # head | fine-tune | fit (a head fitted in one step)
+    name: PhaseName
     epochs: int
     learning_rate: float | None  # the unfrozen blocks' rate when fine-tuning
     head_learning_rate: float | None = None  # fine-tuning: the head keeps its own rate (None: learning_rate)
@@ -50,8 +61,8 @@ class Phase:
 class RunPlan:
     frozen: int  # blocks frozen from the input side
     num_blocks: int
-    engine: str  # what runs the frozen part: tflite | tensorflow
-    consumes: str  # VECTORS | CUTS | EPOCH_VECTORS | IMAGES
+    engine: Engine  # what runs the frozen part
+    consumes: Consumes
     precompute: bool  # un-augmented images go through the frozen part once (input, or validation and evaluation)
     build_backbone: bool  # the TensorFlow backbone is needed (trainable blocks, the TensorFlow engine, images)
     head: str
@@ -61,7 +72,7 @@ class RunPlan:
     @property
     def cached(self) -> bool:
         """The trainable part trains on tensors computed once per image."""
-        return self.consumes in (VECTORS, CUTS)
+        return self.consumes in (Consumes.VECTORS, Consumes.CUTS)
 
     @property
     def fine_tunes(self) -> bool:
@@ -81,35 +92,52 @@ class RunPlan:
 def plan_phases(config: TrainConfig, frozen: int, num_blocks: int) -> list[Phase]:
     """Head only on a frozen backbone first, then fine-tune from block `frozen` at a lower rate."""
     if config.head != "dense":
-        return [Phase(name="fit", epochs=1, learning_rate=None)]
+        return [Phase(name=PhaseName.FIT, epochs=1, learning_rate=None)]
     if frozen == num_blocks:
-        return [Phase(name="head", epochs=config.epochs, learning_rate=config.learning_rate)]
+        return [Phase(name=PhaseName.HEAD, epochs=config.epochs, learning_rate=config.learning_rate)]
     fine_lr, head_lr = config.learning_rate * config.fine_tune_lr_factor, config.learning_rate
     if not config.two_phase or config.epochs < 2:
-        return [Phase(name="fine-tune", epochs=config.epochs, learning_rate=fine_lr, head_learning_rate=head_lr)]
+        return [
+            Phase(name=PhaseName.FINE_TUNE, epochs=config.epochs, learning_rate=fine_lr, head_learning_rate=head_lr)
+        ]
     head = config.head_epochs if config.head_epochs is not None else max(1, config.epochs // 2)
     head = min(max(head, 1), config.epochs - 1)
     return [
-        Phase(name="head", epochs=head, learning_rate=head_lr),
-        Phase(name="fine-tune", epochs=config.epochs - head, learning_rate=fine_lr, head_learning_rate=head_lr),
+        Phase(name=PhaseName.HEAD, epochs=head, learning_rate=head_lr),
+        Phase(name=PhaseName.FINE_TUNE, epochs=config.epochs - head, learning_rate=fine_lr, head_learning_rate=head_lr),
     ]
 
 
-def _dense_input(config: TrainConfig, split: Split, summary: BackboneSummary, frozen: int, precompute: bool) -> str:
+def _dense_input(
+    config: TrainConfig, split: Split, summary: BackboneSummary, frozen: int, precompute: bool
+) -> Consumes:
     """What a dense head (and the blocks after the cut) train on."""
     if not precompute:
-        return IMAGES
+        return Consumes.IMAGES
     everything = frozen == summary.num_blocks
     if not config.augment.enabled:
-        return VECTORS if everything else CUTS
+        return Consumes.VECTORS if everything else Consumes.CUTS
     if everything and config.epochs * len(split.train) * summary.feature_dim * 4 <= CACHE_LIMIT_BYTES:
-        return EPOCH_VECTORS
-    return IMAGES
+        return Consumes.EPOCH_VECTORS
+    return Consumes.IMAGES
 
 
 def plan_run(config: TrainConfig, split: Split, summary: BackboneSummary, *, distributed: bool = False) -> RunPlan:
-    """Every decision of a run, made before anything heavy runs; a combination that cannot work is
-    refused with a sentence saying what to change."""
+    """Every decision of a run, made before anything heavy runs. Pure: no TensorFlow, no files.
+
+    Args:
+        config: the run's settings.
+        split: its images (only the counts matter here).
+        summary: the backbone's blocks, sizes and which cuts have a converted TFLite file.
+        distributed: training under a tf.distribute strategy (the TensorFlow backbone is then always built).
+
+    Returns:
+        RunPlan: the frozen depth, what runs the frozen part (engine), what the trainable part consumes, whether
+        the frozen part's outputs are computed once, whether TensorFlow's backbone is built, and the phases.
+
+    Raises:
+        TrainingError: a combination that cannot work, with a sentence saying what to change.
+    """
     frozen = config.resolved_frozen(summary.num_blocks)
     images = len(split.train) + len(split.val) + len(split.test)
     fits = summary.cut_bytes(frozen, images) <= CACHE_LIMIT_BYTES
@@ -119,12 +147,12 @@ def plan_run(config: TrainConfig, split: Split, summary: BackboneSummary, *, dis
             raise TrainingError(f"The {config.head} head needs the feature vectors of all {images} images in memory "
                                 f"(over {CACHE_LIMIT_BYTES // 1024**2} MB); sample fewer images per class or "
                                 f"choose the dense head.")
-        precompute, consumes = True, VECTORS
+        precompute, consumes = True, Consumes.VECTORS
     else:
         precompute = config.cache_features and fits and not selective
         consumes = _dense_input(config, split, summary, frozen, precompute)
-    engine = "tflite" if precompute and frozen in summary.converted_cuts else "tensorflow"
-    build = distributed or engine == "tensorflow" or frozen < summary.num_blocks or consumes == IMAGES
+    engine: Engine = "tflite" if precompute and frozen in summary.converted_cuts else "tensorflow"
+    build = distributed or engine == "tensorflow" or frozen < summary.num_blocks or consumes == Consumes.IMAGES
     return RunPlan(
         frozen=frozen,
         num_blocks=summary.num_blocks,

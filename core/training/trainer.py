@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from core.training.numpy_fit import fit_dense_numpy
 if TYPE_CHECKING:
     from core.backbones.base import Backbone
     from core.training.dense import Models
-from core.training.plan import EPOCH_VECTORS, VECTORS, RunPlan, plan_run
+from core.training.plan import Consumes, PhaseName, RunPlan, plan_run
 
 
 @dataclass(kw_only=True)
@@ -123,7 +123,7 @@ def _load(ctx: TrainingContext, split: Split) -> _Loaded:
 def _fit_in_one_step(ctx: TrainingContext, head, vectors: dict, labels: dict, num_classes: int) -> dict:
     """A head fitted in one step on the vectors (scikit-learn, k-NN, nearest mean); each part's probabilities."""
     start = time.monotonic()
-    ctx.report("fit", epoch=1, epochs=1)
+    ctx.report(PhaseName.FIT, epoch=1, epochs=1)
     head.fit(vectors["train"], labels["train"], num_classes, ctx.config.seed)
     probs = {n: head.probs(vectors[n]) if len(vectors[n]) else np.zeros((0, num_classes)) for n in PARTS}
     accuracy = {n: float((probs[n].argmax(1) == labels[n]).mean()) if len(labels[n]) else None for n in PARTS}
@@ -204,7 +204,7 @@ def prepare(config: TrainConfig, split: Split, *, progress: Callable[[TrainProgr
 def numpy_head(plan: RunPlan, ctx: TrainingContext) -> bool:
     """A dense head on fixed vectors (every block frozen) trains in numpy, without TensorFlow; with the
     unfrozen blocks, or across devices, Keras trains it."""
-    return plan.head == "dense" and plan.consumes in (VECTORS, EPOCH_VECTORS) and ctx.strategy is None
+    return plan.head == "dense" and plan.consumes in (Consumes.VECTORS, Consumes.EPOCH_VECTORS) and ctx.strategy is None
 
 
 def fit(prepared: Prepared) -> Fitted:
@@ -255,11 +255,27 @@ def finish(prepared: Prepared, fitted: Fitted) -> TrainResult:
     )
 
 
-def train(config: TrainConfig, split: Split, progress: Callable[[TrainProgress], None] | None = None,
+def train(config: TrainConfig, split: Split, *, progress: Callable[[TrainProgress], None] | None = None,
           should_stop: Callable[[], bool] | None = None, on_epoch: Callable[[list[dict]], None] | None = None,
-          strategy=None) -> TrainResult:
-    """Prepare (plan, load, decode, run the frozen part), fit (the head, then fine-tuning), finish (calibrate,
-    evaluate, collect the weights)."""
+          strategy: Any = None) -> TrainResult:
+    """Train one run in this process: prepare (plan, load, decode, run the frozen part), fit (the head, then
+    fine-tuning), finish (calibrate, evaluate, collect the weights). Writes nothing; core.runs.jobs saves it.
+
+    Args:
+        config: what to train (checked by config.validate(); a bad value raises TrainingError).
+        split: the train, validation and test images and the classes (core.data.sampling.split).
+        progress: called with a TrainProgress at each stage, batch and epoch.
+        should_stop: polled between batches; True cancels the run (raises Cancelled).
+        on_epoch: called with the whole history so far after each epoch.
+        strategy: a tf.distribute.Strategy to train under, or None for the default device.
+
+    Returns:
+        TrainResult: the history, each part's predictions, metrics, weights, the plan, the timings.
+
+    Raises:
+        TrainingError: the config cannot train on this split (the message says what to change).
+        Cancelled: should_stop asked for it.
+    """
     prepared = prepare(config, split, progress=progress, should_stop=should_stop, on_epoch=on_epoch,
                        strategy=strategy)
     return finish(prepared, fit(prepared))

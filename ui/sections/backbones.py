@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.analysis import compare as comparing
 from core.backbones import bundled, get_spec, list_specs, store
-from core.backbones.registry import backbone_title
+from core.backbones.registry import Source, backbone_title
 from core.errors import StudioError
 from core.present.analysis_figures import backbones_figure
 from core.present.tables import backbone_rows
@@ -16,7 +16,7 @@ from ui.presenting import chart, editing, table
 from ui.progress import stage_text
 from ui.widgets import show_error
 
-CHOICES = [spec.name for spec in list_specs() if spec.arch and spec.source in ("bundled", "random")]
+CHOICES = [spec.name for spec in list_specs() if spec.arch and spec.source in (Source.BUNDLED, Source.RANDOM)]
 
 
 def _label(name: str) -> str:
