@@ -10,6 +10,7 @@ from core.errors import StudioError
 from core.present.analysis_figures import depth_figure, size_figure
 from ui import resources
 from ui.presenting import chart, editing
+from ui.progress import staged_bar
 from ui.sections import backbones
 from ui.widgets import show_error
 
@@ -26,13 +27,6 @@ st.markdown(f"**Data:** {s.dataset_label}, {sample_text(s.per_class, s.fraction)
             f"**Backbone:** {backbone_title(s.backbone)} (change on the Train page)")
 
 
-def _progress(bar):
-    def report(stage: str, done: int, total: int) -> None:
-        start, end, text = STAGES.get(stage, (0.0, 1.0, stage))
-        bar.progress(start + (end - start) * done / max(total, 1), text=f"{text}: {done} of {total}")
-    return report
-
-
 analysis = latest(s.dataset, s.backbone)
 label = "Analyze" if analysis is None else "Analyze again"
 stale = editing() and analysis is not None and analysis.images != len(
@@ -41,9 +35,9 @@ if stale:  # images were labelled or corrected since: the curve and forecast are
     st.info(f"The sample has changed since the last analysis ({analysis.images} images then): analysing again.",
             icon=":material/update:")
 if editing() and (st.button(label, type="primary", icon=":material/query_stats:") or stale):
-    bar = st.progress(0.0, text="Starting")
+    bar, progress = staged_bar(STAGES, "Starting")
     try:
-        analysis = analyze(s.dataset, s.backbone, per_class=s.per_class, fraction=s.fraction, progress=_progress(bar))
+        analysis = analyze(s.dataset, s.backbone, per_class=s.per_class, fraction=s.fraction, progress=progress)
     except StudioError as exc:
         show_error(exc)
         st.stop()

@@ -150,10 +150,9 @@ def own_runs(tmp_path, monkeypatch):
 def empty_feature_store(tmp_path, monkeypatch):
     """A block-vector store of this test's own, empty: vectors another test stored for the same images
     would otherwise replace what the test means to compute."""
-    from core.data.npy_cache import NpyCache
     from core.features import blocks
 
-    monkeypatch.setattr(blocks, "CACHE", NpyCache(tmp_path / "blocks", 10**8))
+    monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path / "cache"))  # every cache folder is read at each use
     return blocks.CACHE
 
 

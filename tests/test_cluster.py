@@ -233,7 +233,6 @@ def test_the_forward_pass_sharded_over_the_cluster_fills_the_studios_store_and_s
     second fill (or any later reader) computes nothing."""
     import threading
 
-    from core.data.npy_cache import NpyCache
     from core.data.scan import scan_folder
     from core.features import blocks
     from core.runs import shards
@@ -278,7 +277,7 @@ def test_the_forward_pass_sharded_over_the_cluster_fills_the_studios_store_and_s
     assert stored.computed == 0, "a later reader computes nothing"
     again = cli("features", "--data", str(data), "--cluster", address)
     assert again.returncode == 0 and json.loads(again.stdout.splitlines()[-1])["computed"] == 0
-    monkeypatch.setattr(blocks, "CACHE", NpyCache(tmp_path / "here", 10**8))
+    monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path / "here"))  # a store of this process's own, empty
     here = blocks.block_vectors(items, "efficientnet_lite0", None)
     assert here.computed == 18 and np.abs(here.vectors - stored.vectors).max() < 1e-4, "the same vectors as here"
 

@@ -48,3 +48,20 @@ def test_lr_find_command_prints_one_json_line(color_folder):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["phase"] == "head" and len(result["rates"]) == len(result["losses"]) >= 3
     assert result["rates"][0] <= result["suggested"] <= result["rates"][-1]
+
+
+def test_a_frozen_runs_head_is_probed_with_the_numpy_update_it_trains_with(color_folder, monkeypatch):
+    """Every block frozen: the run trains its head in numpy (SoftmaxFit), so the finder must probe that loop,
+    not a Keras model the run never uses."""
+    from core.model.heads import softmax_fit
+
+    monkeypatch.setattr(lr_find, "rate_probe", lambda *a: pytest.fail("the Keras probe ran for a numpy head"))
+    stepped = []
+    real_step = softmax_fit.SoftmaxFit.step
+    monkeypatch.setattr(softmax_fit.SoftmaxFit, "step",
+                        lambda fit, x, y, w: stepped.append(fit.learning_rate) or real_step(fit, x, y, w))
+    parts = split(sample(scan_folder(color_folder), per_class=10).items, 0.3, 0.0, 0)
+    curve = lr_find.find_learning_rate(TrainConfig(dataset=str(color_folder), per_class=10, batch_size=8), parts,
+                                       "head", steps=30)
+    assert stepped == list(curve.rates)  # one numpy update per rate on the curve, at that rate
+    assert min(curve.losses) < curve.losses[0]

@@ -101,9 +101,8 @@ def test_a_primed_scan_leaves_training_no_photo_to_decode(tmp_path, phone_jpeg, 
     (tmp_path / "data" / "a").mkdir(parents=True)
     (tmp_path / "data" / "a" / "photo.jpg").write_bytes(phone_jpeg)
     Image.new("RGB", (30, 20), (200, 10, 10)).save(tmp_path / "data" / "a" / "small.png")  # cheap: not kept
-    cache = arrays.ArrayCache(tmp_path / "cache")
-    monkeypatch.setattr(arrays, "DEFAULT_CACHE", cache)
-    monkeypatch.setattr("core.data.scan.DEFAULT_CACHE", cache)
+    monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path / "cache"))  # the scan primes an empty cache of its own
+    cache = arrays.DEFAULT_CACHE
     ds = scan_folder(tmp_path / "data", prime_size=224)
     decoded = []
     real = arrays.load_array

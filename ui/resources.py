@@ -11,6 +11,7 @@ import streamlit as st
 from core.data.dataset import Dataset
 from core.runs import executors
 from core.runs.executors import ExecutorInfo
+from ui.progress import counted_bar
 
 EXAMPLES_AT_ONCE = 5_000  # a dataset's images; above, the Data page shows its example pictures on request
 
@@ -63,10 +64,9 @@ def dataset(spec: str, stamp: float = 0.0) -> Dataset:
             return _DATASETS[key]
     from core.data.sources import load_dataset
 
-    bar = st.progress(0.0, text="Checking the images...")
+    bar, progress = counted_bar("Checking the images...", "Checking the images")
     try:
-        found = load_dataset(spec, progress=lambda done, total: bar.progress(
-            done / total, text=f"Checking the images: {done:,} of {total:,}"))
+        found = load_dataset(spec, progress=progress)
     finally:
         bar.empty()
     with _DATASETS_LOCK:

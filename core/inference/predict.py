@@ -8,9 +8,8 @@ with it never loads TensorFlow; any other run builds its backbone in TensorFlow 
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,6 @@ from core.model.heads import load_head
 from core.model.heads.memory import Memory
 from core.model.rejection import RejectionRule
 from core.runs.store import Run, RunState, load_run
-
-_CACHE: OrderedDict[str, RunModel] = OrderedDict()
-_CACHE_SIZE = 3
 
 
 class RunModel:
@@ -123,15 +119,15 @@ class RunModel:
 
 
 def run_model(run_id: str) -> RunModel:
-    """The run's model, kept warm for repeated predictions (a few runs at a time)."""
-    if run_id in _CACHE:
-        _CACHE.move_to_end(run_id)
-        return _CACHE[run_id]
-    model = RunModel(load_run(run_id))
-    _CACHE[run_id] = model
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return model
+    """The run's model, kept warm for repeated predictions (the last few runs asked for). Keyed by the run's
+    folder and when it finished, so a run store elsewhere or a run trained again is never served stale."""
+    run = load_run(run_id, verify=False)  # no hashing on a warm call: the model was checked when it was loaded
+    return _model_of(run_id, str(run.dir), run.status.get("finished"))
+
+
+@lru_cache(maxsize=3)
+def _model_of(run_id: str, folder: str, finished: float | None) -> RunModel:
+    return RunModel(load_run(run_id))
 
 
 def predict_sources(run_id: str, sources: list[tuple[str, bytes | str | Path]], k: int = 3) -> list[dict]:

@@ -5,6 +5,10 @@ shows where training is fast and where it diverges.
 `head`: the dense head on the frozen part's vectors, from a fresh head. `fine-tune`: the head is first
 trained as the run's head phase would train it, then the unfrozen blocks' rate grows while the head keeps
 its own rate (the trainer's two-rate fine-tuning). Nothing is saved: the models are thrown away.
+
+Each probe steps the same update the run would make: a run whose every block is frozen trains its head in
+numpy (SoftmaxFit.step, core.training.numpy_fit), so its probe does too; a head that trains in TensorFlow,
+and fine-tuning, step the run's own Keras model (its train_step). Only the rate changes from batch to batch.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -127,12 +131,8 @@ def find_learning_rate(config: TrainConfig, split: Split, phase: ProbePhase = "h
     if phase == "fine-tune" and not plan.fine_tunes:
         raise TrainingError("Every block is frozen, so there is no fine-tuning phase: choose fewer frozen blocks, "
                             "or find the head's rate.")
-    if prepared.models is None:  # a frozen run's head trains in numpy; the finder steps a Keras one
-        from core.training.dense import build_models
-
-        models = build_models(prepared.ctx, plan, prepared.backbone, prepared.summary, len(split.classes))
-        prepared = replace(prepared, models=models)
-    step, (start, end) = rate_probe(prepared, phase), RANGES[phase]
+    probe = numpy_rate_probe if prepared.models is None else rate_probe  # the loop the run itself would use
+    step, (start, end) = probe(prepared, phase), RANGES[phase]
     batches = _batches(_train_inputs(prepared, phase), prepared.inputs.labels["train"], config.batch_size,
                        config.seed)
     rates, losses = ramp(lambda rate, i: step(rate, *next(batches)), steps, start, end,
@@ -151,11 +151,31 @@ def find_learning_rate(config: TrainConfig, split: Split, phase: ProbePhase = "h
     )
 
 
+def numpy_rate_probe(prepared, phase: str):
+    """step(rate, x, y) for a head that trains in numpy (every block frozen): SoftmaxFit's own update, with the
+    run's dropout, class weights and seed, at `rate`."""
+    from core.model.heads.dense import balanced_weights
+    from core.model.heads.softmax_fit import SoftmaxFit
+
+    config, labels = prepared.ctx.config, prepared.inputs.labels["train"]
+    num_classes = len(prepared.split.classes)
+    fit = SoftmaxFit(prepared.inputs.need("cuts")["train"].shape[1], num_classes,
+                     learning_rate=config.learning_rate, dropout=config.dropout, seed=config.seed)
+    per_class = np.ones(num_classes, np.float32)
+    for index, weight in (balanced_weights(labels) if config.class_weight else {}).items():
+        per_class[index] = weight
+
+    def step(rate: float, x: np.ndarray, y: np.ndarray) -> float:
+        fit.learning_rate = rate
+        return fit.step(x, y, per_class[y])[0]
+    return step
+
+
 def _train_inputs(prepared, phase: str) -> np.ndarray:
     """The head's vectors, or the cut tensors fine-tuning starts from."""
     from core.backbones.inference import run_batches
 
-    cuts = prepared.inputs.cuts["train"]
+    cuts = prepared.inputs.need("cuts")["train"]
     if phase == "fine-tune" or prepared.plan.consumes == Consumes.VECTORS:
         return cuts
     return run_batches(prepared.models.vectors, cuts)

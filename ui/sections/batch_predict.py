@@ -15,6 +15,7 @@ from core.inference.predict import predictions_csv
 from core.present.figures import class_counts
 from ui import uploads
 from ui.presenting import chart
+from ui.progress import counted_bar
 from ui.widgets import show_error
 
 THUMBNAIL = 64
@@ -45,10 +46,7 @@ def _receive() -> None:
 
 
 def _predict(run_id: str, name: str, path, k: int) -> Batch:
-    bar = st.progress(0.0, text=f"Predicting the images in {name}...")
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(min(1.0, done / max(total, 1)), text=f"Predicted {done} of about {total} images in {name}")
+    bar, progress = counted_bar(f"Predicting the images in {name}...", f"Predicting the images in {name}")
     batch = predict_batch(run_id, [path], k=k, names={str(path): name}, progress=progress, thumbnails=THUMBNAIL)
     bar.empty()
     return batch

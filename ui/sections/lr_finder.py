@@ -8,6 +8,7 @@ from core.errors import StudioError
 from core.present.figures import rate_curve
 from core.training.lr_find import find_for_config
 from ui.presenting import chart
+from ui.progress import staged_bar
 from ui.widgets import show_error
 
 PHASES = {"head": "The head (on the frozen part's vectors)", "fine-tune": "Fine-tuning (the unfrozen blocks)"}
@@ -32,10 +33,9 @@ def panel(config, fine_tunes: bool) -> None:
     st.markdown("**Learning-rate finder**")
     phase = st.radio("Which rate", list(PHASES) if fine_tunes else ["head"], format_func=PHASES.get, horizontal=True)
     if st.button("Find a learning rate", icon=":material/speed:"):
-        bar = st.progress(0.0, text="Preparing the cached inputs")
+        bar, progress = staged_bar({}, "Preparing the cached inputs")  # each stage fills the bar, named
         try:
-            s.lr_curve = find_for_config(config, phase, progress=lambda stage, done, total: bar.progress(
-                min(done / max(total, 1), 1.0), text=f"{stage}: {done} of {total}"))
+            s.lr_curve = find_for_config(config, phase, progress=progress)
         except StudioError as exc:
             show_error(exc)
         finally:

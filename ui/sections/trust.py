@@ -12,6 +12,7 @@ from core.runs import trust
 from core.runs.compare import comparison_rows
 from core.runs.summary import where_trained
 from ui.presenting import chart, table
+from ui.progress import counted_bar
 from ui.widgets import show_error
 
 
@@ -88,9 +89,9 @@ def kfold(run, summary) -> None:
                "feature vectors: mean ± std of the held-out accuracy, a figure that does not hang on which images "
                "landed in validation.")
     if st.button("Estimate with 5-fold cross-validation", icon=":material/calculate:"):
-        bar = st.progress(0.0, text="Fitting the folds...")
+        bar, progress = counted_bar("Fitting the folds...", "Folds fitted")
         try:
-            trust.kfold_estimate(run, progress=lambda d, t: bar.progress(d / t, text=f"fold {d} of {t}"))
+            trust.kfold_estimate(run, progress=progress)
         except StudioError as exc:
             show_error(exc)
             return
