@@ -208,7 +208,7 @@ from core.runs import executors, sweeps
 from core.training.config import TrainConfig
 executor = executors.current()
 executors.ensure_all()
-spec = sweeps.SweepSpec(TrainConfig(dataset=sys.argv[1]), per_class=(5,))
+spec = sweeps.SweepSpec(base=TrainConfig(dataset=sys.argv[1]), per_class=(5,))
 sweep = sweeps.create_sweep(spec, executor=executor)
 print(json.dumps({"kind": executor.kind, "info": executor.info().sentence(), "ray": "ray" in sys.modules,
                   "queued": [r.state for r in sweep.runs()]}))

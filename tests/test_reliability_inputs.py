@@ -200,6 +200,21 @@ def test_fuzz_zip_reader(data, tmp_path):
         shutil.rmtree(tmp_path / "fuzz", ignore_errors=True)
 
 
+def test_a_zip_needing_a_newer_format_is_refused_with_its_name(tmp_path):
+    """The fuzz test's find: a member whose "version needed to extract" is above what Python reads (6.3) made
+    zipfile raise NotImplementedError, which escaped as a crash."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("cats/a.png", VALID[0])
+        z.writestr("dogs/b.png", VALID[2])
+    data = bytearray(buf.getvalue())
+    central = data.rfind(b"PK\x01\x02")  # the last member's central directory entry
+    data[central + 6:central + 8] = (64).to_bytes(2, "little")  # version needed: 6.4
+    with pytest.raises(DataError, match="upload.zip: not a readable zip archive .*version 6.4"):
+        import_zip(bytes(data), tmp_path / "ds", name="upload.zip")
+    assert not (tmp_path / "ds").exists()
+
+
 @FUZZ
 @given(names=st.lists(st.text(min_size=1, max_size=40).filter(lambda n: n[0] != "\x00"), min_size=1, max_size=6))
 def test_fuzz_member_names(names, tmp_path):

@@ -99,7 +99,8 @@ class Backbone:
         """The layer's variables in the order its SavedModel function first reads them: that
         function captured each variable when the original model first used it."""
         by_handle = {id(v.handle): v for v in self.layer.variables}
-        function = getattr(self.layer, "_func", None)
+        saved = getattr(self.layer, "_func", None)  # the restored SavedModel; its call function holds the traces
+        function = saved.__call__ if saved is not None else None
         for concrete in getattr(function, "concrete_functions", ()):
             ordered = [by_handle[id(t)] for t in concrete.captured_inputs if id(t) in by_handle]
             if len(ordered) == len(by_handle):

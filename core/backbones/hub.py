@@ -82,7 +82,8 @@ def keras_layer(handle: str, *, trainable: bool):
 
 def input_size(layer) -> int | None:
     """The square input size a hub layer's SavedModel was traced with, if it has a fixed one."""
-    function = getattr(layer, "_func", None)
+    saved = getattr(layer, "_func", None)  # the restored SavedModel; its call function holds the traces
+    function = saved.__call__ if saved is not None else None
     for concrete in getattr(function, "concrete_functions", ()):
         args = concrete.structured_input_signature[0]
         shape = getattr(args[0], "shape", None) if args else None

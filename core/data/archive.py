@@ -120,7 +120,8 @@ def import_zip(source: bytes | Path, dest: str | Path, name: str | None = None,
 def _open_archive(source: bytes | Path, label: str) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
+        # NotImplementedError: a member needs a newer zip format (its "version needed" is above 6.3)
         raise DataError(f"{label}: not a readable zip archive ({exc}).") from exc
 
 
