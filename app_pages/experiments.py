@@ -12,15 +12,15 @@ from core.present import figures
 from core.present.tables import runs_table
 from core.present.views import RunViews, learning_curve_points
 from core.runs import executors, sweeps
-from core.runs.compare import COLUMNS, comparison_rows, rows_csv
-from core.runs.store import RunState, list_runs
+from core.runs.runs_table import COLUMNS, comparison_rows, rows_csv
+from core.runs.store import RunState
 from core.runs.summary import RunSummary, describe_progress
 from core.training.config import HEADS
 from ui import resources, state
 from ui.presenting import chart, editing, hidden_note, table
 from ui.widgets import report_downloads, show_error
 
-s = st.session_state
+s, store = st.session_state, state.run_store()
 st.title("Experiments")
 st.caption("Train a grid of runs, with one seed or several, and compare them in one table: how much data, how much of "
            "the backbone to fine-tune, whether augmentation helps.")
@@ -37,7 +37,7 @@ except StudioError as exc:
     st.stop()
 
 if editing():
-    with st.expander("New sweep", expanded=not sweeps.list_sweeps()):
+    with st.expander("New sweep", expanded=not sweeps.list_sweeps(store)):
         st.markdown(f"**Data:** {s.dataset_label} ({len(dataset.classes)} classes; change on the Data page)")
         c1, c2, c3 = st.columns(3)
         biggest = max(dataset.counts().values())
@@ -77,24 +77,24 @@ if editing():
         name = st.text_input("Name (optional)", placeholder="digits: size x depth")
         if st.button("Start the sweep", type="primary", disabled=not points, icon=":material/play_arrow:"):
             try:
-                sweep = sweeps.create_sweep(spec, name)
+                sweep = sweeps.create_sweep(store, spec, name)
                 s.sweep_id = sweep.id
             except StudioError as exc:
                 show_error(exc)
 else:
     hidden_note("new sweeps")
 
-all_sweeps = sweeps.list_sweeps()
+all_sweeps = sweeps.list_sweeps(store)
 if all_sweeps:
     ids = [sw.id for sw in all_sweeps]
     current = s.get("sweep_id") if s.get("sweep_id") in ids else ids[0]
     s.sweep_id = st.selectbox("Sweep", ids, index=ids.index(current),
                               format_func=lambda i: all_sweeps[ids.index(i)].label)
-    active = sweeps.load_sweep(s.sweep_id).active
+    active = sweeps.load_sweep(store, s.sweep_id).active
 
     @st.fragment(run_every=2.0 if active else None)
     def sweep_view():
-        sweep = sweeps.load_sweep(s.sweep_id)
+        sweep = sweeps.load_sweep(store, s.sweep_id)
         progress = sweep.progress()
         total = len(sweep.run_ids)
         done = progress.get("completed", 0)
@@ -103,9 +103,9 @@ if all_sweeps:
         c1, c2, _ = st.columns([1, 1, 3])
         if editing() and c1.button("Resume (queue missing or failed runs)", disabled=sweep.done or sweep.active,
                                    help="Available once the sweep's queued runs have finished."):
-            sweeps.resume(sweep.id)
+            sweeps.resume(store, sweep.id)
         if editing() and c2.button("Cancel the sweep", disabled=not sweep.active):
-            sweeps.cancel_sweep(sweep.id)
+            sweeps.cancel_sweep(store, sweep.id)
         for run in [r for r in sweep.runs() if r is not None and r.state == RunState.RUNNING]:  # where each is
             node = f" on node {run.status['node'][:8]}" if run.status.get("node") else ""
             bars, _ = describe_progress(run.status.get("progress") or {})
@@ -125,7 +125,7 @@ if all_sweeps:
     sweep_view()
 
 st.subheader("Compare runs side by side")
-completed = [r for r in list_runs() if r.state == RunState.COMPLETED]
+completed = [r for r in store.runs() if r.state == RunState.COMPLETED]
 if len(completed) < 2:
     st.info("Train at least two runs to compare them.")
     st.stop()

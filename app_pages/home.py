@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from core.runs.store import list_runs
 from core.runs.summary import RunSummary
-from ui import resources
+from ui import resources, state
 
 st.title("Transfer Learning Studio")
 st.markdown(
@@ -43,7 +42,7 @@ with st.expander("Environment details"):
               "what is here": [env.tf_keras, env.tensorflow_hub, ", ".join(env.gpus) or "none",
                                env.hub_export, env.tflite_copy]})
 
-runs = list_runs()[:5]
+runs = state.run_store().runs()[:5]
 if runs:
     st.subheader("Latest runs")
     for run in runs:

@@ -10,7 +10,7 @@ from core.errors import StudioError
 from core.inference.predict import predict_sources, predictions_csv
 from core.present.figures import top_k_bars
 from core.present.views import RunViews
-from ui import uploads
+from ui import state, uploads
 from ui.presenting import chart
 from ui.sections import batch_predict
 from ui.widgets import pick_run, show_error, show_nearest
@@ -61,7 +61,7 @@ if s.predict_files and st.button("Clear the uploaded images", icon=":material/de
 
 try:
     with st.spinner("Predicting..."):
-        results = predict_sources(run.id, files, k=k)
+        results = predict_sources(state.run_store(), run.id, files, k=k)
 except StudioError as exc:
     show_error(exc)
     st.stop()

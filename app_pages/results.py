@@ -10,8 +10,9 @@ from core.inference.export import export_zip
 from core.inference.formats import EXPORTS, FORMATS
 from core.present.tables import runs_table
 from core.present.views import RunViews
-from core.runs.store import RunState, delete_run, list_runs
+from core.runs.store import RunState
 from core.runs.summary import RunSummary
+from ui import state
 from ui.presenting import chart, editing, hidden_note, presenting, table
 from ui.sections import trust as ui_trust
 from ui.widgets import linked_run, report_downloads, run_link, show_error, show_nearest, show_run_in_address
@@ -21,7 +22,8 @@ CELL_PAGE = 24  # images of a confusion-matrix cell shown at once
 s = st.session_state
 st.title("Results")
 
-runs = list_runs()
+store = state.run_store()
+runs = store.runs()
 ids = [r.id for r in runs]
 linked = linked_run(ids)
 if not runs:
@@ -66,7 +68,7 @@ if run.state != RunState.COMPLETED:
 
         chart(training_curves(run.history(), "Training curves so far"))
     if editing() and not run.state.active and st.button("Delete this run", icon=":material/delete:"):
-        delete_run(run.id)
+        store.delete(run.id)
         s.run_id = None
         st.rerun()
     st.stop()
@@ -202,7 +204,7 @@ with c4:
     if st.button("Build the export", icon=":material/deployed_code:"):
         try:
             with st.spinner(f"Exporting and checking the {fmt} model against this run..."):
-                s.run_export = (run.id, fmt, export_zip(run.id, fmt))
+                s.run_export = (run.id, fmt, export_zip(store, run.id, fmt))
         except StudioError as exc:
             show_error(exc)
     if s.get("run_export", (None, None))[:2] == (run.id, fmt):

@@ -10,7 +10,7 @@ from core.model.metrics import accuracy_text
 from core.present.blocks import blocks_figure
 from core.present.figures import training_curves
 from core.runs import executors, jobs
-from core.runs.store import RunState, list_runs
+from core.runs.store import RunState
 from core.runs.summary import describe_progress
 from core.training.config import HEADS
 from core.training.trainer import parameter_counts
@@ -19,7 +19,7 @@ from ui.presenting import chart, editing, hidden_note, presenting
 from ui.sections import lr_finder
 from ui.widgets import show_error
 
-s = st.session_state
+s, store = st.session_state, state.run_store()
 st.title("Train")
 
 specs = list_specs()
@@ -118,13 +118,13 @@ else:
 
 def watched_run():
     """This session's latest run (found again after a reload through the ?s= token in the URL)."""
-    mine = [r for r in list_runs(verify=False) if r.status.get("owner") == s.token]
+    mine = [r for r in store.runs(verify=False) if r.status.get("owner") == s.token]
     return max(mine, key=lambda r: r.status.get("created", 0)) if mine else None
 
 
 def submit(config) -> None:
     s.pop("same_run", None)
-    s.run_id = executors.current().submit(config, owner=s.token)
+    s.run_id = executors.current(store).submit(config, owner=s.token)
 
 
 if submitted:
@@ -134,7 +134,7 @@ if submitted:
                                     fine_tune_lr_factor=float(factor), early_stopping=int(patience), seed=int(seed),
                                     class_weight=balanced)
         latest = watched_run()
-        same = next((r for r in list_runs(verify=False) if r.state == RunState.COMPLETED
+        same = next((r for r in store.runs(verify=False) if r.state == RunState.COMPLETED
                      and r.config.to_json() == config.to_json()), None)
         if latest is not None and latest.state.active and latest.config.to_json() == config.to_json():  # clicked twice
             st.info(f"Run {latest.id} with these settings is already {latest.state}, so it was not queued again. "
@@ -174,9 +174,9 @@ def live_progress():
         st.rerun()  # finished: one full rerun stops the polling and refreshes the sidebar
     status = run.status
     if run.state == RunState.QUEUED:  # worked out before drawing, so the header and its status change together
-        executors.ensure_all()
-        position = jobs.queue_position(run.id) or 1
-        running = any(r.state == RunState.RUNNING for r in list_runs(verify=False))
+        executors.ensure_all(store)
+        position = jobs.queue_position(store, run.id) or 1
+        running = any(r.state == RunState.RUNNING for r in store.runs(verify=False))
         waiting = (status.get("message", "").capitalize() + "." if status.get("cluster")
                    else f"Queued: position {position} (one training at a time)." if running or position > 1
                    else "Starting a training worker...")
@@ -195,7 +195,7 @@ def run_status(run, status: dict, waiting: str) -> None:
         if caption:
             st.caption(caption)
         if editing() and st.button("Cancel", icon=":material/stop:"):
-            jobs.cancel(run.id)
+            jobs.cancel(store, run.id)
     elif run.state == RunState.COMPLETED:
         m = run.metrics()
         st.success(f"Done in {m.get('seconds', 0):.1f} s: validation accuracy "

@@ -31,6 +31,7 @@ from PIL import Image
 
 from benchmarks.photos import SOURCES, emit, fresh_home
 from core import paths
+from core.runs.store import RunStore
 
 
 def make_zip(path: Path, count: int, size: tuple[int, int], seed: int = 0) -> Path:
@@ -77,11 +78,10 @@ def studio(run_id: str, archive: Path, env: dict) -> dict:
 def keras_baseline(run_id: str, archive: Path) -> dict:
     """The tutorial way: decode and resize with Pillow, one Keras model (backbone + the run's head), predict."""
     from core.backbones import load_backbone
-    from core.runs.store import load_run
     from core.tf import tf_keras
 
     start = time.perf_counter()
-    weights = load_run(run_id).weights()
+    weights = RunStore.default().load(run_id).weights()
     backbone = load_backbone("efficientnet_lite0")
     inputs = tf_keras.Input(backbone.image_shape)
     head = tf_keras.layers.Dense(weights["classifier/0"].shape[1], activation="softmax")

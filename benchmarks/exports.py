@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.photos import emit
+from core.runs.store import RunStore
 
 REPEATS = 20
 
@@ -104,16 +105,15 @@ def main() -> None:
     from core.data.arrays import item_arrays
     from core.inference.export import export_run
     from core.inference.predict import run_model
-    from core.runs.store import load_run
 
-    item = load_run(run_id).split().val[0]
+    item = RunStore.default().load(run_id).split().val[0]
     uint8 = item_arrays([item], 224)
     image = uint8.astype(np.float32) / 255.0
-    model = run_model(run_id)
+    model = run_model(RunStore.default(), run_id)
     rows = {"studio (RunModel, TFLite forward)": {"ms": _median_ms(lambda: model.predict_arrays(uint8))}}
     for fmt in ("savedmodel", "keras", "tflite", "onnx", "web"):
         start = time.perf_counter()
-        result = export_run(run_id, fmt, home / "exports" / fmt)
+        result = export_run(RunStore.default(), run_id, fmt, home / "exports" / fmt)
         row = {"mb": _size_mb(result.path, fmt), "export_s": round(time.perf_counter() - start, 1),
                "max_abs_diff": result.max_abs_diff}
         if fmt in ("savedmodel", "tflite", "onnx"):

@@ -3,7 +3,7 @@ datasets' real feature vectors (the converted TFLite forward, the default run's 
 issue's settings: 50 images per class, 20 epochs, every default otherwise. Three seeds each, for both heads,
 on the same vectors; then validation accuracy (mean and std), seconds, and the history's columns.
 
-    .venv/bin/python -m benchmarks.numpy_head          # about 2 minutes on a 2-core CPU, models prepared
+    .venv/bin/python -m benchmarks.numpy_head          # about 2 minutes on a 2-core CPU, models setup
 """
 
 from __future__ import annotations
@@ -17,37 +17,37 @@ from core.training.config import TrainConfig
 from core.training.context import TrainingContext
 from core.training.numpy_fit import fit_dense_numpy
 from core.training.split import sample_split
-from core.training.trainer import prepare
+from core.training.trainer import set_up
 
 DATASETS = ("digits", "faces")
 SEEDS = (0, 1, 2)
 
 
-def _keras(config: TrainConfig, prepared, num_classes: int):
+def _keras(config: TrainConfig, setup, num_classes: int):
     """The Keras path the trainer took for this head before: its models and its fit."""
     from core.training.dense import build_models, fit_dense
 
     ctx = TrainingContext(config=config, progress=None, should_stop=None, on_epoch=None, strategy=None)
-    models = build_models(ctx, prepared.plan, None, prepared.summary, num_classes)
-    return ctx, fit_dense(ctx, prepared.plan, models, prepared.inputs)
+    models = build_models(ctx, setup.plan, None, setup.summary, num_classes)
+    return ctx, fit_dense(ctx, setup.plan, models, setup.inputs)
 
 
-def _numpy(config: TrainConfig, prepared, num_classes: int):
+def _numpy(config: TrainConfig, setup, num_classes: int):
     ctx = TrainingContext(config=config, progress=None, should_stop=None, on_epoch=None, strategy=None)
-    return ctx, fit_dense_numpy(ctx, prepared.plan, prepared.inputs, num_classes)[1]
+    return ctx, fit_dense_numpy(ctx, setup.plan, setup.inputs, num_classes)[1]
 
 
 def compare(dataset: str) -> dict:
     config = TrainConfig(dataset=dataset, per_class=50, epochs=20)
     split = sample_split(config).split
-    prepared = prepare(config, split)
-    labels, classes = prepared.inputs.labels["val"], len(split.classes)
+    setup = set_up(config, split)
+    labels, classes = setup.inputs.labels["val"], len(split.classes)
     found = {}
     for name, fit in (("numpy", _numpy), ("keras", _keras)):
         accuracies, seconds, columns = [], [], None
         for seed in SEEDS:
             start = time.perf_counter()
-            ctx, probs = fit(config.with_(seed=seed), prepared, classes)
+            ctx, probs = fit(config.with_(seed=seed), setup, classes)
             seconds.append(time.perf_counter() - start)
             accuracies.append(float((probs["val"].argmax(1) == labels).mean()))
             columns = sorted(ctx.history[0])

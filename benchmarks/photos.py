@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from core import paths
+from core.runs.store import RunStore
 
 SOURCES = ("chelsea", "coffee", "rocket")  # one class each
 SIZE = (4032, 3024)
@@ -83,15 +84,14 @@ def predict_latency(data: Path, env: dict, n: int = 30) -> None:
     """Warm single-image prediction of one 12 MP JPEG, read from disk and decoded each time."""
     os.environ.update(env)
     from core.inference.predict import predict_sources
-    from core.runs.store import list_runs
 
-    run_id = list_runs()[0].id
+    run_id = RunStore.default().runs()[0].id
     photos = sorted(data.rglob("*.jpg"))[:n]
-    predict_sources(run_id, [(photos[0].name, str(photos[0]))])  # warm: model built and traced
+    predict_sources(RunStore.default(), run_id, [(photos[0].name, str(photos[0]))])  # warm: model built and traced
     times = []
     for path in photos:
         start = time.perf_counter()
-        result = predict_sources(run_id, [(path.name, str(path))])
+        result = predict_sources(RunStore.default(), run_id, [(path.name, str(path))])
         times.append(time.perf_counter() - start)
         assert "top" in result[0], result
     ms = np.array(times) * 1000

@@ -28,6 +28,7 @@ from core.data.npy_cache import NpyCache
 from core.data.sampling import sample, split
 from core.data.sources import load_dataset
 from core.features import blocks
+from core.runs.store import RunStore
 from core.training.config import TrainConfig
 
 CASES = {
@@ -67,7 +68,7 @@ def throughput(parts) -> dict:
     """(b) the trainer's feature extraction (TFLite when prepared, else TensorFlow) and TensorFlow's
     own pipeline, against the raw TensorFlow forward of the model: same images, same run."""
     from core.backbones import load_backbone, tflite_convert, tflite_run
-    from core.backbones.inference import run_batches
+    from core.backbones.forward import run_batches
     from core.data.arrays import item_arrays
     from core.tf import tf
 
@@ -107,11 +108,11 @@ def prediction_latency(run_id: str, parts) -> dict:
     from core.inference.predict import predict_sources
 
     files = [(i.relpath, Path(i.path).read_bytes()) for i in parts.val[:50]]
-    predict_sources(run_id, files[:1])  # warm
+    predict_sources(RunStore.default(), run_id, files[:1])  # warm
     times = []
     for name, data in files:
         start = time.perf_counter()
-        predict_sources(run_id, [(name, data)])
+        predict_sources(RunStore.default(), run_id, [(name, data)])
         times.append(time.perf_counter() - start)
     ms = np.array(times) * 1000
     return emit({"measure": "c", "images": len(files), "p50_ms": round(float(np.percentile(ms, 50)), 1),
@@ -130,9 +131,9 @@ def cold_start(run_id: str, image_path: str) -> dict:
 
 def worker_peak_memory(per_class: int) -> dict:
     """(e) peak resident memory of a real worker process training on per_class x 10 digits at 224x224."""
-    from core.runs.store import create_run, load_run
+    from core.runs.store import RunStore
 
-    run = create_run(TrainConfig(dataset="digits", per_class=per_class, epochs=5))
+    run = RunStore.default().create(TrainConfig(dataset="digits", per_class=per_class, epochs=5))
     start = time.perf_counter()
     worker = subprocess.Popen([sys.executable, "-m", "core", "worker"], cwd=paths.PROJECT_DIR,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -140,7 +141,7 @@ def worker_peak_memory(per_class: int) -> dict:
     worker.returncode = os.waitstatus_to_exitcode(code)
     assert worker.returncode == 0, f"worker exited with {worker.returncode}"
     peak_kib = usage.ru_maxrss
-    done = load_run(run.id)
+    done = RunStore.default().load(run.id)
     return emit({"measure": "e", "images": per_class * 10, "state": done.state,
                  "seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak_kib / 1024)})
 
@@ -165,8 +166,8 @@ def main() -> None:
     throughput(parts)
     from core.runs import jobs
 
-    run_id = jobs.submit(TrainConfig(dataset="digits", per_class=50, epochs=5))
-    jobs.wait(run_id, timeout=900)
+    run_id = jobs.submit(RunStore.default(), TrainConfig(dataset="digits", per_class=50, epochs=5))
+    jobs.wait(RunStore.default(), run_id, timeout=900)
     prediction_latency(run_id, parts)
     cold_start(run_id, parts.val[0].path)
     worker_peak_memory(100)

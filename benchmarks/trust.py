@@ -33,6 +33,7 @@ from PIL import Image
 
 from benchmarks.photos import emit, fresh_home
 from core import paths
+from core.runs.store import RunStore
 
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "page", "horse",
           "hubble_deep_field", "immunohistochemistry", "retina", "logo", "text", "grass", "gravel", "brick",
@@ -128,19 +129,18 @@ def photos(folder: Path) -> list[Path]:
 def unknown(work: Path) -> None:
     from core.inference.predict import predict_sources
     from core.runs import jobs
-    from core.runs.store import load_run
     from core.training.config import TrainConfig
 
     for seed in range(3):
-        run_id = jobs.submit(TrainConfig(seed=seed))
-        jobs.wait(run_id)
-        run = load_run(run_id)
+        run_id = jobs.submit(RunStore.default(), TrainConfig(seed=seed))
+        jobs.wait(RunStore.default(), run_id)
+        run = RunStore.default().load(run_id)
         taken = {i.relpath for part in ("train", "val", "test") for i in getattr(run.split(), part)}
         from core.data.sources import load_dataset
 
         rest = [i for i in load_dataset("digits").items if i.relpath not in taken]
-        own = predict_sources(run_id, [(i.relpath, i.path) for i in rest])
-        shots = predict_sources(run_id, [(p.name, p) for p in photos(work / "photos")])
+        own = predict_sources(RunStore.default(), run_id, [(i.relpath, i.path) for i in rest])
+        shots = predict_sources(RunStore.default(), run_id, [(p.name, p) for p in photos(work / "photos")])
         emit({"measure": "none of these, digits run 20/class", "seed": seed, "run": run_id,
               "photos_flagged": round(np.mean([r["unknown"] for r in shots]), 3), "photos": len(shots),
               "own_digits_flagged": round(np.mean([r["unknown"] for r in own]), 3), "own_digits": len(own)})

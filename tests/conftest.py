@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from core.runs.store import RunStore
 from tests.helpers import (
     PROJECT_DIR,
     THREAD_CAPS,
@@ -265,7 +266,6 @@ def square_run(prepared):
 
 
 def _assert_completed(run_id: str) -> None:
-    from core.runs.store import load_run
 
-    status = load_run(run_id).status
+    status = RunStore.default().load(run_id).status
     assert status["state"] == "completed", status

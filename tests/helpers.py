@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.runs.store import RunStore
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ARTIFACTS_DIR = PROJECT_DIR / "test-artifacts"
 
@@ -81,26 +83,27 @@ def slow_config(folder):
                        test_fraction=0.0, frozen_blocks=16, image_size=64)
 
 
-def train_in_process(config) -> str:
-    """A run created in the run store and trained by the worker's own `execute`, in this process; its id.
-    The worker process adds nothing here (tests/test_training.py keeps real workers for cancel and kill)."""
+def train_in_process(config, store=None) -> str:
+    """A run created in the run store (default: the environment's) and trained by the worker's own `execute`, in
+    this process; its id. The worker process adds nothing here (tests/test_training.py keeps real workers for
+    cancel and kill)."""
     from core.runs.jobs import execute, queue_lock
-    from core.runs.store import create_run
 
-    with queue_lock():  # as a worker holds it: a worker another test started cannot take this run meanwhile
-        run = create_run(config.validate())
-        execute(run.id)
+    store = store or RunStore.default()
+    with queue_lock(store):  # as a worker holds it: a worker another test started cannot take this run meanwhile
+        run = store.create(config.validate())
+        execute(store, run.id)
     return run.id
 
 
-def run_queued_in_process() -> int:
-    """In place of jobs.ensure_workers: train every queued run here, oldest first; how many ran."""
+def run_queued_in_process(store) -> int:
+    """In place of jobs.ensure_workers(store): train every queued run here, oldest first; how many ran."""
     from core.runs.jobs import execute, queue_lock, queued_runs
 
-    with queue_lock():
-        queue = queued_runs()
+    with queue_lock(store):
+        queue = queued_runs(store)
         for run in queue:
-            execute(run.id)
+            execute(store, run.id)
     return len(queue)
 
 
@@ -114,23 +117,15 @@ class CliResult:
 
 
 def cli(*args: str) -> CliResult:
-    """`python -m core ARGS` called in process (core.cli.main); the environment is restored after,
-    since --runs-dir sets STUDIO_RUNS_DIR."""
+    """`python -m core ARGS` called in process (core.cli.main)."""
     from core.cli import main
 
-    saved = os.environ.get("STUDIO_RUNS_DIR")
     out, err = io.StringIO(), io.StringIO()
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                code = main(list(args))
-            except SystemExit as exit_:
-                code = exit_.code if isinstance(exit_.code, int) else 1
-    finally:
-        if saved is None:
-            os.environ.pop("STUDIO_RUNS_DIR", None)
-        else:
-            os.environ["STUDIO_RUNS_DIR"] = saved
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
     return CliResult(code, out.getvalue(), err.getvalue())
 
 

@@ -22,7 +22,7 @@ def colors(tmp_path):
 @pytest.mark.usefixtures("prepared")  # the converted pooled-blocks file, whatever ran before (or alone)
 def test_block_vectors_run_once_match_tensorflow_and_a_damaged_entry_is_recomputed(lite0, colors,
                                                                                     empty_feature_store):
-    from core.backbones.inference import pooled_blocks_model, run_batches
+    from core.backbones.forward import pooled_blocks_model, run_batches
     from core.data.arrays import item_arrays
 
     items = scan_folder(colors).items

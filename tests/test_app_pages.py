@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.runs import jobs
-from core.runs.store import load_run
+from core.runs.store import RunStore
 from tests.helpers import (
     APPTEST_TIMEOUT,
     COLORS,
@@ -31,9 +31,11 @@ def test_home_shows_environment_and_latest_runs(trained_run):
     gpus = tf.config.list_physical_devices("GPU")  # the page shows what TensorFlow itself reports
     assert m["Device"] == (f"GPU ({len(gpus)})" if gpus else "CPU") and m["TensorFlow"] == tf.__version__
     assert m["Model status"] == "ready"
-    from core.runs.store import list_runs
+    from core.runs.store import RunStore
 
-    latest = [r.id for r in list_runs()[:5]]  # the trained run, or runs other tests of this process made since
+    latest = [
+        r.id for r in RunStore.default().runs()[:5]
+    ]  # the trained run, or runs other tests of this process made since
     assert latest and all(run_id in text_of(at) for run_id in latest)
     assert not at.json and "TensorFlow Lite copy of the frozen feature model" in str(at.table[0].value)  # not JSON
 
@@ -141,64 +143,64 @@ def test_train_page_queues_a_run_with_the_defaults(color_folder, workers_in_proc
     at.button[0].click().run()
     assert not at.exception
     run_id = at.session_state.run_id
-    run = load_run(run_id)
+    run = RunStore.default().load(run_id)
     assert run.config.dataset == str(color_folder) and run.status["owner"] == at.session_state.token
     assert at.query_params["s"] == at.session_state.token  # a reload finds this session's run again
-    assert jobs.wait(run_id, timeout=600)["state"] == "completed"
+    assert jobs.wait(RunStore.default(), run_id, timeout=600)["state"] == "completed"
 
 
 def test_a_second_click_on_train_does_not_queue_the_same_run_again(color_folder, own_runs, monkeypatch):
     """While a run with these settings waits in the queue (no worker takes it here), Train again says so and
     queues nothing; other settings queue a run."""
-    from core.runs.store import list_runs
+    from core.runs.store import RunStore
 
-    monkeypatch.setattr(jobs, "ensure_workers", lambda: 0)
+    monkeypatch.setattr(jobs, "ensure_workers", lambda store: 0)
     at = open_page("train", dataset=str(color_folder), dataset_label="colours", per_class=6)
     at.button[0].click().run()
     first = at.session_state.run_id
     at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("with these settings is already queued, so it was not queued again" in i.value for i in at.info)
-    assert [r.id for r in list_runs()] == [first]
+    assert [r.id for r in RunStore.default().runs()] == [first]
     at.number_input[0].set_value(2)  # epochs: other settings
     at.button[0].click().run()
-    assert at.session_state.run_id != first and len(list_runs()) == 2
+    assert at.session_state.run_id != first and len(RunStore.default().runs()) == 2
 
 
 def test_training_the_same_finished_run_again_asks_first(color_folder, own_runs, workers_in_process):
     """After a run finished, Train with nothing changed says this exact run exists, links to it and queues nothing;
     "Train again anyway" queues it; another seed is another run (issue 43 saw three identical runs at 95.1%)."""
-    from core.runs.store import list_runs
+    from core.runs.store import RunStore
 
     at = open_page("train", dataset=str(color_folder), dataset_label="colours", per_class=6)
     at.number_input[0].set_value(2)  # epochs
     at.button[0].click().run()
     first = at.session_state.run_id
-    assert jobs.wait(first, timeout=600)["state"] == "completed"
+    assert jobs.wait(RunStore.default(), first, timeout=600)["state"] == "completed"
     at.run()
     at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any(f"This exact run exists: run {first}" in i.value for i in at.info)
-    assert [r.id for r in list_runs()] == [first] and at.session_state.run_id == first
+    assert [r.id for r in RunStore.default().runs()] == [first] and at.session_state.run_id == first
     assert f"run={first}" in str([link.proto for link in at.get("page_link")])
     next(b for b in at.button if b.label == "Train again anyway").click().run()
     again = at.session_state.run_id
-    assert again != first and len(list_runs()) == 2 and "same_run" not in at.session_state
-    assert jobs.wait(again, timeout=600)["state"] == "completed"
+    assert again != first and len(RunStore.default().runs()) == 2 and "same_run" not in at.session_state
+    assert jobs.wait(RunStore.default(), again, timeout=600)["state"] == "completed"
     next(n for n in at.number_input if n.label == "Seed").set_value(7)
     at.button[0].click().run()
-    assert len(list_runs()) == 3 and not any("This exact run exists" in i.value for i in at.info)
+    assert len(RunStore.default().runs()) == 3 and not any("This exact run exists" in i.value for i in at.info)
 
 
 def test_results_page_shows_accuracy_and_confusion(trained_run):
     at = open_page("results", run_id=trained_run)
     m = metrics(at)
-    val = load_run(trained_run).metrics()["val_accuracy"]
+    val = RunStore.default().load(trained_run).metrics()["val_accuracy"]
     assert m["Validation accuracy"] == f"{val:.1%}"
     charts = at.get("plotly_chart")
     assert len(charts) >= 3  # curves, confusion, per-class
     assert "image(s)" in text_of(at)
-    val_predictions = load_run(trained_run).predictions()["val"]
+    val_predictions = RunStore.default().load(trained_run).predictions()["val"]
     at.selectbox[0].set_value("blue").run()  # true class
     at.selectbox[1].set_value("blue").run()  # predicted as
     assert f"{len(val_predictions.cell(0, 0))} image(s)" in text_of(at)
@@ -239,7 +241,7 @@ def test_experiments_page_starts_a_sweep_and_compares_runs(color_folder, trained
     at.button[0].click().run()
     assert not at.exception
     sweep_id = at.session_state.sweep_id
-    assert wait_for(lambda: sweeps.load_sweep(sweep_id).done, timeout=600)
+    assert wait_for(lambda: sweeps.load_sweep(RunStore.default(), sweep_id).done, timeout=600)
     done = open_page("experiments", dataset=str(color_folder), dataset_label="colours", sweep_id=sweep_id)
     table = done.dataframe[0].value
     assert len(table) == 1 and table["per class"].tolist() == [5] and table["frozen"].tolist() == ["all"]

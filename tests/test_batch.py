@@ -11,6 +11,7 @@ from PIL import Image
 
 from core.cli import main
 from core.inference.predict import predict_sources, predictions_csv
+from core.runs.store import RunStore
 from tests.helpers import COLORS, metrics, open_page
 
 
@@ -76,7 +77,7 @@ def test_cli_predicts_files_folders_and_zips_into_one_csv(trained_run, tmp_path,
     for name in good:
         member = name.removeprefix(zip_name)
         source = zipfile.ZipFile(archive).read(member) if member != name else name
-        (one,) = predict_sources(trained_run, [(name, source)])
+        (one,) = predict_sources(RunStore.default(), trained_run, [(name, source)])
         row = by_name[name]
         assert float(row["probability"]) == round(one["top"][0]["probability"], 6)
         assert row["unknown"] == str(one["unknown"])

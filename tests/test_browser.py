@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.runs.store import RunStore
 from tests.helpers import (
     ARTIFACTS_DIR,
     browser_page,
@@ -214,7 +215,6 @@ def test_server_memory_stays_flat_and_workers_exit(server_with_a_run, trained_ru
 
     from playwright.sync_api import expect
 
-    from core.runs.store import list_runs
 
     server = server_with_a_run
     monkeypatch.setenv("STUDIO_RUNS_DIR", server.runs_dir)
@@ -244,12 +244,14 @@ def test_server_memory_stays_flat_and_workers_exit(server_with_a_run, trained_ru
         expect(metric_label(page, "Trainable parameters")).to_be_visible(timeout=120_000)
         settle(page)
         for i in range(TRAININGS):
-            before = {r.id for r in list_runs(verify=False)}
+            before = {r.id for r in RunStore.default().runs(verify=False)}
             page.get_by_label("Seed").fill(str(100 + i))  # a new seed: another run, not "this exact run exists"
             page.get_by_role("button", name="Train", exact=True).click()
-            assert wait_for(lambda before=before: {r.id for r in list_runs(verify=False)} - before, timeout=60)
-            (new,) = {r.id for r in list_runs(verify=False)} - before
-            assert wait_for(lambda new=new: next(r for r in list_runs(verify=False) if r.id == new).state
+            assert wait_for(
+                lambda before=before: {r.id for r in RunStore.default().runs(verify=False)} - before, timeout=60
+            )
+            (new,) = {r.id for r in RunStore.default().runs(verify=False)} - before
+            assert wait_for(lambda new=new: next(r for r in RunStore.default().runs(verify=False) if r.id == new).state
                             == "completed",
                             timeout=600)
             expect(page.get_by_text(f"Run {new}")).to_be_visible(timeout=60_000)

@@ -2,6 +2,8 @@
 process, as users do."""
 
 import json
+import os
+from pathlib import Path
 
 from PIL import Image
 
@@ -62,8 +64,10 @@ def test_train_prints_what_was_skipped_and_a_linear_head_works_without_the_cache
             zf.write(path, f"colours/{path.relative_to(folder)}")
         zf.writestr("../evil.png", (folder / "red" / "red_00.png").read_bytes())
         zf.writestr("colours/red/broken.png", b"not a picture")
+    before = os.environ.get("STUDIO_RUNS_DIR")
     result = cli("train", "--data", str(archive), "--per-class", "5", "--head", "logreg", "--no-cache",
                  "--runs-dir", str(tmp_path / "runs"))
+    assert os.environ.get("STUDIO_RUNS_DIR") == before  # the store is passed along, the environment untouched
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     out = result.stdout
     assert "15 usable images in 3 classes (blue 5, green 5, red 5)" in out
@@ -72,3 +76,4 @@ def test_train_prints_what_was_skipped_and_a_linear_head_works_without_the_cache
     assert out.index("usable images") < out.index("fit epoch 1/")  # before training
     final = json.loads(out.strip().splitlines()[-1])
     assert final["state"] == "completed" and final["val_accuracy"] == 1.0
+    assert Path(final["dir"]).parent == tmp_path / "runs"  # trained by a worker told --runs-dir

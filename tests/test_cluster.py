@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.runs.store import RunStore
 from tests.helpers import (
     NODE_TIMEOUT,
     PROJECT_DIR,
@@ -36,7 +37,9 @@ def colors(tmp_path):
 def run_sweep(address: str, base, **grid):
     from core.runs import executors, sweeps
 
-    return sweeps.create_sweep(sweeps.SweepSpec(base=base, **grid), executor=executors.current(address))
+    return sweeps.create_sweep(
+        RunStore.default(), sweeps.SweepSpec(base=base, **grid), executor=executors.current(RunStore.default(), address)
+    )
 
 
 def watch(sweep_id: str, timeout: float = 300) -> None:
@@ -44,11 +47,11 @@ def watch(sweep_id: str, timeout: float = 300) -> None:
     from core.runs import executors, sweeps
 
     def settled():
-        runs = [r for r in sweeps.load_sweep(sweep_id).runs() if r is not None]
-        executors.ensure_all()
+        runs = [r for r in sweeps.load_sweep(RunStore.default(), sweep_id).runs() if r is not None]
+        executors.ensure_all(RunStore.default())
         return not any(r.state.active for r in runs)
 
-    assert wait_for(settled, timeout, poll=0.2), sweeps.load_sweep(sweep_id).progress()
+    assert wait_for(settled, timeout, poll=0.2), sweeps.load_sweep(RunStore.default(), sweep_id).progress()
 
 
 def test_a_sweep_from_the_page_trains_on_both_nodes_and_every_run_arrives_whole(ray_cluster, colors, own_runs,
@@ -73,7 +76,7 @@ def test_a_sweep_from_the_page_trains_on_both_nodes_and_every_run_arrives_whole(
     assert not at.exception, [e.value for e in at.exception]
     watch(at.session_state.sweep_id)
 
-    runs = sweeps.load_sweep(at.session_state.sweep_id).runs()
+    runs = sweeps.load_sweep(RunStore.default(), at.session_state.sweep_id).runs()
     assert [r.state for r in runs] == [RunState.COMPLETED] * 4, [r.status.get("message") for r in runs]
     assert {r.status["node"] for r in runs} == alive_ray_nodes(), "each node of the cluster trained a run"
     for run in runs:
@@ -95,32 +98,34 @@ def test_cancel_reaches_the_task_and_a_dispatcher_that_dies_loses_nothing_finish
     address, _ = ray_cluster
     base = TrainConfig(dataset=str(colors), per_class=6, epochs=300, val_fraction=0.3, test_fraction=0.0)
     sweep = run_sweep(address, base, per_class=(6,), augment=(True, False))  # augmented: each epoch a forward
-    slow, other = sweeps.load_sweep(sweep.id).run_ids
-    assert wait_for(lambda: training(slow), 180), jobs.load_run(slow).status  # its progress reaches the studio
-    assert jobs.cancel(slow) == "cancelling"
+    slow, other = sweeps.load_sweep(RunStore.default(), sweep.id).run_ids
+    assert wait_for(lambda: training(slow), 180), (
+        RunStore.default().load(slow).status
+    )  # its progress reaches the studio
+    assert jobs.cancel(RunStore.default(), slow) == "cancelling"
     watch(sweep.id)
-    cancelled, finished = jobs.load_run(slow), jobs.load_run(other)
+    cancelled, finished = RunStore.default().load(slow), RunStore.default().load(other)
     assert cancelled.state == RunState.CANCELLED, cancelled.status
     assert cancelled.status["node"] and len(cancelled.history()) < 300, "it stopped mid-training, on its node"
     assert finished.state == RunState.COMPLETED, finished.status
 
-    again = sweeps.resume(sweep.id, executor=executors.current(address)).run_ids
+    again = sweeps.resume(RunStore.default(), sweep.id, executor=executors.current(RunStore.default(), address)).run_ids
     assert again[1] == other and again[0] != slow, "only the cancelled point is queued again"
-    assert wait_for(lambda: training(again[0]), 180), jobs.load_run(again[0]).status
-    dispatcher = jobs.load_run(again[0], verify=False).status["pid"]
+    assert wait_for(lambda: training(again[0]), 180), RunStore.default().load(again[0]).status
+    dispatcher = RunStore.default().load(again[0], verify=False).status["pid"]
     os.kill(dispatcher, signal.SIGKILL)
     assert wait_for(lambda: not pid_alive(dispatcher), 10)
-    lost = jobs.load_run(again[0])
+    lost = RunStore.default().load(again[0])
     assert lost.state == RunState.FAILED and "dispatcher" in lost.status["message"], lost.status
-    assert jobs.load_run(other).state == RunState.COMPLETED and jobs.load_run(other).damaged == ()
-    assert jobs.load_run(other).metrics() == finished.metrics()
+    assert RunStore.default().load(other).state == RunState.COMPLETED and RunStore.default().load(other).damaged == ()
+    assert RunStore.default().load(other).metrics() == finished.metrics()
 
 
 def training(run_id: str) -> bool:
     """The studio has been told, through the cluster, that the run is past its second epoch."""
-    from core.runs.store import RunState, load_run
+    from core.runs.store import RunState, RunStore
 
-    run = load_run(run_id, verify=False)
+    run = RunStore.default().load(run_id, verify=False)
     return run.state == RunState.RUNNING and (run.status.get("progress") or {}).get("epoch", 0) >= 2
 
 
@@ -139,17 +144,17 @@ def test_a_node_killed_mid_run_makes_the_run_retry_elsewhere(ray_cluster, colors
         sweep = run_sweep(address, base, per_class=(4, 5, 6))  # spread: one run on each node
 
         def paused():
-            return [r for r in sweeps.load_sweep(sweep.id).runs()
+            return [r for r in sweeps.load_sweep(RunStore.default(), sweep.id).runs()
                     if r is not None and "paused at saving" in r.status.get("message", "")]
 
-        assert wait_for(paused, 180), [r.status for r in sweeps.load_sweep(sweep.id).runs()]
+        assert wait_for(paused, 180), [r.status for r in sweeps.load_sweep(RunStore.default(), sweep.id).runs()]
         stuck = paused()[0]
         os.kill(_raylet_of(third.pid), signal.SIGKILL)
         watch(sweep.id)
     finally:
         stop_process_group(third.pid, alive=lambda _: third.poll() is None)
         assert wait_for(lambda: len(alive_ray_nodes()) == 2, NODE_TIMEOUT), "the head saw the third node go"
-    runs = sweeps.load_sweep(sweep.id).runs()
+    runs = sweeps.load_sweep(RunStore.default(), sweep.id).runs()
     assert [r.state for r in runs] == [RunState.COMPLETED] * 3, [r.status.get("message") for r in runs]
     retried = next(r for r in runs if r.id == stuck.id)
     assert retried.status["attempts"] == 2 and retried.status["nodes"][0] == stuck.status["node"] \
@@ -174,7 +179,7 @@ def test_an_address_where_nothing_answers_says_so_at_once():
     from core.runs import executors
 
     began = time.monotonic()
-    info = executors.current(f"127.0.0.1:{free_port()}").info()
+    info = executors.current(RunStore.default(), f"127.0.0.1:{free_port()}").info()
     assert time.monotonic() - began < 10
     assert "No Ray cluster answers" in info.problem and "ray start --head" in info.problem
 
@@ -186,16 +191,16 @@ def test_an_address_without_ray_installed_says_what_to_install(tmp_path, monkeyp
 
     from core.errors import RunError
     from core.runs import executors
-    from core.runs.store import list_runs
+    from core.runs.store import RunStore
     from core.training.config import TrainConfig
 
     finder = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else finder(name, *a))
-    cluster = executors.current("127.0.0.1:6379")
+    cluster = executors.current(RunStore.default(), "127.0.0.1:6379")
     assert "pip install -r requirements-cluster.txt" in cluster.info().problem
     with pytest.raises(RunError, match="Ray is not installed here"):
         cluster.submit(TrainConfig(dataset=str(tmp_path)))
-    assert list_runs() == []
+    assert RunStore.default().runs() == []
 
 
 def test_without_an_address_ray_is_never_imported(tmp_path):
@@ -206,10 +211,11 @@ import json, sys
 import core.cli.commands, core.cli.parser, ui.resources
 from core.runs import executors, sweeps
 from core.training.config import TrainConfig
-executor = executors.current()
-executors.ensure_all()
+from core.runs.store import RunStore
+executor = executors.current(RunStore.default())
+executors.ensure_all(RunStore.default())
 spec = sweeps.SweepSpec(base=TrainConfig(dataset=sys.argv[1]), per_class=(5,))
-sweep = sweeps.create_sweep(spec, executor=executor)
+sweep = sweeps.create_sweep(RunStore.default(), spec, executor=executor)
 print(json.dumps({"kind": executor.kind, "info": executor.info().sentence(), "ray": "ray" in sys.modules,
                   "queued": [r.state for r in sweep.runs()]}))
 """

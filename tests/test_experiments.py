@@ -16,8 +16,8 @@ from core.inference.export import export_run
 from core.inference.predict import run_model
 from core.present.report import report, write_report
 from core.runs import jobs, sweeps
-from core.runs.compare import best, comparison_rows, rows_csv
-from core.runs.store import RunState, load_run, update_status
+from core.runs.runs_table import best, comparison_rows, rows_csv
+from core.runs.store import RunState, RunStore
 from core.training.config import TrainConfig
 from tests.helpers import ARTIFACTS_DIR, CHROMIUM, FLAGS, cli, run_queued_in_process
 
@@ -39,26 +39,26 @@ def test_sweep_resumes_without_redoing_finished_runs(color_folder, own_runs, mon
     the dead one only. The runs train in this process."""
     base = TrainConfig(dataset=str(color_folder), epochs=2, image_size=64, val_fraction=0.3, test_fraction=0.0,
                        batch_size=2)
-    monkeypatch.setattr(jobs, "ensure_workers", lambda: 0)  # the three wait in the queue
-    sweep = sweeps.create_sweep(sweeps.SweepSpec(base=base, per_class=(4, 6, 8)), "resume test")
+    monkeypatch.setattr(jobs, "ensure_workers", lambda store: 0)  # the three wait in the queue
+    sweep = sweeps.create_sweep(RunStore.default(), sweeps.SweepSpec(base=base, per_class=(4, 6, 8)), "resume test")
     first, second = sweep.run_ids[:2]
-    with jobs.queue_lock():
-        jobs.execute(first)
-    assert load_run(first).state == "completed"
+    with jobs.queue_lock(RunStore.default()):
+        jobs.execute(RunStore.default(), first)
+    assert RunStore.default().load(first).state == "completed"
     gone = subprocess.Popen(["true"])
     gone.wait()
-    update_status(second, state=RunState.RUNNING, pid=gone.pid)  # its worker was killed while training
-    assert load_run(second).state == "failed"
+    RunStore.default().update(second, state=RunState.RUNNING, pid=gone.pid)  # its worker was killed while training
+    assert RunStore.default().load(second).state == "failed"
     monkeypatch.setattr(jobs, "ensure_workers", run_queued_in_process)
-    resumed = sweeps.resume(sweep.id)
+    resumed = sweeps.resume(RunStore.default(), sweep.id)
     assert resumed.run_ids[0] == first and resumed.run_ids[2] == sweep.run_ids[2]
     assert resumed.run_ids[1] != second
-    assert sweeps.load_sweep(sweep.id).done
-    rows = comparison_rows([r for r in sweeps.load_sweep(sweep.id).runs()])
+    assert sweeps.load_sweep(RunStore.default(), sweep.id).done
+    rows = comparison_rows([r for r in sweeps.load_sweep(RunStore.default(), sweep.id).runs()])
     assert [r["per class"] for r in rows] == [4, 6, 8]
     assert [r["images"] for r in rows] == [12, 18, 24] and rows[-1]["share"] == 0.8
     assert rows_csv(rows).splitlines()[0].startswith("run,dataset,images,share,per class")
-    page = report(sweep.id)
+    page = report(RunStore.default(), sweep.id)
     assert "id='comparison'" in page and "id='learning-curve'" in page
     assert page.count("<tr>") == 4  # header + 3 runs
     assert best(rows, "val acc") is not None
@@ -76,14 +76,14 @@ def test_run_report_has_every_section_and_no_network_reference(trained_run, colo
     from core.analysis import analyze
 
     analyze(str(color_folder), "efficientnet_lite0", per_class=10)  # the report shows the latest analysis
-    html = report(trained_run)
+    html = report(RunStore.default(), trained_run)
     for section in ("configuration", "dataset", "curves", "metrics", "confusion", "misclassified", "trust",
                     "analysis"):
         assert f"id='{section}'" in html
     assert "plotly.js v" in html  # the library itself is inline
     assert not re.search(r"<script[^>]+src=['\"]https?://", html)
     assert "data:image/png;base64," in html or "Every validation image was classified correctly" in html
-    written = Path(write_report(trained_run, str(tmp_path / "r.html"))).read_text(encoding="utf-8")
+    written = Path(write_report(RunStore.default(), trained_run, str(tmp_path / "r.html"))).read_text(encoding="utf-8")
     assert written.startswith("<!doctype html>") and f"<h1>Run {trained_run}</h1>" in written
     # The settings in words, as the Train page shows them, not raw Python (issue 43).
     settings = html[html.index("id='configuration'"):html.index("id='dataset'")]
@@ -104,7 +104,7 @@ def test_report_opens_offline_in_chromium(trained_run, color_folder, tmp_path):
 
     analyze(str(color_folder), "efficientnet_lite0", per_class=10)
     path = tmp_path / "report.html"
-    write_report(trained_run, str(path))
+    write_report(RunStore.default(), trained_run, str(path))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
@@ -123,14 +123,16 @@ def test_report_opens_offline_in_chromium(trained_run, color_folder, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["savedmodel", "keras", "tflite", "onnx"])
 def test_exports_load_back_and_agree_with_the_run(trained_run, tmp_path, fmt):
-    result = export_run(trained_run, fmt, tmp_path / fmt)
-    assert result.top1_agreement == 1.0 and result.checked_images == len(load_run(trained_run).split().val)
+    result = export_run(RunStore.default(), trained_run, fmt, tmp_path / fmt)
+    assert result.top1_agreement == 1.0 and result.checked_images == len(
+        RunStore.default().load(trained_run).split().val
+    )
     assert result.max_abs_diff < 1e-3
     labels = (result.path / "labels.txt").read_text().splitlines()
     assert labels == ["blue", "green", "red"]
     assert "float32 RGB images in [0, 1]" in (result.path / "USAGE.md").read_text()
     # Independently of export_run's own check: load the file the way USAGE.md says and compare.
-    run = load_run(trained_run)
+    run = RunStore.default().load(trained_run)
     images = item_arrays(run.split().val, 224).astype(np.float32) / 255.0
     saved = run.predictions()["val"]
     if fmt == "tflite":
@@ -152,7 +154,9 @@ def test_exports_load_back_and_agree_with_the_run(trained_run, tmp_path, fmt):
         rule = json.loads((result.path / "metadata.json").read_text())["none_of_these"]
         unit = features / np.linalg.norm(features, axis=1, keepdims=True)
         flagged = 1 - (unit @ np.array(rule["class_means"]).T).max(axis=1) > rule["threshold"]
-        assert flagged.tolist() == run_model(trained_run).unknown(features)  # the rule as USAGE.md applies it
+        assert flagged.tolist() == run_model(RunStore.default(), trained_run).unknown(
+            features
+        )  # the rule as USAGE.md applies it
         _usage_recipe_on_a_non_square_photo(trained_run, result.path, session, tmp_path)
     elif fmt == "keras":
         from core.tf import tf_keras
@@ -176,12 +180,12 @@ def test_the_web_page_classifies_offline_as_the_studio_does(trained_run, tmp_pat
 
     from core.inference.predict import predict_sources
 
-    result = export_run(trained_run, "web", tmp_path / "web")
+    result = export_run(RunStore.default(), trained_run, "web", tmp_path / "web")
     page_file = result.path / "classifier.html"
     assert not (result.path / "model.onnx").exists() and result.top1_agreement == 1.0
     text = page_file.read_text(encoding="utf-8")
     assert not re.search(r"""<(script|link|img|iframe)[^>]+(src|href)=['"]?(https?:)?//""", text)
-    split = load_run(trained_run).split()
+    split = RunStore.default().load(trained_run).split()
     files = [i.path for i in (*split.val, *split.test, *split.train)][:20]
     wide = tmp_path / "wide.jpg"
     pixels = np.full((300, 400, 3), (210, 40, 40), np.uint8)
@@ -206,7 +210,7 @@ def test_the_web_page_classifies_offline_as_the_studio_does(trained_run, tmp_pat
         assert "none of the classes (closest:" in page.inner_text("#results")
         browser.close()
     assert requested == [] and errors == []
-    studio = predict_sources(trained_run, [(f, f) for f in files], k=3)
+    studio = predict_sources(RunStore.default(), trained_run, [(f, f) for f in files], k=3)
     for mine, theirs in zip(got, studio, strict=False):
         assert "error" not in mine, mine
         assert [t["label"] for t in mine["top"]] == [t["label"] for t in theirs["top"]], mine["name"]
@@ -230,7 +234,7 @@ def _usage_recipe_on_a_non_square_photo(trained_run, folder, session, tmp_path):
     Image.fromarray(pixels).save(photo, quality=90)
     image = Image.open(photo).convert("RGB").resize((224, 224), Image.BICUBIC, reducing_gap=3.0)
     probs = session.run(["probs"], {"image": (np.asarray(image, np.float32) / 255.0)[None]})[0][0]
-    studio = predict_sources(trained_run, [("wide.jpg", str(photo))], k=3)[0]["top"]
+    studio = predict_sources(RunStore.default(), trained_run, [("wide.jpg", str(photo))], k=3)[0]["top"]
     labels = (folder / "labels.txt").read_text().splitlines()
     assert labels[int(probs.argmax())] == studio[0]["label"]
     assert abs(float(probs.max()) - studio[0]["probability"]) < 1e-4
@@ -241,7 +245,7 @@ def test_export_refuses_an_existing_folder(trained_run, tmp_path):
     from core.errors import StudioError
 
     with pytest.raises(StudioError, match="already exists"):
-        export_run(trained_run, "keras", tmp_path / "taken")
+        export_run(RunStore.default(), trained_run, "keras", tmp_path / "taken")
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
@@ -306,7 +310,7 @@ def test_every_slide_fits_its_screen(trained_run, square_run, tmp_path, width, h
 
     decks = []
     for run_id in (trained_run, square_run):
-        write_report(run_id, str(tmp_path / f"{run_id}.html"), slides=True)
+        write_report(RunStore.default(), run_id, str(tmp_path / f"{run_id}.html"), slides=True)
         decks.append(tmp_path / f"{run_id}.html")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)

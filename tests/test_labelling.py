@@ -15,6 +15,7 @@ from core.data.sources import load_pool
 from core.errors import DataError
 from core.model import acquisition
 from core.model.rejection import fit_rule
+from core.runs.store import RunStore
 from tests.helpers import cli, make_color_folders
 
 
@@ -239,14 +240,15 @@ def test_cli_suggest_and_label(labelled_and_pool, prepared, tmp_path):
 
 def test_data_page_suggests_labels_saves_and_trains_again(labelled_and_pool, prepared, workers_in_process):
     from core.runs import jobs
-    from core.runs.store import load_run
     from core.runs.trust import related_by_corrections
     from core.training.config import TrainConfig
     from tests.helpers import open_page, text_of
 
     data, pool = labelled_and_pool
-    before = load_run(jobs.submit(TrainConfig(dataset=str(data), per_class=None, epochs=2)))
-    jobs.wait(before.id)
+    before = RunStore.default().load(
+        jobs.submit(RunStore.default(), TrainConfig(dataset=str(data), per_class=None, epochs=2))
+    )
+    jobs.wait(RunStore.default(), before.id)
     at = open_page("data", per_class=None, run_id=before.id)
     at.radio[0].set_value("Folder on this machine").run()
     at.text_input[0].set_value(str(data)).run()
@@ -273,14 +275,14 @@ def test_data_page_suggests_labels_saves_and_trains_again(labelled_and_pool, pre
     assert "The dataset now has 37 images, 7 of them labelled from a pool" in text_of(at)
     assert at.session_state.per_class == 12  # the sample took every image (10 a class): it still does
     next(b for b in at.button if b.label == "Train again").click().run()
-    after = load_run(at.session_state.run_id)
-    jobs.wait(after.id)
-    after = load_run(after.id)
+    after = RunStore.default().load(at.session_state.run_id)
+    jobs.wait(RunStore.default(), after.id)
+    after = RunStore.default().load(after.id)
     assert after.state == "completed", after.status
     assert after.id != before.id and len(after.dataset()["additions"]["applied"]) == 7
     assert "yellow" in after.split().classes
     assert sum(after.dataset()["split_sizes"].values()) == 37  # every labelled image reached the run
-    assert [r.id for r in related_by_corrections(after)] == [before.id, after.id]
+    assert [r.id for r in related_by_corrections(RunStore.default(), after)] == [before.id, after.id]
     results = open_page("results", run_id=after.id)
     assert "Before and after corrections and labelling rounds" in [h.value for h in results.subheader]
     assert "Trained with 7 image(s) labelled from a pool" in text_of(results)
@@ -290,7 +292,7 @@ def test_suggest_with_a_run_guesses_with_its_head_and_rule(labelled_and_pool, tr
     from core.inference.suggest import suggest
 
     data, pool = labelled_and_pool
-    found = suggest(str(data), str(pool), run_id=trained_run, n=3, strategy="uncertainty")
+    found = suggest(str(data), str(pool), run=RunStore.default().load(trained_run), n=3, strategy="uncertainty")
     assert found.model == f"run {trained_run}" and len(found.picks) == 3
     assert {p["guess"] for p in found.picks} <= {"red", "green", "blue"}
     assert {f"camera/yellow_{i}.png" for i in range(3)} <= {c["file"] for c in found.new_class_candidates}
@@ -302,14 +304,13 @@ def test_a_fine_tuned_runs_guesses_decode_the_pool_a_chunk_at_a_time(square_run,
     from core.data import arrays
     from core.inference import suggest as suggesting
     from core.inference.predict import run_model
-    from core.runs.store import load_run
     from tests.helpers import square_image
 
     rng = np.random.default_rng(7)
     for i in range(5):
         Image.fromarray(square_image(rng)[0]).save(tmp_path / f"p{i}.png")
-    model = run_model(square_run)
-    dataset = load_run(square_run).config.dataset
+    model = run_model(RunStore.default(), square_run)
+    dataset = RunStore.default().load(square_run).config.dataset
     pool = scan_pool(tmp_path)
     decoded = []
     real = arrays.item_arrays

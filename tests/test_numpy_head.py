@@ -88,15 +88,15 @@ import sys
 from pathlib import Path
 from core.data.augment import AugmentConfig
 from core.runs.jobs import execute
-from core.runs.store import create_run, load_run
+from core.runs.store import RunStore
 from core.training.config import TrainConfig
 from tests.helpers import make_color_folders
 folder = make_color_folders(Path({str(tmp_path)!r}) / "colours", per_class=8)
 base = TrainConfig(dataset=str(folder), per_class=8, epochs=3, val_fraction=0.25, test_fraction=0.0)
 for config in (base, base.with_(augment=AugmentConfig.standard())):
-    run = create_run(config)
-    execute(run.id)
-    done = load_run(run.id)
+    run = RunStore.default().create(config)
+    execute(RunStore.default(), run.id)
+    done = RunStore.default().load(run.id)
     print(done.state, done.metrics().get("val_accuracy"), len(done.history()))
 print("tensorflow" in sys.modules, "tf_keras" in sys.modules)
 """

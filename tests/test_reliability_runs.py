@@ -8,7 +8,7 @@ import signal
 
 from core.fileio import sha256_file
 from core.runs import jobs
-from core.runs.store import list_runs, load_run
+from core.runs.store import RunStore
 from core.training.config import TrainConfig
 from tests.helpers import train_in_process, wait_for
 
@@ -20,7 +20,7 @@ def pid_when(run_id: str, ready, timeout: float = 300) -> int:
     found = {}
 
     def check():
-        status = load_run(run_id, verify=False).status
+        status = RunStore.default().load(run_id, verify=False).status
         if status.get("state") in ("completed", "failed", "cancelled"):
             raise AssertionError(f"{run_id} ended before it could be killed: {status}")
         if status.get("state") == "running" and status.get("pid") and ready(status):
@@ -44,8 +44,8 @@ def paused_saving(status) -> bool:
 
 def kill_and_check(run_id: str, pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
-    assert wait_for(lambda: load_run(run_id, verify=False).state == "failed", timeout=30)
-    run = load_run(run_id)
+    assert wait_for(lambda: RunStore.default().load(run_id, verify=False).state == "failed", timeout=30)
+    run = RunStore.default().load(run_id)
     assert "stopped unexpectedly" in run.status["message"]
     assert not (run.dir / "manifest.json").exists()  # never presented as a complete run
 
@@ -53,31 +53,37 @@ def kill_and_check(run_id: str, pid: int) -> None:
 def test_sigkill_during_training_and_saving_damages_nothing(own_runs, color_folder, monkeypatch):
     base = TrainConfig(dataset=str(color_folder), per_class=6, epochs=2, seed=0)
     earlier = train_in_process(base)
-    assert load_run(earlier).state == "completed", load_run(earlier).status
-    before = {p.name: sha256_file(p) for p in load_run(earlier).dir.iterdir() if p.is_file()}
+    assert RunStore.default().load(earlier).state == "completed", RunStore.default().load(earlier).status
+    before = {p.name: sha256_file(p) for p in RunStore.default().load(earlier).dir.iterdir() if p.is_file()}
 
     busy = base.with_(epochs=400, frozen_blocks=16, image_size=64)  # uncached fine-tuning: long enough to hit
     for i in range(KILL_ROUNDS):
-        run_id = jobs.submit(busy.with_(seed=i))
+        run_id = jobs.submit(RunStore.default(), busy.with_(seed=i))
         kill_and_check(run_id, pid_when(run_id, in_training))
-        history = load_run(run_id).history()  # the history so far stays readable: whole rows, epochs in order
+        history = (
+            RunStore.default().load(run_id).history()
+        )  # the history so far stays readable: whole rows, epochs in order
         assert len(history) >= 1 and [h["epoch"] for h in history] == list(range(1, len(history) + 1))
         assert all(h["phase"] in ("head", "fine-tune") and h["loss"] is not None for h in history)
 
     monkeypatch.setenv("STUDIO_FAULT_PAUSE", "saving")  # workers started from now on stop half-saved
     for i in range(KILL_ROUNDS):
-        run_id = jobs.submit(base.with_(seed=100 + i))
+        run_id = jobs.submit(RunStore.default(), base.with_(seed=100 + i))
         pid = pid_when(run_id, paused_saving)
-        assert (load_run(run_id).dir / "predictions.csv").exists()  # really half-way through saving
+        assert (RunStore.default().load(run_id).dir / "predictions.csv").exists()  # really half-way through saving
         if i == KILL_ROUNDS - 1:  # the last one has a run queued behind it, from a normal worker
             monkeypatch.delenv("STUDIO_FAULT_PAUSE")
-            queued = jobs.submit(base.with_(seed=999))
-            assert jobs.queue_position(queued) == 1
+            queued = jobs.submit(RunStore.default(), base.with_(seed=999))
+            assert jobs.queue_position(RunStore.default(), queued) == 1
         kill_and_check(run_id, pid)
 
-    assert jobs.wait(queued, timeout=300)["state"] == "completed"  # the queue went on
-    after = {p.name: sha256_file(p) for p in load_run(earlier).dir.iterdir() if p.is_file()}
-    assert after == before and load_run(earlier).state == "completed" and not load_run(earlier).damaged
-    states = [r.state for r in list_runs()]
+    assert jobs.wait(RunStore.default(), queued, timeout=300)["state"] == "completed"  # the queue went on
+    after = {p.name: sha256_file(p) for p in RunStore.default().load(earlier).dir.iterdir() if p.is_file()}
+    assert (
+        after == before
+        and RunStore.default().load(earlier).state == "completed"
+        and not RunStore.default().load(earlier).damaged
+    )
+    states = [r.state for r in RunStore.default().runs()]
     assert states.count("failed") == 2 * KILL_ROUNDS and states.count("completed") == 2
-    assert wait_for(lambda: not jobs.live_workers(), timeout=30)  # every worker exited
+    assert wait_for(lambda: not jobs.live_workers(RunStore.default()), timeout=30)  # every worker exited

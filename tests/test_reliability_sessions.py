@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.data.sources import uploads_dir
 from core.runs.jobs import queue_lock
-from core.runs.store import load_run
+from core.runs.store import RunStore
 from tests.helpers import PROJECT_DIR, make_color_folders, metrics, open_page, text_of, wait_for
 from tests.hostile import base_image, encode
 
@@ -48,7 +48,7 @@ def test_three_sessions_keep_their_data_and_runs_apart(own_runs, tmp_path):
     tokens = {at.session_state.token for at in (a, b, c)}
     assert len(tokens) == 3
 
-    with queue_lock():  # hold the queue so all three are waiting at once
+    with queue_lock(RunStore.default()):  # hold the queue so all three are waiting at once
         for at in (a, b, c):
             at.switch_page("app_pages/train.py").run()
             at.number_input[0].set_value(1)  # one epoch
@@ -58,7 +58,7 @@ def test_three_sessions_keep_their_data_and_runs_apart(own_runs, tmp_path):
         assert len(set(ids)) == 3
         for at, run_id in zip((a, b, c), ids, strict=False):
             at.run()
-            run = load_run(run_id)
+            run = RunStore.default().load(run_id)
             assert run.config.dataset == at.session_state.dataset and run.status["owner"] == at.session_state.token
             assert f"Run {run_id}" in [h.value for h in at.subheader]  # each page watches its own run
             position = ids.index(run_id) + 1  # nothing trains yet: the first is about to start
@@ -67,7 +67,7 @@ def test_three_sessions_keep_their_data_and_runs_apart(own_runs, tmp_path):
     running_at_once = []
 
     def all_done():
-        states = [load_run(i, verify=False).state for i in ids]
+        states = [RunStore.default().load(i, verify=False).state for i in ids]
         running_at_once.append(states.count("running"))
         return all(s == "completed" for s in states)
 

@@ -29,7 +29,7 @@ from core.data.scan import scan_folder
 from core.errors import DataError
 from core.fileio import csv_rows, csv_text, sha256_file
 from core.runs.arrival import arrive
-from core.runs.store import create_run, load_run
+from core.runs.store import RunStore
 from core.training.config import TrainConfig
 from tests.conftest import shared_run
 from tests.helpers import CHROMIUM, FLAGS, PROJECT_DIR, cli, make_color_folders, run_cli_process
@@ -76,13 +76,13 @@ def test_hostile_class_names_stay_text_in_the_web_page_report_and_slides(hostile
     from core.inference.export import export_run
     from core.present.report import write_report
 
-    web = export_run(hostile_run, "web", tmp_path / "web").path / "classifier.html"
-    write_report(hostile_run, str(tmp_path / "report.html"))
-    write_report(hostile_run, str(tmp_path / "deck.html"), slides=True)
+    web = export_run(RunStore.default(), hostile_run, "web", tmp_path / "web").path / "classifier.html"
+    write_report(RunStore.default(), hostile_run, str(tmp_path / "report.html"))
+    write_report(RunStore.default(), hostile_run, str(tmp_path / "deck.html"), slides=True)
     labels = (tmp_path / "web" / "labels.txt").read_text(encoding="utf-8").splitlines()
     assert sorted(labels) == sorted(HOSTILE)
     # One image of each class: each name comes first on some card (a '<!--' class would hide what follows it).
-    images = list({i.label: i.path for i in load_run(hostile_run).split().val}.values())
+    images = list({i.label: i.path for i in RunStore.default().load(hostile_run).split().val}.values())
     assert len(images) == len(HOSTILE)
     injected = "document.querySelectorAll('img[src=\"x\"], svg[onload], [onerror], [onload]').length"
     dialogs = []
@@ -211,7 +211,7 @@ def _cells(text: str) -> list[str]:
 def test_every_csv_neutralises_formulas_and_reads_back_as_written(tmp_path):
     from core.inference.predict import predictions_csv
     from core.model.metrics import Predictions
-    from core.runs.compare import rows_csv
+    from core.runs.runs_table import rows_csv
     from core.runs.store import read_predictions, write_predictions
 
     text = csv_text(["a"], [[cell] for cell in FORMULAS] + [[-0.5], ["plain"]])
@@ -238,10 +238,10 @@ def test_every_csv_neutralises_formulas_and_reads_back_as_written(tmp_path):
 def test_a_runs_predictions_and_metrics_csv_hold_no_formula(hostile_run):
     from core.present.views import RunViews
 
-    run = load_run(hostile_run)
+    run = RunStore.default().load(hostile_run)
     dangerous = re.compile(r"^[=+\-@\t\r]")
     assert not [c for c in _cells((run.dir / "predictions.csv").read_text()) if dangerous.match(c)]
-    assert not [c for c in _cells(RunViews(hostile_run).metrics_csv()) if dangerous.match(c)]
+    assert not [c for c in _cells(RunViews(RunStore.default().load(hostile_run)).metrics_csv()) if dangerous.match(c)]
 
 
 # ---------- records and pools ----------
@@ -295,7 +295,7 @@ def test_cli_suggest_names_what_it_skipped(tmp_path, prepared):
 # ---------- a node's result ----------
 
 def _cluster_run(own_runs, color_folder) -> str:
-    run = create_run(TrainConfig(dataset=str(color_folder), per_class=4, epochs=1))
+    run = RunStore.default().create(TrainConfig(dataset=str(color_folder), per_class=4, epochs=1))
     return run.id
 
 
@@ -317,8 +317,8 @@ MALFORMED = {
 def test_a_malformed_node_result_fails_its_run_and_writes_nothing(case, own_runs, color_folder):
     run_id = _cluster_run(own_runs, color_folder)
     before = sorted(p.name for p in (own_runs / run_id).iterdir())
-    assert arrive(run_id, MALFORMED[case], nodes=["n1"]) == "failed"
-    run = load_run(run_id, verify=False)
+    assert arrive(RunStore.default(), run_id, MALFORMED[case], nodes=["n1"]) == "failed"
+    run = RunStore.default().load(run_id, verify=False)
     assert run.state == "failed" and run.status["message"].startswith("The cluster's result for this run was refused")
     assert sorted(p.name for p in (own_runs / run_id).iterdir()) == before  # no file written, none in a parent
     assert sorted(p.name for p in own_runs.iterdir()) == [run_id]
@@ -336,7 +336,7 @@ def test_the_dispatcher_goes_on_after_a_malformed_result(ray_cluster, own_runs, 
         raise ValueError("the node broke")
 
     runs = [_cluster_run(own_runs, color_folder) for _ in range(3)]
-    flight = Flight(board=None)
+    flight = Flight(RunStore.default(), board=None)
     flight.refs = {runs[0]: ray.put(MALFORMED["no files key"]), runs[1]: ray.put("nonsense"),
                    runs[2]: broken.remote()}
     deadline = time.monotonic() + 60
@@ -344,8 +344,8 @@ def test_the_dispatcher_goes_on_after_a_malformed_result(ray_cluster, own_runs, 
         flight.collect()
         time.sleep(0.2)
     assert not flight.refs
-    messages = [load_run(r, verify=False).status["message"] for r in runs]
-    assert all(load_run(r, verify=False).state == "failed" for r in runs), messages
+    messages = [RunStore.default().load(r, verify=False).status["message"] for r in runs]
+    assert all(RunStore.default().load(r, verify=False).state == "failed" for r in runs), messages
     assert "refused" in messages[0] and "refused" in messages[1] and "could not finish" in messages[2]
     assert _progress_fields({"state": "queued", "message": 5, "progress": "x", "started": "now"}) == \
         {"message": "", "progress": {}, "started": None}
@@ -366,12 +366,12 @@ def test_a_driver_without_the_token_is_refused_with_a_sentence(ray_cluster):
 
 def _worker_pids(runs_dir: Path, seen: set[int], stop: threading.Event) -> None:
     while not stop.is_set():
-        for proc in psutil.process_iter(["cmdline", "environ"]):
+        for proc in psutil.process_iter(["cmdline"]):
             try:
-                cmd, env = proc.info["cmdline"] or [], proc.info["environ"] or {}
+                cmd = proc.info["cmdline"] or []
             except (psutil.Error, KeyError):
                 continue
-            if cmd[-2:] == ["core", "worker"] and env.get("STUDIO_RUNS_DIR") == str(runs_dir):
+            if cmd[-3:] == ["worker", "--runs-dir", str(runs_dir)]:  # spawn names the store it serves
                 seen.add(proc.pid)
         time.sleep(0.05)
 
@@ -383,10 +383,12 @@ def test_two_concurrent_trains_and_a_sweep_start_one_worker_per_run(own_runs, co
     stop = threading.Event()
     watcher = threading.Thread(target=_worker_pids, args=(own_runs, seen, stop), daemon=True)
     watcher.start()
-    first = create_run(TrainConfig(dataset=str(color_folder), per_class=4, epochs=1)).id
-    started = [jobs.ensure_workers() for _ in range(5)]  # a worker counts before it has started Python
+    first = RunStore.default().create(TrainConfig(dataset=str(color_folder), per_class=4, epochs=1)).id
+    started = [
+        jobs.ensure_workers(RunStore.default()) for _ in range(5)
+    ]  # a worker counts before it has started Python
     assert started == [1, 0, 0, 0, 0]
-    assert jobs.wait(first, timeout=300)["state"] == "completed"
+    assert jobs.wait(RunStore.default(), first, timeout=300)["state"] == "completed"
     args = ("--data", str(color_folder), "--per-class", "4", "--epochs", "1", "--runs-dir", str(own_runs))
     env = {**os.environ, "STUDIO_RUNS_DIR": str(own_runs)}
     trains = [subprocess.Popen([sys.executable, "-m", "core", "train", *args, "--seed", str(s)], cwd=PROJECT_DIR,

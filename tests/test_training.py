@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from core.backbones.efficientnet_lite import chain
-from core.backbones.inference import run_batches
+from core.backbones.forward import run_batches
 from core.data.arrays import item_arrays
 from core.data.augment import AugmentConfig
 from core.data.sampling import sample, split
@@ -18,7 +18,7 @@ from core.data.scan import scan_folder
 from core.errors import RunError, TrainingError
 from core.inference.predict import predict_sources, run_model
 from core.runs import jobs
-from core.runs.store import list_runs, load_run
+from core.runs.store import RunStore
 from core.training import trainer
 from core.training.config import TrainConfig
 from core.training.plan import plan_phases
@@ -162,7 +162,7 @@ print(json.dumps({{"replicas": strategy.num_replicas_in_sync, "val": result.metr
 # ---------- runs, worker, prediction ----------
 
 def test_trained_run_files_and_metrics(trained_run):
-    run = load_run(trained_run)
+    run = RunStore.default().load(trained_run)
     assert run.state == "completed" and not run.damaged
     names = {p.name for p in run.dir.iterdir()}
     assert {"config.json", "dataset.json", "split.json", "status.json", "history.csv", "metrics.json",
@@ -176,20 +176,20 @@ def test_trained_run_files_and_metrics(trained_run):
 
 
 def test_prediction_of_a_saved_run_matches_its_evaluation(trained_run):
-    run = load_run(trained_run)
+    run = RunStore.default().load(trained_run)
     split_ = run.split()
     saved = run.predictions()["val"]
-    results = predict_sources(trained_run, [(i.relpath, i.path) for i in split_.val], k=3)
+    results = predict_sources(RunStore.default(), trained_run, [(i.relpath, i.path) for i in split_.val], k=3)
     for i, result in enumerate(results):
         assert result["image"] == saved.names[i]
         top = result["top"][0]
         assert top["label"] == saved.classes[saved.predicted[i]]
         assert top["probability"] == pytest.approx(saved.probs[i].max(), abs=1e-4)
-    bad = predict_sources(trained_run, [("notes.png", b"not an image")])
+    bad = predict_sources(RunStore.default(), trained_run, [("notes.png", b"not an image")])
     assert bad == [{"image": "notes.png", "error": "notes.png: not a recognised image file"}]
     # Every block frozen: the vectors come from the converted TFLite file, as in training; TensorFlow's
     # forward gives the same probabilities, and its traced function is traced once for one image, then all.
-    model = run_model(trained_run)
+    model = run_model(RunStore.default(), trained_run)
     assert model.engine == "tflite"
     arrays = item_arrays(split_.val, model.size)
     run_batches(model.features, arrays[:1])
@@ -202,14 +202,14 @@ def test_prediction_of_a_saved_run_matches_its_evaluation(trained_run):
 def test_damaged_run_is_flagged_and_others_still_load(trained_run, color_folder):
     other = train_in_process(TrainConfig(dataset=str(color_folder), per_class=4, epochs=1, val_fraction=0.25,
                                          test_fraction=0.0))
-    assert load_run(other).state == "completed", load_run(other).status
-    weights = load_run(other).dir / "weights.npz"
+    assert RunStore.default().load(other).state == "completed", RunStore.default().load(other).status
+    weights = RunStore.default().load(other).dir / "weights.npz"
     weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
-    runs = {r.id: r for r in list_runs()}
+    runs = {r.id: r for r in RunStore.default().runs()}
     assert runs[other].state == "damaged" and "weights.npz does not match its SHA-256" in runs[other].damaged[0]
     assert runs[trained_run].state == "completed"
     with pytest.raises(RunError, match="is damaged"):
-        run_model(other)
+        run_model(RunStore.default(), other)
 
 
 def test_settled_files_are_hashed_once_and_any_write_is_seen(tmp_path, monkeypatch):
@@ -236,23 +236,23 @@ def test_settled_files_are_hashed_once_and_any_write_is_seen(tmp_path, monkeypat
 def test_cancel_and_queue(color_folder, own_runs):
     """Real worker processes: a run is cancelled at its next batch while the next one waits its turn."""
     slow = slow_config(color_folder)
-    first = jobs.submit(slow)
-    second = jobs.submit(slow.with_(epochs=1))
-    assert wait_for(lambda: load_run(first).state == "running")
-    assert jobs.queue_position(second) == 1
-    assert wait_for(lambda: len(load_run(first).history()) >= 1)
-    assert jobs.cancel(first) == "cancelling"
-    assert wait_for(lambda: load_run(first).state == "cancelled", timeout=60)
-    assert "cancelled during epoch" in load_run(first).status["message"]
-    assert wait_for(lambda: load_run(second).state == "completed")
-    third = jobs.submit(slow)
-    assert jobs.cancel(third) in ("cancelled", "cancelling")
-    assert wait_for(lambda: load_run(third).state == "cancelled", timeout=60)
+    first = jobs.submit(RunStore.default(), slow)
+    second = jobs.submit(RunStore.default(), slow.with_(epochs=1))
+    assert wait_for(lambda: RunStore.default().load(first).state == "running")
+    assert jobs.queue_position(RunStore.default(), second) == 1
+    assert wait_for(lambda: len(RunStore.default().load(first).history()) >= 1)
+    assert jobs.cancel(RunStore.default(), first) == "cancelling"
+    assert wait_for(lambda: RunStore.default().load(first).state == "cancelled", timeout=60)
+    assert "cancelled during epoch" in RunStore.default().load(first).status["message"]
+    assert wait_for(lambda: RunStore.default().load(second).state == "completed")
+    third = jobs.submit(RunStore.default(), slow)
+    assert jobs.cancel(RunStore.default(), third) in ("cancelled", "cancelling")
+    assert wait_for(lambda: RunStore.default().load(third).state == "cancelled", timeout=60)
 
 
 def test_worker_reports_bad_config_as_failed(color_folder):
     run_id = train_in_process(TrainConfig(dataset=str(color_folder), backbone="efficientnet_lite0", frozen_blocks=40))
-    status = load_run(run_id).status
+    status = RunStore.default().load(run_id).status
     assert status["state"] == "failed" and "has 18 blocks; cannot freeze 40" in status["message"]
 
 
@@ -346,18 +346,20 @@ def test_a_knn_run_explains_its_predictions_with_training_images(color_folder, t
 
     run_id = train_in_process(TrainConfig(dataset=str(color_folder), per_class=10, head="knn", val_fraction=0.3,
                                           test_fraction=0.0))
-    assert load_run(run_id).state == "completed", load_run(run_id).status
-    train_names = {i.relpath for i in load_run(run_id).split().train}
+    assert RunStore.default().load(run_id).state == "completed", RunStore.default().load(run_id).status
+    train_names = {i.relpath for i in RunStore.default().load(run_id).split().train}
     red = next(color_folder.glob("red/*.png"))
-    result = predict_sources(run_id, [("red.png", str(red))], k=2)[0]
+    result = predict_sources(RunStore.default(), run_id, [("red.png", str(red))], k=2)[0]
     assert result["top"][0]["label"] == "red"
     assert len(result["nearest"]) == 5 and all(n["relpath"] in train_names for n in result["nearest"])
     assert [n["label"] for n in result["nearest"][:3]] == ["red"] * 3
-    assert export_run(run_id, "tflite", tmp_path / "lite").top1_agreement == 1.0
-    web = export_run(run_id, "web", tmp_path / "web")  # the ONNX check (tf2onnx maps the vote's top-k to TopK),
+    assert export_run(RunStore.default(), run_id, "tflite", tmp_path / "lite").top1_agreement == 1.0
+    web = export_run(
+        RunStore.default(), run_id, "web", tmp_path / "web"
+    )  # the ONNX check (tf2onnx maps the vote's top-k to TopK),
     assert web.top1_agreement == 1.0 and web.max_abs_diff < 1e-4  # then that graph in the page: both formats
     with pytest.raises(StudioError, match="SavedModel or TFLite"):
-        export_run(run_id, "keras", tmp_path / "keras")
+        export_run(RunStore.default(), run_id, "keras", tmp_path / "keras")
     at = open_page("results", run_id=run_id)
     assert "no epochs to plot" in text_of(at)
 
@@ -368,24 +370,24 @@ def test_a_bundled_backbones_first_run_converts_it_with_progress_then_runs_on_tf
     converted again."""
     import shutil
 
-    from core.backbones import bundled, store
+    from core.backbones import bundled, model_store
 
-    shutil.rmtree(store.keras_dir("efficientnet_lite1"), ignore_errors=True)  # another test may have read it in
-    for path in (store.tflite_path("efficientnet_lite1"), store.blocks_tflite_path("efficientnet_lite1")):
+    shutil.rmtree(model_store.keras_dir("efficientnet_lite1"), ignore_errors=True)  # another test may have read it in
+    for path in (model_store.tflite_path("efficientnet_lite1"), model_store.blocks_tflite_path("efficientnet_lite1")):
         path.unlink(missing_ok=True)
     phases = []
     config = _config(backbone="efficientnet_lite1", image_size=None, epochs=2)
     first = train(config, small_split, progress=lambda p: phases.append((p.phase, p.batch, p.batches)))
-    assert ("convert", 0, 2) in phases and store.ready("efficientnet_lite1", store.TRAINING_PARTS)
-    assert not store.ready("efficientnet_lite1")  # the pooled-blocks file waits for an analysis
+    assert ("convert", 0, 2) in phases and model_store.ready("efficientnet_lite1", model_store.TRAINING_PARTS)
+    assert not model_store.ready("efficientnet_lite1")  # the pooled-blocks file waits for an analysis
     assert first.timings["frozen_forward"] == "tflite" and first.plan.frozen == 23
-    weights = store.keras_dir("efficientnet_lite1") / store.weights_name("efficientnet_lite1")
+    weights = model_store.keras_dir("efficientnet_lite1") / model_store.weights_name("efficientnet_lite1")
     weights.write_bytes(weights.read_bytes()[:1000])
-    assert store.status("efficientnet_lite1")["keras"].startswith("damaged")
+    assert model_store.status("efficientnet_lite1")["keras"].startswith("damaged")
     steps = []
-    bundled.prepare("efficientnet_lite1", lambda stage, done, total: steps.append(stage), store.TRAINING_PARTS)
+    bundled.prepare("efficientnet_lite1", lambda stage, done, total: steps.append(stage), model_store.TRAINING_PARTS)
     assert steps == ["convert efficientnet_lite1: reading the ImageNet weights", "convert efficientnet_lite1: done"]
-    assert store.ready("efficientnet_lite1", store.TRAINING_PARTS)
+    assert model_store.ready("efficientnet_lite1", model_store.TRAINING_PARTS)
 
 
 @pytest.mark.parametrize("changes, consumes", [({"image_size": None}, "vectors"),

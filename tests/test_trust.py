@@ -19,6 +19,7 @@ from core.health.pixels import look_at
 from core.model.calibration import ece, fit_temperature, scale
 from core.model.metrics import wilson
 from core.model.rejection import fit_rule
+from core.runs.store import RunStore
 from tests.helpers import make_color_folders, open_page, text_of, train_in_process
 
 
@@ -223,9 +224,8 @@ def test_class_weighting_is_refused_where_there_is_no_loss():
 
 def test_a_run_records_intervals_calibration_and_its_rule(trained_run, skimage_images, tmp_path):
     from core.inference.predict import predict_sources
-    from core.runs.store import load_run
 
-    run = load_run(trained_run)
+    run = RunStore.default().load(trained_run)
     m, data = run.metrics(), run.dataset()
     n_val = len(run.split().val)
     assert m["val_accuracy_interval"] == list(wilson(round(m["val_accuracy"] * n_val), n_val))
@@ -237,7 +237,7 @@ def test_a_run_records_intervals_calibration_and_its_rule(trained_run, skimage_i
     photo = tmp_path / "chelsea.png"
     Image.fromarray(skimage_images["chelsea"]).save(photo)
     own = run.split().val[0]
-    results = predict_sources(trained_run, [("chelsea.png", photo), (own.relpath, own.path)])
+    results = predict_sources(RunStore.default(), trained_run, [("chelsea.png", photo), (own.relpath, own.path)])
     assert results[0]["unknown"] is True and results[1]["unknown"] is False
 
 
@@ -260,7 +260,6 @@ def test_health_cli_prints_the_documented_json(tmp_path, capsys):
 
 def test_a_run_after_corrections_records_them_and_results_compares_it_with_the_run_before(tmp_path):
     from core.runs import trust
-    from core.runs.store import load_run
     from core.training.config import TrainConfig
 
     root = make_color_folders(tmp_path / "colors", per_class=6)
@@ -268,14 +267,14 @@ def test_a_run_after_corrections_records_them_and_results_compares_it_with_the_r
 
     def trained() -> str:
         run_id = train_in_process(config)
-        assert load_run(run_id).state == "completed", load_run(run_id).status
+        assert RunStore.default().load(run_id).state == "completed", RunStore.default().load(run_id).status
         return run_id
     before = trained()
     set_override(scan_folder(root), "red/red_05.png", "exclude")
     after = trained()
-    run = load_run(after)
+    run = RunStore.default().load(after)
     assert trust.corrections(run)["applied"] == [{"file": "red/red_05.png", "action": "exclude", "label": None}]
-    assert [r.id for r in trust.related_by_corrections(run)] == [before, after]
+    assert [r.id for r in trust.related_by_corrections(RunStore.default(), run)] == [before, after]
     at = open_page("results", run_id=after)
     assert not at.exception, [e.value for e in at.exception]
     assert "Before and after corrections and labelling rounds" in [h.value for h in at.subheader]

@@ -9,7 +9,7 @@ from core.images import colormap, filter_grid, overlay
 from core.model.metrics import Predictions
 from core.present import figures
 from core.present.views import RunViews, learning_curve_points
-from core.runs.store import load_run
+from core.runs.store import RunStore
 from tests.helpers import square_image
 
 
@@ -49,7 +49,7 @@ def test_training_curves_mark_phase_two():
 
 
 def test_run_views_on_the_trained_run(trained_run):
-    views = RunViews(trained_run)
+    views = RunViews(RunStore.default().load(trained_run))
     val = views.predictions["val"]
     fig = views.confusion()
     assert np.array(fig.data[0].z).sum() == len(val.names) == len(views.split.val)
@@ -115,7 +115,7 @@ def test_colormap_and_overlay():
 
 
 def test_gradcam_peaks_inside_the_deciding_square(square_run):
-    views = RunViews(square_run)
+    views = RunViews(RunStore.default().load(square_run))
     assert views.run.metrics()["val_accuracy"] == 1.0
     rng = np.random.default_rng(7)
     square_class = views.model.classes.index("square")
@@ -133,7 +133,7 @@ def test_gradcam_peaks_inside_the_deciding_square(square_run):
 
 
 def test_misclassified_gallery_and_before_after(square_run, trained_run):
-    views = RunViews(square_run)
+    views = RunViews(RunStore.default().load(square_run))
     real = views.predictions["val"]
     # Two planted mistakes on the run's own validation images: one confident (p(true) = 0.05), one close
     # (p(true) = 0.4). The gallery holds exactly these two, the confident mistake first, each with its image
@@ -155,13 +155,13 @@ def test_misclassified_gallery_and_before_after(square_run, trained_run):
     before, after = views.before_after(image, "block15")  # block15 was fine-tuned in this run
     assert np.asarray(before).shape == np.asarray(after).shape
     assert not np.array_equal(np.asarray(before), np.asarray(after))
-    frozen = RunViews(trained_run)  # every block frozen: nothing changed
+    frozen = RunViews(RunStore.default().load(trained_run))  # every block frozen: nothing changed
     b2, a2 = frozen.before_after(frozen.image(frozen.predictions["val"].names[0]), "block15")
     assert np.array_equal(np.asarray(b2), np.asarray(a2))
 
 
 def test_learning_curve_from_runs(trained_run, square_run):
-    runs = [load_run(trained_run), load_run(square_run)]
+    runs = [RunStore.default().load(trained_run), RunStore.default().load(square_run)]
     points = learning_curve_points(runs)
     assert {p["per_class"] for p in points} == {10, 16}
     fig = figures.learning_curve(points)

@@ -11,6 +11,7 @@ import streamlit as st
 from core.data.dataset import Dataset
 from core.runs import executors
 from core.runs.executors import ExecutorInfo
+from ui import state
 from ui.progress import counted_bar
 
 EXAMPLES_AT_ONCE = 5_000  # a dataset's images; above, the Data page shows its example pictures on request
@@ -86,4 +87,4 @@ def thumbnail(path: str, size: int = 96):
 @st.cache_data(ttl=30, show_spinner="Asking the cluster what it holds...")
 def executor_info(address: str) -> ExecutorInfo:
     """What runs train on; asked again after 30 s, so nodes that join or leave show up."""
-    return executors.current(address).info()
+    return executors.current(state.run_store(), address).info()

@@ -7,9 +7,8 @@ import streamlit as st
 from core.backbones import get_spec
 from core.data.sampling import sample_text
 from core.errors import StudioError
-from core.runs.store import load_run
 from core.runs.summary import RunSummary
-from ui import presenting
+from ui import presenting, state
 
 
 def sidebar() -> None:
@@ -22,7 +21,7 @@ def sidebar() -> None:
         st.markdown(f"**Backbone:** {get_spec(s.backbone).title}")
         if s.run_id:
             try:
-                run = RunSummary.of(load_run(s.run_id))
+                run = RunSummary.of(state.run_store().load(s.run_id))
             except StudioError:
                 s.run_id = None
                 return

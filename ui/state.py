@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.backbones.depth import ALL
 from core.data.augment import AugmentConfig
+from core.runs.store import RunStore
 from core.training.config import TrainConfig
 
 DEFAULTS = TrainConfig()
@@ -25,6 +26,11 @@ _INITIAL = {
     "frozen_blocks": ALL,
     "run_id": None,  # the run the results, activations and predict pages show
 }
+
+
+def run_store() -> RunStore:
+    """The run store the pages work on: the server's (STUDIO_RUNS_DIR, else STUDIO_HOME/runs)."""
+    return RunStore.default()
 
 
 def init() -> None:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import StudioError
-from core.runs.store import RunState, list_runs, load_run
+from core.runs.store import RunState
 from core.runs.summary import RunSummary
+from ui import state
 
 
 def pick_run(label: str = "Run", *, completed_only: bool = True, key: str = "run_picker"):
     """A select box over runs (newest first), remembering the choice in session state and in the address
     (?run=ID, so the address is a link to it); a link's run is the first choice. None if there is no run."""
-    runs = [r for r in list_runs() if r.state == RunState.COMPLETED or not completed_only]
+    runs = [r for r in state.run_store().runs() if r.state == RunState.COMPLETED or not completed_only]
     ids = [r.id for r in runs]
     linked = linked_run(ids)
     if not runs:
@@ -40,7 +41,7 @@ def linked_run(ids: list[str]) -> str | None:
     if wanted in ids:
         return wanted
     try:
-        run = load_run(wanted)
+        run = state.run_store().load(wanted)
     except StudioError:
         why = "there is no such run in this studio (it may have been deleted, or made on another machine)"
     else:
@@ -86,7 +87,7 @@ def report_downloads(container, target: str) -> None:
     s = st.session_state
     if container.button("Build the report and slides", icon=":material/description:", key=f"build_{target}"):
         with st.spinner("Rendering the report and the slides (figures, Grad-CAM of the mistakes)..."):
-            told = story(target)  # computed once (Grad-CAM included), rendered twice
+            told = story(state.run_store(), target)  # computed once (Grad-CAM included), rendered twice
             s.report_files = (target, render_report(told), render_deck(told))
     if s.get("report_files", (None,))[0] == target:
         _, page, slides = s.report_files

@@ -20,7 +20,7 @@ import numpy as np
 
 from core import paths
 from core.analysis import depth_points, sampled, saved_path, suggested_depth
-from core.backbones import describe, get_spec, store
+from core.backbones import describe, get_spec, model_store
 from core.backbones.depth import ALL, frozen_text
 from core.backbones.registry import Engine, Source, backbone_title
 from core.features.blocks import block_vectors
@@ -169,7 +169,7 @@ def _row(name: str, items, labels: np.ndarray, seed: int, progress: Progress | N
     """One backbone probed on every block, its k-NN head scored, its forward timed. A bundled backbone is
     converted first if it is not yet (with progress): its vectors and its speed then come from the engine its
     frozen runs use, as every other bundled backbone's do."""
-    if get_spec(name).converted and not store.ready(name):
+    if get_spec(name).converted and not model_store.ready(name):
         from core.backbones import bundled
 
         bundled.prepare(name, progress)
@@ -274,7 +274,7 @@ def _interleaved(rows: list[BackboneRow], engines: dict[str, Engine], progress: 
 
 def _tensorflow_forward(name: str):
     from core.backbones import load_backbone
-    from core.backbones.inference import run_batches
+    from core.backbones.forward import run_batches
 
     model = load_backbone(name).feature_model
     return lambda images: run_batches(model, images.astype(np.float32) / 255.0)

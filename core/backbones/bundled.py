@@ -23,8 +23,7 @@ from core import paths, rates
 from core.backbones import efficientnet_lite as lite
 from core.backbones.checkpoint import read_state_dict
 from core.backbones.lite_shape import ARCHS, arch_of, from_state_dict
-from core.backbones.registry import DEFAULT_BACKBONE, get_spec
-from core.backbones.store import (
+from core.backbones.model_store import (
     WEIGHTS_NAME,  # noqa: F401 (its interface)
     blocks_tflite_path,
     hub_dir,
@@ -34,6 +33,7 @@ from core.backbones.store import (
     tflite_path,
     weights_name,
 )
+from core.backbones.registry import DEFAULT_BACKBONE, get_spec
 from core.errors import BackboneUnavailable
 from core.fileio import atomic_write_json, file_lock, tree_manifest
 from core.progress import Progress
@@ -162,7 +162,7 @@ def _store_lock():
 def _convert_blocks(name: str, models: LiteModels) -> None:
     """Every block's pooled output in one file, for analysis (features.blocks)."""
     from core.backbones.base import Backbone
-    from core.backbones.inference import pooled_blocks_model
+    from core.backbones.forward import pooled_blocks_model
     from core.backbones.tflite_convert import convert
 
     arch = arch_of(name)

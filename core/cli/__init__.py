@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from core.errors import StudioError
@@ -12,8 +11,6 @@ def main(argv: list[str] | None = None) -> int:
     from core.cli.parser import build_parser
 
     args = build_parser().parse_args(argv)
-    if args.runs_dir:
-        os.environ["STUDIO_RUNS_DIR"] = str(args.runs_dir)
     try:
         args.func(args)
     except StudioError as exc:

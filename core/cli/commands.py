@@ -7,7 +7,7 @@ import sys
 
 from core.backbones.depth import parse_frozen
 from core.backbones.registry import DEFAULT_BACKBONE
-from core.cli.options import config_from_args, data_spec, model_list
+from core.cli.options import config_from_args, data_spec, model_list, run_store
 from core.cli.output import StagePrinter, TrainPrinter, table
 
 
@@ -68,13 +68,12 @@ TRAIN_KEYS = ("train_accuracy", "val_accuracy", "val_accuracy_interval", "test_a
 
 def cmd_train(args) -> None:
     from core.runs import executors
-    from core.runs.store import load_run
 
-    config = config_from_args(args).validate()
-    run_id = executors.current().submit(config)
+    store, config = run_store(args), config_from_args(args).validate()
+    run_id = executors.current(store).submit(config)
     print(f"run {run_id} queued", flush=True)
-    status = executors.wait(run_id, on_status=TrainPrinter(run_id, config.epochs))
-    run = load_run(run_id)
+    status = executors.wait(store, run_id, on_status=TrainPrinter(store, run_id, config.epochs))
+    run = store.load(run_id)
     metrics = run.metrics()
     result = {"run_id": run_id, "dir": str(run.dir), "state": run.state, "message": status.get("message", ""),
               **{k: metrics.get(k) for k in TRAIN_KEYS}, "leak_check": run.dataset().get("leak_check", {}).get("text"),
@@ -85,12 +84,11 @@ def cmd_train(args) -> None:
 
 
 def cmd_runs(args) -> None:
-    from core.runs.store import list_runs
     from core.runs.summary import RunSummary
 
     columns = ["run", "state", "data", "backbone", "frozen", "head", "train acc", "val acc", "val 95% CI", "test acc",
                "test 95% CI"]
-    rows = [RunSummary.of(run).row() for run in list_runs()]
+    rows = [RunSummary.of(run).row() for run in run_store(args).runs()]
     print(table([["-" if r[c] is None else r[c] for c in columns] for r in rows], columns))
 
 
@@ -102,7 +100,7 @@ def cmd_predict(args) -> None:
     def progress(done: int, total: int) -> None:
         print(f"predicted {done}/{total} images", file=sys.stderr, flush=True)
 
-    batch = predict_batch(args.run, args.paths, k=args.top, progress=progress if args.csv else None)
+    batch = predict_batch(run_store(args), args.run, args.paths, k=args.top, progress=progress if args.csv else None)
     if not args.csv:
         for result in batch.as_results():
             print(json.dumps(result))
@@ -118,7 +116,7 @@ def cmd_predict(args) -> None:
 def cmd_views(args) -> None:
     from core.present.views import render_all
 
-    for path in render_all(args.run, args.out):
+    for path in render_all(run_store(args).load(args.run), args.out):
         print(path)
 
 
@@ -126,16 +124,17 @@ def cmd_sweep(args) -> None:
     import time
 
     from core.runs import executors, sweeps
-    from core.runs.compare import comparison_rows
+    from core.runs.runs_table import comparison_rows
 
-    executor = executors.current(args.cluster)
+    store = run_store(args)
+    executor = executors.current(store, args.cluster)
     if executor.kind != "local":
         info = executor.info()
         print(info.sentence(), flush=True)
         if info.problem:
             raise SystemExit(1)
     if args.resume:
-        sweep = sweeps.resume(args.resume, executor=executor)
+        sweep = sweeps.resume(store, args.resume, executor=executor)
     else:
         base = config_from_args(args)
         frozen = tuple(parse_frozen(f) for f in args.frozen)
@@ -149,18 +148,18 @@ def cmd_sweep(args) -> None:
             backbones=model_list(args.models),
             seeds=tuple(args.seeds or ()),
         )
-        sweep = sweeps.create_sweep(spec, args.name or "", executor=executor)
+        sweep = sweeps.create_sweep(store, spec, args.name or "", executor=executor)
     print(f"sweep {sweep.id}: {len(sweep.run_ids)} runs", flush=True)
     last = None
     while not args.no_wait:
-        sweep = sweeps.load_sweep(sweep.id)
+        sweep = sweeps.load_sweep(store, sweep.id)
         progress = sweep.progress()
         if progress != last:
             print(json.dumps(progress), flush=True)
             last = progress
         if not sweep.active:
             break
-        executors.ensure_all()  # a worker or dispatcher that died is replaced
+        executors.ensure_all(store)  # a worker or dispatcher that died is replaced
         time.sleep(1.0)
     rows = comparison_rows([r for r in sweep.runs() if r is not None])
     if rows:
@@ -175,13 +174,13 @@ def cmd_sweep(args) -> None:
 def cmd_report(args) -> None:
     from core.present.report import write_report
 
-    print(write_report(args.target, args.out, slides=args.slides))
+    print(write_report(run_store(args), args.target, args.out, slides=args.slides))
 
 
 def cmd_export(args) -> None:
     from core.inference.export import export_run
 
-    result = export_run(args.run, args.format, args.out)
+    result = export_run(run_store(args), args.run, args.format, args.out)
     print(json.dumps({"path": str(result.path), "format": result.format, "checked_images": result.checked_images,
                       "top1_agreement": result.top1_agreement, "max_abs_diff": result.max_abs_diff}))
 
@@ -246,19 +245,20 @@ def cmd_lr_find(args) -> None:
 def cmd_worker(args) -> None:
     from core.runs.jobs import worker_main
 
-    raise SystemExit(worker_main())
+    raise SystemExit(worker_main(run_store(args)))
 
 
 def cmd_dispatch(args) -> None:
     from core.runs.dispatch import dispatch_main
 
-    raise SystemExit(dispatch_main(args.cluster))
+    raise SystemExit(dispatch_main(run_store(args), args.cluster))
 
 
 def cmd_suggest(args) -> None:
     from core.inference.suggest import suggest
 
-    found = suggest(data_spec(args.data), args.pool, run_id=args.run, n=args.n, strategy=args.strategy,
+    run = run_store(args).load(args.run) if args.run else None
+    found = suggest(data_spec(args.data), args.pool, run=run, n=args.n, strategy=args.strategy,
                     seed=args.seed, progress=StagePrinter())
     print(json.dumps(found.to_json()))
 

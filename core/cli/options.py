@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.backbones.depth import frozen_text, parse_frozen
 from core.backbones.registry import DEFAULT_BACKBONE, resolve_name
 from core.training.config import HEADS, TrainConfig
+
+if TYPE_CHECKING:
+    from core.runs.store import RunStore
 
 D = TrainConfig()
 
@@ -22,6 +26,14 @@ def runs_options() -> argparse.ArgumentParser:
     p = _group()
     p.add_argument("--runs-dir", default=None, help="the run store (default: STUDIO_RUNS_DIR or STUDIO_HOME/runs)")
     return p
+
+
+def run_store(args: argparse.Namespace) -> RunStore:
+    """The run store a command works on: --runs-dir, else STUDIO_RUNS_DIR or STUDIO_HOME/runs."""
+    from core.runs.store import RunStore
+
+    root = getattr(args, "runs_dir", None)
+    return RunStore(root=Path(root).expanduser()) if root else RunStore.default()
 
 
 def data_options() -> argparse.ArgumentParser:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.runs.store import RunStore
+
 
 def table(rows: list[list], header: list[str]) -> str:
     cells = [header] + [[str(c) for c in row] for row in rows]
@@ -21,15 +26,14 @@ class TrainPrinter:
     """Prints a training run as it goes: the dataset's validation summary once the worker has
     written it, each new stage, and each finished epoch."""
 
-    def __init__(self, run_id: str, epochs: int):
-        self.run_id, self.epochs = run_id, epochs
+    def __init__(self, store: RunStore, run_id: str, epochs: int):
+        self.store, self.run_id, self.epochs = store, run_id, epochs
         self.phase, self.shown_epochs, self.shown_data = None, 0, False
 
     def __call__(self, status: dict) -> None:
         from core.data.dataset import validation_lines
-        from core.runs.store import load_run
 
-        run = load_run(self.run_id, verify=False)
+        run = self.store.load(self.run_id, verify=False)
         if not self.shown_data and (run.dir / "dataset.json").is_file():
             print("\n".join(validation_lines(run.dataset())), flush=True)
             self.shown_data = True

@@ -89,8 +89,10 @@ def _add_training_commands(sub) -> None:
     p.add_argument("--cluster", default=None, metavar="ADDRESS",
                    help="train the runs on this Ray cluster (default: STUDIO_RAY_ADDRESS, else this machine)")
     p.set_defaults(func=c.cmd_sweep, **SAMPLE_DEFAULTS, **DEPTH_DEFAULTS, **HEAD_DEFAULTS)
-    sub.add_parser("worker", help="(internal) train the oldest queued run, then exit").set_defaults(func=c.cmd_worker)
-    p = sub.add_parser("dispatch", help="(internal) send the runs queued for a Ray cluster to it, then exit")
+    sub.add_parser("worker", parents=[runs_options()],
+                   help="(internal) train the oldest queued run, then exit").set_defaults(func=c.cmd_worker)
+    p = sub.add_parser("dispatch", parents=[runs_options()],
+                       help="(internal) send the runs queued for a Ray cluster to it, then exit")
     p.add_argument("--cluster", required=True, metavar="ADDRESS")
     p.set_defaults(func=c.cmd_dispatch)
 

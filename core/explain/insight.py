@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from core.backbones.inference import run_batches
+from core.backbones.forward import run_batches
 from core.images import grid, heatmap_image, normalise, overlay
 from core.tf import tf, tf_keras
 

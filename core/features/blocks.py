@@ -16,7 +16,7 @@ from typing import Literal, cast, overload
 
 import numpy as np
 
-from core.backbones.inference import Layout, pooled_blocks_model, run_batches
+from core.backbones.forward import Layout, pooled_blocks_model, run_batches
 from core.backbones.registry import Engine, Source
 from core.data.arrays import array_chunks
 from core.data.dataset import ImageItem

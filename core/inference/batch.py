@@ -22,6 +22,7 @@ from core.errors import DataError
 from core.fileio import not_regular
 from core.images import thumbnail
 from core.inference.predict import classify_decoded, decode_sources, run_model
+from core.runs.store import RunStore
 
 CHUNK = 64  # images decoded and classified together: two TFLite batches
 
@@ -121,15 +122,22 @@ def estimate(paths: list[str | Path]) -> int:
     return total
 
 
-def predict_batch(run_id: str, paths: list[str | Path], k: int = 3, names: dict[str, str] | None = None,
-                  progress: Callable[[int, int], None] | None = None, limits: ZipLimits = ZipLimits(),
-                  thumbnails: int = 0) -> Batch:
+def predict_batch(
+    store: RunStore,
+    run_id: str,
+    paths: list[str | Path],
+    k: int = 3,
+    names: dict[str, str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    limits: ZipLimits = ZipLimits(),
+    thumbnails: int = 0,
+) -> Batch:
     """Every image under `paths` (named as `sources` says) through the run, CHUNK images at a time;
     progress(done, estimated total) after each chunk. The next chunk decodes while this one is classified
     (Pillow and the TFLite interpreter both release the GIL). With `thumbnails`, each readable image's
     result also has "thumbnail": a thumbnails x thumbnails PIL image made from the decoded array."""
     start, skipped, results = time.perf_counter(), list[Skipped](), []
-    model = run_model(run_id)
+    model = run_model(store, run_id)
     total = estimate(paths)
     found = sources(paths, skipped, limits, names)
 

@@ -27,6 +27,7 @@ from core.errors import StudioError
 from core.inference.formats import EXPORTS, FORMATS, Exported
 from core.inference.predict import run_model
 from core.model.metrics import accuracy_text
+from core.runs.store import RunStore
 from core.tf import tf_keras
 
 
@@ -85,11 +86,11 @@ def _metadata(rm) -> dict:
                                   "the classes"}
 
 
-def export_run(run_id: str, fmt: str, out: str | Path) -> ExportResult:
+def export_run(store: RunStore, run_id: str, fmt: str, out: str | Path) -> ExportResult:
     """Export a finished run's classifier, loaded back and checked before it is kept.
 
     Args:
-        run_id: a completed run.
+        store: the run store that holds it; run_id: a completed run.
         fmt: one of core.inference.formats.FORMATS (its entry in EXPORTS writes and checks it).
         out: a folder that must not exist yet.
 
@@ -106,7 +107,7 @@ def export_run(run_id: str, fmt: str, out: str | Path) -> ExportResult:
     out = Path(out)
     if out.exists():
         raise StudioError(f"{out} already exists; choose a new folder for the export.")
-    rm = run_model(run_id)
+    rm = run_model(store, run_id)
     if fmt == "keras" and rm.run.config.head == "knn":
         raise StudioError("The k-NN head votes with a TensorFlow top-k that no built-in Keras layer has, so a .keras "
                           "file could not be loaded without the studio's code; export it as a SavedModel or TFLite.")
@@ -163,11 +164,11 @@ def _write_page(folder: Path, rm, size: int) -> None:
     (folder / "model.onnx").unlink()
 
 
-def export_zip(run_id: str, fmt: str) -> bytes:
+def export_zip(store: RunStore, run_id: str, fmt: str) -> bytes:
     """The export as a zip archive in memory (for a download button)."""
     work = Path(tempfile.mkdtemp(prefix="export-"))
     try:
-        result = export_run(run_id, fmt, work / f"{run_id}-{fmt}")
+        result = export_run(store, run_id, fmt, work / f"{run_id}-{fmt}")
         archive = shutil.make_archive(str(work / "bundle"), "zip", root_dir=result.path)
         return Path(archive).read_bytes()
     finally:

@@ -25,7 +25,7 @@ from core.fileio import csv_text
 from core.model.heads import load_head
 from core.model.heads.memory import Memory
 from core.model.rejection import RejectionRule
-from core.runs.store import Run, RunState, load_run
+from core.runs.store import Run, RunState, RunStore
 
 
 class RunModel:
@@ -71,7 +71,7 @@ class RunModel:
     def vectors(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
         if self.lite is not None:
             return self.lite(images)
-        from core.backbones.inference import run_batches
+        from core.backbones.forward import run_batches
 
         # A traced function, not model.predict: much faster for one image (BENCHMARKS.md, (c)).
         return run_batches(self.features, images, batch_size)
@@ -118,23 +118,30 @@ class RunModel:
         return [[{"label": self.classes[i], "probability": float(p[i])} for i in np.argsort(-p)[:k]] for p in probs]
 
 
-def run_model(run_id: str) -> RunModel:
-    """The run's model, kept warm for repeated predictions (the last few runs asked for). Keyed by the run's
-    folder and when it finished, so a run store elsewhere or a run trained again is never served stale."""
-    run = load_run(run_id, verify=False)  # no hashing on a warm call: the model was checked when it was loaded
-    return _model_of(run_id, str(run.dir), run.status.get("finished"))
+def run_model(store: RunStore, run_id: str) -> RunModel:
+    """The run's model, kept warm for repeated predictions (the last few runs asked for)."""
+    return model_of(store.load(run_id, verify=False))  # no hashing on a warm call: checked when first loaded
+
+
+def model_of(run: Run) -> RunModel:
+    """A loaded run's model, from the same cache: keyed by the run's folder and when it finished, so a run
+    store elsewhere or a run trained again is never served stale."""
+    return _model_of(str(run.dir), run.status.get("finished"))
 
 
 @lru_cache(maxsize=3)
-def _model_of(run_id: str, folder: str, finished: float | None) -> RunModel:
-    return RunModel(load_run(run_id))
+def _model_of(folder: str, finished: float | None) -> RunModel:
+    path = Path(folder)
+    return RunModel(RunStore(root=path.parent).load(path.name))
 
 
-def predict_sources(run_id: str, sources: list[tuple[str, bytes | str | Path]], k: int = 3) -> list[dict]:
+def predict_sources(
+    store: RunStore, run_id: str, sources: list[tuple[str, bytes | str | Path]], k: int = 3
+) -> list[dict]:
     """One dict per image: {"image", "top": [...], "unknown": far from every class (the run's rule)} (and
     "nearest": the training images behind the prediction, for a head that keeps them) or {"image", "error"}
     for a file that cannot be read."""
-    model = run_model(run_id)
+    model = run_model(store, run_id)
     return classify_decoded(model, sources, decode_sources(sources, model.size), k)
 
 

@@ -20,11 +20,11 @@ from core.data.pool import Pool, against
 from core.data.sources import load_dataset, load_pool
 from core.errors import DataError
 from core.features.blocks import block_vectors
-from core.inference.predict import RunModel
+from core.inference.predict import RunModel, model_of
 from core.model.acquisition import Ranking, rank
 from core.model.rejection import RejectionRule
 from core.progress import Progress, staged
-from core.runs.store import load_run
+from core.runs.store import Run
 from core.training.config import TrainConfig
 
 DEFAULT_PICKS = 20
@@ -50,14 +50,14 @@ class Suggestions:
                 "pool": self.pool, "model": self.model}
 
 
-def suggest(data: str, pool_spec: str, *, run_id: str | None = None, n: int = DEFAULT_PICKS, strategy: str = "auto",
+def suggest(data: str, pool_spec: str, *, run: Run | None = None, n: int = DEFAULT_PICKS, strategy: str = "auto",
             seed: int = 0, progress: Progress | None = None) -> Suggestions:
     """Which unlabelled images to label next.
 
     Args:
         data: the labelled dataset (a folder, a demo name or a zip).
         pool_spec: the folder of unlabelled images.
-        run_id: a finished run whose head and rule judge the pool; None fits the default head on the labelled
+        run: a finished run whose head and rule judge the pool; None fits the default head on the labelled
             images.
         n: how many to pick (at least 1).
         strategy: "auto", "uncertainty", "diverse" or "random" (core.model.acquisition).
@@ -81,7 +81,7 @@ def suggest(data: str, pool_spec: str, *, run_id: str | None = None, n: int = DE
     tell("pool", 0, 0)
     pool = against(load_pool(pool_spec, progress=staged(progress, "pool")), dataset)
     tell("features", 0, 0)
-    model = RunModel(load_run(run_id)) if run_id else None
+    model = model_of(run) if run else None
     backbone, size = (model.run.config.backbone, model.run.config.image_size) if model else (DEFAULT_BACKBONE, None)
     # apart: the labelled images' vectors usually come back whole from one pack (an earlier check stored them)
     labelled = block_vectors(dataset.items, backbone, size, progress).final
@@ -96,7 +96,7 @@ def suggest(data: str, pool_spec: str, *, run_id: str | None = None, n: int = DE
     ranking = rank(unlabelled, labelled[known], labels[known], probs, classes, n=n, strategy=strategy, seed=seed,
                    rule=rule)
     return _suggestions(ranking, pool, probs, classes, time.monotonic() - start, len(dataset.items),
-                        f"run {run_id}" if run_id else "the default head on your labelled images")
+                        f"run {run.id}" if run else "the default head on your labelled images")
 
 
 

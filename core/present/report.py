@@ -10,6 +10,7 @@ from core.fileio import atomic_write_text
 from core.present.markup import FigureHtml, cards_html, esc, section_body
 from core.present.sections import Story, story
 from core.present.slides import render_deck
+from core.runs.store import RunStore
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2937}
@@ -31,13 +32,13 @@ def render_report(told: Story) -> str:
             f"<style>{CSS}</style></head><body>{body}<p class='muted'>{esc(told.note)}</p></body></html>")
 
 
-def report(target: str, *, slides: bool = False) -> str:
+def report(store: RunStore, target: str, *, slides: bool = False) -> str:
     """The report of a run or a sweep id: one HTML page, or with `slides` the deck (core.present.slides)."""
-    told = story(target)
+    told = story(store, target)
     return render_deck(told) if slides else render_report(told)
 
 
-def write_report(target: str, out: str, *, slides: bool = False) -> str:
+def write_report(store: RunStore, target: str, out: str, *, slides: bool = False) -> str:
     """Write the report (or the deck) of a run or a sweep id to `out`; return the path."""
-    atomic_write_text(out, report(target, slides=slides))
+    atomic_write_text(out, report(store, target, slides=slides))
     return str(out)

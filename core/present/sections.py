@@ -18,10 +18,10 @@ from core.data.sampling import sample_text
 from core.model.metrics import accuracy_text
 from core.present import figures
 from core.present.views import RunViews, learning_curve_points
-from core.runs.compare import COLUMNS, best, comparison_rows
-from core.runs.store import load_run
+from core.runs.runs_table import COLUMNS, best, comparison_rows
+from core.runs.store import Run, RunStore
 from core.runs.summary import RunSummary
-from core.runs.sweeps import load_sweep
+from core.runs.sweeps import Sweep, load_sweep
 
 GALLERY = 12  # misclassified images with Grad-CAM (the slides show the first SLIDE_GALLERY)
 
@@ -62,9 +62,8 @@ def _made() -> str:
     return f"Made by Transfer Learning Studio on {time.strftime('%Y-%m-%d %H:%M')}."
 
 
-def run_story(run_id: str) -> Story:
+def run_story(run: Run) -> Story:
     """A run's story: computed once (Grad-CAM included) for the report and the slides alike."""
-    run = load_run(run_id)
     views, m, d, summary = RunViews(run), run.metrics(), run.dataset(), RunSummary.of(run)
     cards = (("Train accuracy", f"{m['train_accuracy']:.1%}"),
              ("Validation accuracy", accuracy_text(summary.val_accuracy, summary.val_interval)),
@@ -246,9 +245,8 @@ def _backbones_section(dataset: str) -> tuple[Section, ...]:
                          "that made the comparison."),)
 
 
-def sweep_story(sweep_id: str) -> Story:
+def sweep_story(sweep: Sweep) -> Story:
     """A sweep's story: the comparison, the learning curve, the analysis and each run's curves."""
-    sweep = load_sweep(sweep_id)
     runs = [r for r in sweep.runs() if r is not None]
     rows = comparison_rows(runs)
     top = best(rows, "val acc")
@@ -268,7 +266,8 @@ def sweep_story(sweep_id: str) -> Story:
         config = runs[0].config
         sections += analysis_sections(config.dataset, config.backbone, config.frozen_blocks)
     sections += [Section(anchor=f"run-{row['run']}", title=f"Run {row['run']}", report_only=True, figures=(
-        figures.training_curves(load_run(row["run"]).history(), f"Training curves: {row['run']}"),)) for row in rows]
+        figures.training_curves(sweep.store.load(row["run"]).history(), f"Training curves: {row['run']}"),))
+                 for row in rows]
     return Story(
         title=f"Sweep {sweep.name}",
         heading=f"Sweep {sweep.name}",
@@ -279,6 +278,6 @@ def sweep_story(sweep_id: str) -> Story:
     )
 
 
-def story(target: str) -> Story:
-    """The story of a run or a sweep id."""
-    return sweep_story(target) if target.startswith("sweep-") else run_story(target)
+def story(store: RunStore, target: str) -> Story:
+    """The story of a run or a sweep id of this store."""
+    return sweep_story(load_sweep(store, target)) if target.startswith("sweep-") else run_story(store.load(target))

@@ -8,7 +8,7 @@ import numbers
 
 import pandas as pd
 
-from core.runs.compare import ACCURACY_COLUMNS
+from core.runs.runs_table import ACCURACY_COLUMNS
 
 PERCENT_COLUMNS = ("share", *ACCURACY_COLUMNS)  # fractions of 1
 BEST_COLOR = "#bbf7d0"

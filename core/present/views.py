@@ -15,7 +15,7 @@ from core.explain import insight
 from core.fileio import csv_text
 from core.images import grid, thumbnail
 from core.present import figures
-from core.runs.store import Run, RunState, load_run
+from core.runs.store import Run, RunState
 from core.runs.summary import RunSummary
 
 EMBEDDING_POINTS = 2_000
@@ -36,14 +36,14 @@ class ActivationViews:
 
 
 class RunViews:
-    def __init__(self, run: Run | str):
-        self.run = load_run(run) if isinstance(run, str) else run
+    def __init__(self, run: Run):
+        self.run = run
 
     @cached_property
     def model(self):
-        from core.inference.predict import run_model
+        from core.inference.predict import model_of
 
-        return run_model(self.run.id)
+        return model_of(self.run)
 
     @cached_property
     def predictions(self):
@@ -161,7 +161,7 @@ class RunViews:
         return filter_grid(insight.first_layer_kernel(self.model.backbone))
 
 
-def render_all(run_id: str, out_dir: str | Path) -> list[Path]:
+def render_all(run: Run, out_dir: str | Path) -> list[Path]:
     """Write every view of a run as PNG files (plotly figures through kaleido); return the paths."""
     import os
     import shutil
@@ -171,7 +171,7 @@ def render_all(run_id: str, out_dir: str | Path) -> list[Path]:
         os.environ["BROWSER_PATH"] = browser  # kaleido renders plotly with a browser
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    views = RunViews(run_id)
+    views = RunViews(run)
     written: list[Path] = []
 
     def save_fig(fig, name, width=1000):

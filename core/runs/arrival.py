@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from core.fileio import atomic_write_bytes, manifest_problems
-from core.runs.store import RunState, run_dir, update_status, write_manifest
+from core.runs.store import RunState, RunStore, write_manifest
 
 # What a finished run writes and a node may send back; the studio writes config, dataset, split and status
 # itself, and the control files (cancel, lock, worker.log) belong to this machine.
@@ -44,10 +44,10 @@ def checked_result(result: object) -> tuple[dict[str, bytes], RunState, str, str
             message if isinstance(message, str) else "", node[:200])
 
 
-def arrive(run_id: str, result: object, *, nodes: list[str]) -> RunState:
+def arrive(store: RunStore, run_id: str, result: object, *, nodes: list[str]) -> RunState:
     """Write result (a node's {"files", "status", "node"}) into the run's folder; return the run's state."""
     began = time.monotonic()
-    folder = run_dir(run_id)
+    folder = store.folder(run_id)
     try:
         files, state, message, node = checked_result(result)
     except MalformedResult as exc:
@@ -64,6 +64,6 @@ def arrive(run_id: str, result: object, *, nodes: list[str]) -> RunState:
                                                f"{'; '.join(problems)}. Resume the sweep to train it again.")
         else:
             write_manifest(folder)  # now with dataset.json and split.json too
-    update_status(run_id, state=state, message=message, pid=None, finished=time.time(), progress={},
+    store.update(run_id, state=state, message=message, pid=None, finished=time.time(), progress={},
                   node=node, nodes=nodes, attempts=len(nodes), arrival_seconds=round(time.monotonic() - began, 3))
     return state

@@ -23,43 +23,43 @@ from core.runs import jobs
 from core.runs.arrival import arrive
 from core.runs.executors import dispatcher_file
 from core.runs.remote import MAX_RETRIES, connect, new_board, put_images, ships_images, train_on_node
-from core.runs.store import Run, RunState, load_run, update_status
+from core.runs.store import Run, RunState, RunStore
 
 POLL_S = 0.5
 IDLE_EXIT_S = 5.0
 RUN_CPUS = 1  # TensorFlow spreads one run over the node's cores; one run per CPU slot keeps memory bounded
 
 
-def dispatch_main(address: str) -> int:
-    with file_lock(dispatcher_file(address, "lock"), wait=False) as held:
+def dispatch_main(store: RunStore, address: str) -> int:
+    with file_lock(dispatcher_file(store, address, "lock"), wait=False) as held:
         if not held:
             return 0  # another dispatcher serves this cluster
-        pid_file = dispatcher_file(address, "pid")
+        pid_file = dispatcher_file(store, address, "pid")
         pid_file.write_text(f"{os.getpid()}\n")
         try:
-            _serve(address)
+            _serve(store, address)
         finally:
             pid_file.unlink(missing_ok=True)
     return 0
 
 
-def _serve(address: str) -> None:
+def _serve(store: RunStore, address: str) -> None:
     try:
         connect(address)
     except StudioError as exc:
-        for run in jobs.queued_runs(address):
-            update_status(run.id, state=RunState.FAILED, message=str(exc), finished=time.time())
+        for run in jobs.queued_runs(store, address):
+            store.update(run.id, state=RunState.FAILED, message=str(exc), finished=time.time())
         return
     board = new_board()
     gpus = ray.cluster_resources().get("GPU", 0) > 0
     images: dict[str, list] = {}  # one object per dataset, put once
-    flight = Flight(board)
+    flight = Flight(store, board)
     idle_since = time.monotonic()
     while True:
-        queued = jobs.queued_runs(address)  # the runs folder is listed once a turn
+        queued = jobs.queued_runs(store, address)  # the runs folder is listed once a turn
         for run in queued:
             if run.id not in flight.refs:
-                _send(run, board, images, gpus, flight)
+                _send(store, run, board, images, gpus, flight)
         flight.relay()
         flight.pass_cancels()
         flight.collect()
@@ -70,9 +70,9 @@ def _serve(address: str) -> None:
         time.sleep(POLL_S)
 
 
-def _send(run: Run, board, images: dict, gpus: bool, flight: Flight) -> None:
+def _send(store: RunStore, run: Run, board, images: dict, gpus: bool, flight: Flight) -> None:
     began = time.monotonic()
-    update_status(run.id, pid=os.getpid(), message="drawing the sample and split")
+    store.update(run.id, pid=os.getpid(), message="drawing the sample and split")
     try:
         drawn = jobs.write_data(run.dir, run.config, prime=False)
         shipped = None
@@ -82,14 +82,14 @@ def _send(run: Run, board, images: dict, gpus: bool, flight: Flight) -> None:
                 images[key] = put_images(drawn.dataset.items)
             shipped = images[key]
     except Exception as exc:
-        jobs.record_failure(run.id, exc)
+        jobs.record_failure(store, run.id, exc)
         return
     split = {**drawn.split.to_json(), "root": drawn.dataset.root}
     options = {"num_cpus": RUN_CPUS, "num_gpus": 1 if gpus else 0, "max_retries": MAX_RETRIES,
                "retry_exceptions": False, "scheduling_strategy": "SPREAD"}  # spread: every node takes runs
     flight.refs[run.id] = train_on_node.options(**options).remote(run.id, run.config.to_json(), split, shipped,
                                                                    board)
-    update_status(run.id, message="waiting for a node of the cluster",
+    store.update(run.id, message="waiting for a node of the cluster",
                   dispatch_seconds=round(time.monotonic() - began, 3))  # the studio's own cost per run
 
 
@@ -105,8 +105,8 @@ def _progress_fields(status: dict) -> dict:
 class Flight:
     """The runs sent to the cluster and not yet back."""
 
-    def __init__(self, board):
-        self.board = board
+    def __init__(self, store: RunStore, board):
+        self.store, self.board = store, board
         self.refs: dict[str, ray.ObjectRef] = {}
         self.nodes: dict[str, list[str]] = {}  # per run, the node of each attempt
         self.told: set[str] = set()  # runs whose cancel was passed on
@@ -117,15 +117,15 @@ class Flight:
         self.nodes.update(starts)
         for run_id, status in posts.items():
             if run_id not in self.refs or not isinstance(status, dict) or RunState.of(status).final \
-                    or load_run(run_id, verify=False).state.final:
+                    or self.store.load(run_id, verify=False).state.final:
                 continue  # a final state comes with the run's files (collect); a post that is not a status, never
             nodes = self.nodes.get(run_id, [])
-            update_status(run_id, state=RunState.RUNNING, **_progress_fields(status),
+            self.store.update(run_id, state=RunState.RUNNING, **_progress_fields(status),
                           node=nodes[-1] if nodes else None, nodes=nodes, attempts=len(nodes))
 
     def pass_cancels(self) -> None:
         for run_id, ref in list(self.refs.items()):
-            run = load_run(run_id, verify=False)
+            run = self.store.load(run_id, verify=False)
             if run.state.final:  # cancelled before a node took it (or marked failed): drop the task
                 ray.cancel(ref, force=True)
                 del self.refs[run_id]
@@ -145,12 +145,12 @@ class Flight:
                 self._failed(run_id, exc)
                 continue
             try:
-                arrive(run_id, result, nodes=self.nodes.get(run_id, []))
+                arrive(self.store, run_id, result, nodes=self.nodes.get(run_id, []))
             except Exception as exc:  # noqa: BLE001 - one run's arrival never stops the dispatcher for the others
                 self._failed(run_id, exc)
 
     def _failed(self, run_id: str, exc: Exception) -> None:
         tries = len(self.nodes.get(run_id, [])) or 1
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        update_status(run_id, state=RunState.FAILED, pid=None, finished=time.time(), progress={},
+        self.store.update(run_id, state=RunState.FAILED, pid=None, finished=time.time(), progress={},
                       message=f"The cluster could not finish this run ({tries} attempt(s)): {reason}")

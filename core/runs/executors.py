@@ -10,15 +10,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Literal, Protocol
 
-from core import paths
 from core.errors import RunError, StudioError
 from core.runs import jobs
-from core.runs.store import create_run, list_runs, pid_alive
+from core.runs.store import RunStore, pid_alive
 from core.training.config import TrainConfig
 
 ADDRESS_ENV = "STUDIO_RAY_ADDRESS"
@@ -64,11 +63,14 @@ class Executor(Protocol):
 class LocalQueue:
     kind: ExecutorKind = "local"
 
+    def __init__(self, store: RunStore):
+        self.store = store
+
     def submit(self, config: TrainConfig, *, owner: str | None = None) -> str:
-        return jobs.submit(config, owner=owner)
+        return jobs.submit(self.store, config, owner=owner)
 
     def ensure(self) -> None:
-        jobs.ensure_workers()
+        jobs.ensure_workers(self.store)
 
     def info(self) -> ExecutorInfo:
         return ExecutorInfo(kind="local", address="", nodes=1, cpus=os.cpu_count() or 1, gpus=_local_gpus())
@@ -85,21 +87,21 @@ class ClusterQueue:
     Only info() loads Ray, when a page asks what the cluster holds."""
     kind: ExecutorKind = "ray"
 
-    def __init__(self, address: str):
-        self.address = address
+    def __init__(self, store: RunStore, address: str):
+        self.store, self.address = store, address
 
     def submit(self, config: TrainConfig, *, owner: str | None = None) -> str:
         config.validate()
         if not ray_installed():
             raise RunError(NO_RAY.format(address=self.address))
-        run = create_run(config, owner=owner, cluster=self.address)
+        run = self.store.create(config, owner=owner, cluster=self.address)
         self.ensure()
         return run.id
 
     def ensure(self) -> None:
         """Start the dispatcher when runs wait for this cluster and none serves it."""
-        if ray_installed() and jobs.queued_runs(self.address) and not pid_alive(self._dispatcher_pid()):
-            jobs.spawn("dispatch", "--cluster", self.address, log="dispatch.log")
+        if ray_installed() and jobs.queued_runs(self.store, self.address) and not pid_alive(self._dispatcher_pid()):
+            jobs.spawn(self.store, "dispatch", "--cluster", self.address, log="dispatch.log")
 
     def info(self) -> ExecutorInfo:
         if not ray_installed():
@@ -122,7 +124,7 @@ class ClusterQueue:
 
     def _dispatcher_pid(self) -> int | None:
         try:
-            return int(dispatcher_file(self.address, "pid").read_text().strip())
+            return int(dispatcher_file(self.store, self.address, "pid").read_text().strip())
         except (OSError, ValueError):
             return None
 
@@ -132,10 +134,10 @@ def ray_installed() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
-def dispatcher_file(address: str, suffix: str) -> Path:
-    """runs/.dispatch/<address hash>.<suffix>: one dispatcher per cluster address."""
+def dispatcher_file(store: RunStore, address: str, suffix: str) -> Path:
+    """runs/.dispatch/<address hash>.<suffix>: one dispatcher per cluster address and run store."""
     key = hashlib.sha256(address.encode()).hexdigest()[:12]
-    return paths.runs_dir() / ".dispatch" / f"{key}.{suffix}"
+    return store.root / ".dispatch" / f"{key}.{suffix}"
 
 
 def address(cluster: str | None = None) -> str:
@@ -143,17 +145,22 @@ def address(cluster: str | None = None) -> str:
     return (cluster or os.environ.get(ADDRESS_ENV, "")).strip()
 
 
-def current(cluster: str | None = None) -> Executor:
+def current(store: RunStore, cluster: str | None = None) -> Executor:
+    """The executor the runs of this store train on: the cluster given or in STUDIO_RAY_ADDRESS, else the
+    local queue."""
     where = address(cluster)
-    return ClusterQueue(where) if where else LocalQueue()
+    return ClusterQueue(store, where) if where else LocalQueue(store)
 
 
-def ensure_all() -> None:
+def ensure_all(store: RunStore) -> None:
     """Workers for this machine's queued runs and a dispatcher for each cluster that has queued runs."""
-    jobs.ensure_workers()
-    clusters = {r.status.get("cluster", "") for r in list_runs(verify=False) if r.state.active} - {""}
+    jobs.ensure_workers(store)
+    clusters = {r.status.get("cluster", "") for r in store.runs(verify=False) if r.state.active} - {""}
     for where in sorted(clusters):
-        current(where).ensure()
+        current(store, where).ensure()
 
 
-wait = partial(jobs.wait, ensure=ensure_all)
+def wait(store: RunStore, run_id: str, *, timeout: float | None = None, poll: float = 0.5,
+         on_status: Callable[[dict], object] | None = None) -> dict:
+    """jobs.wait for a run on any executor: a queued run gets whatever it waits for (workers, a dispatcher)."""
+    return jobs.wait(store, run_id, timeout, poll, on_status, ensure=lambda: ensure_all(store))

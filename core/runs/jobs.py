@@ -3,7 +3,7 @@
 submit() writes a queued run and makes sure a worker exists for it. Each worker process
 (`python -m core worker`) waits for the queue lock, trains the oldest queued run, and
 exits, so TensorFlow's memory goes back to the system after every run. Workers register
-a pid file; a run whose worker died is marked failed by runs.load_run, and queued runs
+a pid file; a run whose worker died is marked failed by RunStore.load, and queued runs
 without enough live workers get new ones from ensure_workers().
 """
 
@@ -27,12 +27,8 @@ from core.errors import RunError, StudioError
 from core.fileio import atomic_write_json, atomic_write_text, file_lock
 from core.runs.store import (
     RunState,
-    create_run,
-    list_runs,
-    load_run,
+    RunStore,
     pid_alive,
-    run_dir,
-    update_status,
     write_history,
     write_manifest,
     write_predictions,
@@ -44,20 +40,20 @@ from core.training.plan import nominal_seconds
 STATUS_INTERVAL_S = 0.5
 
 
-def _workers_dir() -> Path:
-    return paths.runs_dir() / ".workers"
+def _workers_dir(store: RunStore) -> Path:
+    return store.root / ".workers"
 
 
-def queue_lock():
+def queue_lock(store: RunStore):
     """Held by whoever trains: one training at a time, and a waiting worker finds the queue as the holder left
     it (a run trained meanwhile is no longer queued)."""
-    return file_lock(paths.runs_dir() / ".queue.lock")
+    return file_lock(store.root / ".queue.lock")
 
 
-def worker_states() -> dict[int, str]:
+def worker_states(store: RunStore) -> dict[int, str]:
     """pid -> what each live worker does: "starting" (spawned, not yet running Python), "waiting" (for the queue
     lock) or the id of the run it trains. Files of workers that are gone are removed."""
-    folder = _workers_dir()
+    folder = _workers_dir(store)
     if not folder.is_dir():
         return {}
     states = {}
@@ -73,21 +69,21 @@ def worker_states() -> dict[int, str]:
     return states
 
 
-def live_workers() -> list[int]:
-    return list(worker_states())
+def live_workers(store: RunStore) -> list[int]:
+    return list(worker_states(store))
 
 
-def queued_runs(cluster: str = ""):
+def queued_runs(store: RunStore, cluster: str = ""):
     """Queued runs for this machine's workers (or, given an address, for that cluster), oldest first: the
     order they will train in. Called every second while a page polls, so completed runs are not re-hashed."""
-    queued = [r for r in list_runs(verify=False) if r.state == RunState.QUEUED
+    queued = [r for r in store.runs(verify=False) if r.state == RunState.QUEUED
               and r.status.get("cluster", "") == cluster]
     return sorted(queued, key=lambda r: r.status.get("created", 0))
 
 
-def queue_position(run_id: str) -> int | None:
+def queue_position(store: RunStore, run_id: str) -> int | None:
     """1 for the next run to train, None if the run is not queued."""
-    ids = [r.id for r in queued_runs()]
+    ids = [r.id for r in queued_runs(store)]
     return ids.index(run_id) + 1 if run_id in ids else None
 
 
@@ -95,13 +91,15 @@ _CHILDREN: list[subprocess.Popen] = []  # spawned by this process and not yet re
 _REAPING = threading.Lock()
 
 
-def spawn(*command: str, log: str) -> subprocess.Popen:
-    """`python -m core COMMAND...` in a session of its own (it outlives the page or CLI that started it), its
-    output appended to runs/LOG. A thread of this process reaps it when it exits, so a long-lived process (the
+def spawn(store: RunStore, *command: str, log: str) -> subprocess.Popen:
+    """`python -m core COMMAND... --runs-dir ROOT` in a session of its own (it outlives the page or CLI that
+    started it), told the store it serves, its output appended to ROOT/LOG. A thread of this process reaps it
+    when it exits, so a long-lived process (the
     app's server) keeps no defunct children."""
-    paths.runs_dir().mkdir(parents=True, exist_ok=True)
-    with open(paths.runs_dir() / log, "ab") as out:
-        child = subprocess.Popen([sys.executable, "-m", "core", *command], cwd=paths.PROJECT_DIR, stdout=out,
+    store.root.mkdir(parents=True, exist_ok=True)
+    with open(store.root / log, "ab") as out:
+        child = subprocess.Popen([sys.executable, "-m", "core", *command, "--runs-dir", str(store.root)],
+                                 cwd=paths.PROJECT_DIR, stdout=out,
                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     with _REAPING:
         _CHILDREN.append(child)
@@ -120,68 +118,68 @@ def _reap() -> None:
         time.sleep(1.0)
 
 
-def ensure_workers() -> int:
+def ensure_workers(store: RunStore) -> int:
     """Start workers until every queued run has one that is starting or waiting for it (never more: a worker
     counts from the moment it is spawned, and one process at a time counts and spawns); how many were started."""
-    with file_lock(_workers_dir() / ".spawn.lock"):
-        states = list(worker_states().values())
+    with file_lock(_workers_dir(store) / ".spawn.lock"):
+        states = list(worker_states(store).values())
         idle = sum(state in ("starting", "waiting") for state in states)
-        queued = {r.id for r in queued_runs()}
+        queued = {r.id for r in queued_runs(store)}
         missing = max(0, len(queued - set(states)) - idle)  # a worker that just took a run holds it while it is queued
         for _ in range(missing):
-            _register(spawn("worker", log="worker.log").pid)
+            _register(store, spawn(store, "worker", log="worker.log").pid)
     return missing
 
 
-def _register(pid: int) -> None:
+def _register(store: RunStore, pid: int) -> None:
     """The worker's file, "starting", unless the worker already wrote its own (it may be quicker than this)."""
     with contextlib.suppress(FileExistsError):
-        fd = os.open(_workers_dir() / str(pid), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        fd = os.open(_workers_dir(store) / str(pid), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         os.write(fd, b"starting\n")
         os.close(fd)
 
 
-def submit(config: TrainConfig, owner: str | None = None) -> str:
+def submit(store: RunStore, config: TrainConfig, owner: str | None = None) -> str:
     config.validate()
-    run = create_run(config, owner=owner)
-    ensure_workers()
+    run = store.create(config, owner=owner)
+    ensure_workers(store)
     return run.id
 
 
-def cancel(run_id: str) -> str:
+def cancel(store: RunStore, run_id: str) -> str:
     """Cancel a queued run at once, a running one at its next batch; return the new state. The same for a run
     on a cluster: its dispatcher watches for the cancel file and passes it to the task."""
-    folder = run_dir(run_id)
-    run = load_run(run_id)
+    folder = store.folder(run_id)
+    run = store.load(run_id)
     if run.state.final:
         return run.state
     (folder / "cancel").write_text("requested\n")
     if run.state == RunState.QUEUED:
-        update_status(run_id, state=RunState.CANCELLED, message="cancelled before it started")
+        store.update(run_id, state=RunState.CANCELLED, message="cancelled before it started")
         return RunState.CANCELLED
     return "cancelling"
 
 
 # ---------- the worker process ----------
 
-def worker_main() -> int:
+def worker_main(store: RunStore) -> int:
     """Entry of `python -m core worker`: train the oldest queued run, if any, then exit."""
-    _workers_dir().mkdir(parents=True, exist_ok=True)
-    me = _workers_dir() / str(os.getpid())
+    _workers_dir(store).mkdir(parents=True, exist_ok=True)
+    me = _workers_dir(store) / str(os.getpid())
     atomic_write_text(me, "waiting\n")  # renamed into place: ensure_workers never reads it half-written
     try:
-        with queue_lock():
-            queue = queued_runs()
+        with queue_lock(store):
+            queue = queued_runs(store)
             if not queue:
                 return 0
             atomic_write_text(me, queue[0].id + "\n")
-            execute(queue[0].id)
+            execute(store, queue[0].id)
             return 0
     finally:
         me.unlink(missing_ok=True)
 
 
-def execute(run_id: str, *, data: Callable[[], Split] | None = None) -> None:
+def execute(store: RunStore, run_id: str, *, data: Callable[[], Split] | None = None) -> None:
     """Train one run in this process, writing everything into its folder. data gives the run's split when it
     was drawn elsewhere (a cluster node gets it from the studio); by default it is drawn here, with
     dataset.json and split.json written."""
@@ -189,41 +187,41 @@ def execute(run_id: str, *, data: Callable[[], Split] | None = None) -> None:
     from core.training.devices import configure_devices
     from core.training.trainer import train
 
-    folder = run_dir(run_id)
-    config = load_run(run_id).config
+    folder = store.folder(run_id)
+    config = store.load(run_id).config
     started = time.time()
-    update_status(run_id, state=RunState.RUNNING, pid=os.getpid(), started=started, message="loading data",
+    store.update(run_id, state=RunState.RUNNING, pid=os.getpid(), started=started, message="loading data",
                   progress={"phase": "decode"})
     try:
         devices = configure_devices()
         scan_start = time.monotonic()
         parts = data() if data else write_data(folder, config).split
         scan_seconds = time.monotonic() - scan_start
-        result = train(config, parts, progress=_status_writer(run_id), should_stop=(folder / "cancel").exists,
+        result = train(config, parts, progress=_status_writer(store, run_id), should_stop=(folder / "cancel").exists,
                        on_epoch=lambda history: write_history(folder, history))
-        update_status(run_id, message="saving", progress={"phase": "saving"})
+        store.update(run_id, message="saving", progress={"phase": "saving"})
         result.timings["data_seconds"] = scan_seconds  # scan (and import), sample, split
-        _write_result(run_id, result, time.time() - started, f"GPU ({len(devices)})" if devices else "CPU")
-        update_status(run_id, state=RunState.COMPLETED, message="done", pid=None, finished=time.time(), progress={})
+        _write_result(store, run_id, result, time.time() - started, f"GPU ({len(devices)})" if devices else "CPU")
+        store.update(run_id, state=RunState.COMPLETED, message="done", pid=None, finished=time.time(), progress={})
         images = len(parts.train) + len(parts.val) + len(parts.test)
         rates.record("run", seconds=time.time() - started, units=nominal_seconds(config, images))
     except Cancelled as exc:
-        update_status(run_id, state=RunState.CANCELLED, message=str(exc), pid=None, finished=time.time())
+        store.update(run_id, state=RunState.CANCELLED, message=str(exc), pid=None, finished=time.time())
     except Exception as exc:
-        record_failure(run_id, exc)
+        record_failure(store, run_id, exc)
 
 
-def record_failure(run_id: str, exc: Exception) -> None:
+def record_failure(store: RunStore, run_id: str, exc: Exception) -> None:
     """A failed run's status: the sentence of a StudioError; for anything unexpected, the traceback in
     error.log and a sentence for the user."""
     if not isinstance(exc, StudioError):
-        (run_dir(run_id) / "error.log").write_text(traceback.format_exc())
+        (store.folder(run_id) / "error.log").write_text(traceback.format_exc())
     message = str(exc) if isinstance(exc, StudioError) else \
         f"Unexpected error: {type(exc).__name__}: {exc} (details in error.log)"
-    update_status(run_id, state=RunState.FAILED, message=message, pid=None, finished=time.time())
+    store.update(run_id, state=RunState.FAILED, message=message, pid=None, finished=time.time())
 
 
-def _status_writer(run_id: str):
+def _status_writer(store: RunStore, run_id: str):
     """A progress callback that writes the newest progress into status.json, at most every
     STATUS_INTERVAL_S (the start of the features and evaluate stages always)."""
     last = [0.0]
@@ -233,7 +231,7 @@ def _status_writer(run_id: str):
         if now - last[0] < STATUS_INTERVAL_S and p.phase not in ("features", "evaluate"):
             return
         last[0] = now
-        update_status(run_id, message=p.phase, progress={"phase": p.phase, "epoch": p.epoch, "epochs": p.epochs,
+        store.update(run_id, message=p.phase, progress={"phase": p.phase, "epoch": p.epoch, "epochs": p.epochs,
                                                           "batch": p.batch, "batches": p.batches,
                                                           "metrics": p.metrics, "eta_seconds": p.eta_seconds})
     return progress
@@ -257,12 +255,12 @@ def write_data(folder: Path, config: TrainConfig, *, prime: bool = True):
     return drawn
 
 
-def _write_result(run_id: str, result, seconds: float, device: str) -> None:
+def _write_result(store: RunStore, run_id: str, result, seconds: float, device: str) -> None:
     """Every file of a finished run, the manifest last (it marks the run whole)."""
-    folder = run_dir(run_id)
+    folder = store.folder(run_id)
     write_history(folder, result.history)
     write_predictions(folder, result.predictions)
-    _fault_point("saving", run_id)
+    _fault_point(store, "saving", run_id)
     write_weights(folder, result.weights)
     atomic_write_json(folder / "metrics.json", {
         **result.metrics, "seconds": seconds, "timings": result.timings, "cached_features": result.cached,
@@ -284,28 +282,28 @@ def peak_rss_mb() -> int:
     return round(maxrss / (2**20 if sys.platform == "darwin" else 2**10))
 
 
-def _fault_point(name: str, run_id: str) -> None:
+def _fault_point(store: RunStore, name: str, run_id: str) -> None:
     """Fault injection for the reliability tests: with STUDIO_FAULT_PAUSE=<name> the worker stops here
     (half its files written) until it is killed. Unset in normal use, so this does nothing."""
     if os.environ.get("STUDIO_FAULT_PAUSE") == name:
-        update_status(run_id, message=f"paused at {name} (fault injection)")
+        store.update(run_id, message=f"paused at {name} (fault injection)")
         while True:
             time.sleep(1)
 
 
-def wait(run_id: str, timeout: float | None = None, poll: float = 0.5, on_status=None, *,
+def wait(store: RunStore, run_id: str, timeout: float | None = None, poll: float = 0.5, on_status=None, *,
          ensure: Callable[[], object] | None = None) -> dict:
     """Block until the run reaches a final state; return its status. ensure starts whatever a queued run
     waits for: this machine's workers by default (core.runs.executors.ensure_all covers a cluster's runs too)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        run = load_run(run_id)
+        run = store.load(run_id)
         if on_status:
             on_status(run.status)
         if run.state.final:
             return run.status
         if run.state == RunState.QUEUED:
-            (ensure or ensure_workers)()
+            (ensure or (lambda: ensure_workers(store)))()
         if deadline is not None and time.monotonic() > deadline:
             raise RunError(f"Run {run_id} did not finish within {timeout:.0f} s (state {run.state}).")
         time.sleep(poll)

@@ -12,7 +12,6 @@ import secrets
 import shutil
 import socket
 import threading
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from core.errors import RunError
 from core.fileio import atomic_write_bytes, read_json
 from core.runs import jobs
 from core.runs.arrival import KEPT_HERE, RESULT_FILES
-from core.runs.store import create_run
+from core.runs.store import RunStore
 from core.training.config import TrainConfig
 
 RELAY_S = 0.5  # how often a task posts its status and looks for a cancel
@@ -103,36 +102,22 @@ def train_on_node(run_id: str, config: dict, split: dict, images: list | None, b
     node = ray.get_runtime_context().get_node_id()
     board.start.remote(run_id, node)
     scratch = paths.studio_home() / "cluster-runs" / f"{run_id}-{secrets.token_hex(3)}"
+    store = RunStore(root=scratch)  # this task's own runs folder
     try:
-        with _runs_dir(scratch):
-            folder = create_run(TrainConfig.from_json(config), run_id=run_id).dir
-            stop = threading.Event()
-            relay = threading.Thread(target=_relay, args=(folder, run_id, board, stop), daemon=True)
-            relay.start()
-            try:
-                jobs.execute(run_id, data=lambda: _node_split(split, images))
-            finally:
-                stop.set()
-                relay.join()
-            files = {name: (folder / name).read_bytes() for name in sorted(RESULT_FILES | KEPT_HERE)
-                     if (folder / name).is_file()}
-            return {"node": node, "status": read_json(folder / "status.json"), "files": files}
+        folder = store.create(TrainConfig.from_json(config), run_id=run_id).dir
+        stop = threading.Event()
+        relay = threading.Thread(target=_relay, args=(folder, run_id, board, stop), daemon=True)
+        relay.start()
+        try:
+            jobs.execute(store, run_id, data=lambda: _node_split(split, images))
+        finally:
+            stop.set()
+            relay.join()
+        files = {name: (folder / name).read_bytes() for name in sorted(RESULT_FILES | KEPT_HERE)
+                 if (folder / name).is_file()}
+        return {"node": node, "status": read_json(folder / "status.json"), "files": files}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-@contextmanager
-def _runs_dir(folder: Path):
-    """This task's runs folder (a worker process runs one task at a time)."""
-    before = os.environ.get("STUDIO_RUNS_DIR")
-    os.environ["STUDIO_RUNS_DIR"] = str(folder)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("STUDIO_RUNS_DIR", None)
-        else:
-            os.environ["STUDIO_RUNS_DIR"] = before
 
 
 def _relay(folder: Path, run_id: str, board, stop: threading.Event) -> None:

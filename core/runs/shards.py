@@ -19,7 +19,7 @@ from typing import Any
 
 import ray
 
-from core.backbones.inference import Layout
+from core.backbones.forward import Layout
 from core.data.dataset import ImageItem
 from core.errors import RunError
 from core.features import blocks

@@ -1,4 +1,4 @@
-"""The run store: one folder per run under runs_dir(), every file written atomically.
+"""The run store: one folder per run under its root, every file written atomically.
 
 runs/<id>/ config.json, dataset.json, split.json, status.json, history.csv, metrics.json,
 predictions.csv, weights.npz (arrays only, loaded with allow_pickle=False) and, once
@@ -67,12 +67,6 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def run_dir(run_id: str) -> Path:
-    if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
-        raise RunError(f"{run_id!r} is not a run id.")
-    return paths.runs_dir() / run_id
-
-
 def pid_alive(pid: int | None) -> bool:
     """Whether process pid runs; a zombie (exited, not yet reaped) counts as dead. psutil works on every OS."""
     if not pid:
@@ -121,30 +115,6 @@ class Run:
 
 
 # ---------- writing ----------
-
-def create_run(config: TrainConfig, run_id: str | None = None, owner: str | None = None, *,
-               cluster: str = "") -> Run:
-    """A queued run; `owner` names the app session that asked for it (None from the CLI); `cluster` the Ray
-    address it trains on ("" for this machine's workers)."""
-    run_id = run_id or new_run_id()
-    folder = run_dir(run_id)
-    folder.mkdir(parents=True, exist_ok=False)
-    atomic_write_json(folder / "config.json", config.to_json())
-    status = {"state": RunState.QUEUED, "created": time.time(), "updated": time.time(), "owner": owner,
-              "message": f"waiting for the cluster at {cluster}" if cluster else "waiting for the worker",
-              **({"cluster": cluster} if cluster else {})}
-    atomic_write_json(folder / "status.json", status)
-    return Run(id=run_id, dir=folder, config=config, status=status)
-
-
-def update_status(run_id: str, **fields) -> dict:
-    path = run_dir(run_id) / "status.json"
-    status = read_json(path) if path.is_file() else {}
-    status.update(fields)
-    status["updated"] = time.time()
-    atomic_write_json(path, status)
-    return status
-
 
 def write_history(folder: Path, history: list[dict]) -> None:
     rows = ([("" if row.get(k) is None else row[k]) for k in HISTORY_FIELDS] for row in history)
@@ -197,57 +167,90 @@ def write_manifest(folder: Path) -> None:
     atomic_write_json(folder / "manifest.json", {p.name: sha256_file(p) for p in files})
 
 
-# ---------- reading ----------
+# ---------- the store ----------
 
-def load_run(run_id: str, *, verify: bool = True) -> Run:
-    """The run; verify=False skips hashing a completed run's files (for queue bookkeeping)."""
-    folder = run_dir(run_id)
-    if not folder.is_dir():
-        raise RunError(f"No run {run_id!r} in {paths.runs_dir()}.")
-    try:
-        config = TrainConfig.from_json(read_json(folder / "config.json"))
-        status = read_json(folder / "status.json")
-    except (OSError, ValueError, TypeError) as exc:
-        return Run(
-            id=run_id,
-            dir=folder,
-            config=TrainConfig(),
-            status={"state": RunState.FAILED},
-            damaged=(f"config or status unreadable ({exc})",),
-        )
-    damaged: tuple[str, ...] = ()
-    state = RunState.of(status)
-    if state == RunState.COMPLETED and verify:
-        damaged = tuple(manifest_problems(folder))
-    elif state.active and not pid_alive(status.get("pid")) and (state == RunState.RUNNING or status.get("pid")):
-        status = _mark_dead(run_id, status)
-    return Run(id=run_id, dir=folder, config=config, status=status, damaged=damaged)
+@dataclass(frozen=True, kw_only=True)
+class RunStore:
+    """One folder of runs. Everything that reads or writes runs is given one: the pages and the CLI make it at
+    start-up (`default()`, or `--runs-dir`), workers and the dispatcher are told its root on their command
+    line, and a cluster node trains into a scratch store of its own."""
+    root: Path
 
+    @staticmethod
+    def default() -> RunStore:
+        """STUDIO_RUNS_DIR, else STUDIO_HOME/runs."""
+        return RunStore(root=paths.runs_dir())
 
-def _mark_dead(run_id: str, status: dict) -> dict:
-    done = len(read_history(run_dir(run_id)))
-    who = "The studio's dispatcher for the cluster" if status.get("cluster") else "The worker process"
-    message = (f"{who} stopped unexpectedly (killed or crashed) while {status.get('state')}; "
-               f"the history of {done} finished epoch(s) is kept.")
-    return update_status(run_id, state=RunState.FAILED, message=message, pid=None)
+    def folder(self, run_id: str) -> Path:
+        if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
+            raise RunError(f"{run_id!r} is not a run id.")
+        return self.root / run_id
 
+    def create(self, config: TrainConfig, *, run_id: str | None = None, owner: str | None = None,
+               cluster: str = "") -> Run:
+        """A queued run; `owner` names the app session that asked for it (None from the CLI); `cluster` the Ray
+        address it trains on ("" for this machine's workers)."""
+        run_id = run_id or new_run_id()
+        folder = self.folder(run_id)
+        folder.mkdir(parents=True, exist_ok=False)
+        atomic_write_json(folder / "config.json", config.to_json())
+        status = {"state": RunState.QUEUED, "created": time.time(), "updated": time.time(), "owner": owner,
+                  "message": f"waiting for the cluster at {cluster}" if cluster else "waiting for the worker",
+                  **({"cluster": cluster} if cluster else {})}
+        atomic_write_json(folder / "status.json", status)
+        return Run(id=run_id, dir=folder, config=config, status=status)
 
-def list_runs(*, verify: bool = True) -> list[Run]:
-    """Every run, newest first; damaged ones are included and marked."""
-    root = paths.runs_dir()
-    if not root.is_dir():
-        return []
-    runs = [load_run(p.name, verify=verify) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    return sorted(runs, key=lambda r: r.status.get("created", 0), reverse=True)
+    def update(self, run_id: str, **fields) -> dict:
+        """Merge fields into the run's status.json (atomically); the new status."""
+        path = self.folder(run_id) / "status.json"
+        status = read_json(path) if path.is_file() else {}
+        status.update(fields)
+        status["updated"] = time.time()
+        atomic_write_json(path, status)
+        return status
 
+    def load(self, run_id: str, *, verify: bool = True) -> Run:
+        """The run; verify=False skips hashing a completed run's files (for queue bookkeeping). A run whose
+        worker died is marked failed here."""
+        folder = self.folder(run_id)
+        if not folder.is_dir():
+            raise RunError(f"No run {run_id!r} in {self.root}.")
+        try:
+            config = TrainConfig.from_json(read_json(folder / "config.json"))
+            status = read_json(folder / "status.json")
+        except (OSError, ValueError, TypeError) as exc:
+            return Run(id=run_id, dir=folder, config=TrainConfig(), status={"state": RunState.FAILED},
+                       damaged=(f"config or status unreadable ({exc})",))
+        damaged: tuple[str, ...] = ()
+        state = RunState.of(status)
+        if state == RunState.COMPLETED and verify:
+            damaged = tuple(manifest_problems(folder))
+        elif state.active and not pid_alive(status.get("pid")) and (state == RunState.RUNNING or status.get("pid")):
+            status = self._mark_dead(run_id, status)
+        return Run(id=run_id, dir=folder, config=config, status=status, damaged=damaged)
 
-def delete_run(run_id: str) -> None:
-    folder = run_dir(run_id)
-    if not folder.is_dir():
-        raise RunError(f"No run {run_id!r} to delete.")
-    run = load_run(run_id)
-    if run.state.active and pid_alive(run.status.get("pid")):
-        raise RunError(f"Run {run_id} is {run.state}; cancel it before deleting it.")
-    trash = folder.with_name(f".deleted-{run_id}")
-    folder.rename(trash)  # one atomic step: the run disappears whole
-    shutil.rmtree(trash, ignore_errors=True)
+    def _mark_dead(self, run_id: str, status: dict) -> dict:
+        done = len(read_history(self.folder(run_id)))
+        who = "The studio's dispatcher for the cluster" if status.get("cluster") else "The worker process"
+        message = (f"{who} stopped unexpectedly (killed or crashed) while {status.get('state')}; "
+                   f"the history of {done} finished epoch(s) is kept.")
+        return self.update(run_id, state=RunState.FAILED, message=message, pid=None)
+
+    def runs(self, *, verify: bool = True) -> list[Run]:
+        """Every run, newest first; damaged ones are included and marked."""
+        if not self.root.is_dir():
+            return []
+        found = [self.load(p.name, verify=verify) for p in self.root.iterdir()
+                 if p.is_dir() and not p.name.startswith(".")]
+        return sorted(found, key=lambda r: r.status.get("created", 0), reverse=True)
+
+    def delete(self, run_id: str) -> None:
+        folder = self.folder(run_id)
+        if not folder.is_dir():
+            raise RunError(f"No run {run_id!r} to delete.")
+        run = self.load(run_id)
+        if run.state.active and pid_alive(run.status.get("pid")):
+            raise RunError(f"Run {run_id} is {run.state}; cancel it before deleting it.")
+        trash = folder.with_name(f".deleted-{run_id}")
+        folder.rename(trash)  # one atomic step: the run disappears whole
+        shutil.rmtree(trash, ignore_errors=True)

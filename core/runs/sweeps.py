@@ -12,17 +12,17 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from core import paths, rates
+from core import rates
 from core.backbones.depth import ALL
 from core.data.augment import AugmentConfig
 from core.errors import RunError, StudioError
 from core.fileio import atomic_write_json, read_json
 from core.rates import Estimate
 from core.runs import executors, jobs
-from core.runs.store import Run, RunState, load_run
+from core.runs.store import Run, RunState, RunStore
 from core.training.config import TrainConfig
 from core.training.plan import nominal_seconds
 
@@ -67,18 +67,19 @@ def estimate(points: list[TrainConfig], images: list[int]) -> Estimate:
                           guess_per_unit=1.0)
 
 
-def _dir() -> Path:
-    return paths.runs_dir() / ".sweeps"
+def _dir(store: RunStore) -> Path:
+    return store.root / ".sweeps"
 
 
-def _path(sweep_id: str) -> Path:
+def _path(store: RunStore, sweep_id: str) -> Path:
     if not sweep_id or "/" in sweep_id or sweep_id.startswith("."):
         raise RunError(f"{sweep_id!r} is not a sweep id.")
-    return _dir() / f"{sweep_id}.json"
+    return _dir(store) / f"{sweep_id}.json"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Sweep:
+    store: RunStore  # where its runs are
     id: str
     spec: SweepSpec
     run_ids: tuple  # per grid point: a run id or None
@@ -89,7 +90,7 @@ class Sweep:
         out = []
         for run_id in self.run_ids:
             try:
-                out.append(load_run(run_id) if run_id else None)
+                out.append(self.store.load(run_id) if run_id else None)
             except StudioError:
                 out.append(None)
         return out
@@ -115,17 +116,18 @@ class Sweep:
         return any(r is not None and r.state.active for r in self.runs())
 
 
-def _save(sweep: Sweep) -> None:
-    atomic_write_json(_path(sweep.id), {"id": sweep.id, "name": sweep.name, "created": sweep.created,
+def _save(store: RunStore, sweep: Sweep) -> None:
+    atomic_write_json(_path(store, sweep.id), {"id": sweep.id, "name": sweep.name, "created": sweep.created,
                                         "spec": sweep.spec.to_json(), "run_ids": list(sweep.run_ids)})
 
 
-def load_sweep(sweep_id: str) -> Sweep:
-    path = _path(sweep_id)
+def load_sweep(store: RunStore, sweep_id: str) -> Sweep:
+    path = _path(store, sweep_id)
     if not path.is_file():
         raise RunError(f"No sweep {sweep_id!r}.")
     data = read_json(path)
     return Sweep(
+        store=store,
         id=data["id"],
         spec=SweepSpec.from_json(data["spec"]),
         run_ids=tuple(data["run_ids"]),
@@ -134,14 +136,16 @@ def load_sweep(sweep_id: str) -> Sweep:
     )
 
 
-def list_sweeps() -> list[Sweep]:
-    if not _dir().is_dir():
+def list_sweeps(store: RunStore) -> list[Sweep]:
+    if not _dir(store).is_dir():
         return []
-    sweeps = [load_sweep(p.stem) for p in _dir().glob("*.json")]
+    sweeps = [load_sweep(store, p.stem) for p in _dir(store).glob("*.json")]
     return sorted(sweeps, key=lambda s: s.created, reverse=True)
 
 
-def create_sweep(spec: SweepSpec, name: str = "", *, executor: executors.Executor | None = None) -> Sweep:
+def create_sweep(
+    store: RunStore, spec: SweepSpec, name: str = "", *, executor: executors.Executor | None = None
+) -> Sweep:
     points = spec.points()
     if not points:
         raise StudioError("This sweep has no runs: every combination was invalid (scikit-learn heads need every "
@@ -150,28 +154,29 @@ def create_sweep(spec: SweepSpec, name: str = "", *, executor: executors.Executo
         config.validate()
     sweep_id = "sweep-" + time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
     sweep = Sweep(
+        store=store,
         id=sweep_id, spec=spec, run_ids=tuple([None] * len(points)), created=time.time(), name=name or sweep_id
     )
-    _save(sweep)
-    return resume(sweep.id, executor=executor)
+    _save(store, sweep)
+    return resume(store, sweep.id, executor=executor)
 
 
-def resume(sweep_id: str, *, executor: executors.Executor | None = None) -> Sweep:
+def resume(store: RunStore, sweep_id: str, *, executor: executors.Executor | None = None) -> Sweep:
     """Queue every grid point without a finished, queued or running run on the executor (default: the
     current one); return the updated sweep."""
-    executor = executor or executors.current()
-    sweep = load_sweep(sweep_id)
+    executor = executor or executors.current(store)
+    sweep = load_sweep(store, sweep_id)
     run_ids = list(sweep.run_ids)
     for i, (config, run) in enumerate(zip(sweep.spec.points(), sweep.runs(), strict=True)):
         if run is None or run.state in (RunState.FAILED, RunState.CANCELLED, RunState.DAMAGED):
             run_ids[i] = executor.submit(config)
-            sweep = Sweep(id=sweep.id, spec=sweep.spec, run_ids=tuple(run_ids), created=sweep.created, name=sweep.name)
-            _save(sweep)  # after each submission, so a crash here loses nothing
+            sweep = replace(sweep, run_ids=tuple(run_ids))
+            _save(store, sweep)  # after each submission, so a crash here loses nothing
     executor.ensure()
     return sweep
 
 
-def cancel_sweep(sweep_id: str) -> None:
-    for run in load_sweep(sweep_id).runs():
+def cancel_sweep(store: RunStore, sweep_id: str) -> None:
+    for run in load_sweep(store, sweep_id).runs():
         if run is not None and run.state.active:
-            jobs.cancel(run.id)
+            jobs.cancel(store, run.id)

@@ -13,7 +13,7 @@ from core.backbones.depth import ALL
 from core.fileio import atomic_write_json, read_json
 from core.model.calibration import reliability, scale
 from core.model.metrics import accuracy_text
-from core.runs.store import Run, RunState, list_runs
+from core.runs.store import Run, RunState, RunStore
 
 KFOLD_FILE = "kfold.json"
 
@@ -69,11 +69,11 @@ def _settings(run: Run):
     return run.config
 
 
-def related_by_corrections(run: Run) -> list[Run]:
+def related_by_corrections(store: RunStore, run: Run) -> list[Run]:
     """Completed runs with this run's config whose corrections or labelled pool images differ (the runs before
     and after a fix, or a labelling round), and this run, in the order they finished."""
     mine, settings = _corrections_key(run), _settings(run)
-    found = [r for r in list_runs() if r.state == RunState.COMPLETED and _settings(r) == settings
+    found = [r for r in store.runs() if r.state == RunState.COMPLETED and _settings(r) == settings
              and (r.id == run.id or _corrections_key(r) != mine)]
     return sorted(found, key=lambda r: (r.status.get("finished") or 0, r.id))  # ids of one second sort at random
 

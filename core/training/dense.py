@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from core.backbones.inference import run_batches
+from core.backbones.forward import run_batches
 from core.data.augment import build_augmenter
 from core.model.heads import DenseHead, balanced_weights
 from core.tf import tf_keras

@@ -40,7 +40,7 @@ def describe() -> Environment:
     does not load TensorFlow (seconds) unless there is a GPU to list."""
     from importlib.metadata import version
 
-    from core.backbones.store import status
+    from core.backbones.model_store import status
 
     gpus = configure_devices()
     bundled = status()

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from core.backbones.inference import run_batches
+from core.backbones.forward import run_batches
 from core.data.arrays import DEFAULT_CACHE, array_chunks, item_arrays
 from core.data.augment import ArrayAugmenter
 from core.data.sampling import Split

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from core.backbones.inference import run_batches
+from core.backbones.forward import run_batches
 from core.backbones.registry import Source
 from core.tf import tf, tf_keras
 from core.training.context import BatchWatch, TrainingContext

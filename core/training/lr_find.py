@@ -116,24 +116,24 @@ def find_for_config(config: TrainConfig, phase: ProbePhase = "head",
 def find_learning_rate(config: TrainConfig, split: Split, phase: ProbePhase = "head", steps: int = STEPS,
                        progress: Progress | None = None) -> RateCurve:
     """The rate curve of `phase` for this config and split (augmentation off: the inputs are cached)."""
-    from core.training.trainer import prepare
+    from core.training.trainer import set_up
 
     if phase not in RANGES:
         raise TrainingError(f"The learning-rate finder knows the phases head and fine-tune, not {phase!r}.")
     config = config.with_(augment=AugmentConfig(), cache_features=True, head="dense").validate()
     start_time = time.perf_counter()
     report = (lambda p: progress(p.phase, p.batch, p.batches)) if progress else None
-    prepared = prepare(config, split, progress=report)
-    plan = prepared.plan
+    setup = set_up(config, split, progress=report)
+    plan = setup.plan
     if plan.consumes not in (Consumes.VECTORS, Consumes.CUTS):
         raise TrainingError("The learning-rate finder needs the frozen part's outputs cached: choose a layered "
                             "backbone (an opaque hub layer cannot be cut) and a depth whose cut fits in memory.")
     if phase == "fine-tune" and not plan.fine_tunes:
         raise TrainingError("Every block is frozen, so there is no fine-tuning phase: choose fewer frozen blocks, "
                             "or find the head's rate.")
-    probe = numpy_rate_probe if prepared.models is None else rate_probe  # the loop the run itself would use
-    step, (start, end) = probe(prepared, phase), RANGES[phase]
-    batches = _batches(_train_inputs(prepared, phase), prepared.inputs.labels["train"], config.batch_size,
+    probe = numpy_rate_probe if setup.models is None else rate_probe  # the loop the run itself would use
+    step, (start, end) = probe(setup, phase), RANGES[phase]
+    batches = _batches(_train_inputs(setup, phase), setup.inputs.labels["train"], config.batch_size,
                        config.seed)
     rates, losses = ramp(lambda rate, i: step(rate, *next(batches)), steps, start, end,
                          staged(progress, "lr"))
@@ -151,15 +151,15 @@ def find_learning_rate(config: TrainConfig, split: Split, phase: ProbePhase = "h
     )
 
 
-def numpy_rate_probe(prepared, phase: str):
+def numpy_rate_probe(setup, phase: str):
     """step(rate, x, y) for a head that trains in numpy (every block frozen): SoftmaxFit's own update, with the
     run's dropout, class weights and seed, at `rate`."""
     from core.model.heads.dense import balanced_weights
     from core.model.heads.softmax_fit import SoftmaxFit
 
-    config, labels = prepared.ctx.config, prepared.inputs.labels["train"]
-    num_classes = len(prepared.split.classes)
-    fit = SoftmaxFit(prepared.inputs.need("cuts")["train"].shape[1], num_classes,
+    config, labels = setup.ctx.config, setup.inputs.labels["train"]
+    num_classes = len(setup.split.classes)
+    fit = SoftmaxFit(setup.inputs.need("cuts")["train"].shape[1], num_classes,
                      learning_rate=config.learning_rate, dropout=config.dropout, seed=config.seed)
     per_class = np.ones(num_classes, np.float32)
     for index, weight in (balanced_weights(labels) if config.class_weight else {}).items():
@@ -171,31 +171,31 @@ def numpy_rate_probe(prepared, phase: str):
     return step
 
 
-def _train_inputs(prepared, phase: str) -> np.ndarray:
+def _train_inputs(setup, phase: str) -> np.ndarray:
     """The head's vectors, or the cut tensors fine-tuning starts from."""
-    from core.backbones.inference import run_batches
+    from core.backbones.forward import run_batches
 
-    cuts = prepared.inputs.need("cuts")["train"]
-    if phase == "fine-tune" or prepared.plan.consumes == Consumes.VECTORS:
+    cuts = setup.inputs.need("cuts")["train"]
+    if phase == "fine-tune" or setup.plan.consumes == Consumes.VECTORS:
         return cuts
-    return run_batches(prepared.models.vectors, cuts)
+    return run_batches(setup.models.vectors, cuts)
 
 
-def rate_probe(prepared, phase: str):
+def rate_probe(setup, phase: str):
     """step(rate, x, y) -> the batch's loss after one update at `rate`: the head alone on vectors, or, after
     the head phase the run would train first, the unfrozen blocks at `rate` with the head at its own rate.
-    `prepared`: core.training.trainer.prepare's, for a dense head."""
+    `setup`: core.training.trainer.set_up's, for a dense head."""
     from core.tf import tf, tf_keras
     from core.training.dense import assign_rates, fit_phase
 
-    models, plan, config = prepared.models, prepared.plan, prepared.ctx.config
+    models, plan, config = setup.models, setup.plan, setup.ctx.config
     if phase == "head":
         model = models.head_only
         model.compile(optimizer=tf_keras.optimizers.Adam(config.learning_rate),
                       loss="sparse_categorical_crossentropy")
     else:
         if plan.phases[0].name == "head":
-            fit_phase(prepared.ctx, plan, plan.phases[0], models, prepared.inputs, 1)
+            fit_phase(setup.ctx, plan, plan.phases[0], models, setup.inputs, 1)
         model, fine = models.trainable, plan.phases[-1]
         for block in models.trainable_blocks:
             block.trainable = True

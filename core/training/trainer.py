@@ -1,6 +1,6 @@
-"""Training: follow the run's plan (core.training.plan) as a recipe: prepare, fit, finish.
+"""Training: follow the run's plan (core.training.plan) as a recipe: set_up, fit, finish.
 
-prepare: plan; load the TensorFlow backbone only if the plan needs it; decode; run the frozen part once per
+set_up: plan; load the TensorFlow backbone only if the plan needs it; decode; run the frozen part once per
 image (and, with augmentation, once per epoch). fit: a dense head on fixed vectors in numpy
 (core.training.numpy_fit), so a run whose every block is frozen never loads TensorFlow; with unfrozen blocks,
 Keras phase by phase (core.training.dense); the other heads in one step. finish: calibrate, evaluate, weights.
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.backbones import get_spec, load_backbone, store, tflite_run
+from core.backbones import get_spec, load_backbone, model_store, tflite_run
 from core.backbones.summary import BackboneSummary
 from core.data.sampling import Split
 from core.model.calibration import ece, fit_temperature, scale
@@ -84,7 +84,7 @@ def _convert_first(ctx: TrainingContext) -> None:
     from core.backbones import bundled
 
     bundled.prepare(ctx.config.backbone, lambda stage, done, total: ctx.report("convert", batch=done, batches=total),
-                    store.TRAINING_PARTS)
+                    model_store.TRAINING_PARTS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,7 +100,7 @@ def _load(ctx: TrainingContext, split: Split) -> _Loaded:
     With every block frozen and converted, the converted file's summary is enough to plan."""
     config, distributed = ctx.config, ctx.strategy is not None
     # The converted forward's presence is a file check; the weights' manifest is checked where they load.
-    if get_spec(config.backbone).converted and not store.ready(config.backbone, ("tflite",)):
+    if get_spec(config.backbone).converted and not model_store.ready(config.backbone, ("tflite",)):
         _convert_first(ctx)
     summary = None if distributed else tflite_run.whole_summary(config.backbone, config.image_size)
     backbone = None
@@ -158,7 +158,7 @@ def _calibrate(head, probs: dict, labels: dict, vectors: dict, num_classes: int)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Prepared:
+class SetUp:
     """A run up to its first batch: the plan, what it loaded, its inputs and, for a dense head, the untrained
     Keras models."""
     ctx: TrainingContext
@@ -179,9 +179,9 @@ class Fitted:
     vectors: dict[str, np.ndarray]
 
 
-def prepare(config: TrainConfig, split: Split, *, progress: Callable[[TrainProgress], None] | None = None,
+def set_up(config: TrainConfig, split: Split, *, progress: Callable[[TrainProgress], None] | None = None,
             should_stop: Callable[[], bool] | None = None, on_epoch: Callable[[list[dict]], None] | None = None,
-            strategy=None) -> Prepared:
+            strategy=None) -> SetUp:
     """Plan the run, load what the plan needs, gather its inputs (decoded, through the frozen part) and build
     the dense head's Keras models when it trains in TensorFlow. `strategy`: a tf.distribute.Strategy, or None."""
     config.validate()
@@ -198,7 +198,7 @@ def prepare(config: TrainConfig, split: Split, *, progress: Callable[[TrainProgr
         from core.training.dense import build_models
 
         models = build_models(ctx, plan, backbone, summary, len(split.classes))
-    return Prepared(ctx=ctx, plan=plan, backbone=backbone, summary=summary, inputs=inputs, models=models, split=split)
+    return SetUp(ctx=ctx, plan=plan, backbone=backbone, summary=summary, inputs=inputs, models=models, split=split)
 
 
 def numpy_head(plan: RunPlan, ctx: TrainingContext) -> bool:
@@ -207,10 +207,10 @@ def numpy_head(plan: RunPlan, ctx: TrainingContext) -> bool:
     return plan.head == "dense" and plan.consumes in (Consumes.VECTORS, Consumes.EPOCH_VECTORS) and ctx.strategy is None
 
 
-def fit(prepared: Prepared) -> Fitted:
+def fit(setup: SetUp) -> Fitted:
     """The head (and the unfrozen blocks) trained, phase by phase; or a one-step head fitted."""
-    ctx, plan, inputs, models = prepared.ctx, prepared.plan, prepared.inputs, prepared.models
-    num_classes = len(prepared.split.classes)
+    ctx, plan, inputs, models = setup.ctx, setup.plan, setup.inputs, setup.models
+    num_classes = len(setup.split.classes)
     if models is not None:
         from core.training.dense import fit_dense, trained_vectors
 
@@ -218,7 +218,7 @@ def fit(prepared: Prepared) -> Fitted:
         return Fitted(
             head=models.head,
             probs=probs,
-            vectors=trained_vectors(ctx, plan, prepared.backbone, prepared.summary, models, inputs),
+            vectors=trained_vectors(ctx, plan, setup.backbone, setup.summary, models, inputs),
         )
     if plan.head == "dense":
         head, probs = fit_dense_numpy(ctx, plan, inputs, num_classes)
@@ -229,12 +229,12 @@ def fit(prepared: Prepared) -> Fitted:
         return Fitted(head=head, probs=_fit_in_one_step(ctx, head, cuts, inputs.labels, num_classes), vectors=cuts)
 
 
-def finish(prepared: Prepared, fitted: Fitted) -> TrainResult:
+def finish(setup: SetUp, fitted: Fitted) -> TrainResult:
     """Calibrate, fit the rejection rule, and collect the predictions, metrics and weights."""
-    plan, split, labels, classes = prepared.plan, prepared.split, prepared.inputs.labels, prepared.split.classes
+    plan, split, labels, classes = setup.plan, setup.split, setup.inputs.labels, setup.split.classes
     calibrated = _calibrate(fitted.head, fitted.probs, labels, fitted.vectors, len(classes))
     probs = calibrated.probs
-    tuned = prepared.backbone.tuned_weights(plan.frozen) if plan.fine_tunes and prepared.backbone else {}
+    tuned = setup.backbone.tuned_weights(plan.frozen) if plan.fine_tunes and setup.backbone else {}
     weights = {**fitted.head.weights(), **calibrated.rule.weights(), **tuned}
     predictions = {
         n: Predictions(
@@ -242,12 +242,12 @@ def finish(prepared: Prepared, fitted: Fitted) -> TrainResult:
         )
         for n in PARTS
     }
-    trainable, frozen = parameter_counts(prepared.summary, plan.frozen, len(classes))
+    trainable, frozen = parameter_counts(setup.summary, plan.frozen, len(classes))
     return TrainResult(
-        history=prepared.ctx.history,
+        history=setup.ctx.history,
         predictions=predictions,
         metrics={**summarize(predictions), **calibrated.metrics},
-        timings=prepared.ctx.timings,
+        timings=setup.ctx.timings,
         weights=weights,
         trainable_params=trainable,
         frozen_params=frozen,
@@ -258,7 +258,7 @@ def finish(prepared: Prepared, fitted: Fitted) -> TrainResult:
 def train(config: TrainConfig, split: Split, *, progress: Callable[[TrainProgress], None] | None = None,
           should_stop: Callable[[], bool] | None = None, on_epoch: Callable[[list[dict]], None] | None = None,
           strategy: Any = None) -> TrainResult:
-    """Train one run in this process: prepare (plan, load, decode, run the frozen part), fit (the head, then
+    """Train one run in this process: set_up (plan, load, decode, run the frozen part), fit (the head, then
     fine-tuning), finish (calibrate, evaluate, collect the weights). Writes nothing; core.runs.jobs saves it.
 
     Args:
@@ -276,6 +276,6 @@ def train(config: TrainConfig, split: Split, *, progress: Callable[[TrainProgres
         TrainingError: the config cannot train on this split (the message says what to change).
         Cancelled: should_stop asked for it.
     """
-    prepared = prepare(config, split, progress=progress, should_stop=should_stop, on_epoch=on_epoch,
+    setup = set_up(config, split, progress=progress, should_stop=should_stop, on_epoch=on_epoch,
                        strategy=strategy)
-    return finish(prepared, fit(prepared))
+    return finish(setup, fit(setup))

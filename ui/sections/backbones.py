@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.analysis import compare as comparing
-from core.backbones import bundled, get_spec, list_specs, store
+from core.backbones import bundled, get_spec, list_specs, model_store
 from core.backbones.registry import Source, backbone_title
 from core.errors import StudioError
 from core.present.analysis_figures import backbones_figure
@@ -78,7 +78,7 @@ def section() -> None:
     if editing():
         models = st.multiselect("Backbones to compare", CHOICES, default=CHOICES, format_func=_label,
                                 key="compare_models")
-        missing = [m for m in models if get_spec(m).converted and not store.ready(m)]
+        missing = [m for m in models if get_spec(m).converted and not model_store.ready(m)]
         converting = (f"{', '.join(_label(m) for m in missing)} will be converted for this machine first: "
                       f"{bundled.conversion_estimate(missing).text()}. " if missing else "")
         st.caption(f"{converting}What a backbone computed once is kept, so comparing again computes nothing.")

@@ -13,7 +13,7 @@ from core.images import png_data_uri
 from core.inference.batch import UNKNOWN, Batch, predict_batch
 from core.inference.predict import predictions_csv
 from core.present.figures import class_counts
-from ui import uploads
+from ui import state, uploads
 from ui.presenting import chart
 from ui.progress import counted_bar
 from ui.widgets import show_error
@@ -47,7 +47,9 @@ def _receive() -> None:
 
 def _predict(run_id: str, name: str, path, k: int) -> Batch:
     bar, progress = counted_bar(f"Predicting the images in {name}...", f"Predicting the images in {name}")
-    batch = predict_batch(run_id, [path], k=k, names={str(path): name}, progress=progress, thumbnails=THUMBNAIL)
+    batch = predict_batch(
+        state.run_store(), run_id, [path], k=k, names={str(path): name}, progress=progress, thumbnails=THUMBNAIL
+    )
     bar.empty()
     return batch
 

@@ -11,7 +11,7 @@ from core.data.sources import MAX_ZIP_BYTES, load_pool
 from core.errors import StudioError
 from core.inference.suggest import DEFAULT_PICKS, suggest
 from core.model.acquisition import STRATEGIES
-from ui import resources, uploads
+from ui import resources, state, uploads
 from ui.progress import staged_bar
 from ui.widgets import show_error
 
@@ -177,14 +177,12 @@ def _additions_in_effect(ds, on_saved) -> None:
 def _train_again() -> None:
     """A run with the settings of this session's last run (or the current ones), on the sample with the labels."""
     from core.runs import executors
-    from core.runs.store import load_run
-    from ui import state
 
     try:
-        last = load_run(s.run_id, verify=False).config if s.get("run_id") else None
+        last = state.run_store().load(s.run_id, verify=False).config if s.get("run_id") else None
         same = last is not None and last.dataset == s.dataset  # its settings, on the sample the Data page shows
         config = last.with_(per_class=s.per_class, fraction=s.fraction) if same else state.train_config()
-        s.run_id = executors.current().submit(config, owner=s.token)
+        s.run_id = executors.current(state.run_store()).submit(config, owner=s.token)
     except StudioError as exc:
         show_error(exc)
         return

@@ -9,8 +9,9 @@ from core.errors import StudioError
 from core.present.figures import reliability_diagram
 from core.present.tables import runs_table
 from core.runs import trust
-from core.runs.compare import comparison_rows
+from core.runs.runs_table import comparison_rows
 from core.runs.summary import where_trained
+from ui import state
 from ui.presenting import chart, table
 from ui.progress import counted_bar
 from ui.widgets import show_error
@@ -59,7 +60,7 @@ def calibration(run, metrics: dict) -> None:
 
 
 def corrections_compare(run) -> None:
-    related = trust.related_by_corrections(run)
+    related = trust.related_by_corrections(state.run_store(), run)
     if len(related) < 2:
         return
     st.subheader("Before and after corrections and labelling rounds")
