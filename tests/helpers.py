@@ -282,9 +282,15 @@ def start_ray_node(home: Path, log: Path, *, head_port: int | None = None, addre
             [*(["taskset", "-c", str(core)] if core is not None else []), str(RAY), "start", "--block", *where,
              "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
              "--object-store-memory", str(300 * 2**20), "--include-log-monitor", "false", "--disable-usage-stats"],
-            env={**os.environ, "STUDIO_HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", **env},
+            env={**_own_home(os.environ), "STUDIO_HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", **env},
             cwd=PROJECT_DIR, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
+
+
+def _own_home(env) -> dict:
+    """The environment without this process's own cache and run folders: a node keeps its own under its home
+    (a test's empty_feature_store sets STUDIO_CACHE_DIR for this process alone)."""
+    return {k: v for k, v in env.items() if k not in ("STUDIO_CACHE_DIR", "STUDIO_RUNS_DIR")}
 
 
 def alive_ray_nodes() -> set[str]:
