@@ -65,7 +65,7 @@ def label_issues(work: Path) -> None:
     for seed in range(3):
         root, moved = flipped_digits(work / f"flipped-{seed}", 50, seed)
         health = check_health(load_dataset(str(root)), "efficientnet_lite0", seed=seed)
-        ranked = [x["file"] for x in health.label_issues]
+        ranked = [x.file for x in health.label_issues]
         k = len(moved)
         emit({"measure": "label issues, digits 50/class, 5% flipped", "seed": seed, "flipped": k,
               "flagged": len(ranked), "precision_at_k": round(len(set(ranked[:k]) & moved) / k, 3),

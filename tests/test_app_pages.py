@@ -315,7 +315,7 @@ def test_data_page_health_finds_a_planted_flip_and_undoes_corrections(tmp_path, 
     next(b for b in at.button if b.label == "Check the dataset's health").click().run()
     assert not at.exception, [e.value for e in at.exception]
     health = latest(str(folder), "efficientnet_lite0")
-    assert health.label_issues[0]["file"] == "green/red_03.png" and health.label_issues[0]["suggested"] == "red"
+    assert health.label_issues[0].file == "green/red_03.png" and health.label_issues[0].suggested == "red"
     assert metrics(at)["Likely label errors"] == str(len(health.label_issues))
     set_override(scan_folder(folder), "green/red_03.png", "relabel", "red")
     at.session_state.dataset_stamp = time.time()  # as the page's own save does: scan again

@@ -25,18 +25,35 @@ from core.progress import Progress, staged
 
 
 @dataclass(frozen=True, kw_only=True)
+class LabelIssue:
+    """An image whose folder's class the checks doubt: the class it was given, the one they believe, and
+    cleanlab's label quality (low is suspicious)."""
+    file: str
+    given: str
+    suggested: str
+    score: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class OddImage:
+    """An image unlike a photo of the task (blank, nearly one colour, tiny, extreme shape): why."""
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Health:
     dataset: str
     root: str
     backbone: str
     classes: tuple[str, ...]
     images: int
-    label_issues: tuple[dict, ...]  # {"file", "given", "suggested", "score"}, most likely first
+    label_issues: tuple[LabelIssue, ...]  # most likely first
     label_check: str  # a sentence: how the labels were checked, or why they could not be
     near_duplicates: tuple[tuple[str, ...], ...]  # groups of files
     duplicate_check: str
     imbalance: dict
-    odd_images: tuple[dict, ...]  # {"file", "reason"}
+    odd_images: tuple[OddImage, ...]
     engine: str
     computed: int  # images that went through the backbone (the rest came from the feature store)
     seconds: float
@@ -50,9 +67,10 @@ class Health:
 
     @staticmethod
     def from_json(data: dict) -> Health:
-        data = {**data, "classes": tuple(data["classes"]), "label_issues": tuple(data["label_issues"]),
+        data = {**data, "classes": tuple(data["classes"]),
+                "label_issues": tuple(LabelIssue(**x) for x in data["label_issues"]),
                 "near_duplicates": tuple(tuple(g) for g in data["near_duplicates"]),
-                "odd_images": tuple(data["odd_images"])}
+                "odd_images": tuple(OddImage(**x) for x in data["odd_images"])}
         return Health(**data)
 
 
@@ -173,7 +191,7 @@ def check_health(dataset: Dataset, backbone: str, *, image_size: int | None = No
         near_duplicates=tuple(tuple(items[i].relpath for i in g) for g in groups),
         duplicate_check=duplicate_check,
         imbalance=imbalance(dataset.counts()),
-        odd_images=tuple({"file": items[i].relpath, "reason": r} for i, r in odd.items()),
+        odd_images=tuple(OddImage(file=items[i].relpath, reason=r) for i, r in odd.items()),
         engine=engine,
         computed=computed,
         seconds=round(time.monotonic() - start, 2),
@@ -182,7 +200,7 @@ def check_health(dataset: Dataset, backbone: str, *, image_size: int | None = No
     )
 
 
-def _label_issues(items, vectors, classes, seed, progress) -> tuple[list[dict], str]:
+def _label_issues(items, vectors, classes, seed, progress) -> tuple[list[LabelIssue], str]:
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[i.label] for i in items])
     if progress:
@@ -193,8 +211,8 @@ def _label_issues(items, vectors, classes, seed, progress) -> tuple[list[dict], 
     except DataError as exc:
         return [], f"Labels were not checked: {exc}"
     found = label_issues(probs, labels)
-    rows = [{"file": items[x.index].relpath, "given": classes[x.given], "suggested": classes[x.suggested],
-             "score": float(f"{x.score:.3g}")} for x in found]
+    rows = [LabelIssue(file=items[x.index].relpath, given=classes[x.given], suggested=classes[x.suggested],
+                       score=float(f"{x.score:.3g}")) for x in found]
     return rows, ("Labels were checked with out-of-fold probabilities of a linear probe and a nearest-neighbour "
                   "vote on the feature vectors, ranked by cleanlab's find_label_issues.")
 

@@ -19,7 +19,7 @@ from core.model.vectors import unit_rows
 
 
 @dataclass(frozen=True, kw_only=True)
-class LabelIssue:
+class RankedLabel:
     index: int  # into the items
     given: int
     suggested: int
@@ -75,7 +75,7 @@ def _vote(vectors: np.ndarray, labels: np.ndarray, fold_of: np.ndarray, neighbou
     return votes / votes.sum(axis=1, keepdims=True)
 
 
-def label_issues(probs: np.ndarray, labels: np.ndarray) -> list[LabelIssue]:
+def label_issues(probs: np.ndarray, labels: np.ndarray) -> list[RankedLabel]:
     """cleanlab's likely label errors, most likely first: every image whose out-of-fold probabilities favour
     another class, ranked by the probability they give its own label. cleanlab's default filter (prune by
     noise rate) flagged fewer, and its top k measured 0.73 against 0.90 on 200 digits (BENCHMARKS.md)."""
@@ -86,6 +86,6 @@ def label_issues(probs: np.ndarray, labels: np.ndarray) -> list[LabelIssue]:
                                return_indices_ranked_by="self_confidence")
     scores = get_label_quality_scores(labels, probs, method="self_confidence")
     return [
-        LabelIssue(index=int(i), given=int(labels[i]), suggested=int(probs[i].argmax()), score=float(scores[i]))
+        RankedLabel(index=int(i), given=int(labels[i]), suggested=int(probs[i].argmax()), score=float(scores[i]))
         for i in ranked
     ]

@@ -3,6 +3,8 @@ the corrections a user marks ("wrong label, should be X" or "exclude") saved to 
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import streamlit as st
 
 from core.backbones.registry import backbone_title
@@ -103,7 +105,7 @@ def section(ds, backbone: str, on_saved) -> None:
     if health.label_issues:
         st.markdown("**Likely label errors**, most likely first: the folder's class, and the class the probe "
                     "believes." + (" Choose an action for any you agree with." if editing() else ""))
-        issues = [{**r, "score": score_text(r["score"])} for r in health.label_issues]
+        issues = [{**asdict(r), "score": score_text(r.score)} for r in health.label_issues]
         chosen.update(_editor(ds, issues, {"given": "given", "suggested": "suggested", "label quality": "score"},
                               "health_labels", overrides))
     if health.near_duplicates:
@@ -113,7 +115,8 @@ def section(ds, backbone: str, on_saved) -> None:
         chosen.update(_editor(ds, rows, {"group": "group"}, "health_dups", overrides))
     if health.odd_images:
         st.markdown("**Odd images**")
-        chosen.update(_editor(ds, list(health.odd_images), {"reason": "reason"}, "health_odd", overrides))
+        chosen.update(_editor(ds, [asdict(x) for x in health.odd_images], {"reason": "reason"}, "health_odd",
+                              overrides))
     if editing():
         _corrections(ds, chosen, overrides, on_saved)
 
