@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psutil
 import pytest
 
 from core.runs.store import RunStore
@@ -69,6 +70,39 @@ def pytest_collection_modifyitems(config, items):
     if config.pluginmanager.hasplugin("randomly") and config.getoption("randomly_reorganize", False):
         return
     items.sort(key=lambda item: ORDER.index(item.path.name) if item.path.name in ORDER else len(ORDER))
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its children it has reaped (workers, servers, CLI processes)."""
+    t = psutil.Process().cpu_times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Where the suite's CPU goes: each test's CPU time travels with its report (to the controller too)."""
+    start = _cpu_seconds()
+    yield
+    item.user_properties.append(("cpu_seconds", round(_cpu_seconds() - start, 1)))
+
+
+_CPU_BY_TEST: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        for key, value in report.user_properties:
+            if key == "cpu_seconds":
+                _CPU_BY_TEST[report.nodeid] = value
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _CPU_BY_TEST or _IS_WORKER:
+        return
+    terminalreporter.write_sep("=", f"CPU per test: {sum(_CPU_BY_TEST.values()):.0f} s in the test calls, "
+                                    f"slowest 10 (with the children each test reaped)")
+    for nodeid, seconds in sorted(_CPU_BY_TEST.items(), key=lambda kv: -kv[1])[:10]:
+        terminalreporter.write_line(f"{seconds:8.1f}s cpu {nodeid}")
 
 
 def pytest_sessionfinish(session):
