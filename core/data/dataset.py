@@ -51,6 +51,19 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.items)
 
+    def require_images(self) -> Dataset:
+        """The dataset, or a DataError saying why it has no usable image (every step after the scan needs one)."""
+        if self.items:
+            return self
+        if not self.skipped:
+            raise DataError(f"{self.root} has no images in its class folders; put the images in one folder per "
+                            f"class.")
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(self.skipped_by_reason().items()))
+        first = self.skipped[0]
+        raise DataError(f"{self.root} has no usable image: all {len(self.skipped)} file(s) were skipped ({reasons}); "
+                        f"for example {first.name}: {first.reason}" + (f" ({first.detail})" if first.detail else "")
+                        + ".")
+
     def summary(self) -> dict:
         return {"name": self.name, "root": self.root, "classes": list(self.classes), "images": len(self.items),
                 "counts": self.counts(), "skipped": self.skipped_by_reason(), "warnings": list(self.warnings),

@@ -82,6 +82,7 @@ def sample(dataset: Dataset, per_class: int | None = None, fraction: float | Non
         raise DataError(f"Images per class must be at least 1, got {per_class}.")
     if fraction is not None and not 0 < fraction <= 1:
         raise DataError(f"The fraction of the dataset must be in (0, 1], got {fraction}.")
+    dataset.require_images()
     rng = np.random.default_rng(seed)
     taken: list[ImageItem] = []
     per: dict[str, int] = {}

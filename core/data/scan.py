@@ -10,6 +10,7 @@ sides of a split. A file unchanged since the last scan keeps that scan's verdict
 from __future__ import annotations
 
 import hashlib
+import os
 import unicodedata
 from collections.abc import Callable
 from functools import partial
@@ -34,6 +35,40 @@ def is_junk(parts: tuple[str, ...] | list[str]) -> bool:
     return any(p.startswith(".") or p == "__MACOSX" or p.lower() in JUNK_NAMES for p in parts)
 
 
+def files_under(root: Path) -> tuple[list[Path], list[Skipped]]:
+    """Every file under root, in name order, by the studio's one policy for links in a folder the user chose
+    (README, "Symbolic links"): a link to a regular file is followed, wherever it points (it is the user's own
+    disk); a link to a folder is not entered, and a dangling link or one to a special file is skipped, each
+    named with why. Clutter (is_junk) is passed over without a word; what a path that is not a link turns out
+    to be is the caller's to check."""
+    found, skipped = [], []
+    for folder, dirs, files in os.walk(root):  # followlinks=False: a link to a folder is listed, not entered
+        here = Path(folder)
+        for name in sorted(dirs):
+            if is_junk([name]) or (here / name).is_symlink():
+                dirs.remove(name)
+                if not is_junk([name]):
+                    skipped.append(_link_skipped(here / name, root, "a folder"))
+        for name in files:
+            path = here / name
+            if is_junk(path.relative_to(root).parts):
+                continue
+            target = not_regular(path) if path.is_symlink() else None
+            if target:
+                skipped.append(_link_skipped(path, root, target))
+            else:
+                found.append(path)
+    return sorted(found), sorted(skipped, key=lambda s: s.name)
+
+
+def _link_skipped(path: Path, root: Path, target: str) -> Skipped:
+    name = normalise(path.relative_to(root).as_posix())
+    if target == "missing":
+        return Skipped(name=name, reason="broken link", detail=f"it points to {os.readlink(path)}, which is not there")
+    return Skipped(name=name, reason="link not followed", detail=f"it points to {target}; only links to image "
+                                                                 f"files are followed")
+
+
 def normalise(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
@@ -41,7 +76,7 @@ def normalise(name: str) -> str:
 def class_root(root: Path) -> Path:
     """A zip often wraps the class folders in one top folder: look inside it."""
     entries = [p for p in root.iterdir() if not is_junk([p.name])]
-    if len(entries) == 1 and entries[0].is_dir():
+    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
         inner = [p for p in entries[0].iterdir() if not is_junk([p.name])]
         if inner and all(p.is_dir() for p in inner):
             return entries[0]
@@ -59,7 +94,8 @@ def scan_folder(root: str | Path, name: str | None = None, progress: Callable[[i
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; expected a folder with one sub-folder per class.")
     classes_in = class_root(root)
-    labels = {normalise(p.name) for p in classes_in.iterdir() if p.is_dir() and not is_junk([p.name])}
+    labels = {normalise(p.name) for p in classes_in.iterdir()
+              if p.is_dir() and not p.is_symlink() and not is_junk([p.name])}  # a linked folder is not entered
     if not labels:
         raise DataError(f"{root} has no class folders; expected one sub-folder of images per class.")
     candidates, passed_over = candidates_in(classes_in)
@@ -130,15 +166,12 @@ def import_record(classes_in: Path) -> tuple[list[Skipped], tuple[str, ...]]:
 def candidates_in(class_root: Path, *, labelled: bool = True) -> tuple[list[tuple[Path, str, str]], list[Skipped]]:
     """(path, relpath, label) of every file worth decoding, in name order, and what was passed over. Not
     labelled (an unlabelled pool): images anywhere, each with the label ""."""
-    candidates, skipped = [], []
-    for path in sorted(class_root.rglob("*")):
+    candidates = []
+    files, skipped = files_under(class_root)
+    for path in files:
         rel_parts = path.relative_to(class_root).parts
-        if is_junk(rel_parts) or path.is_dir():
-            continue
         relpath = normalise("/".join(rel_parts))
-        if path.is_symlink():
-            skipped.append(Skipped(name=relpath, reason="symbolic link", detail="links are not followed"))
-        elif labelled and len(rel_parts) < 2:
+        if labelled and len(rel_parts) < 2:
             skipped.append(Skipped(name=relpath, reason="not in a class folder",
                                    detail="put each image in a folder named after its class"))
         elif path.suffix.lower() not in IMAGE_EXTENSIONS:

@@ -131,6 +131,9 @@ def near_duplicate_groups(items: Sequence[ImageItem], backbone: str, image_size:
     """The near-duplicate groups and how they were found. Without vectors given, those the feature store or a
     converted file can give (a run's split: it never builds a TensorFlow backbone for this); failing those,
     thumbnails alone."""
+    if not items:
+        return DuplicateSearch(groups=(), how="No images to compare for near duplicates.", looks=[],
+                               with_vectors=False)
     how = "thumbnails and feature vectors"
     if vectors is None:  # first: computing them caches each photo's array, which the looks then read
         vectors = _cheap_vectors(items, backbone, image_size)
@@ -173,7 +176,7 @@ def check_health(dataset: Dataset, backbone: str, *, image_size: int | None = No
         issues (LabelIssue records) and odd images (OddImage records), with how long it took.
     """
     start = time.monotonic()
-    items = list(dataset.items)
+    items = list(dataset.require_images().items)
     vectors, engine, computed = _vectors(items, backbone, image_size, progress)
     search = near_duplicate_groups(items, backbone, image_size, vectors, progress)
     groups, duplicate_check, looks = search.groups, search.how, search.looks

@@ -17,7 +17,7 @@ from core.backbones.registry import Engine
 from core.data.archive import ZipLimits, zip_images
 from core.data.dataset import Skipped
 from core.data.decode import IMAGE_EXTENSIONS
-from core.data.scan import is_junk
+from core.data.scan import files_under
 from core.errors import DataError
 from core.fileio import not_regular
 from core.images import thumbnail
@@ -57,9 +57,10 @@ def _is_zip(path: Path) -> bool:
 
 
 def _folder_images(folder: Path, skipped: list[Skipped]) -> Iterator[tuple[str, Path]]:
-    for path in sorted(p for p in folder.rglob("*") if not p.is_dir()):
-        if is_junk(path.relative_to(folder).parts):
-            continue
+    """The folder's images by the scan's policy for links (core.data.scan.files_under), named by their path."""
+    files, passed = files_under(folder)
+    skipped += [Skipped(name=str(folder / s.name), reason=s.reason, detail=s.detail) for s in passed]
+    for path in files:
         if path.suffix.lower() not in IMAGE_EXTENSIONS:
             skipped.append(Skipped(name=str(path), reason="not an image", detail="extension is not an image type"))
         elif kind := not_regular(path):
