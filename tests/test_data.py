@@ -244,9 +244,9 @@ def test_folder_scan_reports_every_problem(tmp_path):
     assert reasons["cats/vector.png"] == "unsupported format"
     assert reasons["dogs/cut.jpg"] == "corrupt"
     assert reasons["loose.png"] == "not in a class folder"
-    assert reasons["dogs/link.png"] == "symbolic link"
+    assert reasons["dogs/link.png"] == "exact duplicate"  # a link to an image is followed (README): to cats_001
     dupes = {s.name: s.detail for s in ds.skipped if s.reason == "exact duplicate"}
-    assert set(dupes) == {"cats/cats_000_again.png", "dogs/copy.png"}
+    assert set(dupes) == {"cats/cats_000_again.png", "dogs/copy.png", "dogs/link.png"}
     assert "class 'cats'" in dupes["dogs/copy.png"]
     assert not any(".hidden" in s.name for s in ds.skipped)
     assert any("'empty' has no usable images" in w for w in ds.warnings)
