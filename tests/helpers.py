@@ -87,7 +87,8 @@ def train_in_process(config, store=None) -> str:
     """A run created in the run store (default: the environment's) and trained by the worker's own `execute`, in
     this process; its id. The worker process adds nothing here (tests/test_training.py keeps real workers for
     cancel and kill)."""
-    from core.runs.jobs import execute, queue_lock
+    from core.runs.jobs import queue_lock
+    from core.runs.worker import execute
 
     store = store or RunStore.default()
     with queue_lock(store):  # as a worker holds it: a worker another test started cannot take this run meanwhile
@@ -98,7 +99,8 @@ def train_in_process(config, store=None) -> str:
 
 def run_queued_in_process(store) -> int:
     """In place of jobs.ensure_workers(store): train every queued run here, oldest first; how many ran."""
-    from core.runs.jobs import execute, queue_lock, queued_runs
+    from core.runs.jobs import queue_lock, queued_runs
+    from core.runs.worker import execute
 
     with queue_lock(store):
         queue = queued_runs(store)

@@ -15,7 +15,7 @@ from core.data.arrays import item_arrays
 from core.inference.export import export_run
 from core.inference.predict import run_model
 from core.present.report import report, write_report
-from core.runs import jobs, sweeps
+from core.runs import jobs, sweeps, worker
 from core.runs.runs_table import best, comparison_rows, rows_csv
 from core.runs.store import RunState, RunStore
 from core.training.config import TrainConfig
@@ -43,7 +43,7 @@ def test_sweep_resumes_without_redoing_finished_runs(color_folder, own_runs, mon
     sweep = sweeps.create_sweep(RunStore.default(), sweeps.SweepSpec(base=base, per_class=(4, 6, 8)), "resume test")
     first, second = sweep.run_ids[:2]
     with jobs.queue_lock(RunStore.default()):
-        jobs.execute(RunStore.default(), first)
+        worker.execute(RunStore.default(), first)
     assert RunStore.default().load(first).state == "completed"
     gone = subprocess.Popen(["true"])
     gone.wait()

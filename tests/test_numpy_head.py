@@ -87,7 +87,7 @@ def test_a_frozen_run_never_imports_tensorflow(tmp_path):
 import sys
 from pathlib import Path
 from core.data.augment import AugmentConfig
-from core.runs.jobs import execute
+from core.runs.worker import execute
 from core.runs.store import RunStore
 from core.training.config import TrainConfig
 from tests.helpers import make_color_folders

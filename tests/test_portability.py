@@ -44,8 +44,8 @@ def test_the_queue_lock_is_exclusive_and_can_be_tried_without_waiting(tmp_path):
 
 
 def test_process_liveness_and_peak_memory_come_from_psutil():
-    from core.runs.jobs import peak_rss_mb
     from core.runs.store import pid_alive
+    from core.runs.worker import peak_rss_mb
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     deadline = time.monotonic() + 30

@@ -19,7 +19,7 @@ import ray
 
 from core.errors import StudioError
 from core.fileio import file_lock
-from core.runs import jobs
+from core.runs import jobs, worker
 from core.runs.arrival import arrive
 from core.runs.executors import dispatcher_file
 from core.runs.remote import MAX_RETRIES, connect, new_board, put_images, ships_images, train_on_node
@@ -74,7 +74,7 @@ def _send(store: RunStore, run: Run, board, images: dict, gpus: bool, flight: Fl
     began = time.monotonic()
     store.update(run.id, pid=os.getpid(), message="drawing the sample and split")
     try:
-        drawn = jobs.write_data(run.dir, run.config, prime=False)
+        drawn = worker.write_data(run.dir, run.config, prime=False)
         shipped = None
         if ships_images():
             key = hashlib.sha256("".join(sorted(i.sha256 for i in drawn.dataset.items)).encode()).hexdigest()
@@ -82,7 +82,7 @@ def _send(store: RunStore, run: Run, board, images: dict, gpus: bool, flight: Fl
                 images[key] = put_images(drawn.dataset.items)
             shipped = images[key]
     except Exception as exc:
-        jobs.record_failure(store, run.id, exc)
+        worker.record_failure(store, run.id, exc)
         return
     split = {**drawn.split.to_json(), "root": drawn.dataset.root}
     options = {"num_cpus": RUN_CPUS, "num_gpus": 1 if gpus else 0, "max_retries": MAX_RETRIES,

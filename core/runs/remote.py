@@ -22,7 +22,7 @@ from core import paths
 from core.data.sampling import Split
 from core.errors import RunError
 from core.fileio import atomic_write_bytes, read_json
-from core.runs import jobs
+from core.runs import worker
 from core.runs.arrival import KEPT_HERE, RESULT_FILES
 from core.runs.store import RunStore
 from core.training.config import TrainConfig
@@ -109,7 +109,7 @@ def train_on_node(run_id: str, config: dict, split: dict, images: list | None, b
         relay = threading.Thread(target=_relay, args=(folder, run_id, board, stop), daemon=True)
         relay.start()
         try:
-            jobs.execute(store, run_id, data=lambda: _node_split(split, images))
+            worker.execute(store, run_id, data=lambda: _node_split(split, images))
         finally:
             stop.set()
             relay.join()
