@@ -155,15 +155,14 @@ def numpy_rate_probe(setup, phase: str):
     """step(rate, x, y) for a head that trains in numpy (every block frozen): SoftmaxFit's own update, with the
     run's dropout, class weights and seed, at `rate`."""
     from core.model.heads.dense import balanced_weights
-    from core.model.heads.softmax_fit import SoftmaxFit
+    from core.model.heads.softmax_fit import SoftmaxFit, sample_weights
 
     config, labels = setup.ctx.config, setup.inputs.labels["train"]
     num_classes = len(setup.split.classes)
     fit = SoftmaxFit(setup.inputs.need("cuts")["train"].shape[1], num_classes,
                      learning_rate=config.learning_rate, dropout=config.dropout, seed=config.seed)
-    per_class = np.ones(num_classes, np.float32)
-    for index, weight in (balanced_weights(labels) if config.class_weight else {}).items():
-        per_class[index] = weight
+    # each class's weight as DenseHead.fit gives its images (the batches come without their indices)
+    per_class = sample_weights(np.arange(num_classes), balanced_weights(labels) if config.class_weight else None)
 
     def step(rate: float, x: np.ndarray, y: np.ndarray) -> float:
         fit.learning_rate = rate
