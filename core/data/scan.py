@@ -45,14 +45,15 @@ def files_under(root: Path) -> tuple[list[Path], list[Skipped]]:
     for folder, dirs, files in os.walk(root):  # followlinks=False: a link to a folder is listed, not entered
         here = Path(folder)
         for name in sorted(dirs):
-            if is_junk([name]) or (here / name).is_symlink():
+            if is_junk([name]):
                 dirs.remove(name)
-                if not is_junk([name]):
-                    skipped.append(_link_skipped(here / name, root, "a folder"))
+            elif (here / name).is_symlink():
+                dirs.remove(name)
+                skipped.append(_link_skipped(here / name, root, "a folder"))
         for name in files:
-            path = here / name
-            if is_junk(path.relative_to(root).parts):
+            if is_junk([name]):  # junk folders were not entered, so the name alone decides
                 continue
+            path = here / name
             target = not_regular(path) if path.is_symlink() else None
             if target:
                 skipped.append(_link_skipped(path, root, target))
@@ -218,10 +219,8 @@ def _check(candidate: tuple[Path, str, str], prime_size: int | None = None) -> V
     try:
         with open(path, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
-            if prime_size and DEFAULT_CACHE.has((digest, prime_size)):
-                return Verdict(
-                    digest=digest, min_side=DRAFT_FACTOR * prime_size
-                )  # decoded before: its array is in the cache
+            if prime_size and DEFAULT_CACHE.has((digest, prime_size)):  # decoded before: its array is cached
+                return Verdict(digest=digest, min_side=DRAFT_FACTOR * prime_size)
             f.seek(0)
             image = open_image(f, relpath, target=prime_size or VALIDATION_SIZE)
         if prime_size and min(image.size) >= DRAFT_FACTOR * prime_size:
