@@ -143,18 +143,18 @@ def _frozen_outputs(ctx: TrainingContext, plan: RunPlan, backbone, summary, forw
     """What the frozen part hands the trainable part: cut tensors once per image and, with augmentation,
     every epoch's augmented vectors, as the plan says."""
     config, cuts, per_epoch = ctx.config, None, None
-    fit = images
     if forward is None and plan.precompute:
         forward = _frozen_forward(ctx, plan, backbone, summary)
     if plan.precompute:
         with ctx.timed("features"):
-            cuts = fit = _extract(ctx, forward, images)
+            cuts = _extract(ctx, forward, images)
     if plan.consumes == Consumes.EPOCH_VECTORS:
         with ctx.timed("augment"):
             per_epoch = augmented_features(ArrayAugmenter(config.augment, config.seed), forward, images["train"],
                                            config.epochs, ctx.progress, ctx.should_stop)
-    return Inputs(labels=_labels(split), fit=fit if plan.cached else images, images=images, cuts=cuts,
-                  per_epoch=per_epoch)
+    # a cached plan always precomputes, so cuts are there; `is not None` says so to the type checker
+    return Inputs(labels=_labels(split), fit=cuts if plan.cached and cuts is not None else images, images=images,
+                  cuts=cuts, per_epoch=per_epoch)
 
 
 def _streamed(ctx: TrainingContext, plan: RunPlan, backbone, summary, forward, split: Split) -> Inputs:
