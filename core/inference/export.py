@@ -26,7 +26,6 @@ from core.data.decode import REDUCING_GAP
 from core.errors import StudioError
 from core.inference.formats import EXPORTS, FORMATS, Exported
 from core.inference.predict import run_model
-from core.model.metrics import accuracy_text
 from core.runs.store import RunStore
 from core.tf import tf_keras
 
@@ -108,15 +107,15 @@ def export_run(store: RunStore, run_id: str, fmt: str, out: str | Path) -> Expor
     if out.exists():
         raise StudioError(f"{out} already exists; choose a new folder for the export.")
     rm = run_model(store, run_id)
-    if fmt == "keras" and rm.run.config.head == "knn":
-        raise StudioError("The k-NN head votes with a TensorFlow top-k that no built-in Keras layer has, so a .keras "
-                          "file could not be loaded without the studio's code; export it as a SavedModel or TFLite.")
+    form = EXPORTS[fmt]
+    if rm.run.config.head in form.refused_heads:
+        raise StudioError(form.refused_heads[rm.run.config.head])
     model, features = _float_models(rm)
     size = rm.backbone.input_size
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
-        EXPORTS[fmt].write(tmp, Exported(model=model, features=features, size=size))
+        form.write(tmp, Exported(model=model, features=features, size=size))
         (tmp / "labels.txt").write_text("\n".join(rm.classes) + "\n", encoding="utf-8")
         (tmp / "metadata.json").write_text(json.dumps(_metadata(rm), indent=1), encoding="utf-8")
         (tmp / "USAGE.md").write_text(_usage(fmt, rm, size), encoding="utf-8")
@@ -124,44 +123,20 @@ def export_run(store: RunStore, run_id: str, fmt: str, out: str | Path) -> Expor
         val = rm.run.split().val
         images = item_arrays(val, size).astype(np.float32) / 255.0
         expected = rm.predict_arrays((images * 255.0).round().astype(np.uint8))
-        got = EXPORTS[fmt].predict(tmp, images)
+        got = form.predict(tmp, images)
         agreement = float((got.argmax(1) == expected.argmax(1)).mean()) if len(images) else 1.0
         diff = float(np.abs(got - expected).max()) if len(images) else 0.0
         if agreement < 1.0:
             raise StudioError(f"The {fmt} export disagrees with the run on {1 - agreement:.0%} of the validation "
                               f"images (max probability difference {diff:.3g}); it was not saved.")
-        if fmt == "web":  # the checked ONNX model goes into the page, which is then the whole export
-            _write_page(tmp, rm, size)
+        if form.finish:
+            form.finish(tmp, rm, size)
         tmp.rename(out)
         return ExportResult(
             path=out, format=fmt, checked_images=len(images), top1_agreement=agreement, max_abs_diff=diff
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _write_page(folder: Path, rm, size: int) -> None:
-    """classifier.html in place of model.onnx: the model, ONNX Runtime Web and the run's rule in one file."""
-    import datetime
-
-    from core.inference.web_page import page_html
-    from core.inference.web_runtime import ensure_runtime
-
-    runtime = ensure_runtime()
-    model = (folder / "model.onnx").read_bytes()
-    metrics, today = rm.run.metrics(), datetime.date.today().isoformat()
-    finished = datetime.date.fromtimestamp(rm.run.status.get("finished") or 0).isoformat()
-    numbers = [f"{part} accuracy {accuracy_text(metrics[f'{key}_accuracy'], metrics.get(f'{key}_accuracy_interval'))}"
-               for part, key in (("validation", "val"), ("test", "test")) if metrics.get(f"{key}_accuracy") is not None]
-    summary = (f"Run {rm.run.id} · {rm.run.config.backbone} · classes: {', '.join(rm.classes)} · "
-               + " · ".join(numbers) + f" · trained {finished}, exported {today}. Everything runs in this browser.")
-    meta = {"classes": list(rm.classes), "input_size": size,
-            "rule": rm.rule.to_json() if rm.rule else None}  # the page reads class_means and threshold
-    (folder / "classifier.html").write_text(page_html(
-        title=f"{', '.join(rm.classes[:4])}{'...' if len(rm.classes) > 4 else ''} classifier", summary=summary,
-        meta=meta, model=model, ort_module=(runtime / "ort.wasm.bundle.min.mjs").read_bytes(),
-        wasm=(runtime / "ort-wasm-simd-threaded.wasm").read_bytes()), encoding="utf-8")
-    (folder / "model.onnx").unlink()
 
 
 def export_zip(store: RunStore, run_id: str, fmt: str) -> bytes:

@@ -8,7 +8,7 @@ formats without loading them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,16 @@ class Exported:
 class ExportFormat:
     """One way out of the studio. `write` fills an empty folder; `predict` loads what it wrote, as USAGE.md says,
     and returns probabilities for float images; `load` is USAGE.md's code; `features` says where the feature
-    vector for the "none of these" rule comes from, or None when the format outputs probabilities only."""
+    vector for the "none of these" rule comes from, or None when the format outputs probabilities only;
+    `refused_heads` names the heads it cannot hold, with why; `finish` turns the checked files into the export's
+    final form."""
     title: str
     write: Callable[[Path, Exported], None]
     predict: Callable[[Path, np.ndarray], np.ndarray]
     load: str
     features: str | None = None
+    refused_heads: dict[str, str] = field(default_factory=dict)  # head kind -> why this format cannot hold it
+    finish: Callable[[Path, Any, int], None] | None = None  # after the check: (folder, the run's model, size)
 
 
 def _image_spec(size: int):
@@ -119,6 +123,32 @@ def _predict_onnx(folder: Path, images: np.ndarray) -> np.ndarray:
     return session.run(["probs"], {"image": images})[0]
 
 
+def _finish_web(folder: Path, rm: Any, size: int) -> None:
+    """classifier.html in place of the checked model.onnx: the model, ONNX Runtime Web and the run's rule in one
+    file, which is then the whole export."""
+    import datetime
+
+    from core.inference.web_page import page_html
+    from core.inference.web_runtime import ensure_runtime
+    from core.model.metrics import accuracy_text
+
+    runtime = ensure_runtime()
+    model = (folder / "model.onnx").read_bytes()
+    metrics, today = rm.run.metrics(), datetime.date.today().isoformat()
+    finished = datetime.date.fromtimestamp(rm.run.status.get("finished") or 0).isoformat()
+    numbers = [f"{part} accuracy {accuracy_text(metrics[f'{key}_accuracy'], metrics.get(f'{key}_accuracy_interval'))}"
+               for part, key in (("validation", "val"), ("test", "test")) if metrics.get(f"{key}_accuracy") is not None]
+    summary = (f"Run {rm.run.id} · {rm.run.config.backbone} · classes: {', '.join(rm.classes)} · "
+               + " · ".join(numbers) + f" · trained {finished}, exported {today}. Everything runs in this browser.")
+    meta = {"classes": list(rm.classes), "input_size": size,
+            "rule": rm.rule.to_json() if rm.rule else None}  # the page reads class_means and threshold
+    (folder / "classifier.html").write_text(page_html(
+        title=f"{', '.join(rm.classes[:4])}{'...' if len(rm.classes) > 4 else ''} classifier", summary=summary,
+        meta=meta, model=model, ort_module=(runtime / "ort.wasm.bundle.min.mjs").read_bytes(),
+        wasm=(runtime / "ort-wasm-simd-threaded.wasm").read_bytes()), encoding="utf-8")
+    (folder / "model.onnx").unlink()
+
+
 EXPORTS: dict[str, ExportFormat] = {
     "savedmodel": ExportFormat(
         title="TensorFlow SavedModel", write=_write_savedmodel, predict=_predict_savedmodel,
@@ -127,6 +157,9 @@ EXPORTS: dict[str, ExportFormat] = {
         features="`model.features(images)` gives that vector"),
     "keras": ExportFormat(
         title="Keras model (.keras)", write=_write_keras, predict=_predict_keras,
+        refused_heads={"knn": "The k-NN head votes with a TensorFlow top-k that no built-in Keras layer has, so a "
+                              ".keras file could not be loaded without the studio's code; export it as a SavedModel "
+                              "or TFLite."},
         load="import os; os.environ['TF_USE_LEGACY_KERAS'] = '1'\nimport tf_keras\n"
              "model = tf_keras.models.load_model('model.keras')\nprobs = model.predict(images)"),
     "tflite": ExportFormat(
@@ -144,6 +177,7 @@ EXPORTS: dict[str, ExportFormat] = {
         features="the `features` output"),
     "web": ExportFormat(
         title="Web page (classifies in the browser, no server)", write=_write_onnx, predict=_predict_onnx,
+        finish=_finish_web,
         load="# Open classifier.html in a browser (double-click it; no server, no network). Drop or pick images,\n"
              "# or use the camera. The page holds the same ONNX model as the ONNX export."),
 }
